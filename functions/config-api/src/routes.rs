@@ -1,0 +1,138 @@
+//! The route table: dispatch and the OpenAPI document both come from it, so the
+//! document cannot describe an endpoint the code does not serve, or miss one.
+
+use serde_json::{Value, json};
+
+use crate::auth::Access;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    ConnectionStatus,
+}
+
+pub struct Route {
+    pub method: &'static str,
+    /// With `{name}` segments for path parameters.
+    pub path: &'static str,
+    pub op: Op,
+    pub access: Access,
+    pub summary: &'static str,
+    pub response: &'static str,
+}
+
+pub const ROUTES: &[Route] = &[Route {
+    method: "GET",
+    path: "/v1/hubspot/connection",
+    op: Op::ConnectionStatus,
+    access: Access::Settings,
+    summary: "The board account's HubSpot connection: state, portal, authorizing user, scopes, activity.",
+    response: "ConnectionStatus",
+}];
+
+/// A matched route and its path parameters.
+pub struct Matched {
+    pub route: &'static Route,
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoMatch {
+    /// The path exists with another method (405).
+    Method,
+    /// No such path (404).
+    Path,
+}
+
+/// Finds the route for a method and path, with the path parameters.
+pub fn find(method: &str, path: &str) -> Result<Matched, NoMatch> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut path_matched = false;
+    for route in ROUTES {
+        let pattern: Vec<&str> = route.path.split('/').collect();
+        if pattern.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matched = pattern.iter().zip(&segments).all(|(p, s)| {
+            if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                params.push((name.to_owned(), (*s).to_owned()));
+                !s.is_empty()
+            } else {
+                p == s
+            }
+        });
+        if matched {
+            path_matched = true;
+            if route.method == method {
+                return Ok(Matched { route, params });
+            }
+        }
+    }
+    Err(if path_matched { NoMatch::Method } else { NoMatch::Path })
+}
+
+fn schemas() -> Value {
+    json!({
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "code"],
+            "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"},
+                "status": {"type": "integer"}, "code": {"type": "string"}, "detail": {"type": "string"}
+            }
+        },
+        "ConnectionStatus": {
+            "type": "object",
+            "required": ["state", "scopes", "consecutive_auth_failures"],
+            "properties": {
+                "state": {"type": "string", "enum": ["not_connected", "pending", "active", "suspended", "disconnected", "uninstalled"]},
+                "portal_id": {"type": ["integer", "null"]},
+                "hub_domain": {"type": ["string", "null"]},
+                "authorized_by": {"type": ["object", "null"], "properties": {"user_id": {"type": "string"}, "email": {"type": "string"}}},
+                "scopes": {"type": "array", "items": {"type": "string"}},
+                "connected_at": {"type": ["string", "null"], "format": "date-time"},
+                "last_webhook_at": {"type": ["string", "null"], "format": "date-time"},
+                "consecutive_auth_failures": {"type": "integer"}
+            }
+        }
+    })
+}
+
+pub fn openapi() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in ROUTES {
+        let parameters: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let access = match route.access {
+            Access::Settings => "Settings: master, admin, or custom with hubspot_settings.",
+            Access::Business => "Business: master, admin, manager, leader, staff, or custom with hubspot_business.",
+        };
+        let problem = json!({"description": "Problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+        let operation = json!({
+            "summary": route.summary,
+            "description": access,
+            "operationId": format!("{:?}", route.op),
+            "parameters": parameters,
+            "security": [{"boardJwt": []}],
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", route.response)}}}},
+                "400": problem, "401": problem, "403": problem, "404": problem
+            }
+        });
+        let entry = paths.entry(route.path).or_insert_with(|| json!({}));
+        entry[route.method.to_ascii_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "board ⇄ HubSpot config and business API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"boardJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": schemas()
+        }
+    })
+}

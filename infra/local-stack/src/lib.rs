@@ -1,0 +1,143 @@
+//! The local stack: the five Lambda handlers mounted on one HTTP router, the
+//! sync worker draining the queue, and both sandboxes, in one process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use board_hubspot::app::Services;
+use board_hubspot::config::{Settings, StoreKind};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// API Gateway's payload limit; handlers apply their own, smaller ones.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+async fn to_lambda(request: Request) -> Result<lambda_http::Request, Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response())?;
+    let body = if bytes.is_empty() { lambda_http::Body::Empty } else { lambda_http::Body::Binary(bytes.to_vec()) };
+    Ok(lambda_http::http::Request::from_parts(parts, body))
+}
+
+fn from_lambda(response: lambda_http::Response<lambda_http::Body>) -> Response {
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, AxumBody::from(body.to_vec()))
+}
+
+/// Mounts a `lambda_http` handler as an axum handler.
+macro_rules! lambda_route {
+    ($services:expr, $handler:path) => {{
+        let services = $services.clone();
+        any(move |request: Request| {
+            let services = services.clone();
+            async move {
+                match to_lambda(request).await {
+                    Ok(request) => match $handler(&services, request).await {
+                        Ok(response) => from_lambda(response),
+                        Err(error) => {
+                            tracing::error!(%error, "handler failed");
+                            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+                        }
+                    },
+                    Err(response) => response,
+                }
+            }
+        })
+    }};
+}
+
+pub fn router(services: &Services) -> Router {
+    Router::new()
+        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/openapi.json", lambda_route!(services, config_api::handle))
+        .route("/v1/{*rest}", lambda_route!(services, config_api::handle))
+        .route("/oauth/callback", lambda_route!(services, oauth_callback::handle))
+        .route("/hubspot/webhooks", lambda_route!(services, webhook::handle))
+        .route("/hubspot/card", lambda_route!(services, crm_card::handle))
+        .nest("/_sandbox/hubspot", sandbox_hubspot::router())
+        .nest("/_sandbox/board", sandbox_board::router())
+}
+
+/// A running stack: its address, and how to stop it.
+pub struct Stack {
+    pub addr: SocketAddr,
+    pub services: Services,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    worker: JoinHandle<()>,
+}
+
+impl Stack {
+    /// Stops accepting, lets the worker finish its batch, and waits for both.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        let _ = self.worker.await;
+    }
+}
+
+/// Builds the services the configuration asks for.
+pub async fn services(settings: Settings) -> anyhow::Result<Services> {
+    Ok(match settings.store {
+        StoreKind::Memory => Services::in_memory(settings).0,
+        StoreKind::Aws => Services::aws(settings, &aws_config::load_from_env().await, true)
+            .await
+            .context("DynamoDB/SQS")?,
+    })
+}
+
+async fn stopped_signal(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send; drop it here.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Binds `addr` (port 0 for any) and starts serving and draining the queue.
+pub async fn start(settings: Settings, addr: SocketAddr) -> anyhow::Result<Stack> {
+    start_with(services(settings).await?, addr).await
+}
+
+/// Starts with services built by the caller (tests point them at moto).
+pub async fn start_with(services: Services, addr: SocketAddr) -> anyhow::Result<Stack> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+
+    let app = router(&services);
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            stopped_signal(&mut server_stop).await;
+        });
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "server stopped");
+        }
+    });
+
+    let worker_services = services.clone();
+    let mut worker_stop = stopped;
+    let worker = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stopped_signal(&mut worker_stop) => break,
+                polled = sync_worker::poll_once(&worker_services, &*worker_services.queue, Duration::from_millis(500)) => {
+                    if let Err(error) = polled {
+                        tracing::warn!(%error, "worker poll failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    });
+
+    Ok(Stack { addr, services, stop, server, worker })
+}

@@ -1,0 +1,6 @@
+//! Adapters: the only code that knows DynamoDB, SQS, HTTP and crypto details.
+
+pub mod clock;
+pub mod queue;
+pub mod store;
+pub mod table;

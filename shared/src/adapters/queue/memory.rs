@@ -1,0 +1,199 @@
+//! An in-memory queue with SQS's semantics: invisible while being worked on,
+//! visible again after the visibility timeout or an explicit delay, moved to the
+//! dead-letter queue on the receive after `max_receives`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::REASON_ATTRIBUTE;
+use crate::ports::{ReceivedMessage, StoreError, StoreResult, WorkQueue};
+
+#[derive(Debug, Clone)]
+struct Stored {
+    id: String,
+    body: String,
+    attributes: Vec<(String, String)>,
+    visible_at: Instant,
+    receive_count: u32,
+    receipt: Option<String>,
+}
+
+#[derive(Debug)]
+struct Lane {
+    messages: Mutex<Vec<Stored>>,
+    arrived: Notify,
+}
+
+impl Lane {
+    fn new() -> Self {
+        Self { messages: Mutex::new(Vec::new()), arrived: Notify::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Stored>> {
+        self.messages.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, body: String, attributes: Vec<(String, String)>) {
+        self.lock().push(Stored {
+            id: uuid::Uuid::new_v4().to_string(),
+            body,
+            attributes,
+            visible_at: Instant::now(),
+            receive_count: 0,
+            receipt: None,
+        });
+        self.arrived.notify_waiters();
+    }
+}
+
+/// A work queue and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct MemoryQueue {
+    work: Arc<Lane>,
+    dead: Arc<Lane>,
+    visibility: Duration,
+    max_receives: u32,
+}
+
+impl MemoryQueue {
+    /// `visibility`: how long a received message stays invisible;
+    /// `max_receives`: receives before the message moves to the DLQ (SQS `maxReceiveCount`).
+    pub fn new(visibility: Duration, max_receives: u32) -> Self {
+        Self { work: Arc::new(Lane::new()), dead: Arc::new(Lane::new()), visibility, max_receives: max_receives.max(1) }
+    }
+
+    /// Messages in the work queue, visible or not (for tests and the local stack's status).
+    pub fn depth(&self) -> usize {
+        self.work.lock().len()
+    }
+
+    fn take_visible(&self, lane: &Lane, max: usize, dead_letter_over: Option<u32>) -> Vec<ReceivedMessage> {
+        let now = Instant::now();
+        let mut taken = Vec::new();
+        let mut overdue = Vec::new();
+        {
+            let mut messages = lane.lock();
+            let mut i = 0;
+            while i < messages.len() && taken.len() < max {
+                let m = &mut messages[i];
+                if m.visible_at > now {
+                    i += 1;
+                    continue;
+                }
+                if dead_letter_over.is_some_and(|limit| m.receive_count >= limit) {
+                    overdue.push(messages.remove(i));
+                    continue;
+                }
+                m.receive_count += 1;
+                m.visible_at = now + self.visibility;
+                let receipt = uuid::Uuid::new_v4().to_string();
+                m.receipt = Some(receipt.clone());
+                taken.push(ReceivedMessage {
+                    message_id: m.id.clone(),
+                    receipt,
+                    body: m.body.clone(),
+                    receive_count: m.receive_count,
+                    attributes: m.attributes.clone(),
+                });
+                i += 1;
+            }
+        }
+        for mut m in overdue {
+            // As SQS's redrive policy does: same body and attributes, counts restart.
+            m.receive_count = 0;
+            m.receipt = None;
+            m.visible_at = now;
+            self.dead.lock().push(m);
+        }
+        taken
+    }
+
+    fn remove(lane: &Lane, receipt: &str) -> Option<Stored> {
+        let mut messages = lane.lock();
+        let index = messages.iter().position(|m| m.receipt.as_deref() == Some(receipt))?;
+        Some(messages.remove(index))
+    }
+}
+
+#[async_trait]
+impl WorkQueue for MemoryQueue {
+    async fn send_batch(&self, bodies: &[String]) -> StoreResult<()> {
+        for body in bodies {
+            self.work.push(body.clone(), Vec::new());
+        }
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>> {
+        if !(1..=super::MAX_BATCH).contains(&max) {
+            return Err(StoreError::Limit(format!("receive takes 1 to 10 messages, got {max}")));
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let arrived = self.work.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let taken = self.take_visible(&self.work, max, Some(self.max_receives));
+            if !taken.is_empty() {
+                return Ok(taken);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            // Wake on a new message, or poll for delayed ones becoming visible.
+            let nap = (deadline - now).min(Duration::from_millis(20));
+            let _ = tokio::time::timeout(nap, arrived).await;
+        }
+    }
+
+    async fn delete(&self, receipt: &str) -> StoreResult<()> {
+        Self::remove(&self.work, receipt);
+        Self::remove(&self.dead, receipt);
+        Ok(())
+    }
+
+    async fn retry_after(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
+        if delay > Duration::from_secs(43_200) {
+            return Err(StoreError::Limit("visibility delay above 12 hours".into()));
+        }
+        let mut messages = self.work.lock();
+        if let Some(m) = messages.iter_mut().find(|m| m.receipt.as_deref() == Some(receipt)) {
+            m.visible_at = Instant::now() + delay;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> StoreResult<()> {
+        let mut attributes = message.attributes.clone();
+        attributes.retain(|(k, _)| k != REASON_ATTRIBUTE);
+        attributes.push((REASON_ATTRIBUTE.to_owned(), reason.to_owned()));
+        self.dead.push(message.body.clone(), attributes);
+        Self::remove(&self.work, &message.receipt);
+        Ok(())
+    }
+
+    async fn receive_dead_letters(&self, max: usize) -> StoreResult<Vec<ReceivedMessage>> {
+        Ok(self.take_visible(&self.dead, max.clamp(1, super::MAX_BATCH), None))
+    }
+
+    async fn redrive(&self, max: usize) -> StoreResult<usize> {
+        let mut moved = 0;
+        while moved < max {
+            let batch = self.take_visible(&self.dead, (max - moved).min(super::MAX_BATCH), None);
+            if batch.is_empty() {
+                break;
+            }
+            for message in batch {
+                self.work.push(message.body.clone(), Vec::new());
+                Self::remove(&self.dead, &message.receipt);
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+}

@@ -1,0 +1,157 @@
+//! What travels on the work queues: our own jobs (webhook events made durable)
+//! and board's change events (SPEC §10), told apart by shape.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountId, PortalId};
+
+/// One HubSpot webhook event as HubSpot sends it. Every field but `portalId` is
+/// optional: HubSpot's shapes vary by subscription type, and events are only
+/// notifications that make us re-read (SPEC §5, §11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubSpotEvent {
+    #[serde(default)]
+    pub event_id: Option<u64>,
+    #[serde(default)]
+    pub subscription_id: Option<u64>,
+    pub portal_id: PortalId,
+    #[serde(default)]
+    pub app_id: Option<u64>,
+    #[serde(default)]
+    pub occurred_at: Option<i64>,
+    /// `subscriptionType` in most of HubSpot's documentation, `eventType` in some.
+    #[serde(default, alias = "eventType")]
+    pub subscription_type: Option<String>,
+    #[serde(default)]
+    pub attempt_number: Option<u32>,
+    #[serde(default)]
+    pub object_id: Option<u64>,
+    #[serde(default)]
+    pub property_name: Option<String>,
+    #[serde(default)]
+    pub change_source: Option<String>,
+    #[serde(default)]
+    pub source_id: Option<String>,
+    #[serde(default)]
+    pub primary_object_id: Option<u64>,
+    #[serde(default)]
+    pub merged_object_ids: Option<Vec<u64>>,
+    #[serde(default)]
+    pub new_object_id: Option<u64>,
+    #[serde(default)]
+    pub from_object_id: Option<u64>,
+    #[serde(default)]
+    pub to_object_id: Option<u64>,
+    #[serde(default)]
+    pub association_type: Option<String>,
+    #[serde(default)]
+    pub association_removed: Option<bool>,
+}
+
+/// A board change event (SPEC §10). The snapshot stays raw JSON text here; the
+/// board → HubSpot use case parses it per object type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BoardEvent {
+    pub event_id: String,
+    pub account_id: AccountId,
+    #[serde(rename = "type")]
+    pub event_type: BoardEventType,
+    pub occurred_at: String,
+    pub version: u64,
+    pub object: Box<serde_json::value::RawValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BoardEventType {
+    #[serde(rename = "project.created")]
+    ProjectCreated,
+    #[serde(rename = "project.updated")]
+    ProjectUpdated,
+    #[serde(rename = "project.deleted")]
+    ProjectDeleted,
+    #[serde(rename = "customer.created")]
+    CustomerCreated,
+    #[serde(rename = "customer.updated")]
+    CustomerUpdated,
+    #[serde(rename = "customer.deleted")]
+    CustomerDeleted,
+    #[serde(rename = "contact.created")]
+    ContactCreated,
+    #[serde(rename = "contact.updated")]
+    ContactUpdated,
+    #[serde(rename = "contact.deleted")]
+    ContactDeleted,
+    #[serde(rename = "document.sent")]
+    DocumentSent,
+}
+
+/// Our own jobs, tagged so they can never be mistaken for a board event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    /// Webhook events of one portal, as received (already signature-checked).
+    HubspotEvents { portal_id: PortalId, events: Vec<HubSpotEvent> },
+}
+
+/// Anything the worker can receive.
+#[derive(Debug, Clone)]
+pub enum QueueMessage {
+    Job(Job),
+    BoardEvent(BoardEvent),
+}
+
+impl QueueMessage {
+    /// Parses a message body; the error says why, for the dead-letter reason.
+    pub fn parse(body: &str) -> Result<Self, String> {
+        let probe: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| format!("malformed JSON: {e}"))?;
+        if probe.get("job").is_some() {
+            serde_json::from_str(body).map(Self::Job).map_err(|e| format!("invalid job: {e}"))
+        } else if probe.get("event_id").is_some() {
+            let event: BoardEvent =
+                serde_json::from_str(body).map_err(|e| format!("invalid board event: {e}"))?;
+            if !event.object.get().trim_start().starts_with('{') {
+                return Err("invalid board event: object must be a JSON object".into());
+            }
+            time::OffsetDateTime::parse(&event.occurred_at, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| "invalid board event: occurred_at is not RFC 3339".to_owned())?;
+            Ok(Self::BoardEvent(event))
+        } else {
+            Err("unknown message: neither a job nor a board event".into())
+        }
+    }
+
+    pub fn to_body(job: &Job) -> String {
+        serde_json::to_string(job).expect("jobs serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_events_accept_both_type_field_names() {
+        let a: HubSpotEvent =
+            serde_json::from_str(r#"{"portalId":1000001,"subscriptionType":"deal.creation","objectId":5}"#).unwrap();
+        let b: HubSpotEvent =
+            serde_json::from_str(r#"{"portalId":1000001,"eventType":"deal.creation","objectId":5}"#).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn messages_are_told_apart_and_bad_ones_explained() {
+        let job = Job::HubspotEvents { portal_id: PortalId::new(1).unwrap(), events: vec![] };
+        assert!(matches!(QueueMessage::parse(&QueueMessage::to_body(&job)), Ok(QueueMessage::Job(j)) if j == job));
+        let event = r#"{"event_id":"e1","account_id":"acct-a","type":"project.updated",
+            "occurred_at":"2026-11-30T10:00:00+09:00","version":3,"object":{"id":1}}"#;
+        assert!(matches!(QueueMessage::parse(event), Ok(QueueMessage::BoardEvent(_))));
+        assert!(QueueMessage::parse("{").unwrap_err().starts_with("malformed JSON"));
+        assert!(QueueMessage::parse(r#"{"hello":1}"#).unwrap_err().starts_with("unknown message"));
+        let bad_type = event.replace("project.updated", "project.renamed");
+        assert!(QueueMessage::parse(&bad_type).unwrap_err().starts_with("invalid board event"));
+        let bad_time = event.replace("2026-11-30T10:00:00+09:00", "yesterday");
+        assert!(QueueMessage::parse(&bad_time).unwrap_err().contains("RFC 3339"));
+    }
+}

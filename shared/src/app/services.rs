@@ -1,0 +1,107 @@
+//! The ports a host wires once at start (cold start) and hands to every handler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::adapters::clock::SystemClock;
+use crate::adapters::queue::memory::MemoryQueue;
+use crate::adapters::queue::sqs::SqsQueue;
+use crate::adapters::store::TableStore;
+use crate::adapters::table::Table;
+use crate::adapters::table::dynamodb::DynamoTable;
+use crate::adapters::table::memory::MemoryTable;
+use crate::config::{Settings, StoreKind};
+use crate::ports::{
+    BoardEventLedger, Clock, ConnectionStore, HistoryStore, LeaseStore, LinkStore, OneTimeTokenStore,
+    WorkQueue,
+};
+
+/// Visibility timeout of the work queue: ≥ 6 × the worker's function timeout (60 s).
+pub const WORK_VISIBILITY: Duration = Duration::from_secs(360);
+/// Receives before SQS moves a message to the dead-letter queue.
+pub const MAX_RECEIVES: u32 = 5;
+
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub one_time_tokens: Arc<dyn OneTimeTokenStore>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub links: Arc<dyn LinkStore>,
+    pub history: Arc<dyn HistoryStore>,
+    pub board_events: Arc<dyn BoardEventLedger>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    /// Every store port from one table engine.
+    pub fn with_store<T: Table>(
+        settings: Settings,
+        store: TableStore<T>,
+        queue: Arc<dyn WorkQueue>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let store = Arc::new(store);
+        Self {
+            settings: Arc::new(settings),
+            connections: store.clone(),
+            one_time_tokens: store.clone(),
+            leases: store.clone(),
+            links: store.clone(),
+            history: store.clone(),
+            board_events: store,
+            queue,
+            clock,
+        }
+    }
+
+    /// The embedded store and queue: no AWS, nothing outside the process.
+    pub fn in_memory(settings: Settings) -> (Self, MemoryQueue) {
+        let queue = MemoryQueue::new(WORK_VISIBILITY, MAX_RECEIVES);
+        let services = Self::with_store(
+            settings,
+            TableStore::new(MemoryTable::new()),
+            Arc::new(queue.clone()),
+            Arc::new(SystemClock),
+        );
+        (services, queue)
+    }
+
+    /// DynamoDB and SQS. `provision` creates the table and queues when missing
+    /// (local runs against moto or a dev account; production uses the template's).
+    pub async fn aws(settings: Settings, config: &aws_config::SdkConfig, provision: bool) -> anyhow::Result<Self> {
+        let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(config), settings.table_name.clone());
+        let sqs = aws_sdk_sqs::Client::new(config);
+        let queue = if provision {
+            table.create_if_missing().await.context("provision table")?;
+            SqsQueue::create(sqs, &format!("{}-work", settings.table_name), WORK_VISIBILITY, MAX_RECEIVES)
+                .await
+                .context("provision queues")?
+        } else {
+            let url = settings.work_queue_url.clone().context("WORK_QUEUE_URL is required")?;
+            let dlq = settings
+                .dead_letter_queue_url
+                .clone()
+                .context("DEAD_LETTER_QUEUE_URL is required")?;
+            SqsQueue::new(sqs, url, dlq)
+        };
+        Ok(Self::with_store(settings, TableStore::new(table), Arc::new(queue), Arc::new(SystemClock)))
+    }
+
+    /// What a Lambda function builds at cold start.
+    pub async fn for_lambda() -> anyhow::Result<Self> {
+        let settings = Settings::from_env().context("configuration")?;
+        match settings.store {
+            StoreKind::Aws => Self::aws(settings, &aws_config::load_from_env().await, false).await,
+            StoreKind::Memory => anyhow::bail!("Lambda functions need STORE=dynamodb"),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        let now = self.clock.now();
+        i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+}

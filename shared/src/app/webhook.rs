@@ -1,0 +1,90 @@
+//! Receiving HubSpot webhooks: verify the signature on the raw body, then make
+//! the events durable on the work queue before HubSpot gets its 2xx (SPEC §5).
+
+use std::collections::BTreeMap;
+
+use tracing::{info, instrument, warn};
+
+use super::Services;
+use super::jobs::{HubSpotEvent, Job, QueueMessage};
+use crate::domain::PortalId;
+use crate::domain::signature::{SignatureError, SignedRequest, verify_v1, verify_v3};
+
+/// Events per queued job; a job stays far below SQS's 256 KiB message limit.
+pub const EVENTS_PER_JOB: usize = 100;
+
+/// The signature headers HubSpot sent.
+#[derive(Debug, Default, Clone)]
+pub struct SignatureHeaders<'a> {
+    pub v3: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub v1: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("signature rejected: {0}")]
+    Unauthorized(SignatureError),
+    #[error("body of {0} bytes is over the limit")]
+    TooLarge(usize),
+    #[error("malformed body: {0}")]
+    Malformed(String),
+    #[error("could not queue the events")]
+    Unavailable(#[source] crate::ports::StoreError),
+}
+
+/// Checks v3 when HubSpot sent it, v1 otherwise (HubSpot still signs some
+/// CRM object subscriptions with v1 only).
+pub fn verify(
+    services: &Services,
+    headers: &SignatureHeaders<'_>,
+    request: &SignedRequest<'_>,
+) -> Result<(), SignatureError> {
+    let secret = services.settings.client_secret_bytes();
+    if headers.v3.is_some() {
+        return verify_v3(secret, request, headers.v3, headers.timestamp, services.now_ms());
+    }
+    match headers.version.map(str::trim) {
+        None | Some("v1") => verify_v1(secret, request.body, headers.v1),
+        Some(_) => Err(SignatureError::Missing),
+    }
+}
+
+/// Returns how many events were queued.
+#[instrument(skip_all, fields(bytes = request.body.len()))]
+pub async fn receive(
+    services: &Services,
+    headers: &SignatureHeaders<'_>,
+    request: &SignedRequest<'_>,
+) -> Result<usize, WebhookError> {
+    if request.body.len() > services.settings.max_webhook_bytes {
+        return Err(WebhookError::TooLarge(request.body.len()));
+    }
+    verify(services, headers, request).map_err(WebhookError::Unauthorized)?;
+    let events: Vec<HubSpotEvent> =
+        serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let mut by_portal: BTreeMap<PortalId, Vec<HubSpotEvent>> = BTreeMap::new();
+    for event in events {
+        by_portal.entry(event.portal_id).or_default().push(event);
+    }
+    let count: usize = by_portal.values().map(Vec::len).sum();
+    let bodies: Vec<String> = by_portal
+        .into_iter()
+        .flat_map(|(portal_id, events)| {
+            events
+                .chunks(EVENTS_PER_JOB)
+                .map(|chunk| QueueMessage::to_body(&Job::HubspotEvents { portal_id, events: chunk.to_vec() }))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if bodies.is_empty() {
+        return Ok(0);
+    }
+    services.queue.send_batch(&bodies).await.map_err(|e| {
+        warn!(error = %e, "webhook events could not be queued; HubSpot will retry");
+        WebhookError::Unavailable(e)
+    })?;
+    info!(events = count, jobs = bodies.len(), "webhook events queued");
+    Ok(count)
+}

@@ -1,0 +1,162 @@
+//! The sync worker's frame: decode each message, dead-letter what can never
+//! succeed (with the reason), delay what may succeed later through the message's
+//! visibility (never by sleeping), and report only those as batch failures.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tracing::{debug, info, instrument, warn};
+
+use super::Services;
+use super::jobs::{BoardEvent, Job, QueueMessage};
+use crate::domain::{BoardObjectKind, BoardRef, PortalId};
+use crate::ports::{ReceivedMessage, StoreError};
+
+/// How long an event id is remembered: beyond SQS retention and a DLQ replay.
+pub const EVENT_MEMORY: time::Duration = time::Duration::days(14);
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Message ids to report as failures (their visibility was already set).
+    pub retry: Vec<String>,
+    /// Message ids handled: a host that polls deletes these (Lambda does it itself).
+    pub done: Vec<String>,
+    pub dead_lettered: usize,
+}
+
+/// Delay before the n-th retry: exponential from 10 s, capped at 15 minutes, with jitter.
+pub fn retry_delay(receive_count: u32) -> Duration {
+    let base = 10u64.saturating_mul(1 << receive_count.min(7)).min(900);
+    let jitter = rand::random::<u64>() % (base / 4 + 1);
+    Duration::from_secs(base - jitter)
+}
+
+#[derive(Debug)]
+enum Failure {
+    /// Will never succeed: dead-letter with this reason.
+    Poison(String),
+    /// May succeed later.
+    Transient(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Transient(e)
+    }
+}
+
+#[instrument(skip_all, fields(messages = messages.len()))]
+pub async fn process_batch(services: &Services, messages: &[ReceivedMessage]) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    for message in messages {
+        let result = match QueueMessage::parse(&message.body) {
+            Err(reason) => Err(Failure::Poison(reason)),
+            Ok(QueueMessage::Job(job)) => run_job(services, job).await,
+            Ok(QueueMessage::BoardEvent(event)) => board_event(services, &event).await,
+        };
+        match result {
+            Ok(()) => outcome.done.push(message.message_id.clone()),
+            Err(Failure::Poison(reason)) => {
+                warn!(message_id = %message.message_id, %reason, "moving message to the dead-letter queue");
+                match services.queue.dead_letter(message, &reason).await {
+                    Ok(()) => outcome.dead_lettered += 1,
+                    Err(e) => {
+                        warn!(message_id = %message.message_id, error = %e, "dead-lettering failed; SQS's redrive policy will");
+                        outcome.retry.push(message.message_id.clone());
+                    }
+                }
+            }
+            Err(Failure::Transient(error)) => {
+                let delay = retry_delay(message.receive_count);
+                warn!(message_id = %message.message_id, %error, delay_s = delay.as_secs(), "retrying later");
+                if let Err(e) = services.queue.retry_after(&message.receipt, delay).await {
+                    warn!(error = %e, "could not delay the retry; it comes back after the visibility timeout");
+                }
+                outcome.retry.push(message.message_id.clone());
+            }
+        }
+    }
+    outcome
+}
+
+async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
+    match job {
+        Job::HubspotEvents { portal_id, events } => {
+            let connections = services.connections.connections_of_portal(portal_id).await?;
+            if connections.is_empty() {
+                warn_unknown_portal_once(portal_id);
+                return Ok(());
+            }
+            for connection in connections.iter().filter(|c| c.state.syncs()) {
+                debug!(account = %connection.account_id, portal = %portal_id, events = events.len(), "events routed");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A portal with no connection is logged once per process, not once per event.
+fn warn_unknown_portal_once(portal: PortalId) {
+    static SEEN: Mutex<Option<HashSet<PortalId>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.get_or_insert_with(HashSet::new).insert(portal) {
+        info!(portal = %portal, "webhook events for a portal with no connection are dropped");
+    }
+}
+
+fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
+    use super::jobs::BoardEventType as T;
+    let kind = match event.event_type {
+        T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted | T::DocumentSent => BoardObjectKind::Project,
+        T::CustomerCreated | T::CustomerUpdated | T::CustomerDeleted => BoardObjectKind::Customer,
+        T::ContactCreated | T::ContactUpdated | T::ContactDeleted => BoardObjectKind::CustomerContact,
+    };
+    #[derive(serde::Deserialize)]
+    struct Snapshot {
+        #[serde(default)]
+        id: Option<u64>,
+        #[serde(default)]
+        project_id: Option<u64>,
+    }
+    let snapshot: Snapshot = serde_json::from_str(event.object.get())
+        .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+    let id = if event.event_type == super::jobs::BoardEventType::DocumentSent {
+        snapshot.project_id
+    } else {
+        snapshot.id
+    };
+    let id = id.filter(|id| *id > 0).ok_or_else(|| Failure::Poison("invalid board event: object has no id".into()))?;
+    Ok(BoardRef { kind, id })
+}
+
+async fn board_event(services: &Services, event: &BoardEvent) -> Result<(), Failure> {
+    let object = board_object(event)?;
+    let now = services.clock.now();
+    let first = services
+        .board_events
+        .first_sighting(&event.account_id, &event.event_id, now, now + EVENT_MEMORY)
+        .await?;
+    if !first {
+        debug!(event_id = %event.event_id, "duplicate board event");
+        return Ok(());
+    }
+    let newer = services.board_events.advance_version(&event.account_id, object, event.version).await?;
+    debug!(event_id = %event.event_id, %object, version = event.version, newer, "board event accepted");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_stay_bounded() {
+        for count in 0..20 {
+            let d = retry_delay(count).as_secs();
+            assert!((7..=900).contains(&d), "{count}: {d}");
+        }
+        assert!(retry_delay(1).as_secs() <= 20);
+        assert!(retry_delay(10).as_secs() >= 675);
+    }
+}

@@ -1,0 +1,192 @@
+//! Typed configuration from the environment. Secrets are `SecretString`s: they
+//! cannot be printed by `{:?}` and are exposed only where they are used.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In-process store and queue (the local stack's default).
+    Memory,
+    /// DynamoDB and SQS (`AWS_ENDPOINT_URL` points them at moto locally).
+    Aws,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub store: StoreKind,
+    /// The origin HubSpot calls; signatures are checked against it.
+    pub public_base_url: String,
+    pub hubspot_client_id: String,
+    pub hubspot_client_secret: SecretString,
+    pub hubspot_app_id: u64,
+    /// Base of HubSpot's API (`https://api.hubapi.com`, or the sandbox).
+    pub hubspot_api_base: String,
+    /// Where the admin's browser is sent to consent.
+    pub hubspot_authorize_url: String,
+    /// Base of board's API v1.
+    pub board_api_base: String,
+    /// board's settings screen, where every OAuth flow ends.
+    pub board_settings_url: String,
+    /// Links to projects and drafts in board's web app.
+    pub board_app_url: String,
+    /// HS256 key for board's JWTs (local); production uses RS256 via JWKS.
+    pub board_jwt_secret: SecretString,
+    /// AES-256-GCM key for tokens at rest, base64 (local); KMS in production.
+    pub token_key: SecretString,
+    pub table_name: String,
+    pub work_queue_url: Option<String>,
+    pub dead_letter_queue_url: Option<String>,
+    /// Webhook bodies above this are refused with 413.
+    pub max_webhook_bytes: usize,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("store", &self.store)
+            .field("public_base_url", &self.public_base_url)
+            .field("hubspot_client_id", &self.hubspot_client_id)
+            .field("hubspot_client_secret", &"[redacted]")
+            .field("hubspot_app_id", &self.hubspot_app_id)
+            .field("hubspot_api_base", &self.hubspot_api_base)
+            .field("board_api_base", &self.board_api_base)
+            .field("board_settings_url", &self.board_settings_url)
+            .field("board_jwt_secret", &"[redacted]")
+            .field("token_key", &"[redacted]")
+            .field("table_name", &self.table_name)
+            .field("work_queue_url", &self.work_queue_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Development defaults (ARCHITECTURE.md's dev credentials); never used when
+/// running in Lambda, where every secret must be configured.
+pub mod dev {
+    pub const HUBSPOT_CLIENT_ID: &str = "sandbox-client-id";
+    pub const HUBSPOT_CLIENT_SECRET: &str = "sandbox-client-secret";
+    pub const HUBSPOT_APP_ID: u64 = 777;
+    pub const BOARD_JWT_SECRET: &str = "dev-only-secret";
+    /// "dev-only-token-key-32-bytes-long", base64: obviously not a production key.
+    pub const TOKEN_KEY: &str = "ZGV2LW9ubHktdG9rZW4ta2V5LTMyLWJ5dGVzLWxvbmc=";
+}
+
+impl Settings {
+    /// Reads the environment through `get` (so tests need not touch process env).
+    /// `local` allows the dev defaults for secrets; Lambda passes `false`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>, local: bool) -> Result<Self, ConfigError> {
+        let text = |name: &'static str, default: Option<&str>| -> Result<String, ConfigError> {
+            get(name)
+                .filter(|v| !v.is_empty())
+                .or_else(|| default.map(str::to_owned))
+                .ok_or(ConfigError::Missing(name))
+        };
+        let secret = |name: &'static str, default: &str| -> Result<SecretString, ConfigError> {
+            let value = text(name, local.then_some(default))?;
+            Ok(SecretString::from(value))
+        };
+        let store = match get("STORE").as_deref() {
+            None | Some("") | Some("memory") => {
+                if local { StoreKind::Memory } else { StoreKind::Aws }
+            }
+            Some("dynamodb") | Some("aws") => StoreKind::Aws,
+            Some(other) => {
+                return Err(ConfigError::Invalid { name: "STORE", reason: format!("{other:?}: use memory or dynamodb") });
+            }
+        };
+        let public_base_url = text("PUBLIC_BASE_URL", local.then_some("http://127.0.0.1:3000"))?
+            .trim_end_matches('/')
+            .to_owned();
+        let sandbox = |path: &str| format!("{public_base_url}{path}");
+        let hubspot_app_id = text("HUBSPOT_APP_ID", Some(&dev::HUBSPOT_APP_ID.to_string()))?
+            .parse()
+            .map_err(|_| ConfigError::Invalid { name: "HUBSPOT_APP_ID", reason: "not a number".into() })?;
+        let max_webhook_bytes = text("MAX_WEBHOOK_BYTES", Some("1048576"))?
+            .parse()
+            .map_err(|_| ConfigError::Invalid { name: "MAX_WEBHOOK_BYTES", reason: "not a number".into() })?;
+        let settings = Self {
+            store,
+            hubspot_client_id: text("HUBSPOT_CLIENT_ID", local.then_some(dev::HUBSPOT_CLIENT_ID))?,
+            hubspot_client_secret: secret("HUBSPOT_CLIENT_SECRET", dev::HUBSPOT_CLIENT_SECRET)?,
+            hubspot_app_id,
+            hubspot_api_base: text("HUBSPOT_API_BASE", local.then(|| sandbox("/_sandbox/hubspot")).as_deref())?,
+            hubspot_authorize_url: text(
+                "HUBSPOT_AUTHORIZE_URL",
+                Some(&if local { sandbox("/_sandbox/hubspot/oauth/authorize") } else { "https://app.hubspot.com/oauth/authorize".into() }),
+            )?,
+            board_api_base: text("BOARD_API_BASE", local.then(|| sandbox("/_sandbox/board/v1")).as_deref())?,
+            board_settings_url: text(
+                "BOARD_SETTINGS_URL",
+                local.then(|| sandbox("/_sandbox/board/settings/integrations")).as_deref(),
+            )?,
+            board_app_url: text("BOARD_APP_URL", local.then(|| sandbox("/_sandbox/board")).as_deref())?,
+            board_jwt_secret: secret("BOARD_JWT_SECRET", dev::BOARD_JWT_SECRET)?,
+            token_key: secret("TOKEN_KEY", dev::TOKEN_KEY)?,
+            table_name: text("TABLE_NAME", Some("board-hubspot"))?,
+            work_queue_url: get("WORK_QUEUE_URL").filter(|v| !v.is_empty()),
+            dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL").filter(|v| !v.is_empty()),
+            max_webhook_bytes,
+            public_base_url,
+        };
+        if settings.store == StoreKind::Aws && !local && settings.work_queue_url.is_none() {
+            return Err(ConfigError::Missing("WORK_QUEUE_URL"));
+        }
+        Ok(settings)
+    }
+
+    /// From the process environment; inside Lambda the dev defaults are off.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let local = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none();
+        Self::from_lookup(|name| std::env::var(name).ok(), local)
+    }
+
+    pub fn client_secret_bytes(&self) -> &[u8] {
+        self.hubspot_client_secret.expose_secret().as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn local_runs_get_the_dev_defaults_and_lambda_does_not() {
+        let empty: HashMap<&str, &str> = HashMap::new();
+        let local = Settings::from_lookup(|n| empty.get(n).map(|v| v.to_string()), true).unwrap();
+        assert_eq!(local.store, StoreKind::Memory);
+        assert_eq!(local.hubspot_client_id, "sandbox-client-id");
+        assert_eq!(local.hubspot_api_base, "http://127.0.0.1:3000/_sandbox/hubspot");
+        let lambda = Settings::from_lookup(|n| empty.get(n).map(|v| v.to_string()), false);
+        assert!(matches!(lambda, Err(ConfigError::Missing(_))));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let env = HashMap::from([("HUBSPOT_CLIENT_SECRET", "s3cr3t-value"), ("BOARD_JWT_SECRET", "jwt-s3cr3t")]);
+        let settings = Settings::from_lookup(|n| env.get(n).map(|v| v.to_string()), true).unwrap();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert_eq!(settings.client_secret_bytes(), b"s3cr3t-value");
+    }
+
+    #[test]
+    fn an_unknown_store_is_refused() {
+        let env = HashMap::from([("STORE", "postgres")]);
+        assert!(matches!(
+            Settings::from_lookup(|n| env.get(n).map(|v| v.to_string()), true),
+            Err(ConfigError::Invalid { name: "STORE", .. })
+        ));
+    }
+}

@@ -1,0 +1,91 @@
+//! A board account's connection to one HubSpot portal (SPEC §3).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{AccountId, HubSpotUserId, PortalId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    Pending,
+    Active,
+    Suspended,
+    Disconnected,
+    Uninstalled,
+}
+
+impl ConnectionState {
+    /// Only an active connection syncs; every other state records or ignores.
+    pub fn syncs(self) -> bool {
+        self == Self::Active
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizedBy {
+    pub user_id: HubSpotUserId,
+    pub email: String,
+}
+
+/// Tokens as stored: ciphertexts produced by the token cipher, never plaintext.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Keyed digest of the refresh token, so two connections holding the same
+    /// one can be found without decrypting (SPEC §3.9).
+    pub refresh_token_digest: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub access_expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for SealedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedTokens")
+            .field("access_expires_at", &self.access_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub account_id: AccountId,
+    pub portal_id: PortalId,
+    pub state: ConnectionState,
+    #[serde(default)]
+    pub hub_domain: Option<String>,
+    #[serde(default)]
+    pub authorized_by: Option<AuthorizedBy>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub connected_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub tokens: Option<SealedTokens>,
+    #[serde(default)]
+    pub consecutive_auth_failures: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_webhook_at: Option<OffsetDateTime>,
+    /// Optimistic-concurrency revision, maintained by the store.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+impl Connection {
+    pub fn pending(account_id: AccountId, portal_id: PortalId) -> Self {
+        Self {
+            account_id,
+            portal_id,
+            state: ConnectionState::Pending,
+            hub_domain: None,
+            authorized_by: None,
+            scopes: Vec::new(),
+            connected_at: None,
+            tokens: None,
+            consecutive_auth_failures: 0,
+            last_webhook_at: None,
+            revision: 0,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Pure rules: no I/O, no AWS or HTTP types.
+
+pub mod account_label;
+pub mod catalog;
+pub mod connection;
+pub mod history;
+pub mod ids;
+pub mod link;
+pub mod order_status;
+pub mod signature;
+
+pub use account_label::AccountLabel;
+pub use catalog::{Catalog, CatalogEntry, Class, Code};
+pub use ids::*;
+pub use link::{BoardObjectKind, BoardRef, HubSpotObjectType, HubSpotRef, Link, LinkState};
+pub use order_status::OrderStatus;

@@ -1,0 +1,183 @@
+//! The small traits the use cases depend on, one per capability. Each has an
+//! embedded (in-memory) adapter and an AWS adapter, held to one contract suite.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::connection::Connection;
+use crate::domain::history::HistoryEntry;
+use crate::domain::{AccountId, BoardRef, HistoryId, HubSpotRef, Link, PortalId};
+
+/// Failures of a store or queue port that a use case can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: someone else wrote first, or the revision moved.
+    #[error("conflict: the record changed or already exists")]
+    Conflict,
+    /// The caller broke a limit of the backing service (e.g. 25 items a batch).
+    #[error("limit exceeded: {0}")]
+    Limit(String),
+    /// Anything else: throttling after SDK retries, network, malformed item.
+    #[error(transparent)]
+    Unavailable(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Time, injectable so expiry can be tested without sleeping.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// Connections by board account, and by portal for webhook routing.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn get_connection(&self, account: &AccountId) -> StoreResult<Option<Connection>>;
+    /// Writes `connection` if the stored revision still equals `connection.revision`
+    /// (0 = must not exist yet). Returns the new revision.
+    async fn save_connection(&self, connection: &Connection) -> StoreResult<u64>;
+    async fn connections_of_portal(&self, portal: PortalId) -> StoreResult<Vec<Connection>>;
+}
+
+/// What a one-time token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimeKind {
+    OAuthState,
+    Confirmation,
+}
+
+/// Single-use, expiring tokens: OAuth `state` and connection confirmations.
+#[async_trait]
+pub trait OneTimeTokenStore: Send + Sync {
+    /// Stores `payload` under `token`; fails with `Conflict` if the token exists.
+    async fn put_token(
+        &self,
+        kind: OneTimeKind,
+        token: &str,
+        payload: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Removes the token and returns its payload if it existed and had not
+    /// expired at `now`. Exactly one of several concurrent takers gets it.
+    async fn take_token(
+        &self,
+        kind: OneTimeKind,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>>;
+}
+
+/// Short leases, e.g. "one token refresh at a time per connection".
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// True if `holder` now holds `name` until `now + ttl` (free, expired, or already its own).
+    async fn try_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+    /// Releases the lease if `holder` still holds it.
+    async fn release(&self, name: &str, holder: &str) -> StoreResult<()>;
+}
+
+/// Why a deal could not be claimed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("the deal is linked in board account {0}")]
+    ClaimedBy(AccountId),
+    #[error("this account already has a link for the object")]
+    AlreadyLinked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Links within a connection, found from either side.
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    /// Creates a deal's link and claims the deal in its portal in one transaction:
+    /// within a portal a deal is linked in at most one board account.
+    async fn claim_deal(&self, link: &Link) -> Result<(), ClaimError>;
+    /// Who holds the claim on a deal of a portal, if anyone.
+    async fn deal_claimed_by(&self, portal: PortalId, deal: u64) -> StoreResult<Option<AccountId>>;
+    /// Creates a company or contact link (several accounts may link one).
+    async fn create_link(&self, link: &Link) -> StoreResult<()>;
+    /// Updates a link if its revision is unchanged; returns the new revision.
+    async fn update_link(&self, link: &Link) -> StoreResult<u64>;
+    async fn link_by_hubspot(&self, account: &AccountId, object: HubSpotRef) -> StoreResult<Option<Link>>;
+    async fn link_by_board(&self, account: &AccountId, object: BoardRef) -> StoreResult<Option<Link>>;
+    /// Every account's link to one HubSpot object of a portal.
+    async fn links_of_hubspot_object(&self, portal: PortalId, object: HubSpotRef) -> StoreResult<Vec<Link>>;
+}
+
+/// An opaque position in a paged listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+/// Sync history, newest first.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Appends an entry that expires (TTL) at `expires_at`.
+    async fn append(&self, entry: &HistoryEntry, expires_at: OffsetDateTime) -> StoreResult<()>;
+    async fn entry(&self, account: &AccountId, id: &HistoryId) -> StoreResult<Option<HistoryEntry>>;
+    async fn entries(
+        &self,
+        account: &AccountId,
+        limit: usize,
+        cursor: Option<&Cursor>,
+    ) -> StoreResult<Page<HistoryEntry>>;
+}
+
+/// board change events: one effect per event, versions only forward (SPEC §11).
+#[async_trait]
+pub trait BoardEventLedger: Send + Sync {
+    /// True the first time an `event_id` is seen before it expires.
+    async fn first_sighting(
+        &self,
+        account: &AccountId,
+        event_id: &str,
+        now: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Moves the object's version forward; false if `version` is not newer.
+    async fn advance_version(&self, account: &AccountId, object: BoardRef, version: u64) -> StoreResult<bool>;
+}
+
+/// A message as received from a work queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt: String,
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+    /// String message attributes (e.g. `reason` on a dead letter).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// A durable work queue with its dead-letter queue.
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Sends every body; chunked to the queue's batch limit. All or an error.
+    async fn send_batch(&self, bodies: &[String]) -> StoreResult<()>;
+    /// Up to `max` (≤ 10) messages, waiting up to `wait` for the first.
+    async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>>;
+    async fn delete(&self, receipt: &str) -> StoreResult<()>;
+    /// Makes the message visible again after `delay` (retry later, without sleeping).
+    async fn retry_after(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
+    /// Moves a message to the dead-letter queue with the reason attached.
+    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> StoreResult<()>;
+    /// Receives from the dead-letter queue (inspection, runbook).
+    async fn receive_dead_letters(&self, max: usize) -> StoreResult<Vec<ReceivedMessage>>;
+    /// Moves up to `max` dead letters back to the work queue; returns how many.
+    async fn redrive(&self, max: usize) -> StoreResult<usize>;
+}
