@@ -39,6 +39,9 @@ pub struct Settings {
     pub table_name: String,
     pub work_queue_url: Option<String>,
     pub dead_letter_queue_url: Option<String>,
+    /// The queue board's producer writes change events to, and its DLQ.
+    pub board_events_queue_url: Option<String>,
+    pub board_events_dlq_url: Option<String>,
     /// Webhook bodies above this are refused with 413.
     pub max_webhook_bytes: usize,
 }
@@ -84,7 +87,10 @@ pub mod dev {
 impl Settings {
     /// Reads the environment through `get` (so tests need not touch process env).
     /// `local` allows the dev defaults for secrets; Lambda passes `false`.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>, local: bool) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        local: bool,
+    ) -> Result<Self, ConfigError> {
         let text = |name: &'static str, default: Option<&str>| -> Result<String, ConfigError> {
             get(name)
                 .filter(|v| !v.is_empty())
@@ -97,11 +103,18 @@ impl Settings {
         };
         let store = match get("STORE").as_deref() {
             None | Some("") | Some("memory") => {
-                if local { StoreKind::Memory } else { StoreKind::Aws }
+                if local {
+                    StoreKind::Memory
+                } else {
+                    StoreKind::Aws
+                }
             }
             Some("dynamodb") | Some("aws") => StoreKind::Aws,
             Some(other) => {
-                return Err(ConfigError::Invalid { name: "STORE", reason: format!("{other:?}: use memory or dynamodb") });
+                return Err(ConfigError::Invalid {
+                    name: "STORE",
+                    reason: format!("{other:?}: use memory or dynamodb"),
+                });
             }
         };
         let public_base_url = text("PUBLIC_BASE_URL", local.then_some("http://127.0.0.1:3000"))?
@@ -110,31 +123,54 @@ impl Settings {
         let sandbox = |path: &str| format!("{public_base_url}{path}");
         let hubspot_app_id = text("HUBSPOT_APP_ID", Some(&dev::HUBSPOT_APP_ID.to_string()))?
             .parse()
-            .map_err(|_| ConfigError::Invalid { name: "HUBSPOT_APP_ID", reason: "not a number".into() })?;
+            .map_err(|_| ConfigError::Invalid {
+                name: "HUBSPOT_APP_ID",
+                reason: "not a number".into(),
+            })?;
         let max_webhook_bytes = text("MAX_WEBHOOK_BYTES", Some("1048576"))?
             .parse()
-            .map_err(|_| ConfigError::Invalid { name: "MAX_WEBHOOK_BYTES", reason: "not a number".into() })?;
+            .map_err(|_| ConfigError::Invalid {
+                name: "MAX_WEBHOOK_BYTES",
+                reason: "not a number".into(),
+            })?;
         let settings = Self {
             store,
             hubspot_client_id: text("HUBSPOT_CLIENT_ID", local.then_some(dev::HUBSPOT_CLIENT_ID))?,
             hubspot_client_secret: secret("HUBSPOT_CLIENT_SECRET", dev::HUBSPOT_CLIENT_SECRET)?,
             hubspot_app_id,
-            hubspot_api_base: text("HUBSPOT_API_BASE", local.then(|| sandbox("/_sandbox/hubspot")).as_deref())?,
+            hubspot_api_base: text(
+                "HUBSPOT_API_BASE",
+                local.then(|| sandbox("/_sandbox/hubspot")).as_deref(),
+            )?,
             hubspot_authorize_url: text(
                 "HUBSPOT_AUTHORIZE_URL",
-                Some(&if local { sandbox("/_sandbox/hubspot/oauth/authorize") } else { "https://app.hubspot.com/oauth/authorize".into() }),
+                Some(&if local {
+                    sandbox("/_sandbox/hubspot/oauth/authorize")
+                } else {
+                    "https://app.hubspot.com/oauth/authorize".into()
+                }),
             )?,
-            board_api_base: text("BOARD_API_BASE", local.then(|| sandbox("/_sandbox/board/v1")).as_deref())?,
+            board_api_base: text(
+                "BOARD_API_BASE",
+                local.then(|| sandbox("/_sandbox/board/v1")).as_deref(),
+            )?,
             board_settings_url: text(
                 "BOARD_SETTINGS_URL",
-                local.then(|| sandbox("/_sandbox/board/settings/integrations")).as_deref(),
+                local
+                    .then(|| sandbox("/_sandbox/board/settings/integrations"))
+                    .as_deref(),
             )?,
-            board_app_url: text("BOARD_APP_URL", local.then(|| sandbox("/_sandbox/board")).as_deref())?,
+            board_app_url: text(
+                "BOARD_APP_URL",
+                local.then(|| sandbox("/_sandbox/board")).as_deref(),
+            )?,
             board_jwt_secret: secret("BOARD_JWT_SECRET", dev::BOARD_JWT_SECRET)?,
             token_key: secret("TOKEN_KEY", dev::TOKEN_KEY)?,
             table_name: text("TABLE_NAME", Some("board-hubspot"))?,
             work_queue_url: get("WORK_QUEUE_URL").filter(|v| !v.is_empty()),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL").filter(|v| !v.is_empty()),
+            board_events_queue_url: get("BOARD_EVENTS_QUEUE_URL").filter(|v| !v.is_empty()),
+            board_events_dlq_url: get("BOARD_EVENTS_DLQ_URL").filter(|v| !v.is_empty()),
             max_webhook_bytes,
             public_base_url,
         };
@@ -167,14 +203,20 @@ mod tests {
         let local = Settings::from_lookup(|n| empty.get(n).map(|v| v.to_string()), true).unwrap();
         assert_eq!(local.store, StoreKind::Memory);
         assert_eq!(local.hubspot_client_id, "sandbox-client-id");
-        assert_eq!(local.hubspot_api_base, "http://127.0.0.1:3000/_sandbox/hubspot");
+        assert_eq!(
+            local.hubspot_api_base,
+            "http://127.0.0.1:3000/_sandbox/hubspot"
+        );
         let lambda = Settings::from_lookup(|n| empty.get(n).map(|v| v.to_string()), false);
         assert!(matches!(lambda, Err(ConfigError::Missing(_))));
     }
 
     #[test]
     fn secrets_never_print() {
-        let env = HashMap::from([("HUBSPOT_CLIENT_SECRET", "s3cr3t-value"), ("BOARD_JWT_SECRET", "jwt-s3cr3t")]);
+        let env = HashMap::from([
+            ("HUBSPOT_CLIENT_SECRET", "s3cr3t-value"),
+            ("BOARD_JWT_SECRET", "jwt-s3cr3t"),
+        ]);
         let settings = Settings::from_lookup(|n| env.get(n).map(|v| v.to_string()), true).unwrap();
         let printed = format!("{settings:?}");
         assert!(!printed.contains("s3cr3t"), "{printed}");

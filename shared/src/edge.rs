@@ -32,7 +32,9 @@ pub fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Htt
         .status(status)
         .header(CONTENT_TYPE, "application/problem+json")
         .header(CACHE_CONTROL, "no-store")
-        .body(Body::from(serde_json::to_vec(&body).expect("problem serializes")))
+        .body(Body::from(
+            serde_json::to_vec(&body).expect("problem serializes"),
+        ))
         .expect("valid response")
 }
 
@@ -46,7 +48,10 @@ pub fn redirect(location: &str) -> HttpResponse {
 }
 
 pub fn empty(status: StatusCode) -> HttpResponse {
-    Response::builder().status(status).body(Body::Empty).expect("valid response")
+    Response::builder()
+        .status(status)
+        .body(Body::Empty)
+        .expect("valid response")
 }
 
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -58,12 +63,19 @@ pub fn query_pairs(request: &Request) -> Vec<(String, String)> {
     request
         .uri()
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 pub fn query_param(request: &Request, name: &str) -> Option<String> {
-    query_pairs(request).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    query_pairs(request)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// The URI HubSpot called, as it signs it: our public base, the path, the raw query.

@@ -107,10 +107,22 @@ pub trait LinkStore: Send + Sync {
     async fn create_link(&self, link: &Link) -> StoreResult<()>;
     /// Updates a link if its revision is unchanged; returns the new revision.
     async fn update_link(&self, link: &Link) -> StoreResult<u64>;
-    async fn link_by_hubspot(&self, account: &AccountId, object: HubSpotRef) -> StoreResult<Option<Link>>;
-    async fn link_by_board(&self, account: &AccountId, object: BoardRef) -> StoreResult<Option<Link>>;
+    async fn link_by_hubspot(
+        &self,
+        account: &AccountId,
+        object: HubSpotRef,
+    ) -> StoreResult<Option<Link>>;
+    async fn link_by_board(
+        &self,
+        account: &AccountId,
+        object: BoardRef,
+    ) -> StoreResult<Option<Link>>;
     /// Every account's link to one HubSpot object of a portal.
-    async fn links_of_hubspot_object(&self, portal: PortalId, object: HubSpotRef) -> StoreResult<Vec<Link>>;
+    async fn links_of_hubspot_object(
+        &self,
+        portal: PortalId,
+        object: HubSpotRef,
+    ) -> StoreResult<Vec<Link>>;
 }
 
 /// An opaque position in a paged listing.
@@ -128,7 +140,8 @@ pub struct Page<T> {
 pub trait HistoryStore: Send + Sync {
     /// Appends an entry that expires (TTL) at `expires_at`.
     async fn append(&self, entry: &HistoryEntry, expires_at: OffsetDateTime) -> StoreResult<()>;
-    async fn entry(&self, account: &AccountId, id: &HistoryId) -> StoreResult<Option<HistoryEntry>>;
+    async fn entry(&self, account: &AccountId, id: &HistoryId)
+    -> StoreResult<Option<HistoryEntry>>;
     async fn entries(
         &self,
         account: &AccountId,
@@ -149,7 +162,12 @@ pub trait BoardEventLedger: Send + Sync {
         keep_until: OffsetDateTime,
     ) -> StoreResult<bool>;
     /// Moves the object's version forward; false if `version` is not newer.
-    async fn advance_version(&self, account: &AccountId, object: BoardRef, version: u64) -> StoreResult<bool>;
+    async fn advance_version(
+        &self,
+        account: &AccountId,
+        object: BoardRef,
+        version: u64,
+    ) -> StoreResult<bool>;
 }
 
 /// A message as received from a work queue.
@@ -176,7 +194,8 @@ pub trait WorkQueue: Send + Sync {
     async fn retry_after(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
     /// Moves a message to the dead-letter queue with the reason attached.
     async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> StoreResult<()>;
-    /// Receives from the dead-letter queue (inspection, runbook).
+    /// Looks at up to `max` dead letters without taking them: they stay visible
+    /// for a redrive or another look (inspection, runbook).
     async fn receive_dead_letters(&self, max: usize) -> StoreResult<Vec<ReceivedMessage>>;
     /// Moves up to `max` dead letters back to the work queue; returns how many.
     async fn redrive(&self, max: usize) -> StoreResult<usize>;

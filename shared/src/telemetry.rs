@@ -5,7 +5,8 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init() {
     let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-    let json = match std::env::var("AWS_LAMBDA_LOG_FORMAT").or_else(|_| std::env::var("LOG_FORMAT")) {
+    let json = match std::env::var("AWS_LAMBDA_LOG_FORMAT").or_else(|_| std::env::var("LOG_FORMAT"))
+    {
         Ok(format) => format.eq_ignore_ascii_case("json"),
         Err(_) => in_lambda,
     };

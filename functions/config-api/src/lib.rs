@@ -11,7 +11,10 @@ use lambda_http::http::StatusCode;
 use auth::{AuthError, Caller, Verifier};
 use routes::Op;
 
-pub async fn handle(services: &Services, request: Request) -> Result<HttpResponse, lambda_http::Error> {
+pub async fn handle(
+    services: &Services,
+    request: Request,
+) -> Result<HttpResponse, lambda_http::Error> {
     let path = request.uri().path().to_owned();
     let method = request.method().as_str().to_owned();
     if path == "/openapi.json" && method == "GET" {
@@ -19,8 +22,20 @@ pub async fn handle(services: &Services, request: Request) -> Result<HttpRespons
     }
     let route = match routes::find(&method, &path) {
         Ok(found) => found.route,
-        Err(routes::NoMatch::Method) => return Ok(edge::problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} {path}"))),
-        Err(routes::NoMatch::Path) => return Ok(edge::problem(StatusCode::NOT_FOUND, "not_found", format!("no route {path}"))),
+        Err(routes::NoMatch::Method) => {
+            return Ok(edge::problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} {path}"),
+            ));
+        }
+        Err(routes::NoMatch::Path) => {
+            return Ok(edge::problem(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route {path}"),
+            ));
+        }
     };
     let verifier = Verifier::from_settings(&services.settings);
     let caller = match verifier.verify(edge::header(request.headers(), "authorization")) {
@@ -31,7 +46,11 @@ pub async fn handle(services: &Services, request: Request) -> Result<HttpRespons
         return Ok(edge::problem(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("this role may not use {} (needs {})", route.path, route.access.permission()),
+            format!(
+                "this role may not use {} (needs {})",
+                route.path,
+                route.access.permission()
+            ),
         ));
     }
     Ok(dispatch(services, &caller, route.op).await)
@@ -53,6 +72,10 @@ async fn dispatch(services: &Services, caller: &Caller, op: Op) -> HttpResponse 
     };
     result.unwrap_or_else(|e| {
         tracing::error!(error = %e, account = %caller.account_id, "store unavailable");
-        edge::problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again shortly")
+        edge::problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "try again shortly",
+        )
     })
 }

@@ -68,7 +68,11 @@ pub fn find(method: &str, path: &str) -> Result<Matched, NoMatch> {
             }
         }
     }
-    Err(if path_matched { NoMatch::Method } else { NoMatch::Path })
+    Err(if path_matched {
+        NoMatch::Method
+    } else {
+        NoMatch::Path
+    })
 }
 
 fn schemas() -> Value {
@@ -109,7 +113,9 @@ pub fn openapi() -> Value {
             .collect();
         let access = match route.access {
             Access::Settings => "Settings: master, admin, or custom with hubspot_settings.",
-            Access::Business => "Business: master, admin, manager, leader, staff, or custom with hubspot_business.",
+            Access::Business => {
+                "Business: master, admin, manager, leader, staff, or custom with hubspot_business."
+            }
         };
         let problem = json!({"description": "Problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
         let operation = json!({

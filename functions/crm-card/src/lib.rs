@@ -8,12 +8,23 @@ use board_hubspot::edge::{self, HttpResponse};
 use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 
-pub async fn handle(services: &Services, request: Request) -> Result<HttpResponse, lambda_http::Error> {
+pub async fn handle(
+    services: &Services,
+    request: Request,
+) -> Result<HttpResponse, lambda_http::Error> {
     if request.method() != Method::GET {
-        return Ok(edge::problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET"));
+        return Ok(edge::problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET",
+        ));
     }
     let uri = edge::public_uri(&services.settings.public_base_url, &request);
-    let signed = SignedRequest { method: "GET", uri: &uri, body: edge::body_bytes(&request) };
+    let signed = SignedRequest {
+        method: "GET",
+        uri: &uri,
+        body: edge::body_bytes(&request),
+    };
     let headers = request.headers();
     if let Err(reason) = verify_v3(
         services.settings.client_secret_bytes(),
@@ -23,12 +34,20 @@ pub async fn handle(services: &Services, request: Request) -> Result<HttpRespons
         services.now_ms(),
     ) {
         tracing::warn!(%reason, "card request signature rejected");
-        return Ok(edge::problem(StatusCode::UNAUTHORIZED, "invalid_signature", reason.to_string()));
+        return Ok(edge::problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            reason.to_string(),
+        ));
     }
     let portal = edge::query_param(&request, "portalId").and_then(|p| p.parse::<PortalId>().ok());
     let deal = edge::query_param(&request, "objectId").and_then(|d| d.parse::<DealId>().ok());
     let (Some(portal), Some(deal)) = (portal, deal) else {
-        return Ok(edge::problem(StatusCode::BAD_REQUEST, "invalid_query", "portalId and objectId are required"));
+        return Ok(edge::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "portalId and objectId are required",
+        ));
     };
     Ok(match card::card(services, portal, deal).await {
         Ok(card) => edge::json(StatusCode::OK, &card),

@@ -12,7 +12,11 @@ fn settings_redirect(services: &Services, outcome: &[(&str, &str)]) -> HttpRespo
     let mut url = match url::Url::parse(&services.settings.board_settings_url) {
         Ok(url) => url,
         Err(_) => {
-            return edge::problem(StatusCode::INTERNAL_SERVER_ERROR, "misconfigured", "BOARD_SETTINGS_URL is invalid");
+            return edge::problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "misconfigured",
+                "BOARD_SETTINGS_URL is invalid",
+            );
         }
     };
     url.query_pairs_mut().extend_pairs(outcome);
@@ -24,16 +28,27 @@ fn failure(services: &Services, code: Code) -> HttpResponse {
     settings_redirect(services, &[("hubspot", "error"), ("code", code.as_str())])
 }
 
-pub async fn handle(services: &Services, request: Request) -> Result<HttpResponse, lambda_http::Error> {
+pub async fn handle(
+    services: &Services,
+    request: Request,
+) -> Result<HttpResponse, lambda_http::Error> {
     if request.method() != Method::GET {
-        return Ok(edge::problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET"));
+        return Ok(edge::problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET",
+        ));
     }
     let state = edge::query_param(&request, "state").unwrap_or_default();
     // The state is single-use whatever happens next: take it first.
     let payload = if state.is_empty() {
         None
     } else {
-        match services.one_time_tokens.take_token(OneTimeKind::OAuthState, &state, services.clock.now()).await {
+        match services
+            .one_time_tokens
+            .take_token(OneTimeKind::OAuthState, &state, services.clock.now())
+            .await
+        {
             Ok(payload) => payload,
             Err(e) => {
                 tracing::error!(error = %e, "state store unavailable");

@@ -30,23 +30,63 @@ fn received(message: SqsMessage) -> Option<ReceivedMessage> {
     })
 }
 
-/// Lambda's SQS event source: handled messages are deleted by Lambda, the ones
-/// we return are retried after the visibility we set.
-pub async fn handle(services: &Services, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let messages: Vec<ReceivedMessage> = event.payload.records.into_iter().filter_map(received).collect();
-    let outcome = process_batch(services, &messages).await;
+/// The queue named by an event source ARN (`arn:aws:sqs:region:account:name`).
+fn from_board_queue(services: &Services, source_arn: Option<&str>) -> bool {
+    let name = source_arn
+        .and_then(|arn| arn.rsplit(':').next())
+        .unwrap_or_default();
+    let board_url = services
+        .settings
+        .board_events_queue_url
+        .as_deref()
+        .unwrap_or_default();
+    !name.is_empty() && board_url.rsplit('/').next() == Some(name)
+}
+
+/// Lambda's SQS event sources (our work queue and board's events queue):
+/// handled messages are deleted by Lambda, the ones we return are retried after
+/// the visibility we set; poison ones go to their own queue's DLQ.
+pub async fn handle(
+    services: &Services,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let mut work = Vec::new();
+    let mut board = Vec::new();
+    for record in event.payload.records {
+        let is_board = from_board_queue(services, record.event_source_arn.as_deref());
+        if let Some(message) = received(record) {
+            if is_board {
+                board.push(message)
+            } else {
+                work.push(message)
+            }
+        }
+    }
     let mut response = SqsBatchResponse::default();
-    for id in outcome.retry {
-        response.add_failure(id);
+    for (queue, messages) in [(&services.queue, work), (&services.board_queue, board)] {
+        if messages.is_empty() {
+            continue;
+        }
+        let outcome = process_batch(services, queue.as_ref(), &messages).await;
+        for id in outcome.retry {
+            response.add_failure(id);
+        }
     }
     Ok(response)
 }
 
 /// A host that polls (the local stack): receive, process, delete what is handled.
-pub async fn poll_once(services: &Services, queue: &dyn WorkQueue, wait: Duration) -> anyhow::Result<BatchOutcome> {
+pub async fn poll_once(
+    services: &Services,
+    queue: &dyn WorkQueue,
+    wait: Duration,
+) -> anyhow::Result<BatchOutcome> {
     let messages = queue.receive(10, wait).await?;
-    let outcome = process_batch(services, &messages).await;
-    for message in messages.iter().filter(|m| outcome.done.contains(&m.message_id)) {
+    let outcome = process_batch(services, queue, &messages).await;
+    for message in messages
+        .iter()
+        .filter(|m| outcome.done.contains(&m.message_id))
+    {
         queue.delete(&message.receipt).await?;
     }
     Ok(outcome)

@@ -11,6 +11,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use board_hubspot::adapters::queue::memory::MemoryQueue;
 use board_hubspot::app::Services;
 use board_hubspot::config::{Settings, StoreKind};
 use tokio::net::TcpListener;
@@ -25,7 +26,11 @@ async fn to_lambda(request: Request) -> Result<lambda_http::Request, Response> {
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response())?;
-    let body = if bytes.is_empty() { lambda_http::Body::Empty } else { lambda_http::Body::Binary(bytes.to_vec()) };
+    let body = if bytes.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        lambda_http::Body::Binary(bytes.to_vec())
+    };
     Ok(lambda_http::http::Request::from_parts(parts, body))
 }
 
@@ -58,11 +63,20 @@ macro_rules! lambda_route {
 
 pub fn router(services: &Services) -> Router {
     Router::new()
-        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/openapi.json", lambda_route!(services, config_api::handle))
         .route("/v1/{*rest}", lambda_route!(services, config_api::handle))
-        .route("/oauth/callback", lambda_route!(services, oauth_callback::handle))
-        .route("/hubspot/webhooks", lambda_route!(services, webhook::handle))
+        .route(
+            "/oauth/callback",
+            lambda_route!(services, oauth_callback::handle),
+        )
+        .route(
+            "/hubspot/webhooks",
+            lambda_route!(services, webhook::handle),
+        )
         .route("/hubspot/card", lambda_route!(services, crm_card::handle))
         .nest("/_sandbox/hubspot", sandbox_hubspot::router())
         .nest("/_sandbox/board", sandbox_board::router())
@@ -72,6 +86,8 @@ pub fn router(services: &Services) -> Router {
 pub struct Stack {
     pub addr: SocketAddr,
     pub services: Services,
+    /// The embedded queue, when the stack runs on it (for status and tests).
+    pub memory_queue: Option<MemoryQueue>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
@@ -87,12 +103,18 @@ impl Stack {
 }
 
 /// Builds the services the configuration asks for.
-pub async fn services(settings: Settings) -> anyhow::Result<Services> {
+pub async fn services(settings: Settings) -> anyhow::Result<(Services, Option<MemoryQueue>)> {
     Ok(match settings.store {
-        StoreKind::Memory => Services::in_memory(settings).0,
-        StoreKind::Aws => Services::aws(settings, &aws_config::load_from_env().await, true)
-            .await
-            .context("DynamoDB/SQS")?,
+        StoreKind::Memory => {
+            let (services, queue) = Services::in_memory(settings);
+            (services, Some(queue))
+        }
+        StoreKind::Aws => (
+            Services::aws(settings, &aws_config::load_from_env().await, true)
+                .await
+                .context("DynamoDB/SQS")?,
+            None,
+        ),
     })
 }
 
@@ -101,14 +123,31 @@ async fn stopped_signal(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// Polls the work queue and, when it is a separate one, board's events queue.
+async fn poll_both(services: &Services) -> anyhow::Result<()> {
+    let wait = Duration::from_millis(500);
+    sync_worker::poll_once(services, services.queue.as_ref(), wait).await?;
+    if !std::sync::Arc::ptr_eq(&services.queue, &services.board_queue) {
+        sync_worker::poll_once(services, services.board_queue.as_ref(), Duration::ZERO).await?;
+    }
+    Ok(())
+}
+
 /// Binds `addr` (port 0 for any) and starts serving and draining the queue.
 pub async fn start(settings: Settings, addr: SocketAddr) -> anyhow::Result<Stack> {
-    start_with(services(settings).await?, addr).await
+    let (services, memory_queue) = services(settings).await?;
+    start_with(services, memory_queue, addr).await
 }
 
 /// Starts with services built by the caller (tests point them at moto).
-pub async fn start_with(services: Services, addr: SocketAddr) -> anyhow::Result<Stack> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
+pub async fn start_with(
+    services: Services,
+    memory_queue: Option<MemoryQueue>,
+    addr: SocketAddr,
+) -> anyhow::Result<Stack> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("bind {addr}"))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
 
@@ -129,7 +168,7 @@ pub async fn start_with(services: Services, addr: SocketAddr) -> anyhow::Result<
         loop {
             tokio::select! {
                 _ = stopped_signal(&mut worker_stop) => break,
-                polled = sync_worker::poll_once(&worker_services, &*worker_services.queue, Duration::from_millis(500)) => {
+                polled = poll_both(&worker_services) => {
                     if let Err(error) = polled {
                         tracing::warn!(%error, "worker poll failed");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -139,5 +178,12 @@ pub async fn start_with(services: Services, addr: SocketAddr) -> anyhow::Result<
         }
     });
 
-    Ok(Stack { addr, services, stop, server, worker })
+    Ok(Stack {
+        addr,
+        services,
+        memory_queue,
+        stop,
+        server,
+        worker,
+    })
 }

@@ -7,12 +7,23 @@ use board_hubspot::config::{Settings, StoreKind, dev};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     board_hubspot::telemetry::init();
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
     let mut lookup: Vec<(String, String)> = std::env::vars().collect();
     if !lookup.iter().any(|(k, _)| k == "PUBLIC_BASE_URL") {
         lookup.push(("PUBLIC_BASE_URL".into(), format!("http://127.0.0.1:{port}")));
     }
-    let settings = Settings::from_lookup(|name| lookup.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()), true)?;
+    let settings = Settings::from_lookup(
+        |name| {
+            lookup
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        },
+        true,
+    )?;
     let store = match settings.store {
         StoreKind::Memory => "embedded (in memory)".to_owned(),
         StoreKind::Aws => format!("DynamoDB table {} + SQS", settings.table_name),

@@ -39,25 +39,35 @@ pub struct Card {
 }
 
 pub async fn card(services: &Services, portal: PortalId, deal: DealId) -> StoreResult<Card> {
-    let deal_ref = HubSpotRef { object_type: HubSpotObjectType::Deal, id: deal.get() };
+    let deal_ref = HubSpotRef {
+        object_type: HubSpotObjectType::Deal,
+        id: deal.get(),
+    };
     let mut sections = Vec::new();
     let claimed_by = services.links.deal_claimed_by(portal, deal.get()).await?;
     for connection in services.connections.connections_of_portal(portal).await? {
         if !matches!(
             connection.state,
-            crate::domain::connection::ConnectionState::Active | crate::domain::connection::ConnectionState::Suspended
+            crate::domain::connection::ConnectionState::Active
+                | crate::domain::connection::ConnectionState::Suspended
         ) {
             continue;
         }
         let label = connection.account_id.to_string();
-        let link = services.links.link_by_hubspot(&connection.account_id, deal_ref).await?;
+        let link = services
+            .links
+            .link_by_hubspot(&connection.account_id, deal_ref)
+            .await?;
         let section = match (link, &claimed_by) {
             (Some(link), _) => Section {
                 account_label: label,
                 state: SectionState::Project,
                 title: None,
                 properties: Vec::new(),
-                board_url: Some(format!("{}/projects/{}", services.settings.board_app_url, link.board.id)),
+                board_url: Some(format!(
+                    "{}/projects/{}",
+                    services.settings.board_app_url, link.board.id
+                )),
                 sync_enabled: link.state == LinkState::Enabled,
                 reason: match link.state {
                     LinkState::Disabled { reason } => Some(reason.entry().message_ja.to_owned()),

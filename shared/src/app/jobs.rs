@@ -91,7 +91,10 @@ pub enum BoardEventType {
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
     /// Webhook events of one portal, as received (already signature-checked).
-    HubspotEvents { portal_id: PortalId, events: Vec<HubSpotEvent> },
+    HubspotEvents {
+        portal_id: PortalId,
+        events: Vec<HubSpotEvent>,
+    },
 }
 
 /// Anything the worker can receive.
@@ -107,15 +110,20 @@ impl QueueMessage {
         let probe: serde_json::Value =
             serde_json::from_str(body).map_err(|e| format!("malformed JSON: {e}"))?;
         if probe.get("job").is_some() {
-            serde_json::from_str(body).map(Self::Job).map_err(|e| format!("invalid job: {e}"))
+            serde_json::from_str(body)
+                .map(Self::Job)
+                .map_err(|e| format!("invalid job: {e}"))
         } else if probe.get("event_id").is_some() {
             let event: BoardEvent =
                 serde_json::from_str(body).map_err(|e| format!("invalid board event: {e}"))?;
             if !event.object.get().trim_start().starts_with('{') {
                 return Err("invalid board event: object must be a JSON object".into());
             }
-            time::OffsetDateTime::parse(&event.occurred_at, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| "invalid board event: occurred_at is not RFC 3339".to_owned())?;
+            time::OffsetDateTime::parse(
+                &event.occurred_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map_err(|_| "invalid board event: occurred_at is not RFC 3339".to_owned())?;
             Ok(Self::BoardEvent(event))
         } else {
             Err("unknown message: neither a job nor a board event".into())
@@ -133,25 +141,53 @@ mod tests {
 
     #[test]
     fn webhook_events_accept_both_type_field_names() {
-        let a: HubSpotEvent =
-            serde_json::from_str(r#"{"portalId":1000001,"subscriptionType":"deal.creation","objectId":5}"#).unwrap();
-        let b: HubSpotEvent =
-            serde_json::from_str(r#"{"portalId":1000001,"eventType":"deal.creation","objectId":5}"#).unwrap();
+        let a: HubSpotEvent = serde_json::from_str(
+            r#"{"portalId":1000001,"subscriptionType":"deal.creation","objectId":5}"#,
+        )
+        .unwrap();
+        let b: HubSpotEvent = serde_json::from_str(
+            r#"{"portalId":1000001,"eventType":"deal.creation","objectId":5}"#,
+        )
+        .unwrap();
         assert_eq!(a, b);
     }
 
     #[test]
     fn messages_are_told_apart_and_bad_ones_explained() {
-        let job = Job::HubspotEvents { portal_id: PortalId::new(1).unwrap(), events: vec![] };
-        assert!(matches!(QueueMessage::parse(&QueueMessage::to_body(&job)), Ok(QueueMessage::Job(j)) if j == job));
+        let job = Job::HubspotEvents {
+            portal_id: PortalId::new(1).unwrap(),
+            events: vec![],
+        };
+        assert!(
+            matches!(QueueMessage::parse(&QueueMessage::to_body(&job)), Ok(QueueMessage::Job(j)) if j == job)
+        );
         let event = r#"{"event_id":"e1","account_id":"acct-a","type":"project.updated",
             "occurred_at":"2026-11-30T10:00:00+09:00","version":3,"object":{"id":1}}"#;
-        assert!(matches!(QueueMessage::parse(event), Ok(QueueMessage::BoardEvent(_))));
-        assert!(QueueMessage::parse("{").unwrap_err().starts_with("malformed JSON"));
-        assert!(QueueMessage::parse(r#"{"hello":1}"#).unwrap_err().starts_with("unknown message"));
+        assert!(matches!(
+            QueueMessage::parse(event),
+            Ok(QueueMessage::BoardEvent(_))
+        ));
+        assert!(
+            QueueMessage::parse("{")
+                .unwrap_err()
+                .starts_with("malformed JSON")
+        );
+        assert!(
+            QueueMessage::parse(r#"{"hello":1}"#)
+                .unwrap_err()
+                .starts_with("unknown message")
+        );
         let bad_type = event.replace("project.updated", "project.renamed");
-        assert!(QueueMessage::parse(&bad_type).unwrap_err().starts_with("invalid board event"));
+        assert!(
+            QueueMessage::parse(&bad_type)
+                .unwrap_err()
+                .starts_with("invalid board event")
+        );
         let bad_time = event.replace("2026-11-30T10:00:00+09:00", "yesterday");
-        assert!(QueueMessage::parse(&bad_time).unwrap_err().contains("RFC 3339"));
+        assert!(
+            QueueMessage::parse(&bad_time)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
     }
 }

@@ -14,8 +14,8 @@ use crate::adapters::table::dynamodb::DynamoTable;
 use crate::adapters::table::memory::MemoryTable;
 use crate::config::{Settings, StoreKind};
 use crate::ports::{
-    BoardEventLedger, Clock, ConnectionStore, HistoryStore, LeaseStore, LinkStore, OneTimeTokenStore,
-    WorkQueue,
+    BoardEventLedger, Clock, ConnectionStore, HistoryStore, LeaseStore, LinkStore,
+    OneTimeTokenStore, WorkQueue,
 };
 
 /// Visibility timeout of the work queue: ≥ 6 × the worker's function timeout (60 s).
@@ -32,7 +32,11 @@ pub struct Services {
     pub links: Arc<dyn LinkStore>,
     pub history: Arc<dyn HistoryStore>,
     pub board_events: Arc<dyn BoardEventLedger>,
+    /// Our work queue: webhook events made durable, retries.
     pub queue: Arc<dyn WorkQueue>,
+    /// The queue board's producer writes change events to. Locally the same
+    /// embedded queue as `queue`; in AWS its own queue and DLQ.
+    pub board_queue: Arc<dyn WorkQueue>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -53,6 +57,7 @@ impl Services {
             links: store.clone(),
             history: store.clone(),
             board_events: store,
+            board_queue: queue.clone(),
             queue,
             clock,
         }
@@ -72,23 +77,51 @@ impl Services {
 
     /// DynamoDB and SQS. `provision` creates the table and queues when missing
     /// (local runs against moto or a dev account; production uses the template's).
-    pub async fn aws(settings: Settings, config: &aws_config::SdkConfig, provision: bool) -> anyhow::Result<Self> {
-        let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(config), settings.table_name.clone());
+    pub async fn aws(
+        settings: Settings,
+        config: &aws_config::SdkConfig,
+        provision: bool,
+    ) -> anyhow::Result<Self> {
+        let table = DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(config),
+            settings.table_name.clone(),
+        );
         let sqs = aws_sdk_sqs::Client::new(config);
-        let queue = if provision {
+        let (queue, board_queue) = if provision {
             table.create_if_missing().await.context("provision table")?;
-            SqsQueue::create(sqs, &format!("{}-work", settings.table_name), WORK_VISIBILITY, MAX_RECEIVES)
-                .await
-                .context("provision queues")?
+            let name = &settings.table_name;
+            let (work_name, board_name) = (format!("{name}-work"), format!("{name}-board-events"));
+            let work = SqsQueue::create(sqs.clone(), &work_name, WORK_VISIBILITY, MAX_RECEIVES);
+            let board = SqsQueue::create(sqs, &board_name, WORK_VISIBILITY, MAX_RECEIVES);
+            (
+                work.await.context("provision work queue")?,
+                board.await.context("provision board queue")?,
+            )
         } else {
-            let url = settings.work_queue_url.clone().context("WORK_QUEUE_URL is required")?;
-            let dlq = settings
-                .dead_letter_queue_url
-                .clone()
-                .context("DEAD_LETTER_QUEUE_URL is required")?;
-            SqsQueue::new(sqs, url, dlq)
+            let required = |value: &Option<String>, name: &str| {
+                value.clone().with_context(|| format!("{name} is required"))
+            };
+            (
+                SqsQueue::new(
+                    sqs.clone(),
+                    required(&settings.work_queue_url, "WORK_QUEUE_URL")?,
+                    required(&settings.dead_letter_queue_url, "DEAD_LETTER_QUEUE_URL")?,
+                ),
+                SqsQueue::new(
+                    sqs,
+                    required(&settings.board_events_queue_url, "BOARD_EVENTS_QUEUE_URL")?,
+                    required(&settings.board_events_dlq_url, "BOARD_EVENTS_DLQ_URL")?,
+                ),
+            )
         };
-        Ok(Self::with_store(settings, TableStore::new(table), Arc::new(queue), Arc::new(SystemClock)))
+        let mut services = Self::with_store(
+            settings,
+            TableStore::new(table),
+            Arc::new(queue),
+            Arc::new(SystemClock),
+        );
+        services.board_queue = Arc::new(board_queue);
+        Ok(services)
     }
 
     /// What a Lambda function builds at cold start.

@@ -43,7 +43,13 @@ pub fn verify(
 ) -> Result<(), SignatureError> {
     let secret = services.settings.client_secret_bytes();
     if headers.v3.is_some() {
-        return verify_v3(secret, request, headers.v3, headers.timestamp, services.now_ms());
+        return verify_v3(
+            secret,
+            request,
+            headers.v3,
+            headers.timestamp,
+            services.now_ms(),
+        );
     }
     match headers.version.map(str::trim) {
         None | Some("v1") => verify_v1(secret, request.body, headers.v1),
@@ -74,7 +80,12 @@ pub async fn receive(
         .flat_map(|(portal_id, events)| {
             events
                 .chunks(EVENTS_PER_JOB)
-                .map(|chunk| QueueMessage::to_body(&Job::HubspotEvents { portal_id, events: chunk.to_vec() }))
+                .map(|chunk| {
+                    QueueMessage::to_body(&Job::HubspotEvents {
+                        portal_id,
+                        events: chunk.to_vec(),
+                    })
+                })
                 .collect::<Vec<_>>()
         })
         .collect();

@@ -11,7 +11,7 @@ use tracing::{debug, info, instrument, warn};
 use super::Services;
 use super::jobs::{BoardEvent, Job, QueueMessage};
 use crate::domain::{BoardObjectKind, BoardRef, PortalId};
-use crate::ports::{ReceivedMessage, StoreError};
+use crate::ports::{ReceivedMessage, StoreError, WorkQueue};
 
 /// How long an event id is remembered: beyond SQS retention and a DLQ replay.
 pub const EVENT_MEMORY: time::Duration = time::Duration::days(14);
@@ -46,8 +46,14 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// Processes messages received from `source`, the queue that dead letters and
+/// delayed retries go back through.
 #[instrument(skip_all, fields(messages = messages.len()))]
-pub async fn process_batch(services: &Services, messages: &[ReceivedMessage]) -> BatchOutcome {
+pub async fn process_batch(
+    services: &Services,
+    source: &dyn WorkQueue,
+    messages: &[ReceivedMessage],
+) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     for message in messages {
         let result = match QueueMessage::parse(&message.body) {
@@ -59,7 +65,7 @@ pub async fn process_batch(services: &Services, messages: &[ReceivedMessage]) ->
             Ok(()) => outcome.done.push(message.message_id.clone()),
             Err(Failure::Poison(reason)) => {
                 warn!(message_id = %message.message_id, %reason, "moving message to the dead-letter queue");
-                match services.queue.dead_letter(message, &reason).await {
+                match source.dead_letter(message, &reason).await {
                     Ok(()) => outcome.dead_lettered += 1,
                     Err(e) => {
                         warn!(message_id = %message.message_id, error = %e, "dead-lettering failed; SQS's redrive policy will");
@@ -70,7 +76,7 @@ pub async fn process_batch(services: &Services, messages: &[ReceivedMessage]) ->
             Err(Failure::Transient(error)) => {
                 let delay = retry_delay(message.receive_count);
                 warn!(message_id = %message.message_id, %error, delay_s = delay.as_secs(), "retrying later");
-                if let Err(e) = services.queue.retry_after(&message.receipt, delay).await {
+                if let Err(e) = source.retry_after(&message.receipt, delay).await {
                     warn!(error = %e, "could not delay the retry; it comes back after the visibility timeout");
                 }
                 outcome.retry.push(message.message_id.clone());
@@ -83,7 +89,10 @@ pub async fn process_batch(services: &Services, messages: &[ReceivedMessage]) ->
 async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
     match job {
         Job::HubspotEvents { portal_id, events } => {
-            let connections = services.connections.connections_of_portal(portal_id).await?;
+            let connections = services
+                .connections
+                .connections_of_portal(portal_id)
+                .await?;
             if connections.is_empty() {
                 warn_unknown_portal_once(portal_id);
                 return Ok(());
@@ -108,9 +117,13 @@ fn warn_unknown_portal_once(portal: PortalId) {
 fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
     use super::jobs::BoardEventType as T;
     let kind = match event.event_type {
-        T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted | T::DocumentSent => BoardObjectKind::Project,
+        T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted | T::DocumentSent => {
+            BoardObjectKind::Project
+        }
         T::CustomerCreated | T::CustomerUpdated | T::CustomerDeleted => BoardObjectKind::Customer,
-        T::ContactCreated | T::ContactUpdated | T::ContactDeleted => BoardObjectKind::CustomerContact,
+        T::ContactCreated | T::ContactUpdated | T::ContactDeleted => {
+            BoardObjectKind::CustomerContact
+        }
     };
     #[derive(serde::Deserialize)]
     struct Snapshot {
@@ -126,7 +139,9 @@ fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
     } else {
         snapshot.id
     };
-    let id = id.filter(|id| *id > 0).ok_or_else(|| Failure::Poison("invalid board event: object has no id".into()))?;
+    let id = id
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Failure::Poison("invalid board event: object has no id".into()))?;
     Ok(BoardRef { kind, id })
 }
 
@@ -141,7 +156,10 @@ async fn board_event(services: &Services, event: &BoardEvent) -> Result<(), Fail
         debug!(event_id = %event.event_id, "duplicate board event");
         return Ok(());
     }
-    let newer = services.board_events.advance_version(&event.account_id, object, event.version).await?;
+    let newer = services
+        .board_events
+        .advance_version(&event.account_id, object, event.version)
+        .await?;
     debug!(event_id = %event.event_id, %object, version = event.version, newer, "board event accepted");
     Ok(())
 }

@@ -37,7 +37,10 @@ mod tests {
 
     #[test]
     fn labels_are_trimmed_counted_in_characters_and_empty_clears() {
-        assert_eq!(AccountLabel::parse("  A事業部 ").unwrap().unwrap().as_str(), "A事業部");
+        assert_eq!(
+            AccountLabel::parse("  A事業部 ").unwrap().unwrap().as_str(),
+            "A事業部"
+        );
         assert_eq!(AccountLabel::parse("   ").unwrap(), None);
         assert!(AccountLabel::parse(&"あ".repeat(50)).unwrap().is_some());
         assert_eq!(AccountLabel::parse(&"あ".repeat(51)), Err(LabelTooLong(51)));

@@ -250,23 +250,71 @@ mod tests {
     fn messages_are_the_products_exact_wording() {
         // From board's help page (the seed) and SPEC §9, character for character.
         let expected = [
-            ("hubspot_api_error", "APIからエラーが返ってきました。エラー内容を確認してください。"),
-            ("hubspot_auth_invalid", "HubSpot APIの認証が無効です。再認証してください。"),
-            ("hubspot_scope_insufficient", "HubSpot APIの認可が不足しています。再認証してください。"),
-            ("hubspot_unavailable", "HubSpot APIが一時的に利用できない状況です。"),
-            ("integration_suspended", "HubSpot連携が一時停止されています。"),
+            (
+                "hubspot_api_error",
+                "APIからエラーが返ってきました。エラー内容を確認してください。",
+            ),
+            (
+                "hubspot_auth_invalid",
+                "HubSpot APIの認証が無効です。再認証してください。",
+            ),
+            (
+                "hubspot_scope_insufficient",
+                "HubSpot APIの認可が不足しています。再認証してください。",
+            ),
+            (
+                "hubspot_unavailable",
+                "HubSpot APIが一時的に利用できない状況です。",
+            ),
+            (
+                "integration_suspended",
+                "HubSpot連携が一時停止されています。",
+            ),
             ("internal_error", "エラーが発生しました"),
-            ("deal_not_found", "対応する取引がHubSpotに存在しないため同期は無効になりました"),
-            ("deal_excluded", "HubSpot側で「board連携対象外」に設定されたため同期は無効になりました"),
-            ("company_not_found", "対応する会社がHubSpotに存在しないため同期は無効になりました"),
-            ("contact_not_found", "対応するコンタクトがHubSpotに存在しないため同期は無効になりました"),
-            ("board_api_error", "boardのAPIからエラーが返ってきました。エラー内容を確認してください。"),
-            ("board_auth_invalid", "boardのAPIの認証が無効です。API設定を確認してください。"),
-            ("board_unavailable", "boardのAPIが一時的に利用できない状況です。"),
-            ("project_not_found", "対応する案件がboardに存在しないため同期は無効になりました"),
-            ("project_locked", "案件がロックされているため更新をスキップしました"),
-            ("association_changed", "取引の会社が変更されましたが、案件の顧客は変更していません"),
-            ("conflict_overwritten", "boardとHubSpotの両方で変更されたため、後の変更を優先しました"),
+            (
+                "deal_not_found",
+                "対応する取引がHubSpotに存在しないため同期は無効になりました",
+            ),
+            (
+                "deal_excluded",
+                "HubSpot側で「board連携対象外」に設定されたため同期は無効になりました",
+            ),
+            (
+                "company_not_found",
+                "対応する会社がHubSpotに存在しないため同期は無効になりました",
+            ),
+            (
+                "contact_not_found",
+                "対応するコンタクトがHubSpotに存在しないため同期は無効になりました",
+            ),
+            (
+                "board_api_error",
+                "boardのAPIからエラーが返ってきました。エラー内容を確認してください。",
+            ),
+            (
+                "board_auth_invalid",
+                "boardのAPIの認証が無効です。API設定を確認してください。",
+            ),
+            (
+                "board_unavailable",
+                "boardのAPIが一時的に利用できない状況です。",
+            ),
+            (
+                "project_not_found",
+                "対応する案件がboardに存在しないため同期は無効になりました",
+            ),
+            (
+                "project_locked",
+                "案件がロックされているため更新をスキップしました",
+            ),
+            (
+                "association_changed",
+                "取引の会社が変更されましたが、案件の顧客は変更していません",
+            ),
+            (
+                "conflict_overwritten",
+                "boardとHubSpotの両方で変更されたため、後の変更を優先しました",
+            ),
         ];
         for (code, message) in expected {
             let entry = code.parse::<Code>().unwrap().entry();
@@ -289,7 +337,11 @@ mod tests {
         assert_eq!(Code::HubspotUnavailable.class(), Class::Retry);
         assert_eq!(Code::HubspotAuthInvalid.class(), Class::Suspend);
         for entry in Catalog::entries() {
-            assert!(!entry.guidance_ja.is_empty() && !entry.guidance_en.is_empty(), "{}", entry.code);
+            assert!(
+                !entry.guidance_ja.is_empty() && !entry.guidance_en.is_empty(),
+                "{}",
+                entry.code
+            );
         }
     }
 }

@@ -78,7 +78,9 @@ impl fmt::Display for BoardRef {
 pub enum LinkState {
     Enabled,
     /// Disabled with the catalog code that disabled it (recorded once).
-    Disabled { reason: Code },
+    Disabled {
+        reason: Code,
+    },
     /// The board object was deleted; the deal is not re-drafted silently.
     Deleted,
     /// The connection moved to another portal; kept for the record.

@@ -54,7 +54,10 @@ pub fn decode_documented(uri: &str) -> String {
     while let Some(pos) = rest.find('%') {
         out.push_str(&rest[..pos]);
         let candidate = rest.get(pos..pos + 3).map(str::to_ascii_uppercase);
-        match candidate.as_deref().and_then(|c| DECODED.iter().find(|(e, _)| *e == c)) {
+        match candidate
+            .as_deref()
+            .and_then(|c| DECODED.iter().find(|(e, _)| *e == c))
+        {
             Some((_, decoded)) => {
                 out.push_str(decoded);
                 rest = &rest[pos + 3..];
@@ -80,7 +83,13 @@ fn v3_digest(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &st
 
 /// Signs as HubSpot does (for tests and the sandboxes' independent twin).
 pub fn sign_v3(secret: &[u8], request: &SignedRequest<'_>, timestamp_ms: i64) -> String {
-    STANDARD.encode(v3_digest(secret, request.method, request.uri, request.body, &timestamp_ms.to_string()))
+    STANDARD.encode(v3_digest(
+        secret,
+        request.method,
+        request.uri,
+        request.body,
+        &timestamp_ms.to_string(),
+    ))
 }
 
 /// Verifies `X-HubSpot-Signature-v3` with `X-HubSpot-Request-Timestamp` (ms).
@@ -93,31 +102,56 @@ pub fn verify_v3(
 ) -> Result<(), SignatureError> {
     let signature = signature.ok_or(SignatureError::Missing)?;
     let timestamp = timestamp.ok_or(SignatureError::BadTimestamp)?;
-    let sent_ms: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let sent_ms: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     if (now_ms - sent_ms).abs() > MAX_SKEW_MS {
         return Err(SignatureError::Stale);
     }
-    let given = STANDARD.decode(signature.trim()).map_err(|_| SignatureError::Mismatch)?;
+    let given = STANDARD
+        .decode(signature.trim())
+        .map_err(|_| SignatureError::Mismatch)?;
     let raw = request.uri;
     let decoded = decode_documented(raw);
-    let candidates = if decoded == raw { vec![raw] } else { vec![raw, decoded.as_str()] };
+    let candidates = if decoded == raw {
+        vec![raw]
+    } else {
+        vec![raw, decoded.as_str()]
+    };
     let mut matched = subtle::Choice::from(0);
     for uri in candidates {
         let expected = v3_digest(secret, request.method, uri, request.body, timestamp.trim());
         matched |= expected.as_slice().ct_eq(&given);
     }
-    if bool::from(matched) { Ok(()) } else { Err(SignatureError::Mismatch) }
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// v1: hex SHA-256(secret + body). No timestamp: harmless only because events
 /// are notifications that we re-read (SPEC §11).
-pub fn verify_v1(secret: &[u8], body: &[u8], signature: Option<&str>) -> Result<(), SignatureError> {
+pub fn verify_v1(
+    secret: &[u8],
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<(), SignatureError> {
     let signature = signature.ok_or(SignatureError::Missing)?;
     let mut hasher = Sha256::new();
     hasher.update(secret);
     hasher.update(body);
-    let expected: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    if bool::from(expected.as_bytes().ct_eq(signature.trim().to_ascii_lowercase().as_bytes())) {
+    let expected: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if bool::from(
+        expected
+            .as_bytes()
+            .ct_eq(signature.trim().to_ascii_lowercase().as_bytes()),
+    ) {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
@@ -132,7 +166,11 @@ mod tests {
     const NOW: i64 = 1_764_000_000_000;
 
     fn request<'a>(uri: &'a str, body: &'a [u8]) -> SignedRequest<'a> {
-        SignedRequest { method: "POST", uri, body }
+        SignedRequest {
+            method: "POST",
+            uri,
+            body,
+        }
     }
 
     #[test]
@@ -140,23 +178,47 @@ mod tests {
         let req = request("https://example.test/hubspot/webhooks", b"[]");
         let sig = sign_v3(SECRET, &req, NOW);
         let ts = NOW.to_string();
-        assert_eq!(verify_v3(SECRET, &req, Some(&sig), Some(&ts), NOW + 299_000), Ok(()));
-        assert_eq!(verify_v3(SECRET, &req, Some(&sig), Some(&ts), NOW + 301_000), Err(SignatureError::Stale));
-        assert_eq!(verify_v3(SECRET, &req, Some(&sig), Some(&ts), NOW - 301_000), Err(SignatureError::Stale));
-        assert_eq!(verify_v3(b"other", &req, Some(&sig), Some(&ts), NOW), Err(SignatureError::Mismatch));
-        assert_eq!(verify_v3(SECRET, &req, None, Some(&ts), NOW), Err(SignatureError::Missing));
-        assert_eq!(verify_v3(SECRET, &req, Some(&sig), Some("soon"), NOW), Err(SignatureError::BadTimestamp));
+        assert_eq!(
+            verify_v3(SECRET, &req, Some(&sig), Some(&ts), NOW + 299_000),
+            Ok(())
+        );
+        assert_eq!(
+            verify_v3(SECRET, &req, Some(&sig), Some(&ts), NOW + 301_000),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify_v3(SECRET, &req, Some(&sig), Some(&ts), NOW - 301_000),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify_v3(b"other", &req, Some(&sig), Some(&ts), NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_v3(SECRET, &req, None, Some(&ts), NOW),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_v3(SECRET, &req, Some(&sig), Some("soon"), NOW),
+            Err(SignatureError::BadTimestamp)
+        );
     }
 
     #[test]
     fn the_uri_may_be_signed_raw_or_decoded_as_documented() {
         let raw = "https://example.test/hubspot/card?userEmail=a%40b.jp&x=%3A";
         let decoded = decode_documented(raw);
-        assert_eq!(decoded, "https://example.test/hubspot/card?userEmail=a@b.jp&x=:");
+        assert_eq!(
+            decoded,
+            "https://example.test/hubspot/card?userEmail=a@b.jp&x=:"
+        );
         let ts = NOW.to_string();
         for signed_over in [raw, decoded.as_str()] {
             let sig = sign_v3(SECRET, &request(signed_over, b""), NOW);
-            assert_eq!(verify_v3(SECRET, &request(raw, b""), Some(&sig), Some(&ts), NOW), Ok(()));
+            assert_eq!(
+                verify_v3(SECRET, &request(raw, b""), Some(&sig), Some(&ts), NOW),
+                Ok(())
+            );
         }
     }
 
@@ -171,8 +233,15 @@ mod tests {
         let mut hasher = Sha256::new();
         hasher.update(SECRET);
         hasher.update(body);
-        let sig: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sig: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(verify_v1(SECRET, body, Some(&sig)), Ok(()));
-        assert_eq!(verify_v1(SECRET, b"[]", Some(&sig)), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_v1(SECRET, b"[]", Some(&sig)),
+            Err(SignatureError::Mismatch)
+        );
     }
 }

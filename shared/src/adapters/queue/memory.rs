@@ -30,7 +30,10 @@ struct Lane {
 
 impl Lane {
     fn new() -> Self {
-        Self { messages: Mutex::new(Vec::new()), arrived: Notify::new() }
+        Self {
+            messages: Mutex::new(Vec::new()),
+            arrived: Notify::new(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Stored>> {
@@ -63,7 +66,12 @@ impl MemoryQueue {
     /// `visibility`: how long a received message stays invisible;
     /// `max_receives`: receives before the message moves to the DLQ (SQS `maxReceiveCount`).
     pub fn new(visibility: Duration, max_receives: u32) -> Self {
-        Self { work: Arc::new(Lane::new()), dead: Arc::new(Lane::new()), visibility, max_receives: max_receives.max(1) }
+        Self {
+            work: Arc::new(Lane::new()),
+            dead: Arc::new(Lane::new()),
+            visibility,
+            max_receives: max_receives.max(1),
+        }
     }
 
     /// Messages in the work queue, visible or not (for tests and the local stack's status).
@@ -71,7 +79,13 @@ impl MemoryQueue {
         self.work.lock().len()
     }
 
-    fn take_visible(&self, lane: &Lane, max: usize, dead_letter_over: Option<u32>) -> Vec<ReceivedMessage> {
+    fn take_visible(
+        &self,
+        lane: &Lane,
+        max: usize,
+        dead_letter_over: Option<u32>,
+        visibility: Duration,
+    ) -> Vec<ReceivedMessage> {
         let now = Instant::now();
         let mut taken = Vec::new();
         let mut overdue = Vec::new();
@@ -89,7 +103,7 @@ impl MemoryQueue {
                     continue;
                 }
                 m.receive_count += 1;
-                m.visible_at = now + self.visibility;
+                m.visible_at = now + visibility;
                 let receipt = uuid::Uuid::new_v4().to_string();
                 m.receipt = Some(receipt.clone());
                 taken.push(ReceivedMessage {
@@ -114,7 +128,9 @@ impl MemoryQueue {
 
     fn remove(lane: &Lane, receipt: &str) -> Option<Stored> {
         let mut messages = lane.lock();
-        let index = messages.iter().position(|m| m.receipt.as_deref() == Some(receipt))?;
+        let index = messages
+            .iter()
+            .position(|m| m.receipt.as_deref() == Some(receipt))?;
         Some(messages.remove(index))
     }
 }
@@ -130,14 +146,17 @@ impl WorkQueue for MemoryQueue {
 
     async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>> {
         if !(1..=super::MAX_BATCH).contains(&max) {
-            return Err(StoreError::Limit(format!("receive takes 1 to 10 messages, got {max}")));
+            return Err(StoreError::Limit(format!(
+                "receive takes 1 to 10 messages, got {max}"
+            )));
         }
         let deadline = Instant::now() + wait;
         loop {
             let arrived = self.work.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            let taken = self.take_visible(&self.work, max, Some(self.max_receives));
+            let taken =
+                self.take_visible(&self.work, max, Some(self.max_receives), self.visibility);
             if !taken.is_empty() {
                 return Ok(taken);
             }
@@ -162,7 +181,10 @@ impl WorkQueue for MemoryQueue {
             return Err(StoreError::Limit("visibility delay above 12 hours".into()));
         }
         let mut messages = self.work.lock();
-        if let Some(m) = messages.iter_mut().find(|m| m.receipt.as_deref() == Some(receipt)) {
+        if let Some(m) = messages
+            .iter_mut()
+            .find(|m| m.receipt.as_deref() == Some(receipt))
+        {
             m.visible_at = Instant::now() + delay;
         }
         Ok(())
@@ -178,13 +200,23 @@ impl WorkQueue for MemoryQueue {
     }
 
     async fn receive_dead_letters(&self, max: usize) -> StoreResult<Vec<ReceivedMessage>> {
-        Ok(self.take_visible(&self.dead, max.clamp(1, super::MAX_BATCH), None))
+        Ok(self.take_visible(
+            &self.dead,
+            max.clamp(1, super::MAX_BATCH),
+            None,
+            Duration::ZERO,
+        ))
     }
 
     async fn redrive(&self, max: usize) -> StoreResult<usize> {
         let mut moved = 0;
         while moved < max {
-            let batch = self.take_visible(&self.dead, (max - moved).min(super::MAX_BATCH), None);
+            let batch = self.take_visible(
+                &self.dead,
+                (max - moved).min(super::MAX_BATCH),
+                None,
+                self.visibility,
+            );
             if batch.is_empty() {
                 break;
             }

@@ -36,11 +36,20 @@ fn short(reason: &str) -> String {
 
 impl SqsQueue {
     pub fn new(client: Client, url: impl Into<String>, dead_letter_url: impl Into<String>) -> Self {
-        Self { client, url: url.into(), dead_letter_url: dead_letter_url.into() }
+        Self {
+            client,
+            url: url.into(),
+            dead_letter_url: dead_letter_url.into(),
+        }
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The queue's name: the last segment of its URL, as of its ARN.
+    pub fn name(&self) -> &str {
+        self.url.rsplit('/').next().unwrap_or_default()
     }
 
     /// Creates `name` and `name-dlq` with the redrive policy the template declares
@@ -58,7 +67,10 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|e| anyhow!("create DLQ: {}", DisplayErrorContext(e)))?;
-        let dlq_url = dlq.queue_url().ok_or_else(|| anyhow!("DLQ without URL"))?.to_owned();
+        let dlq_url = dlq
+            .queue_url()
+            .ok_or_else(|| anyhow!("DLQ without URL"))?
+            .to_owned();
         let attrs = client
             .get_queue_attributes()
             .queue_url(&dlq_url)
@@ -71,20 +83,33 @@ impl SqsQueue {
             .and_then(|a| a.get(&QueueAttributeName::QueueArn))
             .ok_or_else(|| anyhow!("DLQ without ARN"))?
             .clone();
-        let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives}).to_string();
+        let policy =
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives})
+                .to_string();
         let work = client
             .create_queue()
             .queue_name(name)
-            .attributes(QueueAttributeName::VisibilityTimeout, visibility.as_secs().to_string())
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility.as_secs().to_string(),
+            )
             .attributes(QueueAttributeName::RedrivePolicy, policy)
             .send()
             .await
             .map_err(|e| anyhow!("create queue: {}", DisplayErrorContext(e)))?;
-        let url = work.queue_url().ok_or_else(|| anyhow!("queue without URL"))?.to_owned();
+        let url = work
+            .queue_url()
+            .ok_or_else(|| anyhow!("queue without URL"))?
+            .to_owned();
         Ok(Self::new(client, url, dlq_url))
     }
 
-    async fn receive_from(&self, url: &str, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>> {
+    async fn receive_from(
+        &self,
+        url: &str,
+        max: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<ReceivedMessage>> {
         let wait = i32::try_from(wait.as_secs().min(20)).expect("bounded");
         let out = self
             .client
@@ -110,7 +135,9 @@ impl SqsQueue {
                     .map(|attrs| {
                         attrs
                             .iter()
-                            .filter_map(|(k, v)| v.string_value().map(|s| (k.clone(), s.to_owned())))
+                            .filter_map(|(k, v)| {
+                                v.string_value().map(|s| (k.clone(), s.to_owned()))
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -119,7 +146,9 @@ impl SqsQueue {
                     message_id: m.message_id().unwrap_or_default().to_owned(),
                     receipt: m
                         .receipt_handle()
-                        .ok_or_else(|| StoreError::Unavailable(anyhow!("message without receipt handle")))?
+                        .ok_or_else(|| {
+                            StoreError::Unavailable(anyhow!("message without receipt handle"))
+                        })?
                         .to_owned(),
                     body: m.body().unwrap_or_default().to_owned(),
                     receive_count,
@@ -185,7 +214,10 @@ impl SqsQueue {
                 .await
                 .map_err(|e| unavailable("DeleteMessageBatch", e))?;
             if let Some(failed) = out.failed().first() {
-                return Err(StoreError::Unavailable(anyhow!("DeleteMessageBatch: {}", failed.code())));
+                return Err(StoreError::Unavailable(anyhow!(
+                    "DeleteMessageBatch: {}",
+                    failed.code()
+                )));
             }
         }
         Ok(())
@@ -200,7 +232,9 @@ impl WorkQueue for SqsQueue {
 
     async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>> {
         if !(1..=MAX_BATCH).contains(&max) {
-            return Err(StoreError::Limit(format!("receive takes 1 to 10 messages, got {max}")));
+            return Err(StoreError::Limit(format!(
+                "receive takes 1 to 10 messages, got {max}"
+            )));
         }
         self.receive_from(&self.url, max, wait).await
     }
@@ -233,10 +267,17 @@ impl WorkQueue for SqsQueue {
 
     async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> StoreResult<()> {
         let mut attributes: HashMap<String, MessageAttributeValue> = HashMap::new();
-        for (k, v) in message.attributes.iter().filter(|(k, _)| k != REASON_ATTRIBUTE) {
+        for (k, v) in message
+            .attributes
+            .iter()
+            .filter(|(k, _)| k != REASON_ATTRIBUTE)
+        {
             attributes.insert(k.clone(), string_attribute(v)?);
         }
-        attributes.insert(REASON_ATTRIBUTE.to_owned(), string_attribute(&short(reason))?);
+        attributes.insert(
+            REASON_ATTRIBUTE.to_owned(),
+            string_attribute(&short(reason))?,
+        );
         // Send first, then delete: a crash in between leaves a copy in both queues,
         // which the worker's dedupe absorbs; the reverse order could lose it.
         self.client
@@ -251,14 +292,35 @@ impl WorkQueue for SqsQueue {
     }
 
     async fn receive_dead_letters(&self, max: usize) -> StoreResult<Vec<ReceivedMessage>> {
-        self.receive_from(&self.dead_letter_url, max.clamp(1, MAX_BATCH), Duration::ZERO).await
+        let seen = self
+            .receive_from(
+                &self.dead_letter_url,
+                max.clamp(1, MAX_BATCH),
+                Duration::ZERO,
+            )
+            .await?;
+        for message in &seen {
+            self.client
+                .change_message_visibility()
+                .queue_url(&self.dead_letter_url)
+                .receipt_handle(&message.receipt)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .map_err(|e| unavailable("ChangeMessageVisibility (DLQ)", e))?;
+        }
+        Ok(seen)
     }
 
     async fn redrive(&self, max: usize) -> StoreResult<usize> {
         let mut moved = 0;
         while moved < max {
             let batch = self
-                .receive_from(&self.dead_letter_url, (max - moved).min(MAX_BATCH), Duration::ZERO)
+                .receive_from(
+                    &self.dead_letter_url,
+                    (max - moved).min(MAX_BATCH),
+                    Duration::ZERO,
+                )
                 .await?;
             if batch.is_empty() {
                 break;

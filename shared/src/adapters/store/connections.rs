@@ -23,7 +23,12 @@ fn decode(item: &Item) -> StoreResult<Connection> {
 #[async_trait]
 impl<T: Table> ConnectionStore for TableStore<T> {
     async fn get_connection(&self, account: &AccountId) -> StoreResult<Option<Connection>> {
-        self.table.get(&key(account)).await?.as_ref().map(decode).transpose()
+        self.table
+            .get(&key(account))
+            .await?
+            .as_ref()
+            .map(decode)
+            .transpose()
     }
 
     async fn save_connection(&self, connection: &Connection) -> StoreResult<u64> {
@@ -33,7 +38,9 @@ impl<T: Table> ConnectionStore for TableStore<T> {
             .with_s(attr::GSI1_SK, format!("CONN#{}", connection.account_id))
             .with_n(attr::REVISION, next as i64);
         let item = with_body(item, connection)?;
-        self.table.put(item, same_revision(connection.revision)).await?;
+        self.table
+            .put(item, same_revision(connection.revision))
+            .await?;
         Ok(next)
     }
 

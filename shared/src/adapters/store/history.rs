@@ -23,14 +23,29 @@ fn pk(account: &AccountId, shard: u8) -> String {
 #[async_trait]
 impl<T: Table> HistoryStore for TableStore<T> {
     async fn append(&self, entry: &HistoryEntry, expires_at: OffsetDateTime) -> StoreResult<()> {
-        let key = Key::new(pk(&entry.account_id, shard_of(&entry.id)), entry.id.as_str());
-        let item = with_body(Item::new(key).with_n(attr::TTL, ttl_seconds(expires_at)), entry)?;
+        let key = Key::new(
+            pk(&entry.account_id, shard_of(&entry.id)),
+            entry.id.as_str(),
+        );
+        let item = with_body(
+            Item::new(key).with_n(attr::TTL, ttl_seconds(expires_at)),
+            entry,
+        )?;
         Ok(self.table.put(item, Cond::NotExists).await?)
     }
 
-    async fn entry(&self, account: &AccountId, id: &HistoryId) -> StoreResult<Option<HistoryEntry>> {
+    async fn entry(
+        &self,
+        account: &AccountId,
+        id: &HistoryId,
+    ) -> StoreResult<Option<HistoryEntry>> {
         let key = Key::new(pk(account, shard_of(id)), id.as_str());
-        self.table.get(&key).await?.as_ref().map(body_of).transpose()
+        self.table
+            .get(&key)
+            .await?
+            .as_ref()
+            .map(body_of)
+            .transpose()
     }
 
     async fn entries(
@@ -42,7 +57,10 @@ impl<T: Table> HistoryStore for TableStore<T> {
         let limit = limit.clamp(1, 200);
         // The cursor is the id of the last entry returned: each shard resumes below it.
         let below = cursor
-            .map(|c| HistoryId::new(c.0.clone()).map_err(|_| StoreError::Limit("malformed cursor".into())))
+            .map(|c| {
+                HistoryId::new(c.0.clone())
+                    .map_err(|_| StoreError::Limit("malformed cursor".into()))
+            })
             .transpose()?;
         let mut merged: Vec<HistoryEntry> = Vec::new();
         for shard in 0..HISTORY_SHARDS {
@@ -58,7 +76,14 @@ impl<T: Table> HistoryStore for TableStore<T> {
         merged.sort_by(|a, b| b.id.cmp(&a.id));
         let more = merged.len() > limit;
         merged.truncate(limit);
-        let next = if more { merged.last().map(|e| Cursor(e.id.as_str().to_owned())) } else { None };
-        Ok(Page { items: merged, next })
+        let next = if more {
+            merged.last().map(|e| Cursor(e.id.as_str().to_owned()))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: merged,
+            next,
+        })
     }
 }

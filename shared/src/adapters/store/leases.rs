@@ -40,7 +40,14 @@ impl<T: Table> LeaseStore for TableStore<T> {
     }
 
     async fn release(&self, name: &str, holder: &str) -> StoreResult<()> {
-        match self.table.delete(&key(name), Cond::Eq(HOLDER.into(), Value::S(holder.to_owned()))).await {
+        match self
+            .table
+            .delete(
+                &key(name),
+                Cond::Eq(HOLDER.into(), Value::S(holder.to_owned())),
+            )
+            .await
+        {
             Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
             Err(e) => Err(e.into()),
         }

@@ -20,7 +20,10 @@ impl<T: Table> BoardEventLedger for TableStore<T> {
         let item = Item::new(Key::new(format!("ACCT#{account}#EVT#{event_id}"), "EVT"))
             .with_n(attr::EXPIRES_AT, epoch_ms(keep_until))
             .with_n(attr::TTL, ttl_seconds(keep_until));
-        let unseen = Cond::Or(vec![Cond::NotExists, Cond::Le(attr::EXPIRES_AT.into(), epoch_ms(now))]);
+        let unseen = Cond::Or(vec![
+            Cond::NotExists,
+            Cond::Le(attr::EXPIRES_AT.into(), epoch_ms(now)),
+        ]);
         match self.table.put(item, unseen).await {
             Ok(()) => Ok(true),
             Err(TableError::ConditionFailed) => Ok(false),
@@ -28,11 +31,31 @@ impl<T: Table> BoardEventLedger for TableStore<T> {
         }
     }
 
-    async fn advance_version(&self, account: &AccountId, object: BoardRef, version: u64) -> StoreResult<bool> {
-        let version = i64::try_from(version).map_err(|_| crate::ports::StoreError::Limit("version out of range".into()))?;
-        let key = Key::new(format!("ACCT#{account}#VER#{}#{}", object.kind.as_str(), object.id), "VER");
-        let older = Cond::Or(vec![Cond::AttrNotExists(VERSION.into()), Cond::Lt(VERSION.into(), version)]);
-        match self.table.update(&key, vec![Change::Set(VERSION.into(), Value::N(version))], older).await {
+    async fn advance_version(
+        &self,
+        account: &AccountId,
+        object: BoardRef,
+        version: u64,
+    ) -> StoreResult<bool> {
+        let version = i64::try_from(version)
+            .map_err(|_| crate::ports::StoreError::Limit("version out of range".into()))?;
+        let key = Key::new(
+            format!("ACCT#{account}#VER#{}#{}", object.kind.as_str(), object.id),
+            "VER",
+        );
+        let older = Cond::Or(vec![
+            Cond::AttrNotExists(VERSION.into()),
+            Cond::Lt(VERSION.into(), version),
+        ]);
+        match self
+            .table
+            .update(
+                &key,
+                vec![Change::Set(VERSION.into(), Value::N(version))],
+                older,
+            )
+            .await
+        {
             Ok(_) => Ok(true),
             Err(TableError::ConditionFailed) => Ok(false),
             Err(e) => Err(e.into()),

@@ -1,7 +1,9 @@
 use async_trait::async_trait;
 
 use super::{TableStore, body_of, revision_of, same_revision, with_body};
-use crate::adapters::table::{Cond, Index, Item, Key, Query, SkCond, Table, TableError, TxOp, Value, attr};
+use crate::adapters::table::{
+    Cond, Index, Item, Key, Query, SkCond, Table, TableError, TxOp, Value, attr,
+};
 use crate::domain::{AccountId, BoardRef, HubSpotObjectType, HubSpotRef, Link, PortalId};
 use crate::ports::{ClaimError, LinkStore, StoreError, StoreResult};
 
@@ -9,11 +11,25 @@ const ACCOUNT: &str = "account";
 const HUBSPOT: &str = "hubspot";
 
 fn link_key(account: &AccountId, object: HubSpotRef) -> Key {
-    Key::new(format!("ACCT#{account}#LINK#{}#{}", object.object_type.as_str(), object.id), "LINK")
+    Key::new(
+        format!(
+            "ACCT#{account}#LINK#{}#{}",
+            object.object_type.as_str(),
+            object.id
+        ),
+        "LINK",
+    )
 }
 
 fn board_key(account: &AccountId, object: BoardRef) -> Key {
-    Key::new(format!("ACCT#{account}#BOARD#{}#{}", object.kind.as_str(), object.id), "BOARD")
+    Key::new(
+        format!(
+            "ACCT#{account}#BOARD#{}#{}",
+            object.kind.as_str(),
+            object.id
+        ),
+        "BOARD",
+    )
 }
 
 fn claim_key(portal: PortalId, deal: u64) -> Key {
@@ -21,7 +37,11 @@ fn claim_key(portal: PortalId, deal: u64) -> Key {
 }
 
 fn hubspot_gsi(portal: PortalId, object: HubSpotRef) -> String {
-    format!("PORTAL#{portal}#{}#{}", object.object_type.as_str(), object.id)
+    format!(
+        "PORTAL#{portal}#{}#{}",
+        object.object_type.as_str(),
+        object.id
+    )
 }
 
 fn link_item(link: &Link, revision: u64) -> StoreResult<Item> {
@@ -53,7 +73,11 @@ fn parse_pointer(item: &Item) -> StoreResult<HubSpotRef> {
         "deal" => HubSpotObjectType::Deal,
         "company" => HubSpotObjectType::Company,
         "contact" => HubSpotObjectType::Contact,
-        _ => return Err(StoreError::Unavailable(anyhow::anyhow!("malformed board pointer {raw:?}"))),
+        _ => {
+            return Err(StoreError::Unavailable(anyhow::anyhow!(
+                "malformed board pointer {raw:?}"
+            )));
+        }
     };
     let id = id
         .parse()
@@ -68,7 +92,10 @@ impl<T: Table> LinkStore for TableStore<T> {
             .with_s(ACCOUNT, link.account_id.as_str());
         let unclaimed = Cond::Or(vec![
             Cond::NotExists,
-            Cond::Eq(ACCOUNT.into(), Value::S(link.account_id.as_str().to_owned())),
+            Cond::Eq(
+                ACCOUNT.into(),
+                Value::S(link.account_id.as_str().to_owned()),
+            ),
         ]);
         let ops = vec![
             TxOp::Put(claim, unclaimed),
@@ -79,7 +106,9 @@ impl<T: Table> LinkStore for TableStore<T> {
             Ok(()) => Ok(()),
             Err(TableError::TransactionCanceled(reasons)) => {
                 if reasons.first().is_some_and(Option::is_some)
-                    && let Some(holder) = self.deal_claimed_by(link.portal_id, link.hubspot.id).await?
+                    && let Some(holder) = self
+                        .deal_claimed_by(link.portal_id, link.hubspot.id)
+                        .await?
                     && holder != link.account_id
                 {
                     return Err(ClaimError::ClaimedBy(holder));
@@ -111,15 +140,30 @@ impl<T: Table> LinkStore for TableStore<T> {
     async fn update_link(&self, link: &Link) -> StoreResult<u64> {
         let next = link.revision + 1;
         let revision_kept = Cond::And(vec![Cond::Exists, same_revision(link.revision)]);
-        self.table.put(link_item(link, next)?, revision_kept).await?;
+        self.table
+            .put(link_item(link, next)?, revision_kept)
+            .await?;
         Ok(next)
     }
 
-    async fn link_by_hubspot(&self, account: &AccountId, object: HubSpotRef) -> StoreResult<Option<Link>> {
-        self.table.get(&link_key(account, object)).await?.as_ref().map(decode).transpose()
+    async fn link_by_hubspot(
+        &self,
+        account: &AccountId,
+        object: HubSpotRef,
+    ) -> StoreResult<Option<Link>> {
+        self.table
+            .get(&link_key(account, object))
+            .await?
+            .as_ref()
+            .map(decode)
+            .transpose()
     }
 
-    async fn link_by_board(&self, account: &AccountId, object: BoardRef) -> StoreResult<Option<Link>> {
+    async fn link_by_board(
+        &self,
+        account: &AccountId,
+        object: BoardRef,
+    ) -> StoreResult<Option<Link>> {
         let Some(pointer) = self.table.get(&board_key(account, object)).await? else {
             return Ok(None);
         };
@@ -127,7 +171,11 @@ impl<T: Table> LinkStore for TableStore<T> {
         self.link_by_hubspot(account, hubspot).await
     }
 
-    async fn links_of_hubspot_object(&self, portal: PortalId, object: HubSpotRef) -> StoreResult<Vec<Link>> {
+    async fn links_of_hubspot_object(
+        &self,
+        portal: PortalId,
+        object: HubSpotRef,
+    ) -> StoreResult<Vec<Link>> {
         let mut query = Query::new(Index::Gsi1, hubspot_gsi(portal, object));
         query.sk = Some(SkCond::Prefix("ACCT#".into()));
         let mut links = Vec::new();

@@ -43,13 +43,17 @@ pub struct TableStore<T: Table> {
 
 impl<T: Table> Clone for TableStore<T> {
     fn clone(&self) -> Self {
-        Self { table: Arc::clone(&self.table) }
+        Self {
+            table: Arc::clone(&self.table),
+        }
     }
 }
 
 impl<T: Table> TableStore<T> {
     pub fn new(table: T) -> Self {
-        Self { table: Arc::new(table) }
+        Self {
+            table: Arc::new(table),
+        }
     }
 
     /// The engine underneath, for tests and operational tools that look at raw items.
@@ -70,7 +74,9 @@ impl MemoryStore {
 impl From<TableError> for StoreError {
     fn from(e: TableError) -> Self {
         match e {
-            TableError::ConditionFailed | TableError::TransactionCanceled(_) => StoreError::Conflict,
+            TableError::ConditionFailed | TableError::TransactionCanceled(_) => {
+                StoreError::Conflict
+            }
             TableError::Limit(m) => StoreError::Limit(m),
             TableError::BadCursor => StoreError::Limit("malformed cursor".into()),
             TableError::Backend(e) => StoreError::Unavailable(e),
@@ -96,11 +102,14 @@ pub(crate) fn body_of<B: DeserializeOwned>(item: &Item) -> Result<B, StoreError>
     let json = item
         .s(attr::BODY)
         .ok_or_else(|| anyhow!("item {}/{} has no body", item.key.pk, item.key.sk))?;
-    Ok(serde_json::from_str(json).with_context(|| format!("decode {}/{}", item.key.pk, item.key.sk))?)
+    Ok(serde_json::from_str(json)
+        .with_context(|| format!("decode {}/{}", item.key.pk, item.key.sk))?)
 }
 
 pub(crate) fn revision_of(item: &Item) -> u64 {
-    item.n(attr::REVISION).and_then(|r| u64::try_from(r).ok()).unwrap_or(0)
+    item.n(attr::REVISION)
+        .and_then(|r| u64::try_from(r).ok())
+        .unwrap_or(0)
 }
 
 /// The condition that a revisioned record still has the revision the caller read.
@@ -109,6 +118,9 @@ pub(crate) fn same_revision(expected: u64) -> super::table::Cond {
     if expected == 0 {
         Cond::NotExists
     } else {
-        Cond::Eq(attr::REVISION.into(), super::table::Value::N(expected as i64))
+        Cond::Eq(
+            attr::REVISION.into(),
+            super::table::Value::N(expected as i64),
+        )
     }
 }

@@ -41,7 +41,10 @@ impl<T: Table> OneTimeTokenStore for TableStore<T> {
         token: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<String>> {
-        let unexpired = Cond::And(vec![Cond::Exists, Cond::Gt(attr::EXPIRES_AT.into(), epoch_ms(now))]);
+        let unexpired = Cond::And(vec![
+            Cond::Exists,
+            Cond::Gt(attr::EXPIRES_AT.into(), epoch_ms(now)),
+        ]);
         match self.table.delete(&key(kind, token), unexpired).await {
             Ok(Some(item)) => Ok(item.s(PAYLOAD).map(str::to_owned)),
             Ok(None) | Err(TableError::ConditionFailed) => Ok(None),

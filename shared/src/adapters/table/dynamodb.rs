@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, PutRequest,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, WriteRequest,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,7 +29,10 @@ pub struct DynamoTable {
 
 impl DynamoTable {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -58,7 +61,11 @@ impl DynamoTable {
                 .index_name(index)
                 .key_schema(key(pk, KeyType::Hash))
                 .key_schema(key(sk, KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .expect("index complete")
         };
@@ -82,7 +89,13 @@ impl DynamoTable {
         match created {
             Ok(_) => {}
             Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
-            Err(e) => return Err(anyhow!("create table {}: {}", self.table, DisplayErrorContext(e))),
+            Err(e) => {
+                return Err(anyhow!(
+                    "create table {}: {}",
+                    self.table,
+                    DisplayErrorContext(e)
+                ));
+            }
         }
         self.client
             .update_time_to_live()
@@ -109,7 +122,9 @@ impl DynamoTable {
             .send()
             .await
             .map_err(|e| anyhow!("describe TTL: {}", DisplayErrorContext(e)))?;
-        Ok(out.time_to_live_description().and_then(|d| d.attribute_name().map(str::to_owned)))
+        Ok(out
+            .time_to_live_description()
+            .and_then(|d| d.attribute_name().map(str::to_owned)))
     }
 }
 
@@ -131,7 +146,9 @@ fn from_av(value: &AttributeValue) -> Result<Value, TableError> {
             .map(Value::N)
             .map_err(|_| TableError::Backend(anyhow!("non-integer number {n:?} in item"))),
         AttributeValue::Bool(b) => Ok(Value::Bool(*b)),
-        other => Err(TableError::Backend(anyhow!("unsupported attribute type {other:?}"))),
+        other => Err(TableError::Backend(anyhow!(
+            "unsupported attribute type {other:?}"
+        ))),
     }
 }
 
@@ -194,11 +211,31 @@ impl Expr {
             Cond::Exists => format!("attribute_exists({})", self.name(attr::PK)),
             Cond::AttrNotExists(n) => format!("attribute_not_exists({})", self.name(n)),
             Cond::Eq(n, v) => format!("{} = {}", self.name(n), self.value(to_av(v))),
-            Cond::Lt(n, v) => format!("{} < {}", self.name(n), self.value(AttributeValue::N(v.to_string()))),
-            Cond::Le(n, v) => format!("{} <= {}", self.name(n), self.value(AttributeValue::N(v.to_string()))),
-            Cond::Gt(n, v) => format!("{} > {}", self.name(n), self.value(AttributeValue::N(v.to_string()))),
-            Cond::And(all) => self.join(all, " AND ", "attribute_exists(pk) OR attribute_not_exists(pk)"),
-            Cond::Or(any) => self.join(any, " OR ", "attribute_exists(pk) AND attribute_not_exists(pk)"),
+            Cond::Lt(n, v) => format!(
+                "{} < {}",
+                self.name(n),
+                self.value(AttributeValue::N(v.to_string()))
+            ),
+            Cond::Le(n, v) => format!(
+                "{} <= {}",
+                self.name(n),
+                self.value(AttributeValue::N(v.to_string()))
+            ),
+            Cond::Gt(n, v) => format!(
+                "{} > {}",
+                self.name(n),
+                self.value(AttributeValue::N(v.to_string()))
+            ),
+            Cond::And(all) => self.join(
+                all,
+                " AND ",
+                "attribute_exists(pk) OR attribute_not_exists(pk)",
+            ),
+            Cond::Or(any) => self.join(
+                any,
+                " OR ",
+                "attribute_exists(pk) AND attribute_not_exists(pk)",
+            ),
         })
     }
 
@@ -206,18 +243,31 @@ impl Expr {
     fn join(&mut self, parts: &[Cond], op: &str, empty: &str) -> String {
         let rendered: Vec<String> = parts
             .iter()
-            .map(|c| self.condition(c).unwrap_or_else(|| "attribute_exists(pk) OR attribute_not_exists(pk)".into()))
+            .map(|c| {
+                self.condition(c)
+                    .unwrap_or_else(|| "attribute_exists(pk) OR attribute_not_exists(pk)".into())
+            })
             .map(|c| format!("({c})"))
             .collect();
-        if rendered.is_empty() { format!("({empty})") } else { rendered.join(op) }
+        if rendered.is_empty() {
+            format!("({empty})")
+        } else {
+            rendered.join(op)
+        }
     }
 
     fn update(&mut self, changes: &[Change]) -> String {
         let (mut set, mut add, mut remove) = (Vec::new(), Vec::new(), Vec::new());
         for change in changes {
             match change {
-                Change::Set(n, v) => set.push(format!("{} = {}", self.name(n), self.value(to_av(v)))),
-                Change::Add(n, d) => add.push(format!("{} {}", self.name(n), self.value(AttributeValue::N(d.to_string())))),
+                Change::Set(n, v) => {
+                    set.push(format!("{} = {}", self.name(n), self.value(to_av(v))))
+                }
+                Change::Add(n, d) => add.push(format!(
+                    "{} {}",
+                    self.name(n),
+                    self.value(AttributeValue::N(d.to_string()))
+                )),
                 Change::Remove(n) => remove.push(self.name(n)),
             }
         }
@@ -250,7 +300,9 @@ where
     TableError::Backend(anyhow!("{what}: {}", DisplayErrorContext(err)))
 }
 
-fn is_condition_failure<E: ProvideErrorMetadata>(err: &aws_sdk_dynamodb::error::SdkError<E>) -> bool {
+fn is_condition_failure<E: ProvideErrorMetadata>(
+    err: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> bool {
     err.code() == Some("ConditionalCheckFailedException")
 }
 
@@ -259,19 +311,27 @@ fn encode_cursor(key: &AttrMap) -> Result<String, TableError> {
         .iter()
         .map(|(k, v)| v.as_s().map(|s| (k.as_str(), s.as_str())))
         .collect::<Result<_, _>>()
-        .map_err(|_| TableError::Backend(anyhow!("non-string key attribute in LastEvaluatedKey")))?;
+        .map_err(|_| {
+            TableError::Backend(anyhow!("non-string key attribute in LastEvaluatedKey"))
+        })?;
     Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain).context("cursor json")?))
 }
 
 fn decode_cursor(cursor: &str, index: Index) -> Result<AttrMap, TableError> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| TableError::BadCursor)?;
-    let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| TableError::BadCursor)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| TableError::BadCursor)?;
+    let plain: HashMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| TableError::BadCursor)?;
     let (ipk, isk) = index.key_attrs();
     let allowed = [attr::PK, attr::SK, ipk, isk];
     if plain.keys().any(|k| !allowed.contains(&k.as_str())) || !plain.contains_key(attr::PK) {
         return Err(TableError::BadCursor);
     }
-    Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+    Ok(plain
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v)))
+        .collect())
 }
 
 #[async_trait]
@@ -302,7 +362,13 @@ impl Table for DynamoTable {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| if is_condition_failure(&e) { TableError::ConditionFailed } else { backend("PutItem", e) })
+            .map_err(|e| {
+                if is_condition_failure(&e) {
+                    TableError::ConditionFailed
+                } else {
+                    backend("PutItem", e)
+                }
+            })
     }
 
     async fn delete(&self, key: &Key, cond: Cond) -> Result<Option<Item>, TableError> {
@@ -319,11 +385,22 @@ impl Table for DynamoTable {
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| if is_condition_failure(&e) { TableError::ConditionFailed } else { backend("DeleteItem", e) })?;
+            .map_err(|e| {
+                if is_condition_failure(&e) {
+                    TableError::ConditionFailed
+                } else {
+                    backend("DeleteItem", e)
+                }
+            })?;
         out.attributes().map(item_from).transpose()
     }
 
-    async fn update(&self, key: &Key, changes: Vec<Change>, cond: Cond) -> Result<Item, TableError> {
+    async fn update(
+        &self,
+        key: &Key,
+        changes: Vec<Change>,
+        cond: Cond,
+    ) -> Result<Item, TableError> {
         let mut expr = Expr::default();
         let condition = expr.condition(&cond);
         let update = expr.update(&changes);
@@ -339,7 +416,13 @@ impl Table for DynamoTable {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| if is_condition_failure(&e) { TableError::ConditionFailed } else { backend("UpdateItem", e) })?;
+            .map_err(|e| {
+                if is_condition_failure(&e) {
+                    TableError::ConditionFailed
+                } else {
+                    backend("UpdateItem", e)
+                }
+            })?;
         let attrs = out
             .attributes()
             .ok_or_else(|| TableError::Backend(anyhow!("UpdateItem returned no attributes")))?;
@@ -349,7 +432,11 @@ impl Table for DynamoTable {
     async fn query(&self, query: Query) -> Result<QueryPage, TableError> {
         let (pk_name, sk_name) = query.index.key_attrs();
         let mut expr = Expr::default();
-        let mut key_condition = format!("{} = {}", expr.name(pk_name), expr.value(AttributeValue::S(query.pk.clone())));
+        let mut key_condition = format!(
+            "{} = {}",
+            expr.name(pk_name),
+            expr.value(AttributeValue::S(query.pk.clone()))
+        );
         match &query.sk {
             None => {}
             Some(SkCond::Prefix(prefix)) => key_condition.push_str(&format!(
@@ -363,7 +450,11 @@ impl Table for DynamoTable {
                 expr.value(AttributeValue::S(bound.clone()))
             )),
         }
-        let start = query.cursor.as_deref().map(|c| decode_cursor(c, query.index)).transpose()?;
+        let start = query
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, query.index))
+            .transpose()?;
         let index_name = match query.index {
             Index::Primary => None,
             Index::Gsi1 => Some("gsi1".to_owned()),
@@ -385,7 +476,11 @@ impl Table for DynamoTable {
             .send()
             .await
             .map_err(|e| backend("Query", e))?;
-        let items = out.items().iter().map(item_from).collect::<Result<Vec<_>, _>>()?;
+        let items = out
+            .items()
+            .iter()
+            .map(item_from)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = out.last_evaluated_key().map(encode_cursor).transpose()?;
         Ok(QueryPage { items, next })
     }
@@ -406,7 +501,9 @@ impl Table for DynamoTable {
                                 .set_condition_expression(condition)
                                 .set_expression_attribute_names(expr.names())
                                 .set_expression_attribute_values(expr.values())
-                                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                                .return_values_on_condition_check_failure(
+                                    ReturnValuesOnConditionCheckFailure::AllOld,
+                                )
                                 .build()
                                 .context("transaction put")?,
                         )
@@ -428,9 +525,9 @@ impl Table for DynamoTable {
                         .build()
                 }
                 TxOp::Check(key, cond) => {
-                    let condition = expr
-                        .condition(cond)
-                        .unwrap_or_else(|| "attribute_exists(pk) OR attribute_not_exists(pk)".into());
+                    let condition = expr.condition(cond).unwrap_or_else(|| {
+                        "attribute_exists(pk) OR attribute_not_exists(pk)".into()
+                    });
                     TransactWriteItem::builder()
                         .condition_check(
                             ConditionCheck::builder()
@@ -447,7 +544,13 @@ impl Table for DynamoTable {
             };
             items.push(built);
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
                 if let Some(service) = e.as_service_error()
@@ -476,7 +579,10 @@ impl Table for DynamoTable {
         let mut pending: Vec<WriteRequest> = items
             .iter()
             .map(|item| {
-                let put = PutRequest::builder().set_item(Some(item_map(item))).build().context("put request")?;
+                let put = PutRequest::builder()
+                    .set_item(Some(item_map(item)))
+                    .build()
+                    .context("put request")?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<anyhow::Result<_>>()?;
@@ -499,7 +605,10 @@ impl Table for DynamoTable {
             }
             tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
-        Err(TableError::Backend(anyhow!("BatchWriteItem left {} items unprocessed", pending.len())))
+        Err(TableError::Backend(anyhow!(
+            "BatchWriteItem left {} items unprocessed",
+            pending.len()
+        )))
     }
 }
 

@@ -68,8 +68,11 @@ fn encode_cursor(pos: &Position) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<Position, TableError> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| TableError::BadCursor)?;
-    let [a, b, c]: [String; 3] = serde_json::from_slice(&bytes).map_err(|_| TableError::BadCursor)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| TableError::BadCursor)?;
+    let [a, b, c]: [String; 3] =
+        serde_json::from_slice(&bytes).map_err(|_| TableError::BadCursor)?;
     Ok((a, b, c))
 }
 
@@ -114,7 +117,12 @@ impl Table for MemoryTable {
         Ok(items.remove(key))
     }
 
-    async fn update(&self, key: &Key, changes: Vec<Change>, cond: Cond) -> Result<Item, TableError> {
+    async fn update(
+        &self,
+        key: &Key,
+        changes: Vec<Change>,
+        cond: Cond,
+    ) -> Result<Item, TableError> {
         let mut items = self.lock();
         let current = items.get(key);
         if !holds(&cond, current) {
@@ -156,8 +164,15 @@ impl Table for MemoryTable {
         let limit = query.limit.max(1);
         let page: Vec<&(Position, &Item)> = matching[start..].iter().take(limit).collect();
         let more = matching.len() > start + page.len();
-        let next = if more { page.last().map(|(p, _)| encode_cursor(p)) } else { None };
-        Ok(QueryPage { items: page.into_iter().map(|(_, i)| (*i).clone()).collect(), next })
+        let next = if more {
+            page.last().map(|(p, _)| encode_cursor(p))
+        } else {
+            None
+        };
+        Ok(QueryPage {
+            items: page.into_iter().map(|(_, i)| (*i).clone()).collect(),
+            next,
+        })
     }
 
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), TableError> {

@@ -41,7 +41,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -76,7 +79,10 @@ pub struct Item {
 
 impl Item {
     pub fn new(key: Key) -> Self {
-        Self { key, attrs: BTreeMap::new() }
+        Self {
+            key,
+            attrs: BTreeMap::new(),
+        }
     }
 
     pub fn with(mut self, name: &str, value: Value) -> Self {
@@ -174,7 +180,14 @@ pub struct Query {
 
 impl Query {
     pub fn new(index: Index, pk: impl Into<String>) -> Self {
-        Self { index, pk: pk.into(), sk: None, descending: false, limit: 100, cursor: None }
+        Self {
+            index,
+            pk: pk.into(),
+            sk: None,
+            descending: false,
+            limit: 100,
+            cursor: None,
+        }
     }
 }
 
@@ -213,7 +226,8 @@ pub trait Table: Send + Sync + 'static {
     /// Deletes under `cond`; returns the item that was deleted, if any.
     async fn delete(&self, key: &Key, cond: Cond) -> Result<Option<Item>, TableError>;
     /// Applies `changes` under `cond`, creating the item if absent; returns it as now stored.
-    async fn update(&self, key: &Key, changes: Vec<Change>, cond: Cond) -> Result<Item, TableError>;
+    async fn update(&self, key: &Key, changes: Vec<Change>, cond: Cond)
+    -> Result<Item, TableError>;
     async fn query(&self, query: Query) -> Result<QueryPage, TableError>;
     /// All or nothing.
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), TableError>;

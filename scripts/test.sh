@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The one test command: provisions the Python tools, lints the SAM template, starts
+# one moto server for the whole run, and runs every Rust test (unit, contract
+# suite on memory and on DynamoDB/SQS, end to end). Fails if moto cannot start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/dev-tools.sh
+
+echo "== cfn-lint template.yaml"
+.venv/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+
+mkdir -p target
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+export MOTO_ENDPOINT="http://127.0.0.1:$port"
+echo "== moto server at $MOTO_ENDPOINT"
+
+echo "== cargo test"
+cargo test --workspace --all-targets "$@"

@@ -1,0 +1,711 @@
+//! One contract for every store adapter: the same test bodies run on the
+//! embedded engine and on DynamoDB (moto server), so the default cannot drift
+//! from DynamoDB's semantics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use board_hubspot::adapters::store::{HISTORY_SHARDS, TableStore};
+use board_hubspot::adapters::table::{
+    Cond, Index, Item, Key, Query, Table, TableError, TxOp, Value, attr,
+};
+use board_hubspot::domain::connection::{Connection, ConnectionState};
+use board_hubspot::domain::history::{Direction, HistoryEntry, Status};
+use board_hubspot::domain::*;
+use board_hubspot::ports::*;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-30 10:00 UTC);
+
+fn account(name: &str) -> AccountId {
+    AccountId::new(name).unwrap()
+}
+
+fn portal(id: u64) -> PortalId {
+    PortalId::new(id).unwrap()
+}
+
+fn deal_link(acct: &str, portal_id: u64, deal: u64, project: u64) -> Link {
+    Link {
+        account_id: account(acct),
+        portal_id: portal(portal_id),
+        hubspot: HubSpotRef {
+            object_type: HubSpotObjectType::Deal,
+            id: deal,
+        },
+        board: BoardRef {
+            kind: BoardObjectKind::Project,
+            id: project,
+        },
+        state: LinkState::Enabled,
+        last_synced_at: None,
+        revision: 0,
+    }
+}
+
+fn history_entry(acct: &str, ms: u64, n: usize) -> HistoryEntry {
+    HistoryEntry {
+        id: HistoryId::generate(ms),
+        account_id: account(acct),
+        occurred_at: NOW,
+        direction: Direction::HubspotToBoard,
+        hubspot: Some(HubSpotRef {
+            object_type: HubSpotObjectType::Deal,
+            id: 100 + n as u64,
+        }),
+        board: None,
+        name: Some(format!("案件{n}")),
+        status: Status::Success,
+        code: None,
+        detail: None,
+        warnings: vec![],
+        config_version: 1,
+    }
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn connections_keep_revisions_and_route_by_portal<T: Table>(store: TableStore<T>) {
+        let mut a = Connection::pending(account("acct-a"), portal(1000001));
+        assert_eq!(store.save_connection(&a).await.unwrap(), 1);
+        assert!(
+            matches!(store.save_connection(&a).await, Err(StoreError::Conflict)),
+            "revision 0 must not overwrite"
+        );
+
+        a.revision = 1;
+        a.state = ConnectionState::Active;
+        assert_eq!(store.save_connection(&a).await.unwrap(), 2);
+        let read = store
+            .get_connection(&account("acct-a"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.state, ConnectionState::Active);
+        assert_eq!(read.revision, 2);
+
+        let b = Connection::pending(account("acct-b"), portal(1000001));
+        store.save_connection(&b).await.unwrap();
+        let other = Connection::pending(account("acct-c"), portal(2000002));
+        store.save_connection(&other).await.unwrap();
+
+        let mut of_portal: Vec<String> = store
+            .connections_of_portal(portal(1000001))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.account_id.to_string())
+            .collect();
+        of_portal.sort();
+        assert_eq!(of_portal, vec!["acct-a", "acct-b"]);
+        assert!(
+            store
+                .connections_of_portal(portal(3))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .get_connection(&account("nobody"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    pub async fn two_writers_of_one_revision_one_wins<T: Table>(store: TableStore<T>) {
+        let c = Connection::pending(account("acct-a"), portal(1));
+        store.save_connection(&c).await.unwrap();
+        let store = Arc::new(store);
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let store = Arc::clone(&store);
+            let mut c = c.clone();
+            c.revision = 1;
+            c.consecutive_auth_failures = i;
+            tasks.push(tokio::spawn(async move { store.save_connection(&c).await }));
+        }
+        let mut wins = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(2) => wins += 1,
+                Err(StoreError::Conflict) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+
+    pub async fn one_time_tokens_are_single_use_and_expire<T: Table>(store: TableStore<T>) {
+        let later = NOW + time::Duration::minutes(10);
+        store
+            .put_token(OneTimeKind::OAuthState, "st-1", "payload-1", later)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .put_token(OneTimeKind::OAuthState, "st-1", "again", later)
+                .await,
+            Err(StoreError::Conflict)
+        ));
+        // The same token text under another kind is another token.
+        assert_eq!(
+            store
+                .take_token(OneTimeKind::Confirmation, "st-1", NOW)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .take_token(OneTimeKind::OAuthState, "st-1", NOW)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("payload-1")
+        );
+        assert_eq!(
+            store
+                .take_token(OneTimeKind::OAuthState, "st-1", NOW)
+                .await
+                .unwrap(),
+            None,
+            "reused"
+        );
+
+        store
+            .put_token(OneTimeKind::OAuthState, "st-2", "p", later)
+            .await
+            .unwrap();
+        let after = later + time::Duration::seconds(1);
+        assert_eq!(
+            store
+                .take_token(OneTimeKind::OAuthState, "st-2", after)
+                .await
+                .unwrap(),
+            None,
+            "expired"
+        );
+
+        store
+            .put_token(OneTimeKind::Confirmation, "race", "only-once", later)
+            .await
+            .unwrap();
+        let store = Arc::new(store);
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .take_token(OneTimeKind::Confirmation, "race", NOW)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut got = 0;
+        for t in takers {
+            if t.await.unwrap().is_some() {
+                got += 1;
+            }
+        }
+        assert_eq!(got, 1, "exactly one concurrent taker wins");
+    }
+
+    pub async fn leases_exclude_until_expiry<T: Table>(store: TableStore<T>) {
+        let ttl = Duration::from_secs(30);
+        assert!(
+            store
+                .try_acquire("refresh#acct-a", "w1", NOW, ttl)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .try_acquire("refresh#acct-a", "w2", NOW, ttl)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .try_acquire("refresh#acct-a", "w1", NOW, ttl)
+                .await
+                .unwrap(),
+            "holder renews"
+        );
+        store.release("refresh#acct-a", "w2").await.unwrap();
+        assert!(
+            !store
+                .try_acquire("refresh#acct-a", "w2", NOW, ttl)
+                .await
+                .unwrap(),
+            "non-holder cannot release"
+        );
+        let expired = NOW + time::Duration::seconds(31);
+        assert!(
+            store
+                .try_acquire("refresh#acct-a", "w2", expired, ttl)
+                .await
+                .unwrap()
+        );
+        store.release("refresh#acct-a", "w2").await.unwrap();
+        assert!(
+            store
+                .try_acquire("refresh#acct-a", "w3", expired, ttl)
+                .await
+                .unwrap()
+        );
+
+        let store = Arc::new(store);
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .try_acquire("race", &format!("w{i}"), NOW, ttl)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut held = 0;
+        for r in racers {
+            held += usize::from(r.await.unwrap());
+        }
+        assert_eq!(held, 1);
+    }
+
+    pub async fn a_deal_is_claimed_by_one_account_atomically<T: Table>(store: TableStore<T>) {
+        let store = Arc::new(store);
+        let a = deal_link("acct-a", 1000001, 55, 1);
+        let b = deal_link("acct-b", 1000001, 55, 2);
+        let (ra, rb) = {
+            let (sa, sb) = (Arc::clone(&store), Arc::clone(&store));
+            let (la, lb) = (a.clone(), b.clone());
+            tokio::join!(
+                tokio::spawn(async move { sa.claim_deal(&la).await }),
+                tokio::spawn(async move { sb.claim_deal(&lb).await })
+            )
+        };
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(
+            ra.is_ok() ^ rb.is_ok(),
+            "exactly one claim wins: {ra:?} {rb:?}"
+        );
+        let (winner, loser) = if ra.is_ok() { (&a, &b) } else { (&b, &a) };
+        let lost = if ra.is_ok() { rb } else { ra };
+        assert!(
+            matches!(lost, Err(ClaimError::ClaimedBy(ref w)) if *w == winner.account_id),
+            "{lost:?}"
+        );
+
+        // The loser's transaction left nothing behind.
+        assert!(
+            store
+                .link_by_hubspot(&loser.account_id, loser.hubspot)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .link_by_board(&loser.account_id, loser.board)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store.deal_claimed_by(portal(1000001), 55).await.unwrap(),
+            Some(winner.account_id.clone())
+        );
+        assert!(matches!(
+            store.claim_deal(winner).await,
+            Err(ClaimError::AlreadyLinked)
+        ));
+
+        // The same deal id in another portal is another deal.
+        store
+            .claim_deal(&deal_link("acct-b", 2000002, 55, 3))
+            .await
+            .unwrap();
+    }
+
+    pub async fn links_are_found_from_both_sides<T: Table>(store: TableStore<T>) {
+        let company = |acct: &str, customer: u64| Link {
+            hubspot: HubSpotRef {
+                object_type: HubSpotObjectType::Company,
+                id: 900,
+            },
+            board: BoardRef {
+                kind: BoardObjectKind::Customer,
+                id: customer,
+            },
+            ..deal_link(acct, 1000001, 1, 1)
+        };
+        store.create_link(&company("acct-a", 11)).await.unwrap();
+        store.create_link(&company("acct-b", 22)).await.unwrap();
+        assert!(matches!(
+            store.create_link(&company("acct-a", 11)).await,
+            Err(StoreError::Conflict)
+        ));
+        let mut other_object = company("acct-a", 11);
+        other_object.hubspot.id = 901;
+        assert!(
+            matches!(
+                store.create_link(&other_object).await,
+                Err(StoreError::Conflict)
+            ),
+            "a board object has one link per account"
+        );
+
+        let both = store
+            .links_of_hubspot_object(
+                portal(1000001),
+                HubSpotRef {
+                    object_type: HubSpotObjectType::Company,
+                    id: 900,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(both.len(), 2);
+
+        let mut link = store
+            .link_by_board(
+                &account("acct-b"),
+                BoardRef {
+                    kind: BoardObjectKind::Customer,
+                    id: 22,
+                },
+            )
+            .await
+            .unwrap()
+            .expect("found by board id");
+        assert_eq!(link.hubspot.id, 900);
+        assert_eq!(link.revision, 1);
+        link.state = LinkState::Disabled {
+            reason: Code::CompanyNotFound,
+        };
+        assert_eq!(store.update_link(&link).await.unwrap(), 2);
+        assert!(
+            matches!(store.update_link(&link).await, Err(StoreError::Conflict)),
+            "stale revision"
+        );
+        let read = store
+            .link_by_hubspot(&account("acct-b"), link.hubspot)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            read.state,
+            LinkState::Disabled {
+                reason: Code::CompanyNotFound
+            }
+        );
+
+        let mut ghost = company("acct-z", 1);
+        ghost.revision = 1;
+        assert!(
+            matches!(store.update_link(&ghost).await, Err(StoreError::Conflict)),
+            "no upsert"
+        );
+    }
+
+    pub async fn history_pages_newest_first_with_ttl<T: Table>(store: TableStore<T>) {
+        let base = 1_764_000_000_000u64;
+        let mut ids = Vec::new();
+        for n in 0..25 {
+            let entry = history_entry("acct-a", base + n as u64 * 1000, n);
+            ids.push(entry.id.clone());
+            store
+                .append(&entry, NOW + time::Duration::days(180))
+                .await
+                .unwrap();
+        }
+        store
+            .append(&history_entry("acct-b", base, 0), NOW)
+            .await
+            .unwrap();
+
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = store
+                .entries(&account("acct-a"), 10, cursor.as_ref())
+                .await
+                .unwrap();
+            pages += 1;
+            seen.extend(page.items.iter().map(|e| e.id.clone()));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        ids.reverse();
+        assert_eq!(seen, ids, "every entry once, newest first");
+
+        let one = store
+            .entry(&account("acct-a"), &ids[3])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.id, ids[3]);
+        assert!(
+            store
+                .entry(&account("acct-b"), &ids[3])
+                .await
+                .unwrap()
+                .is_none(),
+            "another account's id"
+        );
+
+        let mut with_ttl = 0;
+        for shard in 0..HISTORY_SHARDS {
+            let page = store
+                .table()
+                .query(Query::new(
+                    Index::Primary,
+                    format!("ACCT#acct-a#HIST#{shard}"),
+                ))
+                .await
+                .unwrap();
+            for item in page.items {
+                assert!(
+                    item.n(attr::TTL).is_some_and(|t| t > NOW.unix_timestamp()),
+                    "TTL set"
+                );
+                with_ttl += 1;
+            }
+        }
+        assert_eq!(with_ttl, 25);
+        assert!(matches!(
+            store
+                .entries(&account("acct-a"), 10, Some(&Cursor("not/an id".into())))
+                .await,
+            Err(StoreError::Limit(_))
+        ));
+    }
+
+    pub async fn board_events_once_and_versions_forward<T: Table>(store: TableStore<T>) {
+        let a = account("acct-a");
+        let keep = NOW + time::Duration::days(14);
+        assert!(store.first_sighting(&a, "ev-1", NOW, keep).await.unwrap());
+        assert!(!store.first_sighting(&a, "ev-1", NOW, keep).await.unwrap());
+        assert!(
+            store
+                .first_sighting(&account("acct-b"), "ev-1", NOW, keep)
+                .await
+                .unwrap(),
+            "per account"
+        );
+        assert!(
+            store
+                .first_sighting(&a, "ev-1", keep, keep + time::Duration::days(14))
+                .await
+                .unwrap(),
+            "forgotten after expiry"
+        );
+
+        let project = BoardRef {
+            kind: BoardObjectKind::Project,
+            id: 7,
+        };
+        assert!(store.advance_version(&a, project, 3).await.unwrap());
+        assert!(
+            !store.advance_version(&a, project, 2).await.unwrap(),
+            "older"
+        );
+        assert!(
+            !store.advance_version(&a, project, 3).await.unwrap(),
+            "same"
+        );
+        assert!(store.advance_version(&a, project, 4).await.unwrap());
+        assert!(
+            store
+                .advance_version(
+                    &a,
+                    BoardRef {
+                        kind: BoardObjectKind::Customer,
+                        id: 7
+                    },
+                    1
+                )
+                .await
+                .unwrap()
+        );
+
+        let store = Arc::new(store);
+        let racers: Vec<_> = (0..6)
+            .map(|_| {
+                let (store, a) = (Arc::clone(&store), a.clone());
+                tokio::spawn(async move { store.advance_version(&a, project, 10).await.unwrap() })
+            })
+            .collect();
+        let mut moved = 0;
+        for r in racers {
+            moved += usize::from(r.await.unwrap());
+        }
+        assert_eq!(moved, 1);
+    }
+
+    pub async fn table_limits_transactions_and_pagination<T: Table>(store: TableStore<T>) {
+        let table = store.table();
+        let items = |n: usize, pk: &str| -> Vec<Item> {
+            (0..n)
+                .map(|i| Item::new(Key::new(pk, format!("{i:03}"))).with_n("n", i as i64))
+                .collect()
+        };
+        assert!(
+            matches!(
+                table.batch_put(items(26, "P#over")).await,
+                Err(TableError::Limit(_))
+            ),
+            "26 refused as by DynamoDB"
+        );
+        let none = table
+            .query(Query::new(Index::Primary, "P#over"))
+            .await
+            .unwrap();
+        assert!(none.items.is_empty(), "nothing written by a refused batch");
+        table.batch_put(items(25, "P#page")).await.unwrap();
+
+        let mut query = Query::new(Index::Primary, "P#page");
+        query.limit = 10;
+        let mut got = Vec::new();
+        loop {
+            let page = table.query(query.clone()).await.unwrap();
+            got.extend(page.items.iter().map(|i| i.key.sk.clone()));
+            match page.next {
+                Some(next) => query.cursor = Some(next),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..25).map(|i| format!("{i:03}")).collect();
+        assert_eq!(got, expected);
+
+        let mut descending = Query::new(Index::Primary, "P#page");
+        descending.descending = true;
+        descending.limit = 3;
+        let page = table.query(descending).await.unwrap();
+        assert_eq!(
+            page.items
+                .iter()
+                .map(|i| i.key.sk.as_str())
+                .collect::<Vec<_>>(),
+            ["024", "023", "022"]
+        );
+
+        let mut bad = Query::new(Index::Primary, "P#page");
+        bad.cursor = Some("%%%".into());
+        assert!(matches!(table.query(bad).await, Err(TableError::BadCursor)));
+
+        // A transaction with one failing condition writes nothing.
+        let existing = Key::new("P#page", "000");
+        let fresh = Item::new(Key::new("P#tx", "new")).with_s("x", "y");
+        let result = table
+            .transact(vec![
+                TxOp::Put(fresh.clone(), Cond::NotExists),
+                TxOp::Check(existing.clone(), Cond::Eq("n".into(), Value::N(99))),
+            ])
+            .await;
+        match result {
+            Err(TableError::TransactionCanceled(reasons)) => {
+                assert_eq!(reasons.len(), 2);
+                assert!(reasons[0].is_none() && reasons[1].is_some(), "{reasons:?}");
+            }
+            other => panic!("expected a cancelled transaction, got {other:?}"),
+        }
+        assert!(
+            table.get(&fresh.key).await.unwrap().is_none(),
+            "no half-written transaction"
+        );
+        table
+            .transact(vec![
+                TxOp::Put(fresh.clone(), Cond::NotExists),
+                TxOp::Check(existing, Cond::Eq("n".into(), Value::N(0))),
+            ])
+            .await
+            .unwrap();
+        assert!(table.get(&fresh.key).await.unwrap().is_some());
+
+        // Atomic counters and conditional deletes.
+        let counter = Key::new("P#counter", "c");
+        use board_hubspot::adapters::table::Change;
+        for _ in 0..3 {
+            table
+                .update(&counter, vec![Change::Add("hits".into(), 1)], Cond::Always)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            table.get(&counter).await.unwrap().unwrap().n("hits"),
+            Some(3)
+        );
+        assert!(matches!(
+            table.delete(&counter, Cond::Lt("hits".into(), 3)).await,
+            Err(TableError::ConditionFailed)
+        ));
+        assert!(
+            table
+                .delete(&counter, Cond::Le("hits".into(), 3))
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // The second index answers by its own keys.
+        let indexed = Item::new(Key::new("P#g2", "1"))
+            .with_s(attr::GSI2_PK, "G#x")
+            .with_s(attr::GSI2_SK, "b");
+        table.put(indexed, Cond::Always).await.unwrap();
+        let by_index = table.query(Query::new(Index::Gsi2, "G#x")).await.unwrap();
+        assert_eq!(by_index.items.len(), 1);
+    }
+}
+
+macro_rules! contract_suite {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::cases::$case(board_hubspot::adapters::store::MemoryStore::in_memory()).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::cases::$case(tests::dynamo_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_suite!(
+    connections_keep_revisions_and_route_by_portal,
+    two_writers_of_one_revision_one_wins,
+    one_time_tokens_are_single_use_and_expire,
+    leases_exclude_until_expiry,
+    a_deal_is_claimed_by_one_account_atomically,
+    links_are_found_from_both_sides,
+    history_pages_newest_first_with_ttl,
+    board_events_once_and_versions_forward,
+    table_limits_transactions_and_pagination,
+);
+
+#[tokio::test]
+async fn the_dynamodb_table_declares_ttl_on_the_ttl_attribute() {
+    let table = tests::dynamo_table().await;
+    assert_eq!(
+        table.ttl_attribute().await.unwrap().as_deref(),
+        Some(attr::TTL)
+    );
+}
