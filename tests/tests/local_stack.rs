@@ -74,7 +74,7 @@ async fn health_answers_and_the_stack_shuts_down_cleanly() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "ok");
-    for sandbox in ["/_sandbox/hubspot", "/_sandbox/board"] {
+    for sandbox in ["/_sandbox/hubspot/oauth/authorize?client_id=sandbox-client-id&redirect_uri=http://x/cb&scope=oauth", "/_sandbox/board/settings/integrations"] {
         let response = run
             .http
             .get(format!("{}{sandbox}", run.base))

@@ -61,7 +61,42 @@ macro_rules! lambda_route {
     }};
 }
 
-pub fn router(services: &Services) -> Router {
+/// Both emulators, wired to the service: HubSpot delivers webhooks to our
+/// receiver, board's change events land on our board-events queue, and board's
+/// settings screen calls our config API.
+pub struct Sandboxes {
+    pub hubspot: sandbox_hubspot::HubSpotSandbox,
+    pub board: sandbox_board::BoardSandbox,
+}
+
+impl Sandboxes {
+    pub fn new(services: &Services) -> Self {
+        let base = services.settings.public_base_url.clone();
+        let hubspot = sandbox_hubspot::HubSpotSandbox::new(sandbox_hubspot::Config {
+            client_id: services.settings.hubspot_client_id.clone(),
+            client_secret: String::from_utf8_lossy(services.settings.client_secret_bytes()).into_owned(),
+            app_id: services.settings.hubspot_app_id,
+            webhook_url: Some(format!("{base}/hubspot/webhooks")),
+            ..sandbox_hubspot::Config::default()
+        });
+        let board = sandbox_board::BoardSandbox::new(sandbox_board::Config {
+            service_url: Some(base),
+            ..sandbox_board::Config::default()
+        });
+        let queue = services.board_queue.clone();
+        board.set_event_sink(std::sync::Arc::new(move |bodies: Vec<String>| {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                if let Err(error) = queue.send_batch(&bodies).await {
+                    tracing::error!(%error, "board sandbox could not queue change events");
+                }
+            });
+        }));
+        Self { hubspot, board }
+    }
+}
+
+pub fn router(services: &Services, sandboxes: &Sandboxes) -> Router {
     Router::new()
         .route(
             "/health",
@@ -78,25 +113,28 @@ pub fn router(services: &Services) -> Router {
             lambda_route!(services, webhook::handle),
         )
         .route("/hubspot/card", lambda_route!(services, crm_card::handle))
-        .nest("/_sandbox/hubspot", sandbox_hubspot::router())
-        .nest("/_sandbox/board", sandbox_board::router())
+        .nest("/_sandbox/hubspot", sandboxes.hubspot.router())
+        .nest("/_sandbox/board", sandboxes.board.router())
 }
 
 /// A running stack: its address, and how to stop it.
 pub struct Stack {
     pub addr: SocketAddr,
     pub services: Services,
+    pub sandboxes: Sandboxes,
     /// The embedded queue, when the stack runs on it (for status and tests).
     pub memory_queue: Option<MemoryQueue>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
+    deliverer: JoinHandle<()>,
 }
 
 impl Stack {
     /// Stops accepting, lets the worker finish its batch, and waits for both.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        self.deliverer.abort();
         let _ = self.server.await;
         let _ = self.worker.await;
     }
@@ -151,7 +189,9 @@ pub async fn start_with(
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
 
-    let app = router(&services);
+    let sandboxes = Sandboxes::new(&services);
+    let app = router(&services, &sandboxes);
+    let deliverer = sandboxes.hubspot.spawn_webhook_delivery();
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -178,12 +218,5 @@ pub async fn start_with(
         }
     });
 
-    Ok(Stack {
-        addr,
-        services,
-        memory_queue,
-        stop,
-        server,
-        worker,
-    })
+    Ok(Stack { addr, services, sandboxes, memory_queue, stop, server, worker, deliverer })
 }

@@ -1,0 +1,197 @@
+//! `/_control`: what a test (or a HubSpot admin) does that no public API does:
+//! inject faults, read the request log and webhook deliveries, uninstall the
+//! app, restore a deleted record, set the webhook target and the rate limits.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::HubSpotSandbox;
+use crate::errors::ApiError;
+use crate::gate::Caller;
+use crate::model::{ObjectType, TokenKind};
+use crate::seeds::PORTAL_ID;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WebhookFaults {
+    #[serde(default)]
+    pub drop_rate: f64,
+    #[serde(default)]
+    pub duplicate_rate: f64,
+    #[serde(default)]
+    pub shuffle: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Faults {
+    /// Probability per status code (429, 500, 502, 503) of answering it instead.
+    #[serde(default)]
+    pub error_rates: Vec<(u16, f64)>,
+    /// Probability of not answering before `timeout_ms`.
+    #[serde(default)]
+    pub timeout_rate: f64,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Added to every API request.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Only paths starting with this are affected (all when empty).
+    #[serde(default)]
+    pub path_prefix: String,
+    #[serde(default)]
+    pub webhooks: WebhookFaults,
+}
+
+fn default_timeout() -> u64 {
+    6_000
+}
+
+/// Applies latency and maybe answers with an injected failure instead.
+pub async fn injected_fault(sandbox: &HubSpotSandbox, path: &str) -> Option<Response> {
+    let faults = sandbox.inner.faults.lock().expect("faults").clone();
+    if !path.starts_with(&faults.path_prefix) {
+        return None;
+    }
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
+    }
+    if faults.timeout_rate > 0.0 && rand::random::<f64>() < faults.timeout_rate {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.timeout_ms)).await;
+        return Some(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TIMEOUT", "upstream timed out").into_response());
+    }
+    for (status, rate) in &faults.error_rates {
+        if rand::random::<f64>() < *rate {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut error = match status {
+                StatusCode::TOO_MANY_REQUESTS => {
+                    let mut e = ApiError::new(status, "RATE_LIMITS", "You have reached your ten_secondly_rolling limit.");
+                    e.extra = Some(json!({"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}));
+                    e
+                }
+                _ => ApiError::new(status, "INTERNAL_ERROR", "Internal error (injected)"),
+            };
+            error.context = None;
+            let mut response = error.into_response();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                response.headers_mut().insert("Retry-After", 1u64.into());
+            }
+            return Some(response);
+        }
+    }
+    None
+}
+
+async fn set_faults(State(sandbox): State<HubSpotSandbox>, Json(faults): Json<Faults>) -> StatusCode {
+    *sandbox.inner.faults.lock().expect("faults") = faults;
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(sandbox): State<HubSpotSandbox>) -> Json<Faults> {
+    Json(sandbox.inner.faults.lock().expect("faults").clone())
+}
+
+async fn requests(State(sandbox): State<HubSpotSandbox>) -> Json<Value> {
+    let state = sandbox.inner.state.lock().expect("state");
+    Json(json!({"requests": state.requests}))
+}
+
+async fn clear_requests(State(sandbox): State<HubSpotSandbox>) -> StatusCode {
+    sandbox.inner.state.lock().expect("state").requests.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn deliveries(State(sandbox): State<HubSpotSandbox>) -> Json<Value> {
+    let outbox = sandbox.inner.outbox.lock().expect("outbox");
+    Json(json!({"deliveries": outbox.deliveries}))
+}
+
+#[derive(Deserialize)]
+struct PortalBody {
+    #[serde(default = "default_portal", rename = "portalId")]
+    portal_id: u64,
+}
+
+fn default_portal() -> u64 {
+    PORTAL_ID
+}
+
+async fn uninstall(State(sandbox): State<HubSpotSandbox>, Json(body): Json<PortalBody>) -> Response {
+    if crate::oauth::uninstall_portal(&sandbox, body.portal_id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::CONFLICT, Json(json!({"message": "the app is not installed in that portal"}))).into_response()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RestoreBody {
+    object_type: String,
+    object_id: u64,
+}
+
+async fn restore(State(sandbox): State<HubSpotSandbox>, Json(body): Json<RestoreBody>) -> Response {
+    let Ok(kind) = ObjectType::parse(&body.object_type) else {
+        return (StatusCode::BAD_REQUEST, "unknown object type").into_response();
+    };
+    let person = Caller { portal: PORTAL_ID, kind: TokenKind::User, scopes: vec![], user_id: 5_000_001 };
+    if crate::crm::restore(&sandbox, &person, kind, body.object_id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "no archived object with that id").into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct Settings {
+    #[serde(default)]
+    webhook_url: Option<Option<String>>,
+    #[serde(default)]
+    limit_per_ten_seconds: Option<usize>,
+    #[serde(default)]
+    search_per_second: Option<usize>,
+    #[serde(default)]
+    webhook_flush_ms: Option<u64>,
+}
+
+async fn settings(State(sandbox): State<HubSpotSandbox>, Json(body): Json<Settings>) -> StatusCode {
+    let mut config = sandbox.inner.config.lock().expect("config");
+    if let Some(url) = body.webhook_url {
+        config.webhook_url = url;
+    }
+    if let Some(n) = body.limit_per_ten_seconds {
+        config.limit_per_ten_seconds = n;
+    }
+    if let Some(n) = body.search_per_second {
+        config.search_per_second = n;
+    }
+    if let Some(ms) = body.webhook_flush_ms {
+        config.webhook_flush = std::time::Duration::from_millis(ms.max(1));
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// Expires every access token now (to exercise refresh paths without waiting 30 minutes).
+async fn expire_tokens(State(sandbox): State<HubSpotSandbox>) -> StatusCode {
+    let mut state = sandbox.inner.state.lock().expect("state");
+    let now = crate::model::now_ms();
+    for token in state.access_tokens.values_mut() {
+        token.expires_ms = now - 1;
+    }
+    StatusCode::NO_CONTENT
+}
+
+pub fn router() -> Router<HubSpotSandbox> {
+    Router::new()
+        .route("/faults", post(set_faults).get(get_faults))
+        .route("/requests", get(requests).delete(clear_requests))
+        .route("/webhooks/deliveries", get(deliveries))
+        .route("/uninstall", post(uninstall))
+        .route("/restore", post(restore))
+        .route("/settings", post(settings))
+        .route("/tokens/expire", post(expire_tokens))
+}
