@@ -101,7 +101,9 @@ pub async fn sqs_queue(visibility: Duration, max_receives: u32) -> SqsQueue {
 
 /// Serves a router on a free local port; returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("serve");

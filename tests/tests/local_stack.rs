@@ -74,7 +74,10 @@ async fn health_answers_and_the_stack_shuts_down_cleanly() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "ok");
-    for sandbox in ["/_sandbox/hubspot/oauth/authorize?client_id=sandbox-client-id&redirect_uri=http://x/cb&scope=oauth", "/_sandbox/board/settings/integrations"] {
+    for sandbox in [
+        "/_sandbox/hubspot/oauth/authorize?client_id=sandbox-client-id&redirect_uri=http://x/cb&scope=oauth",
+        "/_sandbox/board/settings/integrations",
+    ] {
         let response = run
             .http
             .get(format!("{}{sandbox}", run.base))
@@ -342,5 +345,99 @@ async fn every_oauth_failure_ends_on_boards_settings_screen() {
             "{location}"
         );
     }
+    run.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn sandbox_webhooks_pass_the_services_signature_check_and_board_events_are_consumed() {
+    let run = start().await;
+    // A HubSpot admin approves the app, so the portal's changes are sent to it.
+    let approve = run
+        .http
+        .post(format!(
+            "{}/_sandbox/hubspot/oauth/authorize?client_id=sandbox-client-id&redirect_uri={}/oauth/callback&scope=oauth&state=x",
+            run.base, run.base
+        ))
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status(), 302);
+    let created = run
+        .http
+        .post(format!(
+            "{}/_sandbox/hubspot/crm/objects/2026-03/deals",
+            run.base
+        ))
+        .bearer_auth("pat-sandbox-user")
+        .json(&json!({"properties": {"dealname": "webhook e2e"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        let deliveries: Value = run
+            .http
+            .get(format!(
+                "{}/_sandbox/hubspot/_control/webhooks/deliveries",
+                run.base
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        statuses = deliveries["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["status"].clone())
+            .collect();
+        if !statuses.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        statuses.first(),
+        Some(&json!(200)),
+        "the service accepted the sandbox's signed delivery: {statuses:?}"
+    );
+
+    let response = run
+        .http
+        .post(format!("{}/_sandbox/board/v1/clients", run.base))
+        .header("x-api-key", "sandbox-key-acct-a")
+        .bearer_auth("sandbox-user-acct-a")
+        .json(&json!({"name": "株式会社E2E", "name_disp": "E2E"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    // One webhook job and one board event handled by the worker.
+    let handled = || run.stack.handled.load(std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..50 {
+        if handled() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        handled(),
+        2,
+        "the webhook job and board's change event were consumed"
+    );
+    assert_eq!(run.stack.memory_queue.as_ref().unwrap().depth(), 0);
+    assert!(
+        run.stack
+            .services
+            .queue
+            .receive_dead_letters(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     run.stack.shutdown().await;
 }

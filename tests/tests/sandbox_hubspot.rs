@@ -27,15 +27,28 @@ impl Hs {
     async fn start(config: Config) -> Self {
         let sandbox = HubSpotSandbox::new(config);
         let base = tests::serve(sandbox.router()).await;
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { base, http, sandbox }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            base,
+            http,
+            sandbox,
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn call(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -46,7 +59,8 @@ impl Hs {
     }
 
     async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(token, reqwest::Method::POST, path, Some(body)).await
+        self.call(token, reqwest::Method::POST, path, Some(body))
+            .await
     }
 
     async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
@@ -64,11 +78,24 @@ impl Hs {
         if let Some(g) = granted {
             form.push(("scopes", g));
         }
-        let response = self.http.post(self.url(&format!("/oauth/authorize?{query}"))).form(&form).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url(&format!("/oauth/authorize?{query}")))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::FOUND);
         let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-        let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-        let (status, tokens) = self.exchange(&[("grant_type", "authorization_code"), ("code", &code)]).await;
+        let code = location
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        let (status, tokens) = self
+            .exchange(&[("grant_type", "authorization_code"), ("code", &code)])
+            .await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         tokens
     }
@@ -80,7 +107,13 @@ impl Hs {
             ("redirect_uri", "http://127.0.0.1:9/oauth/callback"),
         ];
         form.extend_from_slice(fields);
-        let response = self.http.post(self.url("/oauth/2026-03/token")).form(&form).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url("/oauth/2026-03/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         (status, response.json().await.unwrap())
     }
@@ -91,7 +124,10 @@ fn urlencode(s: &str) -> String {
 }
 
 fn quiet() -> Config {
-    Config { webhook_flush: Duration::from_millis(20), ..Config::default() }
+    Config {
+        webhook_flush: Duration::from_millis(20),
+        ..Config::default()
+    }
 }
 
 #[tokio::test]
@@ -105,8 +141,17 @@ async fn oauth_consent_token_refresh_introspect_and_revoke() {
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    assert!(html.contains("アプリを接続") && html.contains("1000001") && html.contains("crm.schemas.deals.write"));
-    let bad_client = hs.http.get(hs.url("/oauth/authorize?client_id=nope&redirect_uri=http://x/cb")).send().await.unwrap();
+    assert!(
+        html.contains("アプリを接続")
+            && html.contains("1000001")
+            && html.contains("crm.schemas.deals.write")
+    );
+    let bad_client = hs
+        .http
+        .get(hs.url("/oauth/authorize?client_id=nope&redirect_uri=http://x/cb"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad_client.status(), StatusCode::BAD_REQUEST);
 
     let denied = hs
@@ -118,7 +163,10 @@ async fn oauth_consent_token_refresh_introspect_and_revoke() {
         .unwrap();
     assert_eq!(denied.status(), StatusCode::FOUND);
     let location = denied.headers()["location"].to_str().unwrap();
-    assert!(location.starts_with("http://x/cb?error=access_denied") && location.ends_with("state=st-9"), "{location}");
+    assert!(
+        location.starts_with("http://x/cb?error=access_denied") && location.ends_with("state=st-9"),
+        "{location}"
+    );
 
     let tokens = hs.connect(SCOPES, None).await;
     assert_eq!(tokens["expires_in"], 1800);
@@ -132,7 +180,11 @@ async fn oauth_consent_token_refresh_introspect_and_revoke() {
         let url = hs.url("/oauth/2026-03/token/introspect");
         async move {
             http.post(url)
-                .form(&[("client_id", "sandbox-client-id"), ("client_secret", "sandbox-client-secret"), ("token", token.as_str())])
+                .form(&[
+                    ("client_id", "sandbox-client-id"),
+                    ("client_secret", "sandbox-client-secret"),
+                    ("token", token.as_str()),
+                ])
                 .send()
                 .await
                 .unwrap()
@@ -145,14 +197,27 @@ async fn oauth_consent_token_refresh_introspect_and_revoke() {
     assert_eq!(info["active"], true);
     assert_eq!(info["hub_id"], 1000001);
     assert_eq!(info["user"], "admin@sandbox.example.jp");
-    assert!(info["scopes"].as_array().unwrap().iter().any(|s| s == "crm.schemas.deals.write"));
+    assert!(
+        info["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "crm.schemas.deals.write")
+    );
 
-    let (status, again) = hs.exchange(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    let (status, again) = hs
+        .exchange(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_ne!(again["access_token"], tokens["access_token"]);
-    assert_eq!(again["refresh_token"], tokens["refresh_token"], "one refresh token per app, portal and user");
+    assert_eq!(
+        again["refresh_token"], tokens["refresh_token"],
+        "one refresh token per app, portal and user"
+    );
 
-    let (status, bad) = hs.exchange(&[("grant_type", "refresh_token"), ("refresh_token", "nope")]).await;
+    let (status, bad) = hs
+        .exchange(&[("grant_type", "refresh_token"), ("refresh_token", "nope")])
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(bad["error"], "invalid_grant");
     assert_eq!(bad["status"], "BAD_REFRESH_TOKEN");
@@ -160,25 +225,43 @@ async fn oauth_consent_token_refresh_introspect_and_revoke() {
     let (status, wrong_secret) = hs
         .http
         .post(hs.url("/oauth/2026-03/token"))
-        .form(&[("grant_type", "refresh_token"), ("client_id", "sandbox-client-id"), ("client_secret", "x"), ("refresh_token", &refresh)])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "sandbox-client-id"),
+            ("client_secret", "x"),
+            ("refresh_token", &refresh),
+        ])
         .send()
         .await
         .map(|r| (r.status(), r))
         .unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(wrong_secret.json::<Value>().await.unwrap()["error"], "invalid_client");
+    assert_eq!(
+        wrong_secret.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
 
     let revoked = hs
         .http
         .post(hs.url("/oauth/2026-03/token/revoke"))
-        .form(&[("client_id", "sandbox-client-id"), ("client_secret", "sandbox-client-secret"), ("token", refresh.as_str())])
+        .form(&[
+            ("client_id", "sandbox-client-id"),
+            ("client_secret", "sandbox-client-secret"),
+            ("token", refresh.as_str()),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
-    let (status, _) = hs.exchange(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    let (status, _) = hs
+        .exchange(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "revoked");
-    assert_eq!(introspect(access.clone()).await["active"], false, "access tokens of a revoked grant die with it");
+    assert_eq!(
+        introspect(access.clone()).await["active"],
+        false,
+        "access tokens of a revoked grant die with it"
+    );
     let (status, body) = hs.get(&access, "/crm/objects/2026-03/deals").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["category"], "INVALID_AUTHENTICATION");
@@ -188,26 +271,49 @@ async fn oauth_consent_token_refresh_introspect_and_revoke() {
 async fn codes_are_single_use_and_scopes_are_enforced() {
     let hs = Hs::start(quiet()).await;
     let query = "client_id=sandbox-client-id&redirect_uri=http://127.0.0.1:9/oauth/callback&scope=oauth%20crm.objects.deals.read&state=s";
-    let response = hs.http.post(hs.url(&format!("/oauth/authorize?{query}"))).form(&[("decision", "approve")]).send().await.unwrap();
+    let response = hs
+        .http
+        .post(hs.url(&format!("/oauth/authorize?{query}")))
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
     let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let (first, _) = hs.exchange(&[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (first, _) = hs
+        .exchange(&[("grant_type", "authorization_code"), ("code", &code)])
+        .await;
     assert_eq!(first, StatusCode::OK);
-    let (second, body) = hs.exchange(&[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let (second, body) = hs
+        .exchange(&[("grant_type", "authorization_code"), ("code", &code)])
+        .await;
     assert_eq!(second, StatusCode::BAD_REQUEST, "a used code is refused");
     assert_eq!(body["error"], "invalid_grant");
 
-    let tokens = hs.connect(SCOPES, Some("oauth crm.objects.deals.read")).await;
+    let tokens = hs
+        .connect(SCOPES, Some("oauth crm.objects.deals.read"))
+        .await;
     let access = tokens["access_token"].as_str().unwrap();
     let (status, _) = hs.get(access, "/crm/objects/2026-03/deals").await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = hs.get(access, "/crm/objects/2026-03/companies").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["category"], "MISSING_SCOPES");
-    assert!(body["correlationId"].is_string() && body["status"] == "error" && body["errors"].is_array());
+    assert!(
+        body["correlationId"].is_string() && body["status"] == "error" && body["errors"].is_array()
+    );
 
-    hs.sandbox.router(); // a second router over the same state is fine
-    let expire = hs.http.post(hs.url("/_control/tokens/expire")).send().await.unwrap();
+    let expire = hs
+        .http
+        .post(hs.url("/_control/tokens/expire"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(expire.status(), StatusCode::NO_CONTENT);
     let (status, body) = hs.get(access, "/crm/objects/2026-03/deals").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -224,43 +330,91 @@ async fn objects_are_created_read_updated_archived_with_hubspots_validation() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{deal}");
     let id = deal["id"].as_str().unwrap().to_owned();
-    assert_eq!(deal["properties"]["amount"], "1200000", "values are strings");
+    assert_eq!(
+        deal["properties"]["amount"], "1200000",
+        "values are strings"
+    );
     assert_eq!(deal["properties"]["hs_object_id"], id.as_str());
-    assert!(deal["properties"]["createdate"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        deal["properties"]["createdate"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
 
     let (_, read) = hs.get(USER, &format!("/crm/objects/2026-03/deals/{id}?properties=dealname,board_custom_filter_key,closedate")).await;
-    assert_eq!(read["properties"]["board_custom_filter_key"], "A事業部用boardアカウント");
-    assert_eq!(read["properties"]["closedate"], Value::Null, "requested but unset");
+    assert_eq!(
+        read["properties"]["board_custom_filter_key"],
+        "A事業部用boardアカウント"
+    );
+    assert_eq!(
+        read["properties"]["closedate"],
+        Value::Null,
+        "requested but unset"
+    );
 
     let (status, updated) = hs
-        .call(USER, reqwest::Method::PATCH, &format!("/crm/objects/2026-03/deals/{id}"), Some(json!({"properties": {"dealstage": "closedwon"}})))
+        .call(
+            USER,
+            reqwest::Method::PATCH,
+            &format!("/crm/objects/2026-03/deals/{id}"),
+            Some(json!({"properties": {"dealstage": "closedwon"}})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(updated["properties"]["closedate"].is_string(), "closing a deal sets closedate: {updated}");
-    assert_ne!(updated["properties"]["hs_lastmodifieddate"], deal["properties"]["hs_lastmodifieddate"]);
+    assert!(
+        updated["properties"]["closedate"].is_string(),
+        "closing a deal sets closedate: {updated}"
+    );
+    assert_ne!(
+        updated["properties"]["hs_lastmodifieddate"],
+        deal["properties"]["hs_lastmodifieddate"]
+    );
 
     for (properties, code) in [
         (json!({"nope": "x"}), "PROPERTY_DOESNT_EXIST"),
         (json!({"dealname": "x".repeat(65_537)}), "INVALID_LENGTH"),
-        (json!({"board_custom_filter_key": "C事業部"}), "INVALID_OPTION"),
+        (
+            json!({"board_custom_filter_key": "C事業部"}),
+            "INVALID_OPTION",
+        ),
         (json!({"amount": "many"}), "INVALID_DECIMAL"),
         (json!({"dealstage": "7000011"}), "INVALID_OPTION"),
         (json!({"hs_object_id": "1"}), "READ_ONLY_VALUE"),
     ] {
         let (status, body) = hs
-            .call(USER, reqwest::Method::PATCH, &format!("/crm/objects/2026-03/deals/{id}"), Some(json!({"properties": properties})))
+            .call(
+                USER,
+                reqwest::Method::PATCH,
+                &format!("/crm/objects/2026-03/deals/{id}"),
+                Some(json!({"properties": properties})),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{properties}");
         assert_eq!(body["category"], "VALIDATION_ERROR");
         assert_eq!(body["errors"][0]["code"], code, "{body}");
     }
 
-    let (status, _) = hs.call(USER, reqwest::Method::DELETE, &format!("/crm/objects/2026-03/deals/{id}"), None).await;
+    let (status, _) = hs
+        .call(
+            USER,
+            reqwest::Method::DELETE,
+            &format!("/crm/objects/2026-03/deals/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = hs.get(USER, &format!("/crm/objects/2026-03/deals/{id}")).await;
+    let (status, body) = hs
+        .get(USER, &format!("/crm/objects/2026-03/deals/{id}"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["category"], "OBJECT_NOT_FOUND");
-    let (status, _) = hs.get(USER, &format!("/crm/objects/2026-03/deals/{id}?archived=true")).await;
+    let (status, _) = hs
+        .get(
+            USER,
+            &format!("/crm/objects/2026-03/deals/{id}?archived=true"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = hs.get("wrong-token", "/crm/objects/2026-03/deals").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -270,30 +424,74 @@ async fn objects_are_created_read_updated_archived_with_hubspots_validation() {
 async fn batches_are_bounded_partial_on_read_and_all_or_nothing_on_write() {
     let hs = Hs::start(quiet()).await;
     let inputs: Vec<Value> = (0..5).map(|i| json!({"properties": {"name": format!("株式会社テスト{i}"), "phone": "03-1234-5678"}})).collect();
-    let (status, created) = hs.post(USER, "/crm/objects/2026-03/companies/batch/create", json!({"inputs": inputs})).await;
+    let (status, created) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies/batch/create",
+            json!({"inputs": inputs}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let ids: Vec<String> = created["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = created["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids.len(), 5);
 
     let mut read_inputs: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
     read_inputs.push(json!({"id": "999"}));
-    let (status, read) = hs.post(USER, "/crm/objects/2026-03/companies/batch/read", json!({"inputs": read_inputs, "properties": ["name"]})).await;
+    let (status, read) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies/batch/read",
+            json!({"inputs": read_inputs, "properties": ["name"]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::MULTI_STATUS);
     assert_eq!(read["results"].as_array().unwrap().len(), 5);
     assert_eq!(read["errors"][0]["category"], "OBJECT_NOT_FOUND");
     assert_eq!(read["errors"][0]["context"]["ids"], json!(["999"]));
-    assert!(read["results"][0].get("associations").is_none(), "batch read carries no associations");
+    assert!(
+        read["results"][0].get("associations").is_none(),
+        "batch read carries no associations"
+    );
 
     let too_many: Vec<Value> = (0..101).map(|i| json!({"id": i.to_string()})).collect();
-    let (status, _) = hs.post(USER, "/crm/objects/2026-03/companies/batch/read", json!({"inputs": too_many})).await;
+    let (status, _) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies/batch/read",
+            json!({"inputs": too_many}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let mut updates: Vec<Value> = ids.iter().map(|id| json!({"id": id, "properties": {"city": "千代田区"}})).collect();
+    let mut updates: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "properties": {"city": "千代田区"}}))
+        .collect();
     updates[3]["properties"]["name"] = json!("x".repeat(70_000));
-    let (status, body) = hs.post(USER, "/crm/objects/2026-03/companies/batch/update", json!({"inputs": updates})).await;
+    let (status, body) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies/batch/update",
+            json!({"inputs": updates}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["context"]["ids"], json!([ids[3]]), "the failing input is named: {body}");
-    let (_, one) = hs.get(USER, &format!("/crm/objects/2026-03/companies/{}?properties=city", ids[0])).await;
+    assert_eq!(
+        body["context"]["ids"],
+        json!([ids[3]]),
+        "the failing input is named: {body}"
+    );
+    let (_, one) = hs
+        .get(
+            USER,
+            &format!("/crm/objects/2026-03/companies/{}?properties=city", ids[0]),
+        )
+        .await;
     assert_eq!(one["properties"]["city"], Value::Null, "all or nothing");
 
     let (status, upserted) = hs
@@ -309,23 +507,39 @@ async fn batches_are_bounded_partial_on_read_and_all_or_nothing_on_write() {
     assert_eq!(again["results"][0]["new"], false);
     assert_eq!(again["results"][0]["id"], upserted["results"][0]["id"]);
 
-    let (status, _) = hs.post(USER, "/crm/objects/2026-03/companies/batch/archive", json!({"inputs": [{"id": ids[0]}]})).await;
+    let (status, _) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies/batch/archive",
+            json!({"inputs": [{"id": ids[0]}]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = hs.get(USER, &format!("/crm/objects/2026-03/companies/{}", ids[0])).await;
+    let (status, _) = hs
+        .get(USER, &format!("/crm/objects/2026-03/companies/{}", ids[0]))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Listing pages with `after`.
     let (_, page1) = hs.get(USER, "/crm/objects/2026-03/companies?limit=2").await;
     assert_eq!(page1["results"].as_array().unwrap().len(), 2);
     let after = page1["paging"]["next"]["after"].as_str().unwrap();
-    let (_, page2) = hs.get(USER, &format!("/crm/objects/2026-03/companies?limit=2&after={after}")).await;
+    let (_, page2) = hs
+        .get(
+            USER,
+            &format!("/crm/objects/2026-03/companies?limit=2&after={after}"),
+        )
+        .await;
     assert_ne!(page2["results"][0]["id"], page1["results"][0]["id"]);
 }
 
 #[tokio::test]
 async fn search_filters_pages_and_has_its_own_limit() {
     let hs = Hs::start(quiet()).await;
-    for (i, stage) in ["contractsent", "closedwon", "closedlost", "contractsent"].iter().enumerate() {
+    for (i, stage) in ["contractsent", "closedwon", "closedlost", "contractsent"]
+        .iter()
+        .enumerate()
+    {
         hs.post(USER, "/crm/objects/2026-03/deals", json!({"properties": {"dealname": format!("D{i}"), "dealstage": stage, "amount": (i + 1) * 100}})).await;
     }
     let search = |body: Value| hs.post(USER, "/crm/objects/2026-03/deals/search", body);
@@ -340,12 +554,16 @@ async fn search_filters_pages_and_has_its_own_limit() {
     assert_eq!(has["total"], 2, "closed deals got a closedate");
     let (_, or) = search(json!({"filterGroups": [
         {"filters": [{"propertyName": "dealname", "operator": "EQ", "value": "D0"}]},
-        {"filters": [{"propertyName": "dealname", "operator": "EQ", "value": "D1"}]}]})).await;
+        {"filters": [{"propertyName": "dealname", "operator": "EQ", "value": "D1"}]}]}))
+    .await;
     assert_eq!(or["total"], 2, "groups are ORed");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, paged) = search(json!({"limit": 3, "sorts": [{"propertyName": "amount", "direction": "DESCENDING"}], "properties": ["amount"]})).await;
     assert_eq!(paged["results"][0]["properties"]["amount"], "400");
-    let after = paged["paging"]["next"]["after"].as_str().unwrap().to_owned();
+    let after = paged["paging"]["next"]["after"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, rest) = search(json!({"limit": 3, "after": after, "sorts": [{"propertyName": "amount", "direction": "DESCENDING"}]})).await;
     assert_eq!(rest["results"].as_array().unwrap().len(), 1);
     assert!(rest.get("paging").is_none());
@@ -368,15 +586,31 @@ async fn ten_secondly_limit_is_per_app_per_portal_with_headers() {
     let access = tokens["access_token"].as_str().unwrap();
     let mut last = None;
     for i in 1..=111 {
-        let response = hs.http.get(hs.url("/crm/objects/2026-03/deals?limit=1")).bearer_auth(access).send().await.unwrap();
+        let response = hs
+            .http
+            .get(hs.url("/crm/objects/2026-03/deals?limit=1"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
         let headers = response.headers().clone();
         if i <= 110 {
             assert_eq!(response.status(), StatusCode::OK, "request {i}");
             assert_eq!(headers["x-hubspot-ratelimit-max"], "110");
-            assert_eq!(headers["x-hubspot-ratelimit-remaining"].to_str().unwrap(), (110 - i).to_string());
-            assert_eq!(headers["x-hubspot-ratelimit-interval-milliseconds"], "10000");
+            assert_eq!(
+                headers["x-hubspot-ratelimit-remaining"].to_str().unwrap(),
+                (110 - i).to_string()
+            );
+            assert_eq!(
+                headers["x-hubspot-ratelimit-interval-milliseconds"],
+                "10000"
+            );
         } else {
-            last = Some((response.status(), headers, response.json::<Value>().await.unwrap()));
+            last = Some((
+                response.status(),
+                headers,
+                response.json::<Value>().await.unwrap(),
+            ));
         }
     }
     let (status, headers, body) = last.unwrap();
@@ -388,7 +622,12 @@ async fn ten_secondly_limit_is_per_app_per_portal_with_headers() {
     assert_eq!(status, StatusCode::OK, "the user token has its own bucket");
 
     let (_, log) = hs.get(USER, "/_control/requests").await;
-    let app_requests = log["requests"].as_array().unwrap().iter().filter(|r| r["token"] == "app").count();
+    let app_requests = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["token"] == "app")
+        .count();
     assert_eq!(app_requests, 111);
 }
 
@@ -396,9 +635,19 @@ async fn ten_secondly_limit_is_per_app_per_portal_with_headers() {
 async fn schema_pipelines_owners_teams_and_account() {
     let hs = Hs::start(quiet()).await;
     let (_, props) = hs.get(USER, "/crm/properties/2026-03/deals").await;
-    let names: Vec<&str> = props["results"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = props["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"board_custom_filter_key") && names.contains(&"dealstage"));
-    let (_, key) = hs.get(USER, "/crm/properties/2026-03/deals/board_custom_filter_key").await;
+    let (_, key) = hs
+        .get(
+            USER,
+            "/crm/properties/2026-03/deals/board_custom_filter_key",
+        )
+        .await;
     assert_eq!(key["type"], "enumeration");
     assert_eq!(key["options"][0]["value"], "A事業部用boardアカウント");
     assert_eq!(key["options"][0]["label"], "A事業部用boardアカウント");
@@ -406,29 +655,70 @@ async fn schema_pipelines_owners_teams_and_account() {
     let exclusion = json!({"name": "exclude_from_board_integration", "label": "board連携から除外", "type": "bool",
         "fieldType": "booleancheckbox", "groupName": "dealinformation",
         "options": [{"label": "はい", "value": "true"}, {"label": "いいえ", "value": "false"}]});
-    let (status, created) = hs.post(USER, "/crm/properties/2026-03/deals", exclusion.clone()).await;
+    let (status, created) = hs
+        .post(USER, "/crm/properties/2026-03/deals", exclusion.clone())
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let (status, conflict) = hs.post(USER, "/crm/properties/2026-03/deals", exclusion).await;
+    let (status, conflict) = hs
+        .post(USER, "/crm/properties/2026-03/deals", exclusion)
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(conflict["category"], "CONFLICT");
-    let (status, _) = hs.post(USER, "/crm/objects/2026-03/deals", json!({"properties": {"dealname": "x", "exclude_from_board_integration": "true"}})).await;
+    let (status, _) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/deals",
+            json!({"properties": {"dealname": "x", "exclude_from_board_integration": "true"}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "a custom property is writable");
-    let (status, _) = hs.post(USER, "/crm/objects/2026-03/deals", json!({"properties": {"exclude_from_board_integration": "はい"}})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "enumerations store option values, not labels");
+    let (status, _) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/deals",
+            json!({"properties": {"exclude_from_board_integration": "はい"}}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "enumerations store option values, not labels"
+    );
     let (status, _) = hs.get(USER, "/crm/properties/2026-03/deals/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (_, pipelines) = hs.get(USER, "/crm/pipelines/2026-03/deals").await;
     let default = &pipelines["results"][0];
     assert_eq!(default["id"], "default");
-    let stages: Vec<&str> = default["stages"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(stages, ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"]);
+    let stages: Vec<&str> = default["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "appointmentscheduled",
+            "qualifiedtobuy",
+            "presentationscheduled",
+            "decisionmakerboughtin",
+            "contractsent",
+            "closedwon",
+            "closedlost"
+        ]
+    );
     assert_eq!(pipelines["results"].as_array().unwrap().len(), 2);
 
     let (_, owners) = hs.get(USER, "/crm/owners/2026-03").await;
     assert_eq!(owners["results"].as_array().unwrap().len(), 3);
     let (_, teams) = hs.get(USER, "/settings/users/2026-03/teams").await;
-    let team_names: Vec<&str> = teams["results"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let team_names: Vec<&str> = teams["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(team_names, ["テストチーム1", "テストチーム2"]);
     let (_, account) = hs.get(USER, "/account-info/2026-03/details").await;
     assert_eq!(account["timeZone"], "Asia/Tokyo");
@@ -437,8 +727,20 @@ async fn schema_pipelines_owners_teams_and_account() {
 #[tokio::test]
 async fn associations_default_labelled_batch_and_per_object() {
     let hs = Hs::start(quiet()).await;
-    let (_, company) = hs.post(USER, "/crm/objects/2026-03/companies", json!({"properties": {"name": "株式会社A"}})).await;
-    let (_, contact) = hs.post(USER, "/crm/objects/2026-03/contacts", json!({"properties": {"lastname": "山田"}})).await;
+    let (_, company) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies",
+            json!({"properties": {"name": "株式会社A"}}),
+        )
+        .await;
+    let (_, contact) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/contacts",
+            json!({"properties": {"lastname": "山田"}}),
+        )
+        .await;
     let company_id = company["id"].as_str().unwrap();
     let contact_id = contact["id"].as_str().unwrap();
     let (status, deal) = hs
@@ -449,35 +751,88 @@ async fn associations_default_labelled_batch_and_per_object() {
     assert_eq!(status, StatusCode::CREATED);
     let deal_id = deal["id"].as_str().unwrap();
 
-    let (_, listed) = hs.get(USER, &format!("/crm/objects/2026-03/deals/{deal_id}/associations/companies")).await;
-    let types: Vec<u64> = listed["results"][0]["associationTypes"].as_array().unwrap().iter().map(|t| t["typeId"].as_u64().unwrap()).collect();
+    let (_, listed) = hs
+        .get(
+            USER,
+            &format!("/crm/objects/2026-03/deals/{deal_id}/associations/companies"),
+        )
+        .await;
+    let types: Vec<u64> = listed["results"][0]["associationTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["typeId"].as_u64().unwrap())
+        .collect();
     assert!(types.contains(&5) && types.contains(&341), "{listed}");
-    let (_, read) = hs.get(USER, &format!("/crm/objects/2026-03/deals/{deal_id}?associations=companies,contacts")).await;
-    assert_eq!(read["associations"]["contacts"]["results"][0]["id"], contact_id);
+    let (_, read) = hs
+        .get(
+            USER,
+            &format!("/crm/objects/2026-03/deals/{deal_id}?associations=companies,contacts"),
+        )
+        .await;
+    assert_eq!(
+        read["associations"]["contacts"]["results"][0]["id"],
+        contact_id
+    );
 
     let (status, batch) = hs
-        .post(USER, "/crm/associations/2026-03/deals/companies/batch/read", json!({"inputs": [{"id": deal_id}, {"id": "424242"}]}))
+        .post(
+            USER,
+            "/crm/associations/2026-03/deals/companies/batch/read",
+            json!({"inputs": [{"id": deal_id}, {"id": "424242"}]}),
+        )
         .await;
     assert_eq!(status, StatusCode::MULTI_STATUS);
-    assert_eq!(batch["results"][0]["to"][0]["toObjectId"].as_u64().unwrap().to_string(), company_id);
+    assert_eq!(
+        batch["results"][0]["to"][0]["toObjectId"]
+            .as_u64()
+            .unwrap()
+            .to_string(),
+        company_id
+    );
     assert_eq!(batch["errors"].as_array().unwrap().len(), 1);
 
     let (status, _) = hs
-        .post(USER, "/crm/associations/2026-03/contacts/companies/batch/associate/default", json!({"inputs": [{"from": {"id": contact_id}, "to": {"id": company_id}}]}))
+        .post(
+            USER,
+            "/crm/associations/2026-03/contacts/companies/batch/associate/default",
+            json!({"inputs": [{"from": {"id": contact_id}, "to": {"id": company_id}}]}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, back) = hs.get(USER, &format!("/crm/objects/2026-03/companies/{company_id}/associations/contacts")).await;
-    assert_eq!(back["results"][0]["associationTypes"][0]["typeId"], 280, "the inverse type");
+    let (_, back) = hs
+        .get(
+            USER,
+            &format!("/crm/objects/2026-03/companies/{company_id}/associations/contacts"),
+        )
+        .await;
+    assert_eq!(
+        back["results"][0]["associationTypes"][0]["typeId"], 280,
+        "the inverse type"
+    );
 
     let (status, _) = hs
         .post(USER, "/crm/associations/2026-03/deals/companies/batch/create", json!({"inputs": [{"from": {"id": deal_id}, "to": {"id": company_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279}]}]}))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "279 is contact→company, not deal→company");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "279 is contact→company, not deal→company"
+    );
     let (status, _) = hs
-        .post(USER, "/crm/associations/2026-03/deals/companies/batch/archive", json!({"inputs": [{"from": {"id": deal_id}, "to": [{"id": company_id}]}]}))
+        .post(
+            USER,
+            "/crm/associations/2026-03/deals/companies/batch/archive",
+            json!({"inputs": [{"from": {"id": deal_id}, "to": [{"id": company_id}]}]}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, none) = hs.get(USER, &format!("/crm/objects/2026-03/deals/{deal_id}/associations/companies")).await;
+    let (_, none) = hs
+        .get(
+            USER,
+            &format!("/crm/objects/2026-03/deals/{deal_id}/associations/companies"),
+        )
+        .await;
     assert!(none["results"].as_array().unwrap().is_empty());
 }
 
@@ -537,92 +892,243 @@ async fn wait_for(received: &Received, count: usize) -> Vec<Value> {
 #[tokio::test]
 async fn webhooks_are_signed_attributed_retried_and_only_sent_while_installed() {
     let (url, received) = receiver(1).await;
-    let hs = Hs::start(Config { webhook_url: Some(url.clone()), ..quiet() }).await;
+    let hs = Hs::start(Config {
+        webhook_url: Some(url.clone()),
+        ..quiet()
+    })
+    .await;
     hs.sandbox.spawn_webhook_delivery();
 
-    hs.post(USER, "/crm/objects/2026-03/deals", json!({"properties": {"dealname": "before install"}})).await;
+    hs.post(
+        USER,
+        "/crm/objects/2026-03/deals",
+        json!({"properties": {"dealname": "before install"}}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(received.lock().unwrap().is_empty(), "not installed: no events");
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "not installed: no events"
+    );
 
     let tokens = hs.connect(SCOPES, None).await;
     let access = tokens["access_token"].as_str().unwrap();
-    let (_, deal) = hs.post(USER, "/crm/objects/2026-03/deals", json!({"properties": {"dealname": "by a person"}})).await;
+    let (_, deal) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/deals",
+            json!({"properties": {"dealname": "by a person"}}),
+        )
+        .await;
     let events = wait_for(&received, 2).await; // the first delivery failed and was retried
-    let deliveries: Vec<Value> = received.lock().unwrap().iter().map(|(_, b)| serde_json::from_str::<Vec<Value>>(b).unwrap()[0].clone()).collect();
+    let deliveries: Vec<Value> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| serde_json::from_str::<Vec<Value>>(b).unwrap()[0].clone())
+        .collect();
     assert_eq!(deliveries[0]["attemptNumber"], 0);
-    assert_eq!(deliveries[1]["attemptNumber"], 1, "retried after a 500 with attemptNumber counting");
+    assert_eq!(
+        deliveries[1]["attemptNumber"], 1,
+        "retried after a 500 with attemptNumber counting"
+    );
     let creation = &events[1];
     assert_eq!(creation["subscriptionType"], "deal.creation");
-    assert_eq!(creation["objectId"].as_u64().unwrap().to_string(), deal["id"].as_str().unwrap());
+    assert_eq!(
+        creation["objectId"].as_u64().unwrap().to_string(),
+        deal["id"].as_str().unwrap()
+    );
     assert_eq!(creation["changeSource"], "CRM_UI");
     assert_eq!(creation["portalId"], 1000001);
     assert_eq!(creation["appId"], 777);
     for (headers, body) in received.lock().unwrap().iter() {
         assert!(verify_v3(headers, &url, body), "v3 signature verifies");
-        let v1: String = Sha256::digest(format!("sandbox-client-secret{body}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let v1: String = Sha256::digest(format!("sandbox-client-secret{body}").as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(headers["x-hubspot-signature"].to_str().unwrap(), v1);
     }
 
     let id = deal["id"].as_str().unwrap();
-    hs.call(access, reqwest::Method::PATCH, &format!("/crm/objects/2026-03/deals/{id}"), Some(json!({"properties": {"dealname": "by the app", "amount": "5"}}))).await;
+    hs.call(
+        access,
+        reqwest::Method::PATCH,
+        &format!("/crm/objects/2026-03/deals/{id}"),
+        Some(json!({"properties": {"dealname": "by the app", "amount": "5"}})),
+    )
+    .await;
     let events = wait_for(&received, 4).await;
-    let changes: Vec<&Value> = events.iter().filter(|e| e["subscriptionType"] == "deal.propertyChange").collect();
+    let changes: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["subscriptionType"] == "deal.propertyChange")
+        .collect();
     assert_eq!(changes.len(), 2, "one event per changed property");
-    assert!(changes.iter().all(|e| e["changeSource"] == "INTEGRATION" && e["sourceId"] == "777"));
-    assert!(changes.iter().any(|e| e["propertyName"] == "dealname" && e["propertyValue"] == "by the app"));
+    assert!(
+        changes
+            .iter()
+            .all(|e| e["changeSource"] == "INTEGRATION" && e["sourceId"] == "777")
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|e| e["propertyName"] == "dealname" && e["propertyValue"] == "by the app")
+    );
 
-    hs.call(USER, reqwest::Method::DELETE, &format!("/crm/objects/2026-03/deals/{id}"), None).await;
+    hs.call(
+        USER,
+        reqwest::Method::DELETE,
+        &format!("/crm/objects/2026-03/deals/{id}"),
+        None,
+    )
+    .await;
     let events = wait_for(&received, 5).await;
     assert_eq!(events[4]["subscriptionType"], "deal.deletion");
-    let restore = hs.http.post(hs.url("/_control/restore")).json(&json!({"objectType": "deals", "objectId": id.parse::<u64>().unwrap()})).send().await.unwrap();
+    let restore = hs
+        .http
+        .post(hs.url("/_control/restore"))
+        .json(&json!({"objectType": "deals", "objectId": id.parse::<u64>().unwrap()}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(restore.status(), StatusCode::NO_CONTENT);
     let events = wait_for(&received, 6).await;
     assert_eq!(events[5]["subscriptionType"], "deal.restore");
 
-    let uninstall = hs.http.post(hs.url("/_control/uninstall")).json(&json!({"portalId": 1000001})).send().await.unwrap();
+    let uninstall = hs
+        .http
+        .post(hs.url("/_control/uninstall"))
+        .json(&json!({"portalId": 1000001}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(uninstall.status(), StatusCode::NO_CONTENT);
-    hs.post(USER, "/crm/objects/2026-03/deals", json!({"properties": {"dealname": "after uninstall"}})).await;
+    hs.post(
+        USER,
+        "/crm/objects/2026-03/deals",
+        json!({"properties": {"dealname": "after uninstall"}}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(wait_for(&received, 6).await.len(), 6, "no events after uninstall");
+    assert_eq!(
+        wait_for(&received, 6).await.len(),
+        6,
+        "no events after uninstall"
+    );
     let (status, _) = hs.get(access, "/crm/objects/2026-03/deals").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "uninstall revokes the app's tokens");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "uninstall revokes the app's tokens"
+    );
 
-    let (_, journal) = hs.get(USER, "/webhooks-journal/journal/2026-03/latest").await;
-    let actions: Vec<&str> = journal["results"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let (_, journal) = hs
+        .get(USER, "/webhooks-journal/journal/2026-03/latest")
+        .await;
+    let actions: Vec<&str> = journal["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["INSTALL", "UNINSTALL"]);
-    assert!(journal["results"].as_array().unwrap().iter().all(|e| e["eventType"] == "APP_LIFECYCLE_EVENT"));
-    let (_, next) = hs.get(USER, "/webhooks-journal/journal/2026-03/offset/1/next").await;
+    assert!(
+        journal["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["eventType"] == "APP_LIFECYCLE_EVENT")
+    );
+    let (_, next) = hs
+        .get(USER, "/webhooks-journal/journal/2026-03/offset/1/next")
+        .await;
     assert_eq!(next["results"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn merges_association_changes_shuffles_and_duplicates() {
     let (url, received) = receiver(0).await;
-    let hs = Hs::start(Config { webhook_url: Some(url), ..quiet() }).await;
+    let hs = Hs::start(Config {
+        webhook_url: Some(url),
+        ..quiet()
+    })
+    .await;
     hs.sandbox.spawn_webhook_delivery();
     hs.connect(SCOPES, None).await;
-    let set = hs.http.post(hs.url("/_control/faults")).json(&json!({"webhooks": {"duplicate_rate": 1.0, "shuffle": true}})).send().await.unwrap();
+    let set = hs
+        .http
+        .post(hs.url("/_control/faults"))
+        .json(&json!({"webhooks": {"duplicate_rate": 1.0, "shuffle": true}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(set.status(), StatusCode::NO_CONTENT);
-    let (_, a) = hs.post(USER, "/crm/objects/2026-03/companies", json!({"properties": {"name": "A"}})).await;
-    let (_, b) = hs.post(USER, "/crm/objects/2026-03/companies", json!({"properties": {"name": "B", "phone": "1"}})).await;
+    let (_, a) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies",
+            json!({"properties": {"name": "A"}}),
+        )
+        .await;
+    let (_, b) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies",
+            json!({"properties": {"name": "B", "phone": "1"}}),
+        )
+        .await;
     let (status, merged) = hs
-        .post(USER, "/crm/objects/2026-03/companies/merge", json!({"primaryObjectId": a["id"], "objectIdToMerge": b["id"]}))
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies/merge",
+            json!({"primaryObjectId": a["id"], "objectIdToMerge": b["id"]}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(merged["properties"]["name"], "A");
     let events = wait_for(&received, 6).await;
-    let merges: Vec<&Value> = events.iter().filter(|e| e["subscriptionType"] == "company.merge").collect();
+    let merges: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["subscriptionType"] == "company.merge")
+        .collect();
     assert_eq!(merges.len(), 2, "every event duplicated");
-    assert_eq!(merges[0]["mergedObjectIds"][0].as_u64().unwrap().to_string(), b["id"].as_str().unwrap());
-    let (status, _) = hs.get(USER, &format!("/crm/objects/2026-03/companies/{}", b["id"].as_str().unwrap())).await;
+    assert_eq!(
+        merges[0]["mergedObjectIds"][0]
+            .as_u64()
+            .unwrap()
+            .to_string(),
+        b["id"].as_str().unwrap()
+    );
+    let (status, _) = hs
+        .get(
+            USER,
+            &format!(
+                "/crm/objects/2026-03/companies/{}",
+                b["id"].as_str().unwrap()
+            ),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the merged object is gone");
 
-    let (_, deal) = hs.post(USER, "/crm/objects/2026-03/deals", json!({"properties": {"dealname": "D"}})).await;
-    let path = format!("/crm/objects/2026-03/deals/{}/associations/default/companies/{}", deal["id"].as_str().unwrap(), a["id"].as_str().unwrap());
+    let (_, deal) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/deals",
+            json!({"properties": {"dealname": "D"}}),
+        )
+        .await;
+    let path = format!(
+        "/crm/objects/2026-03/deals/{}/associations/default/companies/{}",
+        deal["id"].as_str().unwrap(),
+        a["id"].as_str().unwrap()
+    );
     let (status, _) = hs.call(USER, reqwest::Method::PUT, &path, None).await;
     assert_eq!(status, StatusCode::OK);
     let events = wait_for(&received, 12).await;
-    let change = events.iter().find(|e| e["subscriptionType"] == "deal.associationChange").expect("association change");
+    let change = events
+        .iter()
+        .find(|e| e["subscriptionType"] == "deal.associationChange")
+        .expect("association change");
     assert_eq!(change["associationType"], "DEAL_TO_COMPANY");
     assert_eq!(change["associationRemoved"], false);
 }
@@ -631,17 +1137,32 @@ async fn merges_association_changes_shuffles_and_duplicates() {
 async fn injected_faults_answer_instead_of_the_api() {
     let hs = Hs::start(quiet()).await;
     for status in [429u16, 500, 502, 503] {
-        hs.http.post(hs.url("/_control/faults")).json(&json!({"error_rates": [[status, 1.0]]})).send().await.unwrap();
+        hs.http
+            .post(hs.url("/_control/faults"))
+            .json(&json!({"error_rates": [[status, 1.0]]}))
+            .send()
+            .await
+            .unwrap();
         let (got, body) = hs.get(USER, "/crm/objects/2026-03/deals").await;
         assert_eq!(got.as_u16(), status);
         assert_eq!(body["status"], "error");
     }
-    hs.http.post(hs.url("/_control/faults")).json(&json!({"timeout_rate": 1.0, "timeout_ms": 300})).send().await.unwrap();
+    hs.http
+        .post(hs.url("/_control/faults"))
+        .json(&json!({"timeout_rate": 1.0, "timeout_ms": 300}))
+        .send()
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let (status, _) = hs.get(USER, "/crm/objects/2026-03/deals").await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert!(started.elapsed() >= Duration::from_millis(300));
-    hs.http.post(hs.url("/_control/faults")).json(&json!({})).send().await.unwrap();
+    hs.http
+        .post(hs.url("/_control/faults"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     let (status, _) = hs.get(USER, "/crm/objects/2026-03/deals").await;
     assert_eq!(status, StatusCode::OK);
 }

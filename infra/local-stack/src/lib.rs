@@ -74,7 +74,8 @@ impl Sandboxes {
         let base = services.settings.public_base_url.clone();
         let hubspot = sandbox_hubspot::HubSpotSandbox::new(sandbox_hubspot::Config {
             client_id: services.settings.hubspot_client_id.clone(),
-            client_secret: String::from_utf8_lossy(services.settings.client_secret_bytes()).into_owned(),
+            client_secret: String::from_utf8_lossy(services.settings.client_secret_bytes())
+                .into_owned(),
             app_id: services.settings.hubspot_app_id,
             webhook_url: Some(format!("{base}/hubspot/webhooks")),
             ..sandbox_hubspot::Config::default()
@@ -124,6 +125,8 @@ pub struct Stack {
     pub sandboxes: Sandboxes,
     /// The embedded queue, when the stack runs on it (for status and tests).
     pub memory_queue: Option<MemoryQueue>,
+    /// Messages the worker has processed successfully (dead letters not counted).
+    pub handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
@@ -161,14 +164,21 @@ async fn stopped_signal(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Polls the work queue and, when it is a separate one, board's events queue.
-async fn poll_both(services: &Services) -> anyhow::Result<()> {
+/// Polls the work queue and, when it is a separate one, board's events queue;
+/// returns how many messages were handled.
+async fn poll_both(services: &Services) -> anyhow::Result<usize> {
     let wait = Duration::from_millis(500);
-    sync_worker::poll_once(services, services.queue.as_ref(), wait).await?;
+    let mut handled = sync_worker::poll_once(services, services.queue.as_ref(), wait)
+        .await?
+        .done
+        .len();
     if !std::sync::Arc::ptr_eq(&services.queue, &services.board_queue) {
-        sync_worker::poll_once(services, services.board_queue.as_ref(), Duration::ZERO).await?;
+        handled += sync_worker::poll_once(services, services.board_queue.as_ref(), Duration::ZERO)
+            .await?
+            .done
+            .len();
     }
-    Ok(())
+    Ok(handled)
 }
 
 /// Binds `addr` (port 0 for any) and starts serving and draining the queue.
@@ -202,6 +212,8 @@ pub async fn start_with(
         }
     });
 
+    let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let worker_handled = handled.clone();
     let worker_services = services.clone();
     let mut worker_stop = stopped;
     let worker = tokio::spawn(async move {
@@ -209,14 +221,29 @@ pub async fn start_with(
             tokio::select! {
                 _ = stopped_signal(&mut worker_stop) => break,
                 polled = poll_both(&worker_services) => {
-                    if let Err(error) = polled {
-                        tracing::warn!(%error, "worker poll failed");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    match polled {
+                        Ok(n) => {
+                            worker_handled.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "worker poll failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                     }
                 }
             }
         }
     });
 
-    Ok(Stack { addr, services, sandboxes, memory_queue, stop, server, worker, deliverer })
+    Ok(Stack {
+        addr,
+        services,
+        sandboxes,
+        memory_queue,
+        handled,
+        stop,
+        server,
+        worker,
+        deliverer,
+    })
 }

@@ -36,11 +36,17 @@ pub struct BoardError {
 
 impl BoardError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, body: json!({"message": message.into()}) }
+        Self {
+            status,
+            body: json!({"message": message.into()}),
+        }
     }
 
     pub fn fields(errors: Map<String, Value>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, body: json!({"message": "入力内容に誤りがあります", "errors": errors}) }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"message": "入力内容に誤りがあります", "errors": errors}),
+        }
     }
 
     fn not_found() -> Self {
@@ -57,12 +63,19 @@ impl IntoResponse for BoardError {
 type BoardResult<T> = Result<T, BoardError>;
 
 fn account_of_credential(value: &str, prefix: &str) -> Option<String> {
-    value.strip_prefix(prefix).filter(|a| crate::ACCOUNTS.contains(a)).map(str::to_owned)
+    value
+        .strip_prefix(prefix)
+        .filter(|a| crate::ACCOUNTS.contains(a))
+        .map(str::to_owned)
 }
 
 /// Authenticates (401 without valid credentials, 403 when key and token belong
 /// to different accounts), applies the per-account limits and logs the request.
-pub async fn gate(State(sandbox): State<BoardSandbox>, mut request: Request, next: Next) -> Response {
+pub async fn gate(
+    State(sandbox): State<BoardSandbox>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     let key_account = headers
         .get("x-api-key")
@@ -73,12 +86,23 @@ pub async fn gate(State(sandbox): State<BoardSandbox>, mut request: Request, nex
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .and_then(|t| account_of_credential(t, "sandbox-token-").or_else(|| account_of_credential(t, "sandbox-user-")));
+        .and_then(|t| {
+            account_of_credential(t, "sandbox-token-")
+                .or_else(|| account_of_credential(t, "sandbox-user-"))
+        });
     let (Some(key_account), Some(token_account)) = (key_account, token_account) else {
-        return BoardError::new(StatusCode::UNAUTHORIZED, "認証に失敗しました。APIキーとアクセストークンを確認してください。").into_response();
+        return BoardError::new(
+            StatusCode::UNAUTHORIZED,
+            "認証に失敗しました。APIキーとアクセストークンを確認してください。",
+        )
+        .into_response();
     };
     if key_account != token_account {
-        return BoardError::new(StatusCode::FORBIDDEN, "このアクセストークンではこのアカウントにアクセスできません。").into_response();
+        return BoardError::new(
+            StatusCode::FORBIDDEN,
+            "このアクセストークンではこのアカウントにアクセスできません。",
+        )
+        .into_response();
     }
     let account = key_account;
     let (per_second, daily) = {
@@ -89,7 +113,10 @@ pub async fn gate(State(sandbox): State<BoardSandbox>, mut request: Request, nex
         let mut windows = sandbox.inner.windows.lock().expect("windows");
         let (window, used_today) = windows.entry(account.clone()).or_default();
         let now = Instant::now();
-        while window.front().is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(1)) {
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(1))
+        {
             window.pop_front();
         }
         if *used_today >= daily {
@@ -106,10 +133,12 @@ pub async fn gate(State(sandbox): State<BoardSandbox>, mut request: Request, nex
     let path = request.uri().path().to_owned();
     let response = match limited {
         Some(message) => {
-            let mut response = BoardError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
-            response
-                .headers_mut()
-                .insert("Retry-After", HeaderValue::from(crate::RETRY_AFTER.as_secs()));
+            let mut response =
+                BoardError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
+            response.headers_mut().insert(
+                "Retry-After",
+                HeaderValue::from(crate::RETRY_AFTER.as_secs()),
+            );
             response
         }
         None => {
@@ -117,43 +146,92 @@ pub async fn gate(State(sandbox): State<BoardSandbox>, mut request: Request, nex
             next.run(request).await
         }
     };
-    sandbox.inner.requests.lock().expect("requests").push(LoggedRequest {
-        account,
-        method,
-        path,
-        status: response.status().as_u16(),
-        at_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
-    });
+    sandbox
+        .inner
+        .requests
+        .lock()
+        .expect("requests")
+        .push(LoggedRequest {
+            account,
+            method,
+            path,
+            status: response.status().as_u16(),
+            at_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+        });
     response
 }
 
 fn resource(raw: &str) -> BoardResult<Resource> {
-    Resource::parse(raw).ok_or_else(|| BoardError::new(StatusCode::NOT_FOUND, format!("/v1/{raw} は存在しません")))
+    Resource::parse(raw)
+        .ok_or_else(|| BoardError::new(StatusCode::NOT_FOUND, format!("/v1/{raw} は存在しません")))
 }
 
 fn parse_id(raw: &str) -> BoardResult<u64> {
-    raw.parse().ok().filter(|id| *id > 0).ok_or_else(BoardError::not_found)
+    raw.parse()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(BoardError::not_found)
 }
 
 const ORDER_STATUSES: [u64; 7] = [1, 2, 3, 8, 4, 5, 9];
 
 fn fields_of(resource: Resource) -> &'static [&'static str] {
     match resource {
-        Resource::Clients => &["name", "name_disp", "title", "tel", "fax", "zip", "pref", "address1", "address2", "custom_no", "email", "url"],
-        Resource::Contacts => &["client_id", "last_name", "first_name", "email", "title", "honorific_title", "tel", "department"],
+        Resource::Clients => &[
+            "name",
+            "name_disp",
+            "title",
+            "tel",
+            "fax",
+            "zip",
+            "pref",
+            "address1",
+            "address2",
+            "custom_no",
+            "email",
+            "url",
+        ],
+        Resource::Contacts => &[
+            "client_id",
+            "last_name",
+            "first_name",
+            "email",
+            "title",
+            "honorific_title",
+            "tel",
+            "department",
+        ],
         Resource::Projects => &[
-            "name", "client_id", "contact_id", "user_id", "order_status", "order_date", "invoice_timing_kbn", "invoice_date",
-            "contract_start_date", "contract_end_date", "invoice_dates", "management_no", "memo",
+            "name",
+            "client_id",
+            "contact_id",
+            "user_id",
+            "order_status",
+            "order_date",
+            "invoice_timing_kbn",
+            "invoice_date",
+            "contract_start_date",
+            "contract_end_date",
+            "invoice_dates",
+            "management_no",
+            "memo",
         ],
     }
 }
 
 fn is_date(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).is_ok())
+    v.as_str().is_some_and(|s| {
+        time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).is_ok()
+    })
 }
 
 /// Validates a create (`current` None) or an update against board's rules.
-pub(crate) fn validate(account: &Account, resource: Resource, input: &Map<String, Value>, current: Option<&Stored>) -> BoardResult<Map<String, Value>> {
+pub(crate) fn validate(
+    account: &Account,
+    resource: Resource,
+    input: &Map<String, Value>,
+    current: Option<&Stored>,
+) -> BoardResult<Map<String, Value>> {
     let allowed = fields_of(resource);
     let mut merged = current.map(|c| c.fields.clone()).unwrap_or_default();
     let mut changes = Map::new();
@@ -165,27 +243,54 @@ pub(crate) fn validate(account: &Account, resource: Resource, input: &Map<String
     }
     let mut errors = Map::new();
     let mut fail = |field: &str, message: &str| {
-        errors.entry(field.to_owned()).or_insert_with(|| json!([])).as_array_mut().expect("array").push(json!(message));
+        errors
+            .entry(field.to_owned())
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("array")
+            .push(json!(message));
     };
-    let present = |k: &str| merged.get(k).is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+    let present = |k: &str| {
+        merged
+            .get(k)
+            .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+    };
     let required: &[&str] = match resource {
         Resource::Clients => &["name", "name_disp"],
         Resource::Contacts => &["client_id", "last_name"],
-        Resource::Projects => &["name", "client_id", "user_id", "order_status", "invoice_timing_kbn"],
+        Resource::Projects => &[
+            "name",
+            "client_id",
+            "user_id",
+            "order_status",
+            "invoice_timing_kbn",
+        ],
     };
     for field in required {
         if !present(field) {
             fail(field, "を入力してください");
         }
     }
-    for (field, max) in [("name", 255usize), ("name_disp", 255), ("last_name", 100), ("first_name", 100), ("email", 255), ("title", 100)] {
+    for (field, max) in [
+        ("name", 255usize),
+        ("name_disp", 255),
+        ("last_name", 100),
+        ("first_name", 100),
+        ("email", 255),
+        ("title", 100),
+    ] {
         if let Some(s) = changes.get(field).and_then(Value::as_str)
             && s.chars().count() > max
         {
             fail(field, &format!("は{max}文字以内で入力してください"));
         }
     }
-    let exists = |r: Resource, key: &str| merged.get(key).and_then(Value::as_u64).is_some_and(|id| account.get(r, id).is_some());
+    let exists = |r: Resource, key: &str| {
+        merged
+            .get(key)
+            .and_then(Value::as_u64)
+            .is_some_and(|id| account.get(r, id).is_some())
+    };
     match resource {
         Resource::Contacts => {
             if present("client_id") && !exists(Resource::Clients, "client_id") {
@@ -199,10 +304,20 @@ pub(crate) fn validate(account: &Account, resource: Resource, input: &Map<String
             if present("contact_id") && !exists(Resource::Contacts, "contact_id") {
                 fail("contact_id", "が存在しません");
             }
-            if present("user_id") && !merged.get("user_id").and_then(Value::as_u64).is_some_and(|id| account.users.iter().any(|u| u.id == id)) {
+            if present("user_id")
+                && !merged
+                    .get("user_id")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|id| account.users.iter().any(|u| u.id == id))
+            {
                 fail("user_id", "が存在しません");
             }
-            if present("order_status") && !merged.get("order_status").and_then(Value::as_u64).is_some_and(|s| ORDER_STATUSES.contains(&s)) {
+            if present("order_status")
+                && !merged
+                    .get("order_status")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|s| ORDER_STATUSES.contains(&s))
+            {
                 fail("order_status", "は一覧にありません");
             }
             if present("order_date") && !merged.get("order_date").is_some_and(is_date) {
@@ -236,11 +351,21 @@ pub(crate) fn validate(account: &Account, resource: Resource, input: &Map<String
         }
         Resource::Clients => {}
     }
-    if errors.is_empty() { Ok(changes) } else { Err(BoardError::fields(errors)) }
+    if errors.is_empty() {
+        Ok(changes)
+    } else {
+        Err(BoardError::fields(errors))
+    }
 }
 
 /// Writes a record and emits its change event; returns its rendering.
-pub(crate) fn write(sandbox: &BoardSandbox, account_id: &str, resource: Resource, id: Option<u64>, changes: Map<String, Value>) -> Value {
+pub(crate) fn write(
+    sandbox: &BoardSandbox,
+    account_id: &str,
+    resource: Resource,
+    id: Option<u64>,
+    changes: Map<String, Value>,
+) -> Value {
     let new_id = match id {
         Some(id) => id,
         None => {
@@ -259,7 +384,13 @@ pub(crate) fn write(sandbox: &BoardSandbox, account_id: &str, resource: Resource
         } else {
             None
         };
-        let stored = account.records.entry((resource, new_id)).or_insert_with(|| Stored { fields: Map::new(), version: 0 });
+        let stored = account
+            .records
+            .entry((resource, new_id))
+            .or_insert_with(|| Stored {
+                fields: Map::new(),
+                version: 0,
+            });
         if created {
             stored.fields.insert("id".into(), json!(new_id));
             stored.fields.insert("created_at".into(), json!(now));
@@ -278,13 +409,26 @@ pub(crate) fn write(sandbox: &BoardSandbox, account_id: &str, resource: Resource
         let stored = stored.clone();
         let rendered = account.render(resource, &stored);
         let kind = if created { "created" } else { "updated" };
-        (rendered.clone(), event(account_id, &format!("{}.{kind}", resource.event_prefix()), stored.version, rendered))
+        (
+            rendered.clone(),
+            event(
+                account_id,
+                &format!("{}.{kind}", resource.event_prefix()),
+                stored.version,
+                rendered,
+            ),
+        )
     };
     publish(sandbox, vec![event]);
     rendered
 }
 
-pub(crate) fn event(account_id: &str, event_type: &str, version: u64, object: Value) -> ChangeEvent {
+pub(crate) fn event(
+    account_id: &str,
+    event_type: &str,
+    version: u64,
+    object: Value,
+) -> ChangeEvent {
     ChangeEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         account_id: account_id.to_owned(),
@@ -299,7 +443,10 @@ pub(crate) fn publish(sandbox: &BoardSandbox, events: Vec<ChangeEvent>) {
     if events.is_empty() {
         return;
     }
-    let bodies: Vec<String> = events.iter().map(|e| serde_json::to_string(e).expect("serializes")).collect();
+    let bodies: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("serializes"))
+        .collect();
     sandbox.inner.events.lock().expect("events").extend(events);
     let sink = sandbox.inner.sink.lock().expect("sink").clone();
     if let Some(sink) = sink {
@@ -308,7 +455,12 @@ pub(crate) fn publish(sandbox: &BoardSandbox, events: Vec<ChangeEvent>) {
 }
 
 fn body_object(body: &Value) -> BoardResult<Map<String, Value>> {
-    body.as_object().cloned().ok_or_else(|| BoardError::new(StatusCode::BAD_REQUEST, "リクエストの形式が正しくありません"))
+    body.as_object().cloned().ok_or_else(|| {
+        BoardError::new(
+            StatusCode::BAD_REQUEST,
+            "リクエストの形式が正しくありません",
+        )
+    })
 }
 
 fn matches_filters(fields: &Map<String, Value>, filters: &[(String, String)]) -> bool {
@@ -326,12 +478,20 @@ fn matches_filters(fields: &Map<String, Value>, filters: &[(String, String)]) ->
                 return false;
             }
         } else if let Some(field) = k.strip_suffix("_cont")
-            && !fields.get(field).map(text).is_some_and(|f| f.contains(v.as_str()))
+            && !fields
+                .get(field)
+                .map(text)
+                .is_some_and(|f| f.contains(v.as_str()))
         {
             return false;
         }
     }
-    in_filters.iter().all(|(field, values)| fields.get(*field).map(text).is_some_and(|f| values.contains(&f.as_str())))
+    in_filters.iter().all(|(field, values)| {
+        fields
+            .get(*field)
+            .map(text)
+            .is_some_and(|f| values.contains(&f.as_str()))
+    })
 }
 
 pub async fn list(
@@ -341,17 +501,36 @@ pub async fn list(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> BoardResult<Response> {
     let resource = resource(&raw)?;
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let page: usize = get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1);
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let page: usize = get("page")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
     let per_page: usize = match get("per_page") {
         None => 20,
         Some(p) => match p.parse::<usize>() {
             Ok(n) if (1..=100).contains(&n) => n,
-            _ => return Err(BoardError::fields(Map::from_iter([("per_page".to_owned(), json!(["は1以上100以下で指定してください"]))]))),
+            _ => {
+                return Err(BoardError::fields(Map::from_iter([(
+                    "per_page".to_owned(),
+                    json!(["は1以上100以下で指定してください"]),
+                )])));
+            }
         },
     };
-    let filters: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "page" && k != "per_page").collect();
+    let filters: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, _)| k != "page" && k != "per_page")
+        .collect();
     let accounts = sandbox.inner.accounts.lock().expect("accounts");
     let account = &accounts[&account];
     let matching: Vec<Value> = account
@@ -360,9 +539,15 @@ pub async fn list(
         .map(|(_, s)| account.render(resource, s))
         .collect();
     let total = matching.len();
-    let items: Vec<Value> = matching.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    let items: Vec<Value> = matching
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
     let mut response = Json(Value::Array(items)).into_response();
-    response.headers_mut().insert("X-Total-Count", HeaderValue::from(total as u64));
+    response
+        .headers_mut()
+        .insert("X-Total-Count", HeaderValue::from(total as u64));
     Ok(response)
 }
 
@@ -375,7 +560,9 @@ pub async fn read(
     let id = parse_id(&raw_id)?;
     let accounts = sandbox.inner.accounts.lock().expect("accounts");
     let account = &accounts[&account];
-    let stored = account.get(resource, id).ok_or_else(BoardError::not_found)?;
+    let stored = account
+        .get(resource, id)
+        .ok_or_else(BoardError::not_found)?;
     Ok(Json(account.render(resource, stored)))
 }
 
@@ -391,13 +578,19 @@ pub async fn create(
         let accounts = sandbox.inner.accounts.lock().expect("accounts");
         validate(&accounts[&account], resource, &input, None)?
     };
-    Ok((StatusCode::CREATED, Json(write(&sandbox, &account, resource, None, changes))))
+    Ok((
+        StatusCode::CREATED,
+        Json(write(&sandbox, &account, resource, None, changes)),
+    ))
 }
 
 const LOCKED: &str = "案件がロックされているため更新できません";
 
 fn locked(account: &Account, resource: Resource, id: u64) -> bool {
-    resource == Resource::Projects && account.get(resource, id).is_some_and(|s| s.fields.get("lock_flg").and_then(Value::as_u64) == Some(1))
+    resource == Resource::Projects
+        && account
+            .get(resource, id)
+            .is_some_and(|s| s.fields.get("lock_flg").and_then(Value::as_u64) == Some(1))
 }
 
 pub async fn update(
@@ -435,16 +628,32 @@ pub async fn remove(
             return Err(BoardError::new(StatusCode::BAD_REQUEST, LOCKED));
         }
         let in_use = match resource {
-            Resource::Clients => acct.list(Resource::Projects).any(|(_, p)| p.fields.get("client_id").and_then(Value::as_u64) == Some(id))
-                || acct.list(Resource::Contacts).any(|(_, c)| c.fields.get("client_id").and_then(Value::as_u64) == Some(id)),
+            Resource::Clients => {
+                acct.list(Resource::Projects)
+                    .any(|(_, p)| p.fields.get("client_id").and_then(Value::as_u64) == Some(id))
+                    || acct
+                        .list(Resource::Contacts)
+                        .any(|(_, c)| c.fields.get("client_id").and_then(Value::as_u64) == Some(id))
+            }
             _ => false,
         };
         if in_use {
-            return Err(BoardError::new(StatusCode::BAD_REQUEST, "関連するデータが存在するため削除できません"));
+            return Err(BoardError::new(
+                StatusCode::BAD_REQUEST,
+                "関連するデータが存在するため削除できません",
+            ));
         }
-        let stored = acct.records.remove(&(resource, id)).ok_or_else(BoardError::not_found)?;
+        let stored = acct
+            .records
+            .remove(&(resource, id))
+            .ok_or_else(BoardError::not_found)?;
         let rendered = Value::Object(stored.fields.clone());
-        event(&account, &format!("{}.deleted", resource.event_prefix()), stored.version + 1, rendered)
+        event(
+            &account,
+            &format!("{}.deleted", resource.event_prefix()),
+            stored.version + 1,
+            rendered,
+        )
     };
     publish(&sandbox, vec![event]);
     Ok(StatusCode::NO_CONTENT)
@@ -461,12 +670,16 @@ pub async fn order_status(
     {
         let accounts = sandbox.inner.accounts.lock().expect("accounts");
         let acct = &accounts[&account];
-        acct.get(Resource::Projects, id).ok_or_else(BoardError::not_found)?;
+        acct.get(Resource::Projects, id)
+            .ok_or_else(BoardError::not_found)?;
         if locked(acct, Resource::Projects, id) {
             return Err(BoardError::new(StatusCode::BAD_REQUEST, LOCKED));
         }
         if !status.as_u64().is_some_and(|s| ORDER_STATUSES.contains(&s)) {
-            return Err(BoardError::fields(Map::from_iter([("order_status".to_owned(), json!(["は一覧にありません"]))])));
+            return Err(BoardError::fields(Map::from_iter([(
+                "order_status".to_owned(),
+                json!(["は一覧にありません"]),
+            )])));
         }
     }
     let mut changes = Map::new();
@@ -474,7 +687,13 @@ pub async fn order_status(
     if let Some(date) = body.get("order_date").filter(|d| is_date(d)) {
         changes.insert("order_date".into(), date.clone());
     }
-    Ok(Json(write(&sandbox, &account, Resource::Projects, Some(id), changes)))
+    Ok(Json(write(
+        &sandbox,
+        &account,
+        Resource::Projects,
+        Some(id),
+        changes,
+    )))
 }
 
 pub async fn lock_flag(
@@ -485,16 +704,31 @@ pub async fn lock_flag(
 ) -> BoardResult<Json<Value>> {
     let id = parse_id(&raw_id)?;
     let flag = match body.get("lock_flg") {
-        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => n.as_u64().expect("checked"),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+            n.as_u64().expect("checked")
+        }
         Some(Value::Bool(b)) => u64::from(*b),
-        _ => return Err(BoardError::fields(Map::from_iter([("lock_flg".to_owned(), json!(["は0または1で指定してください"]))]))),
+        _ => {
+            return Err(BoardError::fields(Map::from_iter([(
+                "lock_flg".to_owned(),
+                json!(["は0または1で指定してください"]),
+            )])));
+        }
     };
     {
         let accounts = sandbox.inner.accounts.lock().expect("accounts");
-        accounts[&account].get(Resource::Projects, id).ok_or_else(BoardError::not_found)?;
+        accounts[&account]
+            .get(Resource::Projects, id)
+            .ok_or_else(BoardError::not_found)?;
     }
     let changes = Map::from_iter([("lock_flg".to_owned(), json!(flag))]);
-    Ok(Json(write(&sandbox, &account, Resource::Projects, Some(id), changes)))
+    Ok(Json(write(
+        &sandbox,
+        &account,
+        Resource::Projects,
+        Some(id),
+        changes,
+    )))
 }
 
 pub async fn users(
@@ -508,11 +742,17 @@ pub async fn users(
     let users: Vec<Value> = accounts[&account]
         .users
         .iter()
-        .filter(|u| query.get("email_eq").is_none_or(|e| u.email.eq_ignore_ascii_case(e)))
+        .filter(|u| {
+            query
+                .get("email_eq")
+                .is_none_or(|e| u.email.eq_ignore_ascii_case(e))
+        })
         .map(|u| json!(u))
         .collect();
     let total = users.len();
     let mut response = Json(Value::Array(users)).into_response();
-    response.headers_mut().insert("X-Total-Count", HeaderValue::from(total as u64));
+    response
+        .headers_mut()
+        .insert("X-Total-Count", HeaderValue::from(total as u64));
     response
 }

@@ -37,7 +37,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { per_second: 3, daily_quota: 10_000, service_url: None, jwt_secret: "dev-only-secret".into() }
+        Self {
+            per_second: 3,
+            daily_quota: 10_000,
+            service_url: None,
+            jwt_secret: "dev-only-secret".into(),
+        }
     }
 }
 
@@ -87,11 +92,17 @@ impl BoardSandbox {
     pub fn router(&self) -> Router {
         let v1 = Router::new()
             .route("/v1/{resource}", get(api::list).post(api::create))
-            .route("/v1/{resource}/{id}", get(api::read).patch(api::update).delete(api::remove))
+            .route(
+                "/v1/{resource}/{id}",
+                get(api::read).patch(api::update).delete(api::remove),
+            )
             .route("/v1/projects/order_status/{id}", patch(api::order_status))
             .route("/v1/projects/lock_flg/{id}", patch(api::lock_flag))
             .route("/v1/users", get(api::users))
-            .layer(axum::middleware::from_fn_with_state(self.clone(), api::gate));
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                api::gate,
+            ));
         Router::new()
             .merge(v1)
             .route("/settings/integrations", get(pages::settings_screen))
@@ -101,7 +112,10 @@ impl BoardSandbox {
             .route("/_inspect/v1/{resource}/{id}", get(pages::inspect))
             .route("/_control/bulk", post(pages::bulk))
             .route("/_control/events", get(pages::events))
-            .route("/_control/requests", get(pages::requests).delete(pages::clear_requests))
+            .route(
+                "/_control/requests",
+                get(pages::requests).delete(pages::clear_requests),
+            )
             .route("/_control/settings", post(pages::settings))
             .with_state(self.clone())
     }

@@ -1,4 +1,6 @@
-//! board's records as its API v1 shows them (field names from board's API).
+//! board's records as its API v1 shows them. Field names beyond SPEC §12 and
+//! the seed (e.g. `project_no`, `order_date`, `honorific_title`, `lock_flg` as
+//! 0/1, 400 for validation and lock refusals) are guessed from board's API style.
 
 use std::collections::BTreeMap;
 
@@ -60,7 +62,9 @@ impl Account {
     }
 
     pub fn list(&self, resource: Resource) -> impl Iterator<Item = (&u64, &Stored)> {
-        self.records.range((resource, 0)..=(resource, u64::MAX)).map(|((_, id), s)| (id, s))
+        self.records
+            .range((resource, 0)..=(resource, u64::MAX))
+            .map(|((_, id), s)| (id, s))
     }
 
     /// A project as `GET /v1/projects/{id}` shows it: with nested client, contact, user.
@@ -68,7 +72,12 @@ impl Account {
         let mut value = Value::Object(stored.fields.clone());
         if resource == Resource::Projects {
             let nested = |r: Resource, key: &str| {
-                stored.fields.get(key).and_then(Value::as_u64).and_then(|id| self.get(r, id)).map(|s| Value::Object(s.fields.clone()))
+                stored
+                    .fields
+                    .get(key)
+                    .and_then(Value::as_u64)
+                    .and_then(|id| self.get(r, id))
+                    .map(|s| Value::Object(s.fields.clone()))
             };
             value["client"] = nested(Resource::Clients, "client_id").unwrap_or(Value::Null);
             value["contact"] = nested(Resource::Contacts, "contact_id").unwrap_or(Value::Null);
@@ -98,7 +107,8 @@ pub struct ChangeEvent {
 
 pub fn now_jst() -> String {
     let t = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9));
-    t.format(&time::format_description::well_known::Rfc3339).expect("formats")
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
 }
 
 pub fn today_jst() -> String {

@@ -22,33 +22,69 @@ use crate::model::{Account, Resource, User, today_jst};
 pub fn seed_account(account: &str) -> Account {
     let users = match account {
         "acct-a" => vec![
-            User { id: 1, name: "佐藤 太郎".into(), email: "sato@sandbox.example.jp".into() },
-            User { id: 2, name: "鈴木 花子".into(), email: "suzuki@sandbox.example.jp".into() },
-            User { id: 3, name: "田中 一郎".into(), email: "tanaka@sandbox.example.jp".into() },
+            User {
+                id: 1,
+                name: "佐藤 太郎".into(),
+                email: "sato@sandbox.example.jp".into(),
+            },
+            User {
+                id: 2,
+                name: "鈴木 花子".into(),
+                email: "suzuki@sandbox.example.jp".into(),
+            },
+            User {
+                id: 3,
+                name: "田中 一郎".into(),
+                email: "tanaka@sandbox.example.jp".into(),
+            },
         ],
         _ => vec![
-            User { id: 11, name: "佐藤 太郎".into(), email: "sato@sandbox.example.jp".into() },
-            User { id: 12, name: "田中 一郎".into(), email: "tanaka@sandbox.example.jp".into() },
+            User {
+                id: 11,
+                name: "佐藤 太郎".into(),
+                email: "sato@sandbox.example.jp".into(),
+            },
+            User {
+                id: 12,
+                name: "田中 一郎".into(),
+                email: "tanaka@sandbox.example.jp".into(),
+            },
         ],
     };
-    Account { users, ..Account::default() }
+    Account {
+        users,
+        ..Account::default()
+    }
 }
 
 /// board's own wording for the outcome codes its screen receives.
 fn outcome_message(code: &str) -> &'static str {
     match code {
-        "oauth_state_invalid" => "連携リクエストが無効か、有効期限が切れています。もう一度「HubSpotと連携」からやり直してください。",
+        "oauth_state_invalid" => {
+            "連携リクエストが無効か、有効期限が切れています。もう一度「HubSpotと連携」からやり直してください。"
+        }
         "oauth_denied" => "HubSpotでアプリの接続が許可されませんでした。",
-        "oauth_exchange_failed" => "HubSpotから認証情報を取得できませんでした。時間をおいて再度お試しください。",
-        "oauth_scope_missing" => "HubSpotで必要な権限が許可されませんでした。HubSpotのスーパー管理者で再度接続してください。",
-        "portal_conflict" => "このboardアカウントは別のHubSpotアカウントと連携済みです。連携を解除してから接続してください。",
-        "confirmation_invalid" => "連携の確認が無効か、有効期限が切れています。もう一度「HubSpotと連携」からやり直してください。",
+        "oauth_exchange_failed" => {
+            "HubSpotから認証情報を取得できませんでした。時間をおいて再度お試しください。"
+        }
+        "oauth_scope_missing" => {
+            "HubSpotで必要な権限が許可されませんでした。HubSpotのスーパー管理者で再度接続してください。"
+        }
+        "portal_conflict" => {
+            "このboardアカウントは別のHubSpotアカウントと連携済みです。連携を解除してから接続してください。"
+        }
+        "confirmation_invalid" => {
+            "連携の確認が無効か、有効期限が切れています。もう一度「HubSpotと連携」からやり直してください。"
+        }
         _ => "HubSpot連携でエラーが発生しました。",
     }
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn page(body: &str) -> Html<String> {
@@ -59,7 +95,12 @@ fn page(body: &str) -> Html<String> {
 }
 
 pub async fn settings_screen(Query(params): Query<HashMap<String, String>>) -> Html<String> {
-    let account = escape(params.get("account_id").map(String::as_str).unwrap_or("acct-a"));
+    let account = escape(
+        params
+            .get("account_id")
+            .map(String::as_str)
+            .unwrap_or("acct-a"),
+    );
     let body = match params.get("hubspot").map(String::as_str) {
         Some("confirm") => {
             let confirmation = escape(params.get("confirmation").map(String::as_str).unwrap_or(""));
@@ -97,10 +138,18 @@ fn dev_jwt(secret: &str, account: &str) -> String {
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{header}.{payload}").as_bytes());
-    format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{header}.{payload}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
-async fn call_service(sandbox: &BoardSandbox, account: &str, path: &str, body: Value) -> Result<(u16, Value), String> {
+async fn call_service(
+    sandbox: &BoardSandbox,
+    account: &str,
+    path: &str,
+    body: Value,
+) -> Result<(u16, Value), String> {
     let (service, secret) = {
         let c = sandbox.inner.config.lock().expect("config");
         (c.service_url.clone(), c.jwt_secret.clone())
@@ -117,27 +166,70 @@ async fn call_service(sandbox: &BoardSandbox, account: &str, path: &str, body: V
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
-pub async fn connect(State(sandbox): State<BoardSandbox>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let account = form.get("account_id").cloned().unwrap_or_else(|| "acct-a".into());
-    match call_service(&sandbox, &account, "/v1/hubspot/connection/authorize", json!({})).await {
+pub async fn connect(
+    State(sandbox): State<BoardSandbox>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let account = form
+        .get("account_id")
+        .cloned()
+        .unwrap_or_else(|| "acct-a".into());
+    match call_service(
+        &sandbox,
+        &account,
+        "/v1/hubspot/connection/authorize",
+        json!({}),
+    )
+    .await
+    {
         Ok((200, body)) if body["authorize_url"].is_string() => {
             Redirect::to(body["authorize_url"].as_str().expect("checked")).into_response()
         }
-        Ok((status, body)) => page(&format!("<p id=\"outcome\">接続を開始できませんでした ({status}): {}</p>", escape(&body.to_string()))).into_response(),
-        Err(e) => page(&format!("<p id=\"outcome\">接続を開始できませんでした: {}</p>", escape(&e))).into_response(),
+        Ok((status, body)) => page(&format!(
+            "<p id=\"outcome\">接続を開始できませんでした ({status}): {}</p>",
+            escape(&body.to_string())
+        ))
+        .into_response(),
+        Err(e) => page(&format!(
+            "<p id=\"outcome\">接続を開始できませんでした: {}</p>",
+            escape(&e)
+        ))
+        .into_response(),
     }
 }
 
-pub async fn confirm(State(sandbox): State<BoardSandbox>, Form(form): Form<HashMap<String, String>>) -> Html<String> {
-    let account = form.get("account_id").cloned().unwrap_or_else(|| "acct-a".into());
+pub async fn confirm(
+    State(sandbox): State<BoardSandbox>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Html<String> {
+    let account = form
+        .get("account_id")
+        .cloned()
+        .unwrap_or_else(|| "acct-a".into());
     let confirmation = form.get("confirmation").cloned().unwrap_or_default();
-    match call_service(&sandbox, &account, "/v1/hubspot/connection/confirm", json!({"confirmation": confirmation})).await {
-        Ok((200, _)) => page(r#"<p id="outcome" data-outcome="connected">HubSpotと連携しました。</p>"#),
+    match call_service(
+        &sandbox,
+        &account,
+        "/v1/hubspot/connection/confirm",
+        json!({"confirmation": confirmation}),
+    )
+    .await
+    {
+        Ok((200, _)) => {
+            page(r#"<p id="outcome" data-outcome="connected">HubSpotと連携しました。</p>"#)
+        }
         Ok((status, body)) => page(&format!(
             r#"<p id="outcome" data-outcome="error" data-status="{status}">{}</p>"#,
-            escape(body["detail"].as_str().unwrap_or(outcome_message(body["code"].as_str().unwrap_or(""))))
+            escape(
+                body["detail"]
+                    .as_str()
+                    .unwrap_or(outcome_message(body["code"].as_str().unwrap_or("")))
+            )
         )),
-        Err(e) => page(&format!(r#"<p id="outcome" data-outcome="error">{}</p>"#, escape(&e))),
+        Err(e) => page(&format!(
+            r#"<p id="outcome" data-outcome="error">{}</p>"#,
+            escape(&e)
+        )),
     }
 }
 
@@ -153,24 +245,52 @@ pub struct SendDocument {
     tax: Option<String>,
 }
 
-const DOCUMENT_TYPES: [(&str, &str); 5] =
-    [("estimate", "EST"), ("invoice", "INV"), ("delivery_slip", "DLV"), ("order_confirmation", "ORD"), ("receipt", "RCP")];
+const DOCUMENT_TYPES: [(&str, &str); 5] = [
+    ("estimate", "EST"),
+    ("invoice", "INV"),
+    ("delivery_slip", "DLV"),
+    ("order_confirmation", "ORD"),
+    ("receipt", "RCP"),
+];
 
-pub async fn send_document(State(sandbox): State<BoardSandbox>, Json(body): Json<SendDocument>) -> Response {
-    let Some((_, prefix)) = DOCUMENT_TYPES.iter().find(|(t, _)| *t == body.document_type) else {
+pub async fn send_document(
+    State(sandbox): State<BoardSandbox>,
+    Json(body): Json<SendDocument>,
+) -> Response {
+    let Some((_, prefix)) = DOCUMENT_TYPES
+        .iter()
+        .find(|(t, _)| *t == body.document_type)
+    else {
         return (StatusCode::BAD_REQUEST, Json(json!({"message": "document_type が不正です", "allowed": DOCUMENT_TYPES.map(|t| t.0)}))).into_response();
     };
     if body.method != "email" && body.method != "post" {
-        return (StatusCode::BAD_REQUEST, Json(json!({"message": "method は email または post です"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "method は email または post です"})),
+        )
+            .into_response();
     }
     if let (Some(total), _) | (_, Some(total)) = (&body.total, &body.tax)
         && total.parse::<f64>().is_err()
     {
-        return (StatusCode::BAD_REQUEST, Json(json!({"message": "total と tax は数値の文字列です"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "total と tax は数値の文字列です"})),
+        )
+            .into_response();
     }
-    let known_account = sandbox.inner.accounts.lock().expect("accounts").contains_key(&body.account_id);
+    let known_account = sandbox
+        .inner
+        .accounts
+        .lock()
+        .expect("accounts")
+        .contains_key(&body.account_id);
     if !known_account {
-        return (StatusCode::NOT_FOUND, Json(json!({"message": "アカウントが見つかりません"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "アカウントが見つかりません"})),
+        )
+            .into_response();
     }
     if body.total.is_some() || body.tax.is_some() {
         let mut changes = Map::new();
@@ -180,22 +300,47 @@ pub async fn send_document(State(sandbox): State<BoardSandbox>, Json(body): Json
         if let Some(t) = &body.tax {
             changes.insert("tax".into(), json!(t));
         }
-        let exists = sandbox.inner.accounts.lock().expect("accounts")[&body.account_id].get(Resource::Projects, body.project_id).is_some();
+        let exists = sandbox.inner.accounts.lock().expect("accounts")[&body.account_id]
+            .get(Resource::Projects, body.project_id)
+            .is_some();
         if exists {
-            write(&sandbox, &body.account_id, Resource::Projects, Some(body.project_id), changes);
+            write(
+                &sandbox,
+                &body.account_id,
+                Resource::Projects,
+                Some(body.project_id),
+                changes,
+            );
         }
     }
     let event = {
         let mut accounts = sandbox.inner.accounts.lock().expect("accounts");
         let account = accounts.get_mut(&body.account_id).expect("checked");
         let Some(project) = account.get(Resource::Projects, body.project_id).cloned() else {
-            return (StatusCode::NOT_FOUND, Json(json!({"message": "指定された案件が見つかりません"}))).into_response();
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"message": "指定された案件が見つかりません"})),
+            )
+                .into_response();
         };
-        let sent = account.documents_sent.entry((body.project_id, body.document_type.clone())).or_insert(0);
+        let sent = account
+            .documents_sent
+            .entry((body.project_id, body.document_type.clone()))
+            .or_insert(0);
         *sent += 1;
         let count = *sent;
-        let total = project.fields.get("total").and_then(Value::as_str).unwrap_or("0").to_owned();
-        let tax = project.fields.get("tax").and_then(Value::as_str).unwrap_or("0").to_owned();
+        let total = project
+            .fields
+            .get("total")
+            .and_then(Value::as_str)
+            .unwrap_or("0")
+            .to_owned();
+        let tax = project
+            .fields
+            .get("tax")
+            .and_then(Value::as_str)
+            .unwrap_or("0")
+            .to_owned();
         let with_tax = total.parse::<f64>().unwrap_or(0.0) + tax.parse::<f64>().unwrap_or(0.0);
         let object = json!({
             "project_id": body.project_id,
@@ -239,7 +384,11 @@ pub async fn inspect(
             return Json(value).into_response();
         }
     }
-    (StatusCode::NOT_FOUND, Json(json!({"message": "指定されたデータが見つかりません"}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"message": "指定されたデータが見つかりません"})),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -257,8 +406,18 @@ pub struct Bulk {
 /// record emitting its event. Contacts and projects may refer to a client of
 /// this batch by `"client_ref": <index in clients>`.
 pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -> Response {
-    if !sandbox.inner.accounts.lock().expect("accounts").contains_key(&body.account_id) {
-        return (StatusCode::NOT_FOUND, Json(json!({"message": "アカウントが見つかりません"}))).into_response();
+    if !sandbox
+        .inner
+        .accounts
+        .lock()
+        .expect("accounts")
+        .contains_key(&body.account_id)
+    {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "アカウントが見つかりません"})),
+        )
+            .into_response();
     }
     let mut created: HashMap<&str, Vec<u64>> = HashMap::new();
     for (resource, inputs, key) in [
@@ -269,7 +428,10 @@ pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -
         for (i, input) in inputs.iter().enumerate() {
             let mut fields = input.as_object().cloned().unwrap_or_default();
             if let Some(index) = fields.remove("client_ref").and_then(|v| v.as_u64()) {
-                let client = created.get("clients").and_then(|ids| ids.get(index as usize)).copied();
+                let client = created
+                    .get("clients")
+                    .and_then(|ids| ids.get(index as usize))
+                    .copied();
                 fields.insert("client_id".into(), json!(client));
             }
             let extra_total = fields.remove("total");
@@ -295,7 +457,10 @@ pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -
                 }
             };
             let value = write(&sandbox, &body.account_id, resource, None, changes);
-            created.entry(key).or_default().push(value["id"].as_u64().unwrap_or_default());
+            created
+                .entry(key)
+                .or_default()
+                .push(value["id"].as_u64().unwrap_or_default());
         }
     }
     (StatusCode::CREATED, Json(json!(created))).into_response()
@@ -322,7 +487,10 @@ pub struct Settings {
     daily_quota: Option<usize>,
 }
 
-pub async fn settings(State(sandbox): State<BoardSandbox>, Json(body): Json<Settings>) -> StatusCode {
+pub async fn settings(
+    State(sandbox): State<BoardSandbox>,
+    Json(body): Json<Settings>,
+) -> StatusCode {
     let mut config = sandbox.inner.config.lock().expect("config");
     if let Some(n) = body.per_second {
         config.per_second = n;

@@ -41,12 +41,18 @@ const TYPES: &[(u32, ObjectType, ObjectType, u32, bool)] = &[
 ];
 
 fn type_info(id: u32) -> Option<(ObjectType, ObjectType, u32, bool)> {
-    TYPES.iter().find(|t| t.0 == id).map(|t| (t.1, t.2, t.3, t.4))
+    TYPES
+        .iter()
+        .find(|t| t.0 == id)
+        .map(|t| (t.1, t.2, t.3, t.4))
 }
 
 /// The unlabelled (default) type between two object types.
 fn default_type(from: ObjectType, to: ObjectType) -> Option<u32> {
-    TYPES.iter().find(|t| t.1 == from && t.2 == to && !t.4).map(|t| t.0)
+    TYPES
+        .iter()
+        .find(|t| t.1 == from && t.2 == to && !t.4)
+        .map(|t| t.0)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,14 +85,28 @@ fn id_of(value: &Value) -> Option<u64> {
 
 /// Validates create-time associations: known type ids from this object type,
 /// to objects that exist.
-pub fn check_inputs(model: &Model, portal: u64, from: ObjectType, inputs: &[AssociationInput]) -> ApiResult<()> {
+pub fn check_inputs(
+    model: &Model,
+    portal: u64,
+    from: ObjectType,
+    inputs: &[AssociationInput],
+) -> ApiResult<()> {
     for input in inputs {
-        let to_id = id_of(&input.to.id).ok_or_else(|| ApiError::validation("association target id is not a number"))?;
+        let to_id = id_of(&input.to.id)
+            .ok_or_else(|| ApiError::validation("association target id is not a number"))?;
         for t in &input.types {
-            if t.association_category.as_deref().is_some_and(|c| c != "HUBSPOT_DEFINED" && c != "USER_DEFINED") {
-                return Err(ApiError::validation(format!("Unknown association category {:?}", t.association_category)));
+            if t.association_category
+                .as_deref()
+                .is_some_and(|c| c != "HUBSPOT_DEFINED" && c != "USER_DEFINED")
+            {
+                return Err(ApiError::validation(format!(
+                    "Unknown association category {:?}",
+                    t.association_category
+                )));
             }
-            let Some((f, to, _, _)) = type_info(t.association_type_id).filter(|(f, _, _, _)| *f == from) else {
+            let Some((f, to, _, _)) =
+                type_info(t.association_type_id).filter(|(f, _, _, _)| *f == from)
+            else {
                 return Err(ApiError::validation(format!(
                     "{} is not a valid association type id from {}",
                     t.association_type_id,
@@ -95,7 +115,10 @@ pub fn check_inputs(model: &Model, portal: u64, from: ObjectType, inputs: &[Asso
             };
             let _ = f;
             if model.live(portal, to, to_id).is_none() {
-                return Err(ApiError::validation(format!("One or more associated objects do not exist: {} {to_id}", to.upper())));
+                return Err(ApiError::validation(format!(
+                    "One or more associated objects do not exist: {} {to_id}",
+                    to.upper()
+                )));
             }
         }
     }
@@ -108,8 +131,17 @@ fn edges(model: &mut Model, portal: u64) -> &mut std::collections::HashSet<Edge>
 
 /// Adds an edge and its inverse (and the default type under a primary label).
 /// Returns the association-change events when the pair was not associated yet.
-fn add(model: &mut Model, caller: &Caller, from: ObjectType, from_id: u64, to_id: u64, type_id: u32) -> Vec<Event> {
-    let Some((_, to, inverse, primary)) = type_info(type_id) else { return Vec::new() };
+fn add(
+    model: &mut Model,
+    caller: &Caller,
+    from: ObjectType,
+    from_id: u64,
+    to_id: u64,
+    type_id: u32,
+) -> Vec<Event> {
+    let Some((_, to, inverse, primary)) = type_info(type_id) else {
+        return Vec::new();
+    };
     let was_associated = associated(model, caller.portal, from, from_id, to, to_id);
     if primary {
         // One primary per object: the label moves.
@@ -123,20 +155,52 @@ fn add(model: &mut Model, caller: &Caller, from: ObjectType, from_id: u64, to_id
     }
     let set = edges(model, caller.portal);
     for (forward, backward) in pairs {
-        set.insert(Edge { from_type: from, from_id, to_type: to, to_id, type_id: forward });
-        set.insert(Edge { from_type: to, from_id: to_id, to_type: from, to_id: from_id, type_id: backward });
+        set.insert(Edge {
+            from_type: from,
+            from_id,
+            to_type: to,
+            to_id,
+            type_id: forward,
+        });
+        set.insert(Edge {
+            from_type: to,
+            from_id: to_id,
+            to_type: from,
+            to_id: from_id,
+            type_id: backward,
+        });
     }
-    if was_associated { Vec::new() } else { change_events(caller, from, from_id, to, to_id, false, primary) }
+    if was_associated {
+        Vec::new()
+    } else {
+        change_events(caller, from, from_id, to, to_id, false, primary)
+    }
 }
 
-fn associated(model: &Model, portal: u64, from: ObjectType, from_id: u64, to: ObjectType, to_id: u64) -> bool {
-    model
-        .edges
-        .get(&portal)
-        .is_some_and(|s| s.iter().any(|e| e.from_type == from && e.from_id == from_id && e.to_type == to && e.to_id == to_id))
+fn associated(
+    model: &Model,
+    portal: u64,
+    from: ObjectType,
+    from_id: u64,
+    to: ObjectType,
+    to_id: u64,
+) -> bool {
+    model.edges.get(&portal).is_some_and(|s| {
+        s.iter().any(|e| {
+            e.from_type == from && e.from_id == from_id && e.to_type == to && e.to_id == to_id
+        })
+    })
 }
 
-fn change_events(caller: &Caller, from: ObjectType, from_id: u64, to: ObjectType, to_id: u64, removed: bool, primary: bool) -> Vec<Event> {
+fn change_events(
+    caller: &Caller,
+    from: ObjectType,
+    from_id: u64,
+    to: ObjectType,
+    to_id: u64,
+    removed: bool,
+    primary: bool,
+) -> Vec<Event> {
     if from == Notes || to == Notes {
         return Vec::new();
     }
@@ -155,18 +219,40 @@ fn change_events(caller: &Caller, from: ObjectType, from_id: u64, to: ObjectType
     events
 }
 
-pub fn add_inputs(model: &mut Model, caller: &Caller, from: ObjectType, from_id: u64, inputs: &[AssociationInput]) -> Vec<Event> {
+pub fn add_inputs(
+    model: &mut Model,
+    caller: &Caller,
+    from: ObjectType,
+    from_id: u64,
+    inputs: &[AssociationInput],
+) -> Vec<Event> {
     let mut events = Vec::new();
     for input in inputs {
-        let Some(to_id) = id_of(&input.to.id) else { continue };
+        let Some(to_id) = id_of(&input.to.id) else {
+            continue;
+        };
         for t in &input.types {
-            events.extend(add(model, caller, from, from_id, to_id, t.association_type_id));
+            events.extend(add(
+                model,
+                caller,
+                from,
+                from_id,
+                to_id,
+                t.association_type_id,
+            ));
         }
     }
     events
 }
 
-fn remove_all(model: &mut Model, caller: &Caller, from: ObjectType, from_id: u64, to: ObjectType, to_id: u64) -> Vec<Event> {
+fn remove_all(
+    model: &mut Model,
+    caller: &Caller,
+    from: ObjectType,
+    from_id: u64,
+    to: ObjectType,
+    to_id: u64,
+) -> Vec<Event> {
     if !associated(model, caller.portal, from, from_id, to, to_id) {
         return Vec::new();
     }
@@ -182,7 +268,10 @@ pub fn move_edges(model: &mut Model, portal: u64, kind: ObjectType, from_id: u64
     let set = edges(model, portal);
     let moved: Vec<Edge> = set
         .iter()
-        .filter(|e| (e.from_type == kind && e.from_id == from_id) || (e.to_type == kind && e.to_id == from_id))
+        .filter(|e| {
+            (e.from_type == kind && e.from_id == from_id)
+                || (e.to_type == kind && e.to_id == from_id)
+        })
         .cloned()
         .collect();
     for mut edge in moved {
@@ -199,10 +288,20 @@ pub fn move_edges(model: &mut Model, portal: u64, kind: ObjectType, from_id: u64
     }
 }
 
-fn grouped(model: &Model, portal: u64, from: ObjectType, from_id: u64, to: ObjectType) -> BTreeMap<u64, Vec<u32>> {
+fn grouped(
+    model: &Model,
+    portal: u64,
+    from: ObjectType,
+    from_id: u64,
+    to: ObjectType,
+) -> BTreeMap<u64, Vec<u32>> {
     let mut by_target: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     for e in model.edges.get(&portal).into_iter().flatten() {
-        if e.from_type == from && e.from_id == from_id && e.to_type == to && model.live(portal, to, e.to_id).is_some() {
+        if e.from_type == from
+            && e.from_id == from_id
+            && e.to_type == to
+            && model.live(portal, to, e.to_id).is_some()
+        {
             by_target.entry(e.to_id).or_default().push(e.type_id);
         }
     }
@@ -215,7 +314,13 @@ fn type_json(type_id: u32) -> Value {
 }
 
 /// Associations as an object read embeds them (v3 shape).
-pub fn edges_json(model: &Model, portal: u64, from: ObjectType, from_id: u64, to: ObjectType) -> Vec<Value> {
+pub fn edges_json(
+    model: &Model,
+    portal: u64,
+    from: ObjectType,
+    from_id: u64,
+    to: ObjectType,
+) -> Vec<Value> {
     let mut out = Vec::new();
     for (to_id, types) in grouped(model, portal, from, from_id, to) {
         for type_id in types {
@@ -227,7 +332,13 @@ pub fn edges_json(model: &Model, portal: u64, from: ObjectType, from_id: u64, to
     out
 }
 
-fn v4_results(model: &Model, portal: u64, from: ObjectType, from_id: u64, to: ObjectType) -> Vec<Value> {
+fn v4_results(
+    model: &Model,
+    portal: u64,
+    from: ObjectType,
+    from_id: u64,
+    to: ObjectType,
+) -> Vec<Value> {
     grouped(model, portal, from, from_id, to)
         .into_iter()
         .map(|(to_id, types)| json!({"toObjectId": to_id, "associationTypes": types.into_iter().map(type_json).collect::<Vec<_>>()}))
@@ -235,7 +346,11 @@ fn v4_results(model: &Model, portal: u64, from: ObjectType, from_id: u64, to: Ob
 }
 
 fn scopes(from: ObjectType, to: ObjectType, write: bool) -> [&'static str; 2] {
-    if write { [from.write_scope(), to.write_scope()] } else { [from.read_scope(), to.read_scope()] }
+    if write {
+        [from.write_scope(), to.write_scope()]
+    } else {
+        [from.read_scope(), to.read_scope()]
+    }
 }
 
 pub async fn list_for_object(
@@ -245,12 +360,19 @@ pub async fn list_for_object(
 ) -> ApiResult<Json<Value>> {
     let (from, to) = (ObjectType::parse(&raw_type)?, ObjectType::parse(&raw_to)?);
     let caller = authorize(&sandbox, &headers, &scopes(from, to, false))?;
-    let id: u64 = raw_id.parse().map_err(|_| ApiError::not_found("Object not found"))?;
+    let id: u64 = raw_id
+        .parse()
+        .map_err(|_| ApiError::not_found("Object not found"))?;
     let model = sandbox.inner.state.lock().expect("state");
     if model.live(caller.portal, from, id).is_none() {
-        return Err(ApiError::not_found(format!("resource not found: {} {id}", from.upper())));
+        return Err(ApiError::not_found(format!(
+            "resource not found: {} {id}",
+            from.upper()
+        )));
     }
-    Ok(Json(json!({"results": v4_results(&model, caller.portal, from, id, to)})))
+    Ok(Json(
+        json!({"results": v4_results(&model, caller.portal, from, id, to)}),
+    ))
 }
 
 pub async fn put_default(
@@ -261,19 +383,28 @@ pub async fn put_default(
     let (from, to) = (ObjectType::parse(&raw_type)?, ObjectType::parse(&raw_to)?);
     let caller = authorize(&sandbox, &headers, &scopes(from, to, true))?;
     let (from_id, to_id): (u64, u64) = (
-        raw_id.parse().map_err(|_| ApiError::not_found("Object not found"))?,
-        raw_to_id.parse().map_err(|_| ApiError::not_found("Object not found"))?,
+        raw_id
+            .parse()
+            .map_err(|_| ApiError::not_found("Object not found"))?,
+        raw_to_id
+            .parse()
+            .map_err(|_| ApiError::not_found("Object not found"))?,
     );
     let events = {
         let mut model = sandbox.inner.state.lock().expect("state");
-        if model.live(caller.portal, from, from_id).is_none() || model.live(caller.portal, to, to_id).is_none() {
+        if model.live(caller.portal, from, from_id).is_none()
+            || model.live(caller.portal, to, to_id).is_none()
+        {
             return Err(ApiError::not_found("One or both objects do not exist"));
         }
-        let type_id = default_type(from, to).ok_or_else(|| ApiError::validation("No default association between these types"))?;
+        let type_id = default_type(from, to)
+            .ok_or_else(|| ApiError::validation("No default association between these types"))?;
         add(&mut model, &caller, from, from_id, to_id, type_id)
     };
     emit(&sandbox, caller.portal, events);
-    Ok(Json(json!({"status": "COMPLETE", "results": [{"from": {"id": from_id.to_string()}, "to": {"id": to_id.to_string()}}]})))
+    Ok(Json(
+        json!({"status": "COMPLETE", "results": [{"from": {"id": from_id.to_string()}, "to": {"id": to_id.to_string()}}]}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -310,7 +441,9 @@ pub async fn batch(
                             results.push(json!({"from": {"id": id.to_string()}, "to": to_list}));
                         }
                     }
-                    None => missing.push(input.get("id").map(|v| v.to_string()).unwrap_or_default()),
+                    None => {
+                        missing.push(input.get("id").map(|v| v.to_string()).unwrap_or_default())
+                    }
                 }
             }
             let mut response = json!({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso_ms(now_ms())});
@@ -334,10 +467,16 @@ pub async fn batch(
                     let from_id = input.pointer("/from/id").and_then(id_of);
                     let to_id = input.pointer("/to/id").and_then(id_of);
                     let (Some(from_id), Some(to_id)) = (from_id, to_id) else {
-                        return Err(ApiError::validation(format!("inputs[{i}]: from.id and to.id are required")));
+                        return Err(ApiError::validation(format!(
+                            "inputs[{i}]: from.id and to.id are required"
+                        )));
                     };
-                    if model.live(caller.portal, from, from_id).is_none() || model.live(caller.portal, to, to_id).is_none() {
-                        return Err(ApiError::validation(format!("inputs[{i}]: one or both objects do not exist")));
+                    if model.live(caller.portal, from, from_id).is_none()
+                        || model.live(caller.portal, to, to_id).is_none()
+                    {
+                        return Err(ApiError::validation(format!(
+                            "inputs[{i}]: one or both objects do not exist"
+                        )));
                     }
                     let types: Vec<AssociationType> = input
                         .get("types")
@@ -346,8 +485,13 @@ pub async fn batch(
                         .map_err(|e| ApiError::validation(format!("inputs[{i}].types: {e}")))?
                         .unwrap_or_default();
                     for t in &types {
-                        if type_info(t.association_type_id).is_none_or(|(f, tt, _, _)| f != from || tt != to) {
-                            return Err(ApiError::validation(format!("inputs[{i}]: invalid association type {}", t.association_type_id)));
+                        if type_info(t.association_type_id)
+                            .is_none_or(|(f, tt, _, _)| f != from || tt != to)
+                        {
+                            return Err(ApiError::validation(format!(
+                                "inputs[{i}]: invalid association type {}",
+                                t.association_type_id
+                            )));
                         }
                     }
                     planned.push((from_id, to_id, types));
@@ -355,7 +499,14 @@ pub async fn batch(
                 let mut events = Vec::new();
                 for (from_id, to_id, types) in planned {
                     for t in types {
-                        events.extend(add(&mut model, &caller, from, from_id, to_id, t.association_type_id));
+                        events.extend(add(
+                            &mut model,
+                            &caller,
+                            from,
+                            from_id,
+                            to_id,
+                            t.association_type_id,
+                        ));
                     }
                 }
                 events
@@ -368,10 +519,18 @@ pub async fn batch(
                 let mut model = sandbox.inner.state.lock().expect("state");
                 let mut events = Vec::new();
                 for input in &body.inputs {
-                    let Some(from_id) = input.pointer("/from/id").and_then(id_of) else { continue };
-                    for target in input.get("to").and_then(Value::as_array).into_iter().flatten() {
+                    let Some(from_id) = input.pointer("/from/id").and_then(id_of) else {
+                        continue;
+                    };
+                    for target in input
+                        .get("to")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(to_id) = target.get("id").and_then(id_of) {
-                            events.extend(remove_all(&mut model, &caller, from, from_id, to, to_id));
+                            events
+                                .extend(remove_all(&mut model, &caller, from, from_id, to, to_id));
                         }
                     }
                 }
@@ -392,20 +551,33 @@ pub async fn batch_default(
 ) -> ApiResult<Response> {
     let (from, to) = (ObjectType::parse(&raw_from)?, ObjectType::parse(&raw_to)?);
     let caller = authorize(&sandbox, &headers, &scopes(from, to, true))?;
-    let type_id = default_type(from, to).ok_or_else(|| ApiError::validation("No default association between these types"))?;
+    let type_id = default_type(from, to)
+        .ok_or_else(|| ApiError::validation("No default association between these types"))?;
     let events = {
         let mut model = sandbox.inner.state.lock().expect("state");
         let mut pairs = Vec::new();
         for (i, input) in body.inputs.iter().enumerate() {
-            let (Some(from_id), Some(to_id)) = (input.pointer("/from/id").and_then(id_of), input.pointer("/to/id").and_then(id_of)) else {
-                return Err(ApiError::validation(format!("inputs[{i}]: from.id and to.id are required")));
+            let (Some(from_id), Some(to_id)) = (
+                input.pointer("/from/id").and_then(id_of),
+                input.pointer("/to/id").and_then(id_of),
+            ) else {
+                return Err(ApiError::validation(format!(
+                    "inputs[{i}]: from.id and to.id are required"
+                )));
             };
-            if model.live(caller.portal, from, from_id).is_none() || model.live(caller.portal, to, to_id).is_none() {
-                return Err(ApiError::validation(format!("inputs[{i}]: one or both objects do not exist")));
+            if model.live(caller.portal, from, from_id).is_none()
+                || model.live(caller.portal, to, to_id).is_none()
+            {
+                return Err(ApiError::validation(format!(
+                    "inputs[{i}]: one or both objects do not exist"
+                )));
             }
             pairs.push((from_id, to_id));
         }
-        pairs.into_iter().flat_map(|(f, t)| add(&mut model, &caller, from, f, t, type_id)).collect::<Vec<_>>()
+        pairs
+            .into_iter()
+            .flat_map(|(f, t)| add(&mut model, &caller, from, f, t, type_id))
+            .collect::<Vec<_>>()
     };
     emit(&sandbox, caller.portal, events);
     Ok(Json(json!({"status": "COMPLETE", "results": [], "startedAt": iso_ms(now_ms()), "completedAt": iso_ms(now_ms())})).into_response())

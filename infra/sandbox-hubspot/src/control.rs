@@ -61,15 +61,24 @@ pub async fn injected_fault(sandbox: &HubSpotSandbox, path: &str) -> Option<Resp
     }
     if faults.timeout_rate > 0.0 && rand::random::<f64>() < faults.timeout_rate {
         tokio::time::sleep(std::time::Duration::from_millis(faults.timeout_ms)).await;
-        return Some(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TIMEOUT", "upstream timed out").into_response());
+        return Some(
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TIMEOUT", "upstream timed out")
+                .into_response(),
+        );
     }
     for (status, rate) in &faults.error_rates {
         if rand::random::<f64>() < *rate {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut error = match status {
                 StatusCode::TOO_MANY_REQUESTS => {
-                    let mut e = ApiError::new(status, "RATE_LIMITS", "You have reached your ten_secondly_rolling limit.");
-                    e.extra = Some(json!({"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}));
+                    let mut e = ApiError::new(
+                        status,
+                        "RATE_LIMITS",
+                        "You have reached your ten_secondly_rolling limit.",
+                    );
+                    e.extra = Some(
+                        json!({"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}),
+                    );
                     e
                 }
                 _ => ApiError::new(status, "INTERNAL_ERROR", "Internal error (injected)"),
@@ -85,7 +94,10 @@ pub async fn injected_fault(sandbox: &HubSpotSandbox, path: &str) -> Option<Resp
     None
 }
 
-async fn set_faults(State(sandbox): State<HubSpotSandbox>, Json(faults): Json<Faults>) -> StatusCode {
+async fn set_faults(
+    State(sandbox): State<HubSpotSandbox>,
+    Json(faults): Json<Faults>,
+) -> StatusCode {
     *sandbox.inner.faults.lock().expect("faults") = faults;
     StatusCode::NO_CONTENT
 }
@@ -119,11 +131,18 @@ fn default_portal() -> u64 {
     PORTAL_ID
 }
 
-async fn uninstall(State(sandbox): State<HubSpotSandbox>, Json(body): Json<PortalBody>) -> Response {
+async fn uninstall(
+    State(sandbox): State<HubSpotSandbox>,
+    Json(body): Json<PortalBody>,
+) -> Response {
     if crate::oauth::uninstall_portal(&sandbox, body.portal_id) {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        (StatusCode::CONFLICT, Json(json!({"message": "the app is not installed in that portal"}))).into_response()
+        (
+            StatusCode::CONFLICT,
+            Json(json!({"message": "the app is not installed in that portal"})),
+        )
+            .into_response()
     }
 }
 
@@ -138,7 +157,12 @@ async fn restore(State(sandbox): State<HubSpotSandbox>, Json(body): Json<Restore
     let Ok(kind) = ObjectType::parse(&body.object_type) else {
         return (StatusCode::BAD_REQUEST, "unknown object type").into_response();
     };
-    let person = Caller { portal: PORTAL_ID, kind: TokenKind::User, scopes: vec![], user_id: 5_000_001 };
+    let person = Caller {
+        portal: PORTAL_ID,
+        kind: TokenKind::User,
+        scopes: vec![],
+        user_id: 5_000_001,
+    };
     if crate::crm::restore(&sandbox, &person, kind, body.object_id) {
         StatusCode::NO_CONTENT.into_response()
     } else {

@@ -24,10 +24,12 @@ pub const MAX_BATCH: usize = 100;
 pub const MAX_TEXT: usize = 65_536;
 
 fn parse_id(raw: &str, kind: ObjectType) -> ApiResult<u64> {
-    raw.parse::<u64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::not_found(format!("Object not found. objectId are usually numeric. ({} {raw})", kind.upper())))
+    raw.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Object not found. objectId are usually numeric. ({} {raw})",
+            kind.upper()
+        ))
+    })
 }
 
 fn value_text(value: &Value) -> Option<String> {
@@ -57,11 +59,19 @@ pub(crate) fn validate(
     let mut problems = Vec::new();
     for (name, raw) in properties {
         let Some(def) = model.property(portal, kind, name) else {
-            problems.push(invalid(name, "PROPERTY_DOESNT_EXIST", format!("Property \"{name}\" does not exist")));
+            problems.push(invalid(
+                name,
+                "PROPERTY_DOESNT_EXIST",
+                format!("Property \"{name}\" does not exist"),
+            ));
             continue;
         };
         if def.read_only {
-            problems.push(invalid(name, "READ_ONLY_VALUE", format!("{name} is a read only property; its value cannot be set.")));
+            problems.push(invalid(
+                name,
+                "READ_ONLY_VALUE",
+                format!("{name} is a read only property; its value cannot be set."),
+            ));
             continue;
         }
         let Some(text) = value_text(raw).filter(|t| !t.is_empty()) else {
@@ -72,7 +82,11 @@ pub(crate) fn validate(
             "number" => match text.trim().parse::<f64>() {
                 Ok(_) => Some(text.trim().to_owned()),
                 Err(_) => {
-                    problems.push(invalid(name, "INVALID_DECIMAL", format!("{text} was not a valid number.")));
+                    problems.push(invalid(
+                        name,
+                        "INVALID_DECIMAL",
+                        format!("{text} was not a valid number."),
+                    ));
                     None
                 }
             },
@@ -80,7 +94,11 @@ pub(crate) fn validate(
                 Some(ms) if def.kind == "date" => Some(iso_ms(ms)[..10].to_owned()),
                 Some(ms) => Some(iso_ms(ms)),
                 None => {
-                    problems.push(invalid(name, "INVALID_DATE", format!("{text} was not a valid date or datetime.")));
+                    problems.push(invalid(
+                        name,
+                        "INVALID_DATE",
+                        format!("{text} was not a valid date or datetime."),
+                    ));
                     None
                 }
             },
@@ -90,7 +108,11 @@ pub(crate) fn validate(
                 } else {
                     def.options.iter().map(|o| o.value.as_str()).collect()
                 };
-                let values: Vec<&str> = if def.field_type == "checkbox" { text.split(';').collect() } else { vec![text.as_str()] };
+                let values: Vec<&str> = if def.field_type == "checkbox" {
+                    text.split(';').collect()
+                } else {
+                    vec![text.as_str()]
+                };
                 match values.iter().find(|v| !allowed.contains(v)) {
                     Some(bad) => {
                         problems.push(invalid(
@@ -108,7 +130,10 @@ pub(crate) fn validate(
                     problems.push(invalid(
                         name,
                         "INVALID_LENGTH",
-                        format!("Property {name} value is too long: {} characters, at most {MAX_TEXT}.", text.chars().count()),
+                        format!(
+                            "Property {name} value is too long: {} characters, at most {MAX_TEXT}.",
+                            text.chars().count()
+                        ),
                     ));
                     None
                 } else {
@@ -123,7 +148,11 @@ pub(crate) fn validate(
     if kind == ObjectType::Deals {
         check_stage(model, portal, &mut out, current, &mut problems);
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
 
 /// A deal's stage must belong to its pipeline (the default one when unset).
@@ -142,7 +171,11 @@ fn check_stage(
         .or_else(|| current.and_then(|r| r.properties.get("pipeline").cloned()))
         .unwrap_or_else(|| "default".to_owned());
     let Some(pipeline) = pipelines.iter().find(|p| p.id == pipeline_id) else {
-        problems.push(invalid("pipeline", "INVALID_OPTION", format!("{pipeline_id} was not one of the allowed options")));
+        problems.push(invalid(
+            "pipeline",
+            "INVALID_OPTION",
+            format!("{pipeline_id} was not one of the allowed options"),
+        ));
         return;
     };
     if out.contains_key("dealstage") || out.contains_key("pipeline") {
@@ -157,17 +190,26 @@ fn check_stage(
             Some(stage) => problems.push(invalid(
                 "dealstage",
                 "INVALID_OPTION",
-                format!("{stage} was not one of the allowed options for pipeline {}", pipeline.id),
+                format!(
+                    "{stage} was not one of the allowed options for pipeline {}",
+                    pipeline.id
+                ),
             )),
             None => {
-                out.insert("dealstage".into(), pipeline.stages.first().map(|s| s.id.clone()));
+                out.insert(
+                    "dealstage".into(),
+                    pipeline.stages.first().map(|s| s.id.clone()),
+                );
             }
         }
     }
 }
 
 fn validation_error(problems: Vec<Value>, input: Option<usize>) -> ApiError {
-    let names: Vec<String> = problems.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect();
+    let names: Vec<String> = problems
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
     let prefix = input.map(|i| format!("inputs[{i}]: ")).unwrap_or_default();
     let mut error = ApiError::validation(format!(
         "{prefix}Property values were not valid: {}",
@@ -188,7 +230,13 @@ pub(crate) fn render(record: &Record, kind: ObjectType, requested: Option<&[Stri
     match requested {
         Some(names) => {
             for name in names {
-                properties.insert(name.clone(), record.properties.get(name).map_or(Value::Null, |v| json!(v)));
+                properties.insert(
+                    name.clone(),
+                    record
+                        .properties
+                        .get(name)
+                        .map_or(Value::Null, |v| json!(v)),
+                );
             }
         }
         None => {
@@ -209,10 +257,22 @@ pub(crate) fn render(record: &Record, kind: ObjectType, requested: Option<&[Stri
 }
 
 fn requested(raw: Option<&String>) -> Option<Vec<String>> {
-    raw.map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    raw.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
 }
 
-fn stamp(properties: &mut BTreeMap<String, String>, kind: ObjectType, id: u64, created: i64, now: i64) {
+fn stamp(
+    properties: &mut BTreeMap<String, String>,
+    kind: ObjectType,
+    id: u64,
+    created: i64,
+    now: i64,
+) {
     properties.insert("hs_object_id".into(), id.to_string());
     properties.insert("createdate".into(), iso_ms(created));
     properties.insert("hs_lastmodifieddate".into(), iso_ms(now));
@@ -222,13 +282,24 @@ fn stamp(properties: &mut BTreeMap<String, String>, kind: ObjectType, id: u64, c
 }
 
 /// Closing a deal sets `closedate` to now unless the change sets it (SPEC §12).
-fn close_date_rule(model: &Model, portal: u64, changes: &mut BTreeMap<String, Option<String>>, current: Option<&Record>) {
-    let Some(Some(stage)) = changes.get("dealstage").cloned() else { return };
+fn close_date_rule(
+    model: &Model,
+    portal: u64,
+    changes: &mut BTreeMap<String, Option<String>>,
+    current: Option<&Record>,
+) {
+    let Some(Some(stage)) = changes.get("dealstage").cloned() else {
+        return;
+    };
     let was = current.and_then(|r| r.properties.get("dealstage").cloned());
     if was.as_deref() == Some(stage.as_str()) || changes.contains_key("closedate") {
         return;
     }
-    let pipeline = changes.get("pipeline").cloned().flatten().unwrap_or_else(|| "default".into());
+    let pipeline = changes
+        .get("pipeline")
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| "default".into());
     let closed = model
         .pipelines
         .get(&portal)
@@ -241,22 +312,48 @@ fn close_date_rule(model: &Model, portal: u64, changes: &mut BTreeMap<String, Op
 }
 
 /// Creates a record from validated values; returns it and its webhook events.
-fn insert(model: &mut Model, caller: &Caller, kind: ObjectType, mut changes: BTreeMap<String, Option<String>>) -> (Record, Vec<Event>) {
+fn insert(
+    model: &mut Model,
+    caller: &Caller,
+    kind: ObjectType,
+    mut changes: BTreeMap<String, Option<String>>,
+) -> (Record, Vec<Event>) {
     let id = model.next_id();
     let now = now_ms();
     if kind == ObjectType::Deals {
         close_date_rule(model, caller.portal, &mut changes, None);
     }
-    let mut properties: BTreeMap<String, String> = changes.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+    let mut properties: BTreeMap<String, String> = changes
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
     stamp(&mut properties, kind, id, now, now);
-    let record = Record { id, properties, created_ms: now, updated_ms: now, archived: false, archived_ms: None };
-    model.objects_mut(caller.portal, kind).insert(id, record.clone());
+    let record = Record {
+        id,
+        properties,
+        created_ms: now,
+        updated_ms: now,
+        archived: false,
+        archived_ms: None,
+    };
+    model
+        .objects_mut(caller.portal, kind)
+        .insert(id, record.clone());
     (record, vec![Event::new(caller, kind, id, "creation")])
 }
 
 /// Applies validated changes; returns the record and one event per changed property.
-fn apply(model: &mut Model, caller: &Caller, kind: ObjectType, id: u64, mut changes: BTreeMap<String, Option<String>>) -> (Record, Vec<Event>) {
-    let current = model.live(caller.portal, kind, id).cloned().expect("checked by the caller");
+fn apply(
+    model: &mut Model,
+    caller: &Caller,
+    kind: ObjectType,
+    id: u64,
+    mut changes: BTreeMap<String, Option<String>>,
+) -> (Record, Vec<Event>) {
+    let current = model
+        .live(caller.portal, kind, id)
+        .cloned()
+        .expect("checked by the caller");
     if kind == ObjectType::Deals {
         close_date_rule(model, caller.portal, &mut changes, Some(&current));
     }
@@ -280,7 +377,9 @@ fn apply(model: &mut Model, caller: &Caller, kind: ObjectType, id: u64, mut chan
     if !events.is_empty() {
         record.updated_ms = now;
         stamp(&mut record.properties, kind, id, record.created_ms, now);
-        model.objects_mut(caller.portal, kind).insert(id, record.clone());
+        model
+            .objects_mut(caller.portal, kind)
+            .insert(id, record.clone());
     }
     (record, events)
 }
@@ -307,10 +406,17 @@ pub async fn create(
     let caller = authorize(&sandbox, &headers, &[kind.write_scope()])?;
     let (record, events) = {
         let mut model = sandbox.inner.state.lock().expect("state");
-        let changes = validate(&model, caller.portal, kind, &body.properties, None).map_err(|p| validation_error(p, None))?;
+        let changes = validate(&model, caller.portal, kind, &body.properties, None)
+            .map_err(|p| validation_error(p, None))?;
         associations::check_inputs(&model, caller.portal, kind, &body.associations)?;
         let (record, mut events) = insert(&mut model, &caller, kind, changes);
-        events.extend(associations::add_inputs(&mut model, &caller, kind, record.id, &body.associations));
+        events.extend(associations::add_inputs(
+            &mut model,
+            &caller,
+            kind,
+            record.id,
+            &body.associations,
+        ));
         (record, events)
     };
     emit(&sandbox, caller.portal, events);
@@ -369,8 +475,17 @@ pub async fn update(
         let current = model
             .live(caller.portal, kind, id)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("resource not found: {} {id}", kind.upper())))?;
-        let changes = validate(&model, caller.portal, kind, &body.properties, Some(&current)).map_err(|p| validation_error(p, None))?;
+            .ok_or_else(|| {
+                ApiError::not_found(format!("resource not found: {} {id}", kind.upper()))
+            })?;
+        let changes = validate(
+            &model,
+            caller.portal,
+            kind,
+            &body.properties,
+            Some(&current),
+        )
+        .map_err(|p| validation_error(p, None))?;
         apply(&mut model, &caller, kind, id, changes)
     };
     emit(&sandbox, caller.portal, events);
@@ -379,7 +494,11 @@ pub async fn update(
 
 fn archive_one(model: &mut Model, caller: &Caller, kind: ObjectType, id: u64) -> Vec<Event> {
     let now = now_ms();
-    let Some(record) = model.objects_mut(caller.portal, kind).get_mut(&id).filter(|r| !r.archived) else {
+    let Some(record) = model
+        .objects_mut(caller.portal, kind)
+        .get_mut(&id)
+        .filter(|r| !r.archived)
+    else {
         return Vec::new();
     };
     record.archived = true;
@@ -395,7 +514,12 @@ pub async fn archive(
     let kind = object_type(&raw_type)?;
     let caller = authorize(&sandbox, &headers, &[kind.write_scope()])?;
     let id = parse_id(&raw_id, kind)?;
-    let events = archive_one(&mut sandbox.inner.state.lock().expect("state"), &caller, kind, id);
+    let events = archive_one(
+        &mut sandbox.inner.state.lock().expect("state"),
+        &caller,
+        kind,
+        id,
+    );
     emit(&sandbox, caller.portal, events);
     // HubSpot answers 204 whether or not the object existed.
     Ok(StatusCode::NO_CONTENT)
@@ -409,22 +533,40 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let kind = object_type(&raw_type)?;
     let caller = authorize(&sandbox, &headers, &[kind.read_scope()])?;
-    let limit: usize = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10).clamp(1, 100);
-    let after: u64 = params.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let limit: usize = params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 100);
+    let after: u64 = params
+        .get("after")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
     let archived = params.get("archived").is_some_and(|a| a == "true");
     let props = requested(params.get("properties"));
     let model = sandbox.inner.state.lock().expect("state");
     let records: Vec<&Record> = model
         .objects
         .get(&(caller.portal, kind))
-        .map(|m| m.range(after + 1..).map(|(_, r)| r).filter(|r| r.archived == archived).take(limit + 1).collect())
+        .map(|m| {
+            m.range(after + 1..)
+                .map(|(_, r)| r)
+                .filter(|r| r.archived == archived)
+                .take(limit + 1)
+                .collect()
+        })
         .unwrap_or_default();
     let more = records.len() > limit;
-    let page: Vec<Value> = records.iter().take(limit).map(|r| render(r, kind, props.as_deref())).collect();
+    let page: Vec<Value> = records
+        .iter()
+        .take(limit)
+        .map(|r| render(r, kind, props.as_deref()))
+        .collect();
     let mut body = json!({"results": page});
     if more {
         let last = records[limit - 1].id;
-        body["paging"] = json!({"next": {"after": last.to_string(), "link": format!("?after={last}")}});
+        body["paging"] =
+            json!({"next": {"after": last.to_string(), "link": format!("?after={last}")}});
     }
     Ok(Json(body))
 }
@@ -449,7 +591,11 @@ pub async fn batch(
     Json(body): Json<BatchBody>,
 ) -> ApiResult<Response> {
     let kind = object_type(&raw_type)?;
-    let scope = if action == "read" { kind.read_scope() } else { kind.write_scope() };
+    let scope = if action == "read" {
+        kind.read_scope()
+    } else {
+        kind.write_scope()
+    };
     let caller = authorize(&sandbox, &headers, &[scope])?;
     if body.inputs.len() > MAX_BATCH {
         return Err(ApiError::validation(format!(
@@ -458,9 +604,7 @@ pub async fn batch(
         )));
     }
     let started = iso_ms(now_ms());
-    let complete = |results: Vec<Value>, started: &str| {
-        json!({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso_ms(now_ms())})
-    };
+    let complete = |results: Vec<Value>, started: &str| json!({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso_ms(now_ms())});
     match action.as_str() {
         "read" => {
             let model = sandbox.inner.state.lock().expect("state");
@@ -469,7 +613,11 @@ pub async fn batch(
             let mut missing = Vec::new();
             for input in &body.inputs {
                 let raw = input.get("id").and_then(value_text).unwrap_or_default();
-                match raw.parse::<u64>().ok().and_then(|id| model.live(caller.portal, kind, id)) {
+                match raw
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| model.live(caller.portal, kind, id))
+                {
                     Some(record) => results.push(render(record, kind, props)),
                     None => missing.push(raw),
                 }
@@ -492,13 +640,20 @@ pub async fn batch(
                 let mut model = sandbox.inner.state.lock().expect("state");
                 let mut planned = Vec::new();
                 for (i, input) in body.inputs.iter().enumerate() {
-                    let props = input.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
-                    let changes = validate(&model, caller.portal, kind, &props, None).map_err(|p| validation_error(p, Some(i)))?;
+                    let props = input
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    let changes = validate(&model, caller.portal, kind, &props, None)
+                        .map_err(|p| validation_error(p, Some(i)))?;
                     let assoc: Vec<AssociationInput> = input
                         .get("associations")
                         .map(|a| serde_json::from_value(a.clone()))
                         .transpose()
-                        .map_err(|e| ApiError::validation(format!("inputs[{i}].associations: {e}")))?
+                        .map_err(|e| {
+                            ApiError::validation(format!("inputs[{i}].associations: {e}"))
+                        })?
                         .unwrap_or_default();
                     associations::check_inputs(&model, caller.portal, kind, &assoc)?;
                     planned.push((changes, assoc));
@@ -508,7 +663,9 @@ pub async fn batch(
                 for (changes, assoc) in planned {
                     let (record, evs) = insert(&mut model, &caller, kind, changes);
                     events.extend(evs);
-                    events.extend(associations::add_inputs(&mut model, &caller, kind, record.id, &assoc));
+                    events.extend(associations::add_inputs(
+                        &mut model, &caller, kind, record.id, &assoc,
+                    ));
                     records.push(record);
                 }
                 (records, events)
@@ -525,18 +682,31 @@ pub async fn batch(
                 for (i, input) in body.inputs.iter().enumerate() {
                     let id = input_id(input, kind)?;
                     if !seen.insert(id) {
-                        return Err(ApiError::validation(format!("Duplicate IDs found in batch input: [{id}]. IDs must be unique")));
+                        return Err(ApiError::validation(format!(
+                            "Duplicate IDs found in batch input: [{id}]. IDs must be unique"
+                        )));
                     }
-                    let current = model.live(caller.portal, kind, id).cloned().ok_or_else(|| {
-                        ApiError::not_found(format!("inputs[{i}]: Object not found. objectId are usually numeric."))
-                            .with_context(json!({"ids": [id.to_string()]}))
-                    })?;
-                    let props = input.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
-                    let changes = validate(&model, caller.portal, kind, &props, Some(&current)).map_err(|p| {
-                        let mut e = validation_error(p, Some(i));
-                        e.context.as_mut().expect("set")["ids"] = json!([id.to_string()]);
-                        e
-                    })?;
+                    let current =
+                        model
+                            .live(caller.portal, kind, id)
+                            .cloned()
+                            .ok_or_else(|| {
+                                ApiError::not_found(format!(
+                                    "inputs[{i}]: Object not found. objectId are usually numeric."
+                                ))
+                                .with_context(json!({"ids": [id.to_string()]}))
+                            })?;
+                    let props = input
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    let changes = validate(&model, caller.portal, kind, &props, Some(&current))
+                        .map_err(|p| {
+                            let mut e = validation_error(p, Some(i));
+                            e.context.as_mut().expect("set")["ids"] = json!([id.to_string()]);
+                            e
+                        })?;
                     planned.push((id, changes));
                 }
                 let mut records = Vec::new();
@@ -557,16 +727,27 @@ pub async fn batch(
                 let mut model = sandbox.inner.state.lock().expect("state");
                 let mut planned = Vec::new();
                 for (i, input) in body.inputs.iter().enumerate() {
-                    let id_property = input.get("idProperty").and_then(Value::as_str).unwrap_or("hs_object_id").to_owned();
+                    let id_property = input
+                        .get("idProperty")
+                        .and_then(Value::as_str)
+                        .unwrap_or("hs_object_id")
+                        .to_owned();
                     let key = input.get("id").and_then(value_text).unwrap_or_default();
                     let existing = model
                         .objects
                         .get(&(caller.portal, kind))
                         .and_then(|m| {
-                            m.values().find(|r| !r.archived && r.properties.get(&id_property).is_some_and(|v| *v == key))
+                            m.values().find(|r| {
+                                !r.archived
+                                    && r.properties.get(&id_property).is_some_and(|v| *v == key)
+                            })
                         })
                         .cloned();
-                    let mut props = input.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+                    let mut props = input
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
                     if existing.is_none() && id_property != "hs_object_id" {
                         props.insert(id_property.clone(), json!(key));
                     }
@@ -600,8 +781,14 @@ pub async fn batch(
         "archive" => {
             let events = {
                 let mut model = sandbox.inner.state.lock().expect("state");
-                let ids: Vec<u64> = body.inputs.iter().map(|i| input_id(i, kind)).collect::<ApiResult<_>>()?;
-                ids.into_iter().flat_map(|id| archive_one(&mut model, &caller, kind, id)).collect::<Vec<_>>()
+                let ids: Vec<u64> = body
+                    .inputs
+                    .iter()
+                    .map(|i| input_id(i, kind))
+                    .collect::<ApiResult<_>>()?;
+                ids.into_iter()
+                    .flat_map(|id| archive_one(&mut model, &caller, kind, id))
+                    .collect::<Vec<_>>()
             };
             emit(&sandbox, caller.portal, events);
             Ok(StatusCode::NO_CONTENT.into_response())
@@ -647,7 +834,11 @@ pub struct Filter {
 }
 
 fn comparable(value: &str) -> Option<f64> {
-    value.trim().parse::<f64>().ok().or_else(|| parse_datetime_ms(value).map(|ms| ms as f64))
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .or_else(|| parse_datetime_ms(value).map(|ms| ms as f64))
 }
 
 fn compare(actual: &str, expected: &str) -> std::cmp::Ordering {
@@ -659,8 +850,15 @@ fn compare(actual: &str, expected: &str) -> std::cmp::Ordering {
 
 fn matches(record: &Record, filter: &Filter) -> ApiResult<bool> {
     use std::cmp::Ordering::*;
-    let actual = record.properties.get(&filter.property_name).map(String::as_str);
-    let value = filter.value.as_ref().and_then(value_text).unwrap_or_default();
+    let actual = record
+        .properties
+        .get(&filter.property_name)
+        .map(String::as_str);
+    let value = filter
+        .value
+        .as_ref()
+        .and_then(value_text)
+        .unwrap_or_default();
     let values: Vec<String> = filter.values.iter().filter_map(value_text).collect();
     Ok(match filter.operator.as_str() {
         "HAS_PROPERTY" => actual.is_some(),
@@ -672,7 +870,11 @@ fn matches(record: &Record, filter: &Filter) -> ApiResult<bool> {
         "GT" => actual.is_some_and(|a| compare(a, &value) == Greater),
         "GTE" => actual.is_some_and(|a| compare(a, &value) != Less),
         "BETWEEN" => {
-            let high = filter.high_value.as_ref().and_then(value_text).unwrap_or_default();
+            let high = filter
+                .high_value
+                .as_ref()
+                .and_then(value_text)
+                .unwrap_or_default();
             actual.is_some_and(|a| compare(a, &value) != Less && compare(a, &high) != Greater)
         }
         "IN" => actual.is_some_and(|a| values.iter().any(|v| compare(a, v) == Equal)),
@@ -685,7 +887,11 @@ fn matches(record: &Record, filter: &Filter) -> ApiResult<bool> {
             let token = value.trim_matches('*').to_lowercase();
             actual.is_none_or(|a| !a.to_lowercase().contains(&token))
         }
-        other => return Err(ApiError::validation(format!("Unsupported filter operator {other}"))),
+        other => {
+            return Err(ApiError::validation(format!(
+                "Unsupported filter operator {other}"
+            )));
+        }
     })
 }
 
@@ -697,14 +903,34 @@ pub async fn search(
 ) -> ApiResult<Json<Value>> {
     let kind = object_type(&raw_type)?;
     let caller = authorize(&sandbox, &headers, &[kind.read_scope()])?;
-    if body.filter_groups.len() > 5 || body.filter_groups.iter().map(|g| g.filters.len()).sum::<usize>() > 18 {
-        return Err(ApiError::validation("Search allows at most 5 filter groups and 18 filters."));
+    if body.filter_groups.len() > 5
+        || body
+            .filter_groups
+            .iter()
+            .map(|g| g.filters.len())
+            .sum::<usize>()
+            > 18
+    {
+        return Err(ApiError::validation(
+            "Search allows at most 5 filter groups and 18 filters.",
+        ));
     }
     let limit = body.limit.unwrap_or(10).clamp(1, 200);
-    let after: usize = body.after.as_ref().and_then(value_text).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let after: usize = body
+        .after
+        .as_ref()
+        .and_then(value_text)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
     let model = sandbox.inner.state.lock().expect("state");
     let mut found: Vec<&Record> = Vec::new();
-    for record in model.objects.get(&(caller.portal, kind)).map(|m| m.values()).into_iter().flatten() {
+    for record in model
+        .objects
+        .get(&(caller.portal, kind))
+        .map(|m| m.values())
+        .into_iter()
+        .flatten()
+    {
         if record.archived {
             continue;
         }
@@ -717,7 +943,10 @@ pub async fn search(
             matched |= all;
         }
         if let Some(q) = body.query.as_deref().filter(|q| !q.is_empty()) {
-            matched &= record.properties.values().any(|v| v.to_lowercase().contains(&q.to_lowercase()));
+            matched &= record
+                .properties
+                .values()
+                .any(|v| v.to_lowercase().contains(&q.to_lowercase()));
         }
         if matched {
             found.push(record);
@@ -727,7 +956,11 @@ pub async fn search(
         let (name, descending) = match sort {
             Value::String(s) => (s.trim_start_matches('-').to_owned(), s.starts_with('-')),
             other => (
-                other.get("propertyName").and_then(Value::as_str).unwrap_or("hs_object_id").to_owned(),
+                other
+                    .get("propertyName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("hs_object_id")
+                    .to_owned(),
                 other.get("direction").and_then(Value::as_str) == Some("DESCENDING"),
             ),
         };
@@ -741,7 +974,12 @@ pub async fn search(
     }
     let total = found.len();
     let props = (!body.properties.is_empty()).then_some(body.properties.as_slice());
-    let page: Vec<Value> = found.iter().skip(after).take(limit).map(|r| render(r, kind, props)).collect();
+    let page: Vec<Value> = found
+        .iter()
+        .skip(after)
+        .take(limit)
+        .map(|r| render(r, kind, props))
+        .collect();
     let mut response = json!({"total": total, "results": page});
     // HubSpot's search pages at most 10,000 results deep.
     if after + limit < total && after + limit < 10_000 {
@@ -765,16 +1003,28 @@ pub async fn merge(
 ) -> ApiResult<Json<Value>> {
     let kind = object_type(&raw_type)?;
     let caller = authorize(&sandbox, &headers, &[kind.write_scope()])?;
-    let primary = parse_id(&value_text(&body.primary_object_id).unwrap_or_default(), kind)?;
-    let merged = parse_id(&value_text(&body.object_id_to_merge).unwrap_or_default(), kind)?;
+    let primary = parse_id(
+        &value_text(&body.primary_object_id).unwrap_or_default(),
+        kind,
+    )?;
+    let merged = parse_id(
+        &value_text(&body.object_id_to_merge).unwrap_or_default(),
+        kind,
+    )?;
     if primary == merged {
-        return Err(ApiError::validation("An object cannot be merged into itself."));
+        return Err(ApiError::validation(
+            "An object cannot be merged into itself.",
+        ));
     }
     let (record, events) = {
         let mut model = sandbox.inner.state.lock().expect("state");
-        let (Some(p), Some(m)) = (model.live(caller.portal, kind, primary).cloned(), model.live(caller.portal, kind, merged).cloned())
-        else {
-            return Err(ApiError::not_found("Object not found. objectId are usually numeric."));
+        let (Some(p), Some(m)) = (
+            model.live(caller.portal, kind, primary).cloned(),
+            model.live(caller.portal, kind, merged).cloned(),
+        ) else {
+            return Err(ApiError::not_found(
+                "Object not found. objectId are usually numeric.",
+            ));
         };
         let mut record = p.clone();
         let mut moved = 0;
@@ -786,7 +1036,13 @@ pub async fn merge(
         }
         let now = now_ms();
         record.updated_ms = now;
-        stamp(&mut record.properties, kind, primary, record.created_ms, now);
+        stamp(
+            &mut record.properties,
+            kind,
+            primary,
+            record.created_ms,
+            now,
+        );
         let objects = model.objects_mut(caller.portal, kind);
         objects.insert(primary, record.clone());
         if let Some(gone) = objects.get_mut(&merged) {
@@ -808,7 +1064,12 @@ pub async fn merge(
 }
 
 /// Restores an archived object, as a person does in HubSpot's recycle bin.
-pub(crate) fn restore(sandbox: &HubSpotSandbox, caller: &Caller, kind: ObjectType, id: u64) -> bool {
+pub(crate) fn restore(
+    sandbox: &HubSpotSandbox,
+    caller: &Caller,
+    kind: ObjectType,
+    id: u64,
+) -> bool {
     let events = {
         let mut model = sandbox.inner.state.lock().expect("state");
         match model.objects_mut(caller.portal, kind).get_mut(&id) {

@@ -18,7 +18,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, category: &'static str, message: impl Into<String>) -> Self {
-        Self { status, category, message: message.into(), errors: Vec::new(), context: None, extra: None }
+        Self {
+            status,
+            category,
+            message: message.into(),
+            errors: Vec::new(),
+            context: None,
+            extra: None,
+        }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {

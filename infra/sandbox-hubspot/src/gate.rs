@@ -28,8 +28,16 @@ pub struct Limiter {
     search: HashMap<(u64, &'static str), VecDeque<Instant>>,
 }
 
-fn admit(window: &mut VecDeque<Instant>, span: Duration, max: usize, now: Instant) -> Result<usize, ()> {
-    while window.front().is_some_and(|t| now.duration_since(*t) >= span) {
+fn admit(
+    window: &mut VecDeque<Instant>,
+    span: Duration,
+    max: usize,
+    now: Instant,
+) -> Result<usize, ()> {
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= span)
+    {
         window.pop_front();
     }
     if window.len() >= max {
@@ -61,14 +69,28 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
 fn resolve(sandbox: &HubSpotSandbox, token: &str) -> ApiResult<Caller> {
-    let user_token = sandbox.inner.config.lock().expect("config").user_token.clone();
+    let user_token = sandbox
+        .inner
+        .config
+        .lock()
+        .expect("config")
+        .user_token
+        .clone();
     if token == user_token {
-        return Ok(Caller { portal: PORTAL_ID, kind: TokenKind::User, scopes: Vec::new(), user_id: 5_000_001 });
+        return Ok(Caller {
+            portal: PORTAL_ID,
+            kind: TokenKind::User,
+            scopes: Vec::new(),
+            user_id: 5_000_001,
+        });
     }
     let state = sandbox.inner.state.lock().expect("state");
     let Some(grant) = state.access_tokens.get(token) else {
@@ -83,11 +105,20 @@ fn resolve(sandbox: &HubSpotSandbox, token: &str) -> ApiResult<Caller> {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "EXPIRED_AUTHENTICATION",
-            format!("The OAuth token used to make this call expired {} second(s) ago.", expired_for / 1000),
+            format!(
+                "The OAuth token used to make this call expired {} second(s) ago.",
+                expired_for / 1000
+            ),
         ));
     }
-    let installed = state.portals.get(&grant.portal).is_some_and(|p| p.installed);
-    let refresh_live = state.refresh_tokens.get(&grant.refresh_token).is_some_and(|r| !r.revoked);
+    let installed = state
+        .portals
+        .get(&grant.portal)
+        .is_some_and(|p| p.installed);
+    let refresh_live = state
+        .refresh_tokens
+        .get(&grant.refresh_token)
+        .is_some_and(|r| !r.revoked);
     if !installed || !refresh_live {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -95,11 +126,20 @@ fn resolve(sandbox: &HubSpotSandbox, token: &str) -> ApiResult<Caller> {
             "The access token is no longer valid: the app was uninstalled or the grant revoked.",
         ));
     }
-    Ok(Caller { portal: grant.portal, kind: TokenKind::App, scopes: grant.scopes.clone(), user_id: grant.user_id })
+    Ok(Caller {
+        portal: grant.portal,
+        kind: TokenKind::App,
+        scopes: grant.scopes.clone(),
+        user_id: grant.user_id,
+    })
 }
 
 /// Authenticates the request and checks that the token holds `scopes` (all of them).
-pub fn authorize(sandbox: &HubSpotSandbox, headers: &HeaderMap, scopes: &[&str]) -> ApiResult<Caller> {
+pub fn authorize(
+    sandbox: &HubSpotSandbox,
+    headers: &HeaderMap,
+    scopes: &[&str],
+) -> ApiResult<Caller> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -109,7 +149,11 @@ pub fn authorize(sandbox: &HubSpotSandbox, headers: &HeaderMap, scopes: &[&str])
     })?;
     let caller = resolve(sandbox, token)?;
     if caller.kind == TokenKind::App {
-        let missing: Vec<&str> = scopes.iter().copied().filter(|s| !caller.scopes.iter().any(|g| g == s)).collect();
+        let missing: Vec<&str> = scopes
+            .iter()
+            .copied()
+            .filter(|s| !caller.scopes.iter().any(|g| g == s))
+            .collect();
         if !missing.is_empty() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -126,19 +170,34 @@ pub fn authorize(sandbox: &HubSpotSandbox, headers: &HeaderMap, scopes: &[&str])
 fn token_key(sandbox: &HubSpotSandbox, headers: &HeaderMap) -> Option<(u64, &'static str)> {
     let token = bearer(headers)?;
     let caller = resolve(sandbox, token).ok()?;
-    Some((caller.portal, if caller.kind == TokenKind::App { "app" } else { "user" }))
+    Some((
+        caller.portal,
+        if caller.kind == TokenKind::App {
+            "app"
+        } else {
+            "user"
+        },
+    ))
 }
 
 fn rate_limited(policy: &str, interval_ms: u64, max: usize) -> Response {
     let mut error = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "RATE_LIMITS",
-        format!("You have reached your {} limit.", policy.to_ascii_lowercase()),
+        format!(
+            "You have reached your {} limit.",
+            policy.to_ascii_lowercase()
+        ),
     );
-    error.extra = Some(json!({"errorType": "RATE_LIMIT", "policyName": policy, "groupName": "publicapi:app"}));
+    error.extra = Some(
+        json!({"errorType": "RATE_LIMIT", "policyName": policy, "groupName": "publicapi:app"}),
+    );
     let mut response = error.into_response();
     let headers = response.headers_mut();
-    headers.insert("X-HubSpot-RateLimit-Interval-Milliseconds", HeaderValue::from(interval_ms));
+    headers.insert(
+        "X-HubSpot-RateLimit-Interval-Milliseconds",
+        HeaderValue::from(interval_ms),
+    );
     headers.insert("X-HubSpot-RateLimit-Max", HeaderValue::from(max as u64));
     headers.insert("X-HubSpot-RateLimit-Remaining", HeaderValue::from(0u64));
     headers.insert("Retry-After", HeaderValue::from(1u64));
@@ -186,8 +245,13 @@ pub async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next:
                         return Err(rate_limited("SECONDLY", 1000, search_max));
                     }
                 }
-                admit(limits.windows.entry(key).or_default(), TEN_SECONDS, max, now)
-                    .map_err(|_| rate_limited("TEN_SECONDLY_ROLLING", 10_000, max))
+                admit(
+                    limits.windows.entry(key).or_default(),
+                    TEN_SECONDS,
+                    max,
+                    now,
+                )
+                .map_err(|_| rate_limited("TEN_SECONDLY_ROLLING", 10_000, max))
             });
             match admitted {
                 Some(Err(limited)) => limited,
@@ -197,9 +261,15 @@ pub async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next:
                     let mut response = next.run(request).await;
                     if let Some(remaining) = remaining {
                         let headers = response.headers_mut();
-                        headers.insert("X-HubSpot-RateLimit-Interval-Milliseconds", HeaderValue::from(10_000u64));
+                        headers.insert(
+                            "X-HubSpot-RateLimit-Interval-Milliseconds",
+                            HeaderValue::from(10_000u64),
+                        );
                         headers.insert("X-HubSpot-RateLimit-Max", HeaderValue::from(max as u64));
-                        headers.insert("X-HubSpot-RateLimit-Remaining", HeaderValue::from(remaining as u64));
+                        headers.insert(
+                            "X-HubSpot-RateLimit-Remaining",
+                            HeaderValue::from(remaining as u64),
+                        );
                     }
                     response
                 }
@@ -207,7 +277,13 @@ pub async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next:
         }
     };
     entry.status = response.status().as_u16();
-    sandbox.inner.state.lock().expect("state").requests.push(entry);
+    sandbox
+        .inner
+        .state
+        .lock()
+        .expect("state")
+        .requests
+        .push(entry);
     response
 }
 

@@ -5,6 +5,10 @@
 //! …) so the service's HubSpot client only changes its base URL. Mounted by the
 //! local stack under `/_sandbox/hubspot`, or run standalone for tests.
 
+// Error bodies carry HubSpot's optional fields inline; the emulator's error path is
+// not hot, so boxing them would only add noise.
+#![allow(clippy::result_large_err)]
+
 mod associations;
 mod control;
 mod crm;
@@ -107,10 +111,19 @@ impl HubSpotSandbox {
             .route("/oauth/2026-03/token", post(oauth::token))
             .route("/oauth/2026-03/token/introspect", post(oauth::introspect))
             .route("/oauth/2026-03/token/revoke", post(oauth::revoke))
-            .route("/crm/objects/2026-03/{object_type}", get(crm::list).post(crm::create))
-            .route("/crm/objects/2026-03/{object_type}/search", post(crm::search))
+            .route(
+                "/crm/objects/2026-03/{object_type}",
+                get(crm::list).post(crm::create),
+            )
+            .route(
+                "/crm/objects/2026-03/{object_type}/search",
+                post(crm::search),
+            )
             .route("/crm/objects/2026-03/{object_type}/merge", post(crm::merge))
-            .route("/crm/objects/2026-03/{object_type}/batch/{action}", post(crm::batch))
+            .route(
+                "/crm/objects/2026-03/{object_type}/batch/{action}",
+                post(crm::batch),
+            )
             .route(
                 "/crm/objects/2026-03/{object_type}/{id}",
                 get(crm::read).patch(crm::update).delete(crm::archive),
@@ -123,21 +136,54 @@ impl HubSpotSandbox {
                 "/crm/objects/2026-03/{object_type}/{id}/associations/default/{to_type}/{to_id}",
                 axum::routing::put(associations::put_default),
             )
-            .route("/crm/associations/2026-03/{from_type}/{to_type}/batch/{action}", post(associations::batch))
-            .route("/crm/associations/2026-03/{from_type}/{to_type}/batch/associate/default", post(associations::batch_default))
-            .route("/crm/properties/2026-03/{object_type}", get(schema::list_properties).post(schema::create_property))
-            .route("/crm/properties/2026-03/{object_type}/{name}", get(schema::get_property))
-            .route("/crm/pipelines/2026-03/{object_type}", get(schema::list_pipelines))
-            .route("/crm/pipelines/2026-03/{object_type}/{pipeline_id}", get(schema::get_pipeline))
+            .route(
+                "/crm/associations/2026-03/{from_type}/{to_type}/batch/{action}",
+                post(associations::batch),
+            )
+            .route(
+                "/crm/associations/2026-03/{from_type}/{to_type}/batch/associate/default",
+                post(associations::batch_default),
+            )
+            .route(
+                "/crm/properties/2026-03/{object_type}",
+                get(schema::list_properties).post(schema::create_property),
+            )
+            .route(
+                "/crm/properties/2026-03/{object_type}/{name}",
+                get(schema::get_property),
+            )
+            .route(
+                "/crm/pipelines/2026-03/{object_type}",
+                get(schema::list_pipelines),
+            )
+            .route(
+                "/crm/pipelines/2026-03/{object_type}/{pipeline_id}",
+                get(schema::get_pipeline),
+            )
             .route("/crm/owners/2026-03", get(schema::list_owners))
             .route("/settings/users/2026-03/teams", get(schema::list_teams))
-            .route("/account-info/2026-03/details", get(schema::account_details))
-            .route("/appinstalls/2026-03/external-install", delete(oauth::uninstall))
-            .route("/webhooks-journal/journal/2026-03/latest", get(webhooks::journal_latest))
-            .route("/webhooks-journal/journal/2026-03/offset/{offset}/next", get(webhooks::journal_next))
+            .route(
+                "/account-info/2026-03/details",
+                get(schema::account_details),
+            )
+            .route(
+                "/appinstalls/2026-03/external-install",
+                delete(oauth::uninstall),
+            )
+            .route(
+                "/webhooks-journal/journal/2026-03/latest",
+                get(webhooks::journal_latest),
+            )
+            .route(
+                "/webhooks-journal/journal/2026-03/offset/{offset}/next",
+                get(webhooks::journal_next),
+            )
             .layer(middleware::from_fn_with_state(self.clone(), gate::gate));
         Router::new()
-            .route("/oauth/authorize", get(oauth::consent_page).post(oauth::consent_decision))
+            .route(
+                "/oauth/authorize",
+                get(oauth::consent_page).post(oauth::consent_decision),
+            )
             .merge(api)
             .nest("/_control", control::router())
             .with_state(self.clone())

@@ -24,7 +24,11 @@ impl ObjectType {
             "companies" | "company" | "0-2" => Self::Companies,
             "contacts" | "contact" | "0-1" => Self::Contacts,
             "notes" | "note" | "0-46" => Self::Notes,
-            other => return Err(ApiError::validation(format!("Unable to infer object type from: {other}"))),
+            other => {
+                return Err(ApiError::validation(format!(
+                    "Unable to infer object type from: {other}"
+                )));
+            }
         })
     }
 
@@ -92,10 +96,38 @@ impl ObjectType {
     /// Properties returned when a read names none.
     pub fn default_properties(self) -> &'static [&'static str] {
         match self {
-            Self::Deals => &["dealname", "amount", "closedate", "pipeline", "dealstage", "createdate", "hs_lastmodifieddate", "hs_object_id"],
-            Self::Companies => &["name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id"],
-            Self::Contacts => &["firstname", "lastname", "email", "createdate", "lastmodifieddate", "hs_object_id"],
-            Self::Notes => &["hs_note_body", "hs_timestamp", "createdate", "hs_lastmodifieddate", "hs_object_id"],
+            Self::Deals => &[
+                "dealname",
+                "amount",
+                "closedate",
+                "pipeline",
+                "dealstage",
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+            ],
+            Self::Companies => &[
+                "name",
+                "domain",
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+            ],
+            Self::Contacts => &[
+                "firstname",
+                "lastname",
+                "email",
+                "createdate",
+                "lastmodifieddate",
+                "hs_object_id",
+            ],
+            Self::Notes => &[
+                "hs_note_body",
+                "hs_timestamp",
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+            ],
         }
     }
 
@@ -318,11 +350,16 @@ impl State {
     }
 
     pub fn live(&self, portal: u64, kind: ObjectType, id: u64) -> Option<&Record> {
-        self.objects.get(&(portal, kind)).and_then(|m| m.get(&id)).filter(|r| !r.archived)
+        self.objects
+            .get(&(portal, kind))
+            .and_then(|m| m.get(&id))
+            .filter(|r| !r.archived)
     }
 
     pub fn property(&self, portal: u64, kind: ObjectType, name: &str) -> Option<&PropertyDef> {
-        self.properties.get(&(portal, kind)).and_then(|m| m.get(name))
+        self.properties
+            .get(&(portal, kind))
+            .and_then(|m| m.get(name))
     }
 }
 
@@ -354,6 +391,10 @@ pub fn parse_datetime_ms(value: &str) -> Option<i64> {
     if let Ok(t) = time::OffsetDateTime::parse(value.trim(), &rfc) {
         return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
     }
-    let date = time::Date::parse(value.trim(), time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    let date = time::Date::parse(
+        value.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
     Some(date.midnight().assume_utc().unix_timestamp() * 1000)
 }

@@ -39,13 +39,21 @@ fn oauth_error(status: &str, error: &str, message: &str) -> Response {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn scopes_of(params: &HashMap<String, String>, name: &str) -> Vec<String> {
     params
         .get(name)
-        .map(|s| s.split([' ', '+', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|s| {
+            s.split([' ', '+', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -53,13 +61,25 @@ pub async fn consent_page(
     State(sandbox): State<HubSpotSandbox>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let client_id = sandbox.inner.config.lock().expect("config").client_id.clone();
+    let client_id = sandbox
+        .inner
+        .config
+        .lock()
+        .expect("config")
+        .client_id
+        .clone();
     if params.get("client_id") != Some(&client_id) {
-        return (StatusCode::BAD_REQUEST, Html("<h1>Authorization failed</h1><p>Unknown client_id.</p>".to_owned()))
+        return (
+            StatusCode::BAD_REQUEST,
+            Html("<h1>Authorization failed</h1><p>Unknown client_id.</p>".to_owned()),
+        )
             .into_response();
     }
     if params.get("redirect_uri").is_none_or(|r| r.is_empty()) {
-        return (StatusCode::BAD_REQUEST, Html("<h1>Authorization failed</h1><p>redirect_uri is required.</p>".to_owned()))
+        return (
+            StatusCode::BAD_REQUEST,
+            Html("<h1>Authorization failed</h1><p>redirect_uri is required.</p>".to_owned()),
+        )
             .into_response();
     }
     let (domain, portal) = {
@@ -154,21 +174,40 @@ pub async fn consent_decision(
         _ => return (StatusCode::BAD_REQUEST, "decision must be approve or deny").into_response(),
     }
     // HubSpot answers the consent form with a 302.
-    (StatusCode::FOUND, [(axum::http::header::LOCATION, target.as_str().to_owned())]).into_response()
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, target.as_str().to_owned())],
+    )
+        .into_response()
 }
 
 fn client_ok(sandbox: &HubSpotSandbox, form: &HashMap<String, String>) -> Result<(), Response> {
     let config = sandbox.inner.config.lock().expect("config");
     if form.get("client_id") != Some(&config.client_id) {
-        return Err(oauth_error("BAD_CLIENT_ID", "invalid_client", "missing or invalid client_id"));
+        return Err(oauth_error(
+            "BAD_CLIENT_ID",
+            "invalid_client",
+            "missing or invalid client_id",
+        ));
     }
     if form.get("client_secret") != Some(&config.client_secret) {
-        return Err(oauth_error("BAD_CLIENT_SECRET", "invalid_client", "missing or invalid client_secret"));
+        return Err(oauth_error(
+            "BAD_CLIENT_SECRET",
+            "invalid_client",
+            "missing or invalid client_secret",
+        ));
     }
     Ok(())
 }
 
-fn issue(sandbox: &HubSpotSandbox, portal: u64, scopes: Vec<String>, user_id: u64, email: String, refresh: String) -> Value {
+fn issue(
+    sandbox: &HubSpotSandbox,
+    portal: u64,
+    scopes: Vec<String>,
+    user_id: u64,
+    email: String,
+    refresh: String,
+) -> Value {
     let access = new_token("sbx-at");
     let mut state = sandbox.inner.state.lock().expect("state");
     state.access_tokens.insert(
@@ -193,7 +232,10 @@ fn issue(sandbox: &HubSpotSandbox, portal: u64, scopes: Vec<String>, user_id: u6
     })
 }
 
-pub async fn token(State(sandbox): State<HubSpotSandbox>, Form(form): Form<HashMap<String, String>>) -> Response {
+pub async fn token(
+    State(sandbox): State<HubSpotSandbox>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     if let Err(response) = client_ok(&sandbox, &form) {
         return response;
     }
@@ -204,10 +246,20 @@ pub async fn token(State(sandbox): State<HubSpotSandbox>, Form(form): Form<HashM
                 let mut state = sandbox.inner.state.lock().expect("state");
                 let grant = match state.codes.get_mut(&code) {
                     Some(g) if !g.used && g.expires_ms > now_ms() => g,
-                    _ => return oauth_error("BAD_AUTH_CODE", "invalid_grant", "missing or unknown auth code"),
+                    _ => {
+                        return oauth_error(
+                            "BAD_AUTH_CODE",
+                            "invalid_grant",
+                            "missing or unknown auth code",
+                        );
+                    }
                 };
                 if form.get("redirect_uri") != Some(&grant.redirect_uri) {
-                    return oauth_error("BAD_REDIRECT_URI", "invalid_grant", "redirect_uri does not match the authorization");
+                    return oauth_error(
+                        "BAD_REDIRECT_URI",
+                        "invalid_grant",
+                        "redirect_uri does not match the authorization",
+                    );
                 }
                 grant.used = true;
                 let grant = grant.clone();
@@ -216,7 +268,9 @@ pub async fn token(State(sandbox): State<HubSpotSandbox>, Form(form): Form<HashM
                 let existing = state
                     .refresh_tokens
                     .iter()
-                    .find(|(_, r)| r.portal == grant.portal && r.user_id == portal.admin_user_id && !r.revoked)
+                    .find(|(_, r)| {
+                        r.portal == grant.portal && r.user_id == portal.admin_user_id && !r.revoked
+                    })
                     .map(|(t, _)| t.clone());
                 let refresh = existing.unwrap_or_else(|| {
                     let t = new_token("sbx-rt");
@@ -238,26 +292,60 @@ pub async fn token(State(sandbox): State<HubSpotSandbox>, Form(form): Form<HashM
                 (grant, portal, refresh)
             };
             let (grant, portal, refresh) = granted;
-            Json(issue(&sandbox, grant.portal, grant.scopes, portal.admin_user_id, portal.admin_email, refresh)).into_response()
+            Json(issue(
+                &sandbox,
+                grant.portal,
+                grant.scopes,
+                portal.admin_user_id,
+                portal.admin_email,
+                refresh,
+            ))
+            .into_response()
         }
         Some("refresh_token") => {
             let refresh = form.get("refresh_token").cloned().unwrap_or_default();
             let grant = {
                 let state = sandbox.inner.state.lock().expect("state");
                 match state.refresh_tokens.get(&refresh) {
-                    Some(r) if !r.revoked && state.portals.get(&r.portal).is_some_and(|p| p.installed) => r.clone(),
-                    _ => return oauth_error("BAD_REFRESH_TOKEN", "invalid_grant", "missing or unknown refresh token"),
+                    Some(r)
+                        if !r.revoked
+                            && state.portals.get(&r.portal).is_some_and(|p| p.installed) =>
+                    {
+                        r.clone()
+                    }
+                    _ => {
+                        return oauth_error(
+                            "BAD_REFRESH_TOKEN",
+                            "invalid_grant",
+                            "missing or unknown refresh token",
+                        );
+                    }
                 }
             };
-            Json(issue(&sandbox, grant.portal, grant.scopes, grant.user_id, grant.user_email, refresh)).into_response()
+            Json(issue(
+                &sandbox,
+                grant.portal,
+                grant.scopes,
+                grant.user_id,
+                grant.user_email,
+                refresh,
+            ))
+            .into_response()
         }
-        _ => oauth_error("BAD_GRANT_TYPE", "unsupported_grant_type", "grant_type must be authorization_code or refresh_token"),
+        _ => oauth_error(
+            "BAD_GRANT_TYPE",
+            "unsupported_grant_type",
+            "grant_type must be authorization_code or refresh_token",
+        ),
     }
 }
 
 /// Guessed where the documentation shows only `active`: the metadata fields are
 /// those of HubSpot's access-token metadata endpoint.
-pub async fn introspect(State(sandbox): State<HubSpotSandbox>, Form(form): Form<HashMap<String, String>>) -> Response {
+pub async fn introspect(
+    State(sandbox): State<HubSpotSandbox>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     if let Err(response) = client_ok(&sandbox, &form) {
         return response;
     }
@@ -267,8 +355,17 @@ pub async fn introspect(State(sandbox): State<HubSpotSandbox>, Form(form): Form<
         (config.client_id.clone(), config.app_id)
     };
     let state = sandbox.inner.state.lock().expect("state");
-    let describe = |portal: u64, scopes: &[String], user_id: u64, email: &str, kind: &str, expires_in: Option<i64>| {
-        let domain = state.portals.get(&portal).map(|p| p.domain.clone()).unwrap_or_default();
+    let describe = |portal: u64,
+                    scopes: &[String],
+                    user_id: u64,
+                    email: &str,
+                    kind: &str,
+                    expires_in: Option<i64>| {
+        let domain = state
+            .portals
+            .get(&portal)
+            .map(|p| p.domain.clone())
+            .unwrap_or_default();
         let mut body = json!({
             "active": true, "token_type": kind, "client_id": client_id, "app_id": app_id,
             "hub_id": portal, "hub_domain": domain, "user_id": user_id, "user": email,
@@ -280,20 +377,46 @@ pub async fn introspect(State(sandbox): State<HubSpotSandbox>, Form(form): Form<
         }
         body
     };
-    if let Some(a) = state.access_tokens.get(&token).filter(|a| a.expires_ms > now_ms()) {
-        let live = state.refresh_tokens.get(&a.refresh_token).is_some_and(|r| !r.revoked);
+    if let Some(a) = state
+        .access_tokens
+        .get(&token)
+        .filter(|a| a.expires_ms > now_ms())
+    {
+        let live = state
+            .refresh_tokens
+            .get(&a.refresh_token)
+            .is_some_and(|r| !r.revoked);
         if live {
             let left = (a.expires_ms - now_ms()) / 1000;
-            return Json(describe(a.portal, &a.scopes, a.user_id, &a.user_email, "access", Some(left))).into_response();
+            return Json(describe(
+                a.portal,
+                &a.scopes,
+                a.user_id,
+                &a.user_email,
+                "access",
+                Some(left),
+            ))
+            .into_response();
         }
     }
     if let Some(r) = state.refresh_tokens.get(&token).filter(|r| !r.revoked) {
-        return Json(describe(r.portal, &r.scopes, r.user_id, &r.user_email, "refresh", None)).into_response();
+        return Json(describe(
+            r.portal,
+            &r.scopes,
+            r.user_id,
+            &r.user_email,
+            "refresh",
+            None,
+        ))
+        .into_response();
     }
     Json(json!({"active": false})).into_response()
 }
 
-pub async fn revoke(State(sandbox): State<HubSpotSandbox>, Form(form): Form<HashMap<String, String>>) -> Response {
+pub async fn revoke(
+    State(sandbox): State<HubSpotSandbox>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     if let Err(response) = client_ok(&sandbox, &form) {
         return response;
     }
@@ -304,7 +427,11 @@ pub async fn revoke(State(sandbox): State<HubSpotSandbox>, Form(form): Form<Hash
             r.revoked = true;
             StatusCode::NO_CONTENT.into_response()
         }
-        None => oauth_error("BAD_REFRESH_TOKEN", "invalid_grant", "missing or unknown refresh token"),
+        None => oauth_error(
+            "BAD_REFRESH_TOKEN",
+            "invalid_grant",
+            "missing or unknown refresh token",
+        ),
     }
 }
 
@@ -313,12 +440,18 @@ pub async fn revoke(State(sandbox): State<HubSpotSandbox>, Form(form): Form<Hash
 pub(crate) fn uninstall_portal(sandbox: &HubSpotSandbox, portal: u64) -> bool {
     let app_id = sandbox.inner.config.lock().expect("config").app_id;
     let mut state = sandbox.inner.state.lock().expect("state");
-    let Some(p) = state.portals.get_mut(&portal) else { return false };
+    let Some(p) = state.portals.get_mut(&portal) else {
+        return false;
+    };
     if !p.installed {
         return false;
     }
     p.installed = false;
-    for r in state.refresh_tokens.values_mut().filter(|r| r.portal == portal) {
+    for r in state
+        .refresh_tokens
+        .values_mut()
+        .filter(|r| r.portal == portal)
+    {
         r.revoked = true;
     }
     let offset = state.journal.len() as u64 + 1;
@@ -333,7 +466,10 @@ pub(crate) fn uninstall_portal(sandbox: &HubSpotSandbox, portal: u64) -> bool {
     true
 }
 
-pub async fn uninstall(State(sandbox): State<HubSpotSandbox>, headers: HeaderMap) -> ApiResult<StatusCode> {
+pub async fn uninstall(
+    State(sandbox): State<HubSpotSandbox>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
     let caller = authorize(&sandbox, &headers, &["oauth"])?;
     uninstall_portal(&sandbox, caller.portal);
     Ok(StatusCode::NO_CONTENT)

@@ -19,8 +19,11 @@ pub async fn list_properties(
     let kind = ObjectType::parse(&raw_type)?;
     let caller = authorize(&sandbox, &headers, &[kind.schema_read_scope()])?;
     let model = sandbox.inner.state.lock().expect("state");
-    let results: Vec<&PropertyDef> =
-        model.properties.get(&(caller.portal, kind)).map(|m| m.values().collect()).unwrap_or_default();
+    let results: Vec<&PropertyDef> = model
+        .properties
+        .get(&(caller.portal, kind))
+        .map(|m| m.values().collect())
+        .unwrap_or_default();
     Ok(Json(json!({"results": results})))
 }
 
@@ -32,9 +35,12 @@ pub async fn get_property(
     let kind = ObjectType::parse(&raw_type)?;
     let caller = authorize(&sandbox, &headers, &[kind.schema_read_scope()])?;
     let model = sandbox.inner.state.lock().expect("state");
-    let def = model
-        .property(caller.portal, kind, &name)
-        .ok_or_else(|| ApiError::not_found(format!("Unable to find property {name} for object type {}", kind.plural())))?;
+    let def = model.property(caller.portal, kind, &name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Unable to find property {name} for object type {}",
+            kind.plural()
+        ))
+    })?;
     Ok(Json(serde_json::to_value(def).expect("serializes")))
 }
 
@@ -64,9 +70,28 @@ pub struct NewOption {
     hidden: bool,
 }
 
-const TYPES: [&str; 7] = ["bool", "enumeration", "date", "datetime", "string", "number", "phone_number"];
-const FIELD_TYPES: [&str; 11] =
-    ["booleancheckbox", "checkbox", "date", "file", "number", "phonenumber", "radio", "select", "text", "textarea", "calculation_equation"];
+const TYPES: [&str; 7] = [
+    "bool",
+    "enumeration",
+    "date",
+    "datetime",
+    "string",
+    "number",
+    "phone_number",
+];
+const FIELD_TYPES: [&str; 11] = [
+    "booleancheckbox",
+    "checkbox",
+    "date",
+    "file",
+    "number",
+    "phonenumber",
+    "radio",
+    "select",
+    "text",
+    "textarea",
+    "calculation_equation",
+];
 
 pub async fn create_property(
     State(sandbox): State<HubSpotSandbox>,
@@ -77,8 +102,15 @@ pub async fn create_property(
     let kind = ObjectType::parse(&raw_type)?;
     let caller = authorize(&sandbox, &headers, &[kind.schema_write_scope()])?;
     let valid_name = !body.name.is_empty()
-        && body.name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && body.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && body
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase())
+        && body
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid_name {
         return Err(ApiError::validation(format!(
             "Property name {:?} is invalid: use lowercase letters, digits and underscores, starting with a letter.",
@@ -86,16 +118,26 @@ pub async fn create_property(
         )));
     }
     if !TYPES.contains(&body.kind.as_str()) || !FIELD_TYPES.contains(&body.field_type.as_str()) {
-        return Err(ApiError::validation(format!("Invalid type/fieldType combination: {}/{}", body.kind, body.field_type)));
+        return Err(ApiError::validation(format!(
+            "Invalid type/fieldType combination: {}/{}",
+            body.kind, body.field_type
+        )));
     }
-    if matches!(body.kind.as_str(), "enumeration" | "bool") && body.field_type != "booleancheckbox" && body.options.is_empty() && body.kind == "enumeration" {
+    if matches!(body.kind.as_str(), "enumeration" | "bool")
+        && body.field_type != "booleancheckbox"
+        && body.options.is_empty()
+        && body.kind == "enumeration"
+    {
         return Err(ApiError::validation("Enumeration properties need options."));
     }
     let mut model = sandbox.inner.state.lock().expect("state");
     let defs = model.properties.entry((caller.portal, kind)).or_default();
     if defs.contains_key(&body.name) {
-        return Err(ApiError::conflict(format!("A property named '{}' already exists.", body.name))
-            .with_context(json!({"name": [body.name]})));
+        return Err(ApiError::conflict(format!(
+            "A property named '{}' already exists.",
+            body.name
+        ))
+        .with_context(json!({"name": [body.name]})));
     }
     let now = iso_ms(now_ms());
     let def = PropertyDef {
@@ -109,7 +151,12 @@ pub async fn create_property(
             .options
             .into_iter()
             .enumerate()
-            .map(|(i, o)| PropertyOption { label: o.label, value: o.value, display_order: o.display_order.unwrap_or(i as i64), hidden: o.hidden })
+            .map(|(i, o)| PropertyOption {
+                label: o.label,
+                value: o.value,
+                display_order: o.display_order.unwrap_or(i as i64),
+                hidden: o.hidden,
+            })
             .collect(),
         hubspot_defined: false,
         read_only: false,
@@ -118,13 +165,19 @@ pub async fn create_property(
         archived: false,
     };
     defs.insert(def.name.clone(), def.clone());
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(def).expect("serializes"))))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(def).expect("serializes")),
+    ))
 }
 
 fn deals_only(raw_type: &str) -> ApiResult<()> {
     match ObjectType::parse(raw_type)? {
         ObjectType::Deals => Ok(()),
-        other => Err(ApiError::not_found(format!("This sandbox has pipelines for deals only, not {}", other.plural()))),
+        other => Err(ApiError::not_found(format!(
+            "This sandbox has pipelines for deals only, not {}",
+            other.plural()
+        ))),
     }
 }
 
@@ -192,7 +245,12 @@ pub async fn list_owners(
         .get(&caller.portal)
         .into_iter()
         .flatten()
-        .filter(|o| query.email.as_ref().is_none_or(|e| o.email.eq_ignore_ascii_case(e)))
+        .filter(|o| {
+            query
+                .email
+                .as_ref()
+                .is_none_or(|e| o.email.eq_ignore_ascii_case(e))
+        })
         .map(|o| {
             let mut v = serde_json::to_value(o).expect("serializes");
             v["createdAt"] = json!("2020-01-01T00:00:00Z");
@@ -211,7 +269,10 @@ pub async fn list_owners(
     Ok(Json(body))
 }
 
-pub async fn list_teams(State(sandbox): State<HubSpotSandbox>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+pub async fn list_teams(
+    State(sandbox): State<HubSpotSandbox>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     let caller = authorize(&sandbox, &headers, &["settings.users.teams.read"])?;
     let model = sandbox.inner.state.lock().expect("state");
     let teams = model.teams.get(&caller.portal).cloned().unwrap_or_default();
@@ -219,10 +280,16 @@ pub async fn list_teams(State(sandbox): State<HubSpotSandbox>, headers: HeaderMa
 }
 
 /// `GET /account-info/2026-03/details`: the portal's time zone and currency.
-pub async fn account_details(State(sandbox): State<HubSpotSandbox>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+pub async fn account_details(
+    State(sandbox): State<HubSpotSandbox>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     let caller = authorize(&sandbox, &headers, &["oauth"])?;
     let model = sandbox.inner.state.lock().expect("state");
-    let portal = model.portals.get(&caller.portal).ok_or_else(|| ApiError::not_found("portal not found"))?;
+    let portal = model
+        .portals
+        .get(&caller.portal)
+        .ok_or_else(|| ApiError::not_found("portal not found"))?;
     Ok(Json(json!({
         "portalId": portal.id,
         "accountType": "STANDARD",

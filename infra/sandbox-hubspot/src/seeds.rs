@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::model::{ObjectType, Owner, Pipeline, Portal, PropertyDef, PropertyOption, Stage, State, Team};
+use crate::model::{
+    ObjectType, Owner, Pipeline, Portal, PropertyDef, PropertyOption, Stage, State, Team,
+};
 
 pub const PORTAL_ID: u64 = 1_000_001;
 
@@ -73,21 +75,40 @@ fn builtins(kind: ObjectType) -> Vec<PropertyDef> {
         ObjectType::Notes => vec![
             PropertyDef::builtin("hs_note_body", "Note body", "string", "html"),
             PropertyDef::builtin("hs_timestamp", "Activity date", "datetime", "date"),
-            PropertyDef::builtin("hubspot_owner_id", "Activity assigned to", "enumeration", "select"),
+            PropertyDef::builtin(
+                "hubspot_owner_id",
+                "Activity assigned to",
+                "enumeration",
+                "select",
+            ),
         ],
     };
-    let modified = if kind == ObjectType::Contacts { "lastmodifieddate" } else { "hs_lastmodifieddate" };
+    let modified = if kind == ObjectType::Contacts {
+        "lastmodifieddate"
+    } else {
+        "hs_lastmodifieddate"
+    };
     for (name, label, k) in [
         ("hs_object_id", "Record ID", "number"),
         ("createdate", "Create Date", "datetime"),
         (modified, "Last Modified Date", "datetime"),
     ] {
-        let mut def = PropertyDef::builtin(name, label, k, if k == "number" { "number" } else { "date" });
+        let mut def = PropertyDef::builtin(
+            name,
+            label,
+            k,
+            if k == "number" { "number" } else { "date" },
+        );
         def.read_only = true;
         defs.push(def);
     }
     if kind == ObjectType::Contacts {
-        let mut def = PropertyDef::builtin("hs_lastmodifieddate", "Object last modified date/time", "datetime", "date");
+        let mut def = PropertyDef::builtin(
+            "hs_lastmodifieddate",
+            "Object last modified date/time",
+            "datetime",
+            "date",
+        );
         def.read_only = true;
         defs.push(def);
     }
@@ -113,13 +134,22 @@ pub fn seed(state: &mut State) {
             defs.insert(def.name.clone(), def);
         }
     }
-    let mut filter_key = PropertyDef::builtin("board_custom_filter_key", "フィルター用識別子", "enumeration", "select");
+    let mut filter_key = PropertyDef::builtin(
+        "board_custom_filter_key",
+        "フィルター用識別子",
+        "enumeration",
+        "select",
+    );
     filter_key.hubspot_defined = false;
     filter_key.options = options(&[
         ("A事業部用boardアカウント", "A事業部用boardアカウント"),
         ("B事業部用boardアカウント", "B事業部用boardアカウント"),
     ]);
-    state.properties.entry((PORTAL_ID, ObjectType::Deals)).or_default().insert(filter_key.name.clone(), filter_key);
+    state
+        .properties
+        .entry((PORTAL_ID, ObjectType::Deals))
+        .or_default()
+        .insert(filter_key.name.clone(), filter_key);
 
     state.pipelines.insert(
         PORTAL_ID,
@@ -130,10 +160,28 @@ pub fn seed(state: &mut State) {
                 display_order: 0,
                 archived: false,
                 stages: vec![
-                    stage("appointmentscheduled", "Appointment Scheduled", 0, "0.2", false),
+                    stage(
+                        "appointmentscheduled",
+                        "Appointment Scheduled",
+                        0,
+                        "0.2",
+                        false,
+                    ),
                     stage("qualifiedtobuy", "Qualified To Buy", 1, "0.4", false),
-                    stage("presentationscheduled", "Presentation Scheduled", 2, "0.6", false),
-                    stage("decisionmakerboughtin", "Decision Maker Bought-In", 3, "0.8", false),
+                    stage(
+                        "presentationscheduled",
+                        "Presentation Scheduled",
+                        2,
+                        "0.6",
+                        false,
+                    ),
+                    stage(
+                        "decisionmakerboughtin",
+                        "Decision Maker Bought-In",
+                        3,
+                        "0.8",
+                        false,
+                    ),
                     stage("contractsent", "Contract Sent", 4, "0.9", false),
                     stage("closedwon", "Closed Won", 5, "1.0", true),
                     stage("closedlost", "Closed Lost", 6, "0.0", true),
@@ -159,15 +207,38 @@ pub fn seed(state: &mut State) {
         first_name: first.into(),
         last_name: last.into(),
         user_id: user,
-        teams: vec![json!({"id": team, "name": if team == "8000001" { "テストチーム1" } else { "テストチーム2" }, "primary": true})],
+        teams: vec![
+            json!({"id": team, "name": if team == "8000001" { "テストチーム1" } else { "テストチーム2" }, "primary": true}),
+        ],
         archived: false,
     };
     state.owners.insert(
         PORTAL_ID,
         vec![
-            owner("6000001", "sato@sandbox.example.jp", "太郎", "佐藤", 5_000_001, "8000001"),
-            owner("6000002", "suzuki@sandbox.example.jp", "花子", "鈴木", 5_000_002, "8000001"),
-            owner("6000003", "tanaka@sandbox.example.jp", "一郎", "田中", 5_000_003, "8000002"),
+            owner(
+                "6000001",
+                "sato@sandbox.example.jp",
+                "太郎",
+                "佐藤",
+                5_000_001,
+                "8000001",
+            ),
+            owner(
+                "6000002",
+                "suzuki@sandbox.example.jp",
+                "花子",
+                "鈴木",
+                5_000_002,
+                "8000001",
+            ),
+            owner(
+                "6000003",
+                "tanaka@sandbox.example.jp",
+                "一郎",
+                "田中",
+                5_000_003,
+                "8000002",
+            ),
         ],
     );
     state.teams.insert(
@@ -179,7 +250,12 @@ pub fn seed(state: &mut State) {
                 user_ids: vec!["5000001".into(), "5000002".into()],
                 secondary_user_ids: vec![],
             },
-            Team { id: "8000002".into(), name: "テストチーム2".into(), user_ids: vec!["5000003".into()], secondary_user_ids: vec![] },
+            Team {
+                id: "8000002".into(),
+                name: "テストチーム2".into(),
+                user_ids: vec!["5000003".into()],
+                secondary_user_ids: vec![],
+            },
         ],
     );
     // Enumeration options of the owner and team properties follow the seeds.
@@ -187,14 +263,34 @@ pub fn seed(state: &mut State) {
         .iter()
         .map(|o| (format!("{} {}", o.last_name, o.first_name), o.id.clone()))
         .collect();
-    let team_options: Vec<(String, String)> =
-        state.teams[&PORTAL_ID].iter().map(|t| (t.name.clone(), t.id.clone())).collect();
+    let team_options: Vec<(String, String)> = state.teams[&PORTAL_ID]
+        .iter()
+        .map(|t| (t.name.clone(), t.id.clone()))
+        .collect();
     for kind in ObjectType::ALL {
-        if let Some(def) = state.properties.get_mut(&(PORTAL_ID, kind)).and_then(|d| d.get_mut("hubspot_owner_id")) {
-            def.options = options(&owner_options.iter().map(|(l, v)| (l.as_str(), v.as_str())).collect::<Vec<_>>());
+        if let Some(def) = state
+            .properties
+            .get_mut(&(PORTAL_ID, kind))
+            .and_then(|d| d.get_mut("hubspot_owner_id"))
+        {
+            def.options = options(
+                &owner_options
+                    .iter()
+                    .map(|(l, v)| (l.as_str(), v.as_str()))
+                    .collect::<Vec<_>>(),
+            );
         }
     }
-    if let Some(def) = state.properties.get_mut(&(PORTAL_ID, ObjectType::Deals)).and_then(|d| d.get_mut("hubspot_team_id")) {
-        def.options = options(&team_options.iter().map(|(l, v)| (l.as_str(), v.as_str())).collect::<Vec<_>>());
+    if let Some(def) = state
+        .properties
+        .get_mut(&(PORTAL_ID, ObjectType::Deals))
+        .and_then(|d| d.get_mut("hubspot_team_id"))
+    {
+        def.options = options(
+            &team_options
+                .iter()
+                .map(|(l, v)| (l.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        );
     }
 }

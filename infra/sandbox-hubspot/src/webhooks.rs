@@ -82,7 +82,14 @@ pub fn emit(sandbox: &HubSpotSandbox, portal: u64, events: Vec<Event>) {
     if events.is_empty() {
         return;
     }
-    let installed = sandbox.inner.state.lock().expect("state").portals.get(&portal).is_some_and(|p| p.installed);
+    let installed = sandbox
+        .inner
+        .state
+        .lock()
+        .expect("state")
+        .portals
+        .get(&portal)
+        .is_some_and(|p| p.installed);
     if !installed {
         return;
     }
@@ -112,7 +119,11 @@ pub fn emit(sandbox: &HubSpotSandbox, portal: u64, events: Vec<Event>) {
                 body[k] = v.clone();
             }
         }
-        outbox.queue.push(Pending { body, attempt: 0, due: now });
+        outbox.queue.push(Pending {
+            body,
+            attempt: 0,
+            due: now,
+        });
     }
 }
 
@@ -125,8 +136,18 @@ fn subscription_id(subscription_type: &str) -> u64 {
 /// HubSpot's documentation decodes these escapes in the URI before signing.
 fn decode_uri(uri: &str) -> String {
     const TABLE: [(&str, char); 12] = [
-        ("%3A", ':'), ("%2F", '/'), ("%3F", '?'), ("%40", '@'), ("%21", '!'), ("%24", '$'),
-        ("%27", '\''), ("%28", '('), ("%29", ')'), ("%2A", '*'), ("%2C", ','), ("%3B", ';'),
+        ("%3A", ':'),
+        ("%2F", '/'),
+        ("%3F", '?'),
+        ("%40", '@'),
+        ("%21", '!'),
+        ("%24", '$'),
+        ("%27", '\''),
+        ("%28", '('),
+        ("%29", ')'),
+        ("%2A", '*'),
+        ("%2C", ','),
+        ("%3B", ';'),
     ];
     let mut out = String::new();
     let mut i = 0;
@@ -147,12 +168,20 @@ fn decode_uri(uri: &str) -> String {
 }
 
 /// The headers HubSpot sends with a signed request to `url`.
-pub fn signature_headers(secret: &str, method: &str, url: &str, body: &str) -> Vec<(&'static str, String)> {
+pub fn signature_headers(
+    secret: &str,
+    method: &str,
+    url: &str,
+    body: &str,
+) -> Vec<(&'static str, String)> {
     let timestamp = now_ms().to_string();
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{method}{}{body}{timestamp}", decode_uri(url)).as_bytes());
     let v3 = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let v1: String = Sha256::digest(format!("{secret}{body}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let v1: String = Sha256::digest(format!("{secret}{body}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     vec![
         ("X-HubSpot-Signature-v3", v3),
         ("X-HubSpot-Request-Timestamp", timestamp),
@@ -173,18 +202,33 @@ pub fn spawn(sandbox: HubSpotSandbox) -> tokio::task::JoinHandle<()> {
         loop {
             let (flush, url, secret, timeout) = {
                 let c = sandbox.inner.config.lock().expect("config");
-                (c.webhook_flush, c.webhook_url.clone(), c.client_secret.clone(), c.webhook_timeout)
+                (
+                    c.webhook_flush,
+                    c.webhook_url.clone(),
+                    c.client_secret.clone(),
+                    c.webhook_timeout,
+                )
             };
             tokio::time::sleep(flush).await;
             let Some(url) = url else { continue };
-            let faults = sandbox.inner.faults.lock().expect("faults").webhooks.clone();
+            let faults = sandbox
+                .inner
+                .faults
+                .lock()
+                .expect("faults")
+                .webhooks
+                .clone();
             let mut batch: Vec<Pending> = {
                 let mut outbox = sandbox.inner.outbox.lock().expect("outbox");
                 let now = Instant::now();
                 let mut due = Vec::new();
                 let mut keep = Vec::new();
                 for p in outbox.queue.drain(..) {
-                    if p.due <= now && due.len() < 100 { due.push(p) } else { keep.push(p) }
+                    if p.due <= now && due.len() < 100 {
+                        due.push(p)
+                    } else {
+                        keep.push(p)
+                    }
                 }
                 outbox.queue = keep;
                 due
@@ -198,7 +242,11 @@ pub fn spawn(sandbox: HubSpotSandbox) -> tokio::task::JoinHandle<()> {
                     batch.retain(|_| rand::random::<f64>() >= faults.drop_rate);
                 }
                 if faults.duplicate_rate > 0.0 {
-                    let dupes: Vec<Pending> = batch.iter().filter(|_| rand::random::<f64>() < faults.duplicate_rate).cloned().collect();
+                    let dupes: Vec<Pending> = batch
+                        .iter()
+                        .filter(|_| rand::random::<f64>() < faults.duplicate_rate)
+                        .cloned()
+                        .collect();
                     batch.extend(dupes);
                 }
                 if faults.shuffle {
@@ -217,11 +265,19 @@ pub fn spawn(sandbox: HubSpotSandbox) -> tokio::task::JoinHandle<()> {
                 })
                 .collect();
             let payload = Value::Array(bodies).to_string();
-            let mut request = client.post(&url).timeout(timeout).header("content-type", "application/json");
+            let mut request = client
+                .post(&url)
+                .timeout(timeout)
+                .header("content-type", "application/json");
             for (name, value) in signature_headers(&secret, "POST", &url, &payload) {
                 request = request.header(name, value);
             }
-            let status = request.body(payload).send().await.ok().map(|r| r.status().as_u16());
+            let status = request
+                .body(payload)
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status().as_u16());
             let ok = status.is_some_and(|s| (200..300).contains(&s));
             let mut outbox = sandbox.inner.outbox.lock().expect("outbox");
             outbox.deliveries.push(Delivery {
@@ -247,15 +303,31 @@ pub fn spawn(sandbox: HubSpotSandbox) -> tokio::task::JoinHandle<()> {
 fn journal_page(sandbox: &HubSpotSandbox, after: u64, latest: bool) -> Value {
     let state = sandbox.inner.state.lock().expect("state");
     let entries: Vec<_> = if latest {
-        state.journal.iter().rev().take(100).rev().cloned().collect()
+        state
+            .journal
+            .iter()
+            .rev()
+            .take(100)
+            .rev()
+            .cloned()
+            .collect()
     } else {
-        state.journal.iter().filter(|e| e.offset > after).take(100).cloned().collect()
+        state
+            .journal
+            .iter()
+            .filter(|e| e.offset > after)
+            .take(100)
+            .cloned()
+            .collect()
     };
     let current = entries.last().map(|e| e.offset).unwrap_or(after);
     json!({"results": entries, "currentOffset": current.to_string()})
 }
 
-pub async fn journal_latest(State(sandbox): State<HubSpotSandbox>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+pub async fn journal_latest(
+    State(sandbox): State<HubSpotSandbox>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     authorize(&sandbox, &headers, &[])?;
     Ok(Json(journal_page(&sandbox, 0, true)))
 }
@@ -267,5 +339,9 @@ pub async fn journal_next(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     authorize(&sandbox, &headers, &[])?;
-    Ok(Json(journal_page(&sandbox, offset.parse().unwrap_or(0), false)))
+    Ok(Json(journal_page(
+        &sandbox,
+        offset.parse().unwrap_or(0),
+        false,
+    )))
 }
