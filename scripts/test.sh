@@ -23,7 +23,7 @@ echo "== moto server at $MOTO_ENDPOINT"
 
 echo "== cargo test"
 status=0
-cargo test --workspace --all-targets "$@" 2>&1 | tee target/test-output.log || status=$?
+cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee target/test-output.log || status=$?
 # One closing line for the whole run (cargo prints one per test binary).
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' target/test-output.log | awk '{s+=$1} END {print s+0}')

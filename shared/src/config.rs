@@ -44,7 +44,24 @@ pub struct Settings {
     pub board_events_dlq_url: Option<String>,
     /// Webhook bodies above this are refused with 413.
     pub max_webhook_bytes: usize,
+    /// Consecutive authentication failures (one per 10 minutes) that suspend a connection.
+    pub suspend_after: u32,
 }
+
+/// The scopes the app asks for (SPEC §3.1).
+pub const HUBSPOT_SCOPES: [&str; 11] = [
+    "oauth",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.schemas.deals.read",
+    "crm.schemas.deals.write",
+    "crm.objects.owners.read",
+    "settings.users.teams.read",
+];
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -133,7 +150,16 @@ impl Settings {
                 name: "MAX_WEBHOOK_BYTES",
                 reason: "not a number".into(),
             })?;
+        let suspend_after = text("SUSPEND_AFTER", Some("5"))?
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or(ConfigError::Invalid {
+                name: "SUSPEND_AFTER",
+                reason: "a positive integer".into(),
+            })?;
         let settings = Self {
+            suspend_after,
             store,
             hubspot_client_id: text("HUBSPOT_CLIENT_ID", local.then_some(dev::HUBSPOT_CLIENT_ID))?,
             hubspot_client_secret: secret("HUBSPOT_CLIENT_SECRET", dev::HUBSPOT_CLIENT_SECRET)?,
@@ -174,6 +200,12 @@ impl Settings {
             max_webhook_bytes,
             public_base_url,
         };
+        crate::adapters::crypto::AesGcmCipher::from_base64(&settings.token_key).map_err(|e| {
+            ConfigError::Invalid {
+                name: "TOKEN_KEY",
+                reason: e.to_string(),
+            }
+        })?;
         if settings.store == StoreKind::Aws && !local && settings.work_queue_url.is_none() {
             return Err(ConfigError::Missing("WORK_QUEUE_URL"));
         }
@@ -184,6 +216,11 @@ impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let local = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none();
         Self::from_lookup(|name| std::env::var(name).ok(), local)
+    }
+
+    /// Where HubSpot sends the admin's browser back (registered in the app).
+    pub fn oauth_redirect_uri(&self) -> String {
+        format!("{}/oauth/callback", self.public_base_url)
     }
 
     pub fn client_secret_bytes(&self) -> &[u8] {

@@ -67,6 +67,13 @@ pub trait OneTimeTokenStore: Send + Sync {
         token: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<String>>;
+    /// Reads the payload of an unexpired token without taking it.
+    async fn peek_token(
+        &self,
+        kind: OneTimeKind,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>>;
 }
 
 /// Short leases, e.g. "one token refresh at a time per connection".
@@ -107,14 +114,17 @@ pub trait LinkStore: Send + Sync {
     async fn create_link(&self, link: &Link) -> StoreResult<()>;
     /// Updates a link if its revision is unchanged; returns the new revision.
     async fn update_link(&self, link: &Link) -> StoreResult<u64>;
+    /// HubSpot ids are unique within a portal only, so lookups name the portal.
     async fn link_by_hubspot(
         &self,
         account: &AccountId,
+        portal: PortalId,
         object: HubSpotRef,
     ) -> StoreResult<Option<Link>>;
     async fn link_by_board(
         &self,
         account: &AccountId,
+        portal: PortalId,
         object: BoardRef,
     ) -> StoreResult<Option<Link>>;
     /// Every account's link to one HubSpot object of a portal.
@@ -123,6 +133,14 @@ pub trait LinkStore: Send + Sync {
         portal: PortalId,
         object: HubSpotRef,
     ) -> StoreResult<Vec<Link>>;
+    /// One page of an account's links to objects of one portal.
+    async fn links_of_account(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        limit: usize,
+        cursor: Option<&Cursor>,
+    ) -> StoreResult<Page<Link>>;
 }
 
 /// An opaque position in a paged listing.
@@ -199,4 +217,149 @@ pub trait WorkQueue: Send + Sync {
     async fn receive_dead_letters(&self, max: usize) -> StoreResult<Vec<ReceivedMessage>>;
     /// Moves up to `max` dead letters back to the work queue; returns how many.
     async fn redrive(&self, max: usize) -> StoreResult<usize>;
+}
+
+/// Encrypts secrets at rest (AES-256-GCM) and fingerprints them for comparison.
+pub trait TokenCipher: Send + Sync {
+    /// Seals `plaintext`, bound to `context` (e.g. the account id) so a sealed
+    /// value cannot be moved to another record.
+    fn seal(&self, plaintext: &str, context: &str) -> String;
+    fn open(&self, sealed: &str, context: &str) -> Result<secrecy::SecretString, CipherError>;
+    /// A keyed digest: equal inputs give equal digests, nothing else can be learnt.
+    fn digest(&self, plaintext: &str) -> String;
+    /// Signs a short value (OAuth state) and checks such a signature.
+    fn sign(&self, value: &str) -> String;
+    fn verify(&self, value: &str, signature: &str) -> bool;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sealed value could not be opened")]
+pub struct CipherError;
+
+/// Named positions (e.g. the webhooks journal offset, a portal's catch-up watermark).
+#[async_trait]
+pub trait WatermarkStore: Send + Sync {
+    async fn watermark(&self, name: &str) -> StoreResult<Option<String>>;
+    async fn set_watermark(&self, name: &str, value: &str) -> StoreResult<()>;
+}
+
+/// A notice for a board account's administrators (SPEC §3.11): board turns
+/// these into e-mail or in-app notices.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notification {
+    pub id: String,
+    pub account_id: AccountId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// `suspended`, `uninstalled`, `errors_piling_up`.
+    pub kind: String,
+    pub message: String,
+    pub message_en: String,
+}
+
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    async fn notify(&self, notification: &Notification) -> StoreResult<()>;
+    /// Newest first.
+    async fn notifications(
+        &self,
+        account: &AccountId,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>>;
+}
+
+/// Tokens HubSpot issued.
+pub struct TokenGrant {
+    pub access_token: secrecy::SecretString,
+    pub refresh_token: secrecy::SecretString,
+    pub expires_in_seconds: i64,
+}
+
+/// What introspection tells about an access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub portal_id: PortalId,
+    pub hub_domain: Option<String>,
+    pub user_id: Option<crate::domain::HubSpotUserId>,
+    pub user_email: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+/// The state of the exclusion property after we made sure of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PropertyState {
+    /// Present as a `bool` (created now or already there).
+    Ready,
+    /// A property of that name exists with another type.
+    WrongType { found: String },
+}
+
+/// An app lifecycle entry of HubSpot's webhooks journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleEvent {
+    pub portal_id: PortalId,
+    pub uninstalled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalPage {
+    pub events: Vec<LifecycleEvent>,
+    /// Where the next read starts.
+    pub offset: Option<String>,
+}
+
+/// A failed HubSpot call, classified by what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubSpotError {
+    /// OAuth: the code or refresh token was refused (`invalid_grant`).
+    #[error("grant refused: {0}")]
+    InvalidGrant(String),
+    /// 401 with a token we believed valid.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// 403, e.g. `MISSING_SCOPES`.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 400/409/422: HubSpot rejected the input; its message kept for the history.
+    #[error("rejected ({status}): {message}")]
+    Rejected {
+        status: u16,
+        category: String,
+        message: String,
+    },
+    /// 429: retry after this many milliseconds.
+    #[error("rate limited, retry after {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    /// 5xx, timeouts, connection failures.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// HubSpot's OAuth and app-level endpoints.
+#[async_trait]
+pub trait HubSpotAuth: Send + Sync {
+    async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenGrant, HubSpotError>;
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenGrant, HubSpotError>;
+    async fn introspect(&self, access_token: &str) -> Result<TokenInfo, HubSpotError>;
+    async fn revoke(&self, refresh_token: &str) -> Result<(), HubSpotError>;
+    async fn uninstall(&self, access_token: &str) -> Result<(), HubSpotError>;
+    /// Creates `exclude_from_board_integration` if absent (SPEC §3.5).
+    async fn ensure_exclusion_property(
+        &self,
+        access_token: &str,
+    ) -> Result<PropertyState, HubSpotError>;
+    /// An app-level token (client credentials) for app-wide endpoints such as the journal.
+    async fn app_token(&self) -> Result<secrecy::SecretString, HubSpotError>;
+    async fn lifecycle_journal(
+        &self,
+        access_token: &str,
+        after: Option<&str>,
+    ) -> Result<JournalPage, HubSpotError>;
 }

@@ -267,7 +267,7 @@ async fn the_config_api_checks_tokens_and_roles() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    let wrong_method = run.http.delete(&url).send().await.unwrap();
+    let wrong_method = run.http.put(&url).send().await.unwrap();
     assert_eq!(wrong_method.status(), 405);
 
     let openapi: Value = run

@@ -305,14 +305,14 @@ mod cases {
         // The loser's transaction left nothing behind.
         assert!(
             store
-                .link_by_hubspot(&loser.account_id, loser.hubspot)
+                .link_by_hubspot(&loser.account_id, loser.portal_id, loser.hubspot)
                 .await
                 .unwrap()
                 .is_none()
         );
         assert!(
             store
-                .link_by_board(&loser.account_id, loser.board)
+                .link_by_board(&loser.account_id, loser.portal_id, loser.board)
                 .await
                 .unwrap()
                 .is_none()
@@ -326,9 +326,13 @@ mod cases {
             Err(ClaimError::AlreadyLinked)
         ));
 
-        // The same deal id in another portal is another deal.
+        // The same deal id in another portal is another deal, even for the same
+        // account and board project (after a switch of portals).
+        let mut elsewhere = winner.clone();
+        elsewhere.portal_id = portal(2000002);
+        store.claim_deal(&elsewhere).await.unwrap();
         store
-            .claim_deal(&deal_link("acct-b", 2000002, 55, 3))
+            .claim_deal(&deal_link("acct-b", 2000002, 56, 3))
             .await
             .unwrap();
     }
@@ -376,6 +380,7 @@ mod cases {
         let mut link = store
             .link_by_board(
                 &account("acct-b"),
+                portal(1000001),
                 BoardRef {
                     kind: BoardObjectKind::Customer,
                     id: 22,
@@ -395,7 +400,7 @@ mod cases {
             "stale revision"
         );
         let read = store
-            .link_by_hubspot(&account("acct-b"), link.hubspot)
+            .link_by_hubspot(&account("acct-b"), portal(1000001), link.hubspot)
             .await
             .unwrap()
             .unwrap();

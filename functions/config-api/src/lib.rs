@@ -3,13 +3,21 @@
 pub mod auth;
 pub mod routes;
 
+use board_hubspot::app::connect::{self, ConfirmError, Starter};
+use board_hubspot::app::disconnect::{self, DisconnectError};
 use board_hubspot::app::{Services, connection_status};
+use board_hubspot::domain::Code;
 use board_hubspot::edge::{self, HttpResponse};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use auth::{AuthError, Caller, Verifier};
 use routes::Op;
+
+/// Config API bodies are small; anything larger is refused with 413.
+const MAX_BODY: usize = 64 * 1024;
 
 pub async fn handle(
     services: &Services,
@@ -53,7 +61,7 @@ pub async fn handle(
             ),
         ));
     }
-    Ok(dispatch(services, &caller, route.op).await)
+    Ok(dispatch(services, &caller, route.op, &request).await)
 }
 
 fn unauthorized(error: &AuthError) -> HttpResponse {
@@ -64,18 +72,138 @@ fn unauthorized(error: &AuthError) -> HttpResponse {
     edge::problem(StatusCode::UNAUTHORIZED, code, error.to_string())
 }
 
-async fn dispatch(services: &Services, caller: &Caller, op: Op) -> HttpResponse {
-    let result = match op {
-        Op::ConnectionStatus => connection_status::status(services, &caller.account_id)
-            .await
-            .map(|status| edge::json(StatusCode::OK, &status)),
-    };
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, account = %caller.account_id, "store unavailable");
-        edge::problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "try again shortly",
-        )
+fn unavailable(error: impl std::fmt::Display, caller: &Caller) -> HttpResponse {
+    tracing::error!(%error, account = %caller.account_id, "request failed");
+    edge::problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "try again shortly",
+    )
+}
+
+fn body<T: DeserializeOwned>(request: &Request) -> Result<T, Box<HttpResponse>> {
+    let bytes = edge::body_bytes(request);
+    if bytes.len() > MAX_BODY {
+        return Err(Box::new(edge::problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("at most {MAX_BODY} bytes"),
+        )));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        Box::new(edge::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            e.to_string(),
+        ))
     })
+}
+
+fn starter(caller: &Caller) -> Starter {
+    Starter {
+        account_id: caller.account_id.clone(),
+        user_id: caller.user_id.clone(),
+        account_name: caller.account_name.clone(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmBody {
+    confirmation: String,
+    #[serde(default)]
+    archive_previous_portal: bool,
+}
+
+async fn dispatch(services: &Services, caller: &Caller, op: Op, request: &Request) -> HttpResponse {
+    match op {
+        Op::ConnectionStatus => match connection_status::status(services, &caller.account_id).await
+        {
+            Ok(status) => edge::json(StatusCode::OK, &status),
+            Err(e) => unavailable(e, caller),
+        },
+        Op::Authorize => match connect::authorize_url(services, &starter(caller)).await {
+            Ok(url) => edge::json(StatusCode::OK, &serde_json::json!({ "authorize_url": url })),
+            Err(e) => unavailable(e, caller),
+        },
+        Op::Confirm => {
+            let body: ConfirmBody = match body(request) {
+                Ok(b) => b,
+                Err(response) => return *response,
+            };
+            match connect::confirm(
+                services,
+                &starter(caller),
+                &body.confirmation,
+                body.archive_previous_portal,
+            )
+            .await
+            {
+                Ok(_) => match connection_status::status(services, &caller.account_id).await {
+                    Ok(status) => edge::json(StatusCode::OK, &status),
+                    Err(e) => unavailable(e, caller),
+                },
+                Err(ConfirmError::Invalid) => {
+                    let entry = Code::ConfirmationInvalid.entry();
+                    edge::problem(StatusCode::BAD_REQUEST, entry.code, entry.message_ja)
+                }
+                Err(ConfirmError::PortalConflict(portal)) => {
+                    let entry = Code::PortalConflict.entry();
+                    edge::problem(
+                        StatusCode::CONFLICT,
+                        entry.code,
+                        format!(
+                            "{} (portal {portal}) {}",
+                            entry.message_ja, entry.guidance_ja
+                        ),
+                    )
+                }
+                Err(ConfirmError::Store(e)) => unavailable(e, caller),
+            }
+        }
+        Op::Disconnect => {
+            let uninstall = edge::query_param(request, "uninstall").is_some_and(|v| v == "true");
+            match disconnect::disconnect(services, &caller.account_id, uninstall).await {
+                Ok(done) => edge::json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "state": if done.uninstalled { "uninstalled" } else { "disconnected" },
+                        "revoked": done.revoked,
+                        "uninstalled": done.uninstalled,
+                    }),
+                ),
+                Err(DisconnectError::NotConnected) => edge::problem(
+                    StatusCode::NOT_FOUND,
+                    "not_connected",
+                    "this board account is not connected to HubSpot",
+                ),
+                Err(DisconnectError::PortalShared(accounts)) => edge::problem(
+                    StatusCode::CONFLICT,
+                    "portal_shared",
+                    format!(
+                        "他のboardアカウント({})がこのHubSpotアカウントを利用しているため、アプリをアンインストールできません。連携の解除のみ行えます。",
+                        accounts
+                            .iter()
+                            .map(|a| a.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Err(DisconnectError::UninstallFailed(reason)) => edge::problem(
+                    StatusCode::BAD_GATEWAY,
+                    "uninstall_failed",
+                    format!("HubSpot did not uninstall the app: {reason}"),
+                ),
+                Err(DisconnectError::Store(e)) => unavailable(e, caller),
+            }
+        }
+        Op::Notifications => match services
+            .notifications
+            .notifications(&caller.account_id, 50)
+            .await
+        {
+            Ok(items) => edge::json(StatusCode::OK, &serde_json::json!({ "items": items })),
+            Err(e) => unavailable(e, caller),
+        },
+    }
 }

@@ -8,6 +8,10 @@ use crate::auth::Access;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     ConnectionStatus,
+    Authorize,
+    Confirm,
+    Disconnect,
+    Notifications,
 }
 
 pub struct Route {
@@ -20,14 +24,48 @@ pub struct Route {
     pub response: &'static str,
 }
 
-pub const ROUTES: &[Route] = &[Route {
-    method: "GET",
-    path: "/v1/hubspot/connection",
-    op: Op::ConnectionStatus,
-    access: Access::Settings,
-    summary: "The board account's HubSpot connection: state, portal, authorizing user, scopes, activity.",
-    response: "ConnectionStatus",
-}];
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/connection",
+        op: Op::ConnectionStatus,
+        access: Access::Settings,
+        summary: "The board account's HubSpot connection: state, portal, authorizing user, scopes, activity, checklist.",
+        response: "ConnectionStatus",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/connection/authorize",
+        op: Op::Authorize,
+        access: Access::Settings,
+        summary: "Starts connecting: HubSpot's authorize URL with a signed, single-use, 10-minute state.",
+        response: "AuthorizeUrl",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/connection/confirm",
+        op: Op::Confirm,
+        access: Access::Settings,
+        summary: "Activates the connection the OAuth flow prepared; only the user who started, in the same account. Body {confirmation, archive_previous_portal?}.",
+        response: "ConnectionStatus",
+    },
+    Route {
+        method: "DELETE",
+        path: "/v1/hubspot/connection",
+        op: Op::Disconnect,
+        access: Access::Settings,
+        summary: "Disconnects: deletes the tokens (revoked unless shared), keeps configuration and links; ?uninstall=true also uninstalls the app.",
+        response: "Disconnected",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/notifications",
+        op: Op::Notifications,
+        access: Access::Settings,
+        summary: "Notices for administrators (suspension, uninstall), newest first.",
+        response: "Notifications",
+    },
+];
 
 /// A matched route and its path parameters.
 pub struct Matched {
@@ -85,9 +123,15 @@ fn schemas() -> Value {
                 "status": {"type": "integer"}, "code": {"type": "string"}, "detail": {"type": "string"}
             }
         },
+        "AuthorizeUrl": {"type": "object", "required": ["authorize_url"], "properties": {"authorize_url": {"type": "string", "format": "uri"}}},
+        "Disconnected": {"type": "object", "required": ["state", "revoked", "uninstalled"], "properties": {
+            "state": {"type": "string"}, "revoked": {"type": "boolean"}, "uninstalled": {"type": "boolean"}}},
+        "Notifications": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "occurred_at": {"type": "string", "format": "date-time"}, "kind": {"type": "string"},
+            "message": {"type": "string"}, "message_en": {"type": "string"}}}}}},
         "ConnectionStatus": {
             "type": "object",
-            "required": ["state", "scopes", "consecutive_auth_failures"],
+            "required": ["state", "scopes", "consecutive_auth_failures", "checklist"],
             "properties": {
                 "state": {"type": "string", "enum": ["not_connected", "pending", "active", "suspended", "disconnected", "uninstalled"]},
                 "portal_id": {"type": ["integer", "null"]},
@@ -96,7 +140,18 @@ fn schemas() -> Value {
                 "scopes": {"type": "array", "items": {"type": "string"}},
                 "connected_at": {"type": ["string", "null"], "format": "date-time"},
                 "last_webhook_at": {"type": ["string", "null"], "format": "date-time"},
-                "consecutive_auth_failures": {"type": "integer"}
+                "last_sync_at": {"type": "object", "properties": {
+                    "hubspot_to_board": {"type": ["string", "null"], "format": "date-time"},
+                    "board_to_hubspot": {"type": ["string", "null"], "format": "date-time"}}},
+                "consecutive_auth_failures": {"type": "integer"},
+                "account_name": {"type": ["string", "null"]},
+                "message": {"type": ["string", "null"]},
+                "message_en": {"type": ["string", "null"]},
+                "guidance": {"type": ["string", "null"]},
+                "exclusion_property": {"type": ["object", "null"]},
+                "other_accounts_on_portal": {"type": "array", "items": {"type": "string"}},
+                "checklist": {"type": "array", "items": {"type": "object", "properties": {
+                    "item": {"type": "string"}, "done": {"type": "boolean"}, "required": {"type": "boolean"}, "message": {"type": "string"}}}}
             }
         }
     })

@@ -2,9 +2,9 @@
 //! Every outcome is a redirect to board's settings screen, never a bare error.
 
 use board_hubspot::app::Services;
+use board_hubspot::app::connect::{self, CallbackOutcome};
 use board_hubspot::domain::Code;
 use board_hubspot::edge::{self, HttpResponse};
-use board_hubspot::ports::OneTimeKind;
 use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 
@@ -40,31 +40,15 @@ pub async fn handle(
         ));
     }
     let state = edge::query_param(&request, "state").unwrap_or_default();
-    // The state is single-use whatever happens next: take it first.
-    let payload = if state.is_empty() {
-        None
-    } else {
-        match services
-            .one_time_tokens
-            .take_token(OneTimeKind::OAuthState, &state, services.clock.now())
-            .await
-        {
-            Ok(payload) => payload,
-            Err(e) => {
-                tracing::error!(error = %e, "state store unavailable");
-                return Ok(failure(services, Code::OauthExchangeFailed));
-            }
-        }
-    };
-    if payload.is_none() {
-        return Ok(failure(services, Code::OauthStateInvalid));
-    }
-    if edge::query_param(&request, "error").is_some() {
-        return Ok(failure(services, Code::OauthDenied));
-    }
-    if edge::query_param(&request, "code").is_none_or(|c| c.is_empty()) {
-        return Ok(failure(services, Code::OauthExchangeFailed));
-    }
-    tracing::error!("no HubSpot OAuth client is wired into this build");
-    Ok(failure(services, Code::OauthExchangeFailed))
+    let code = edge::query_param(&request, "code");
+    let error = edge::query_param(&request, "error");
+    Ok(
+        match connect::callback(services, &state, code.as_deref(), error.as_deref()).await {
+            CallbackOutcome::Confirm { confirmation } => settings_redirect(
+                services,
+                &[("hubspot", "confirm"), ("confirmation", &confirmation)],
+            ),
+            CallbackOutcome::Failed(code) => failure(services, code),
+        },
+    )
 }

@@ -131,6 +131,7 @@ pub struct Stack {
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
     deliverer: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
 }
 
 impl Stack {
@@ -140,6 +141,7 @@ impl Stack {
         self.deliverer.abort();
         let _ = self.server.await;
         let _ = self.worker.await;
+        let _ = self.scheduler.await;
     }
 }
 
@@ -212,6 +214,31 @@ pub async fn start_with(
         }
     });
 
+    let schedule_services = services.clone();
+    let mut schedule_stop = stopped.clone();
+    let poll_every = Duration::from_secs(
+        std::env::var("LIFECYCLE_POLL_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60)
+            .max(1),
+    );
+    // What EventBridge does in AWS: put a lifecycle poll on the work queue on a schedule.
+    let scheduler = tokio::spawn(async move {
+        let body = board_hubspot::app::jobs::QueueMessage::to_body(
+            &board_hubspot::app::jobs::Job::PollLifecycle,
+        );
+        loop {
+            tokio::select! {
+                _ = stopped_signal(&mut schedule_stop) => break,
+                _ = tokio::time::sleep(poll_every) => {
+                    if let Err(error) = schedule_services.queue.send_batch(std::slice::from_ref(&body)).await {
+                        tracing::warn!(%error, "could not schedule the lifecycle poll");
+                    }
+                }
+            }
+        }
+    });
     let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let worker_handled = handled.clone();
     let worker_services = services.clone();
@@ -245,5 +272,6 @@ pub async fn start_with(
         server,
         worker,
         deliverer,
+        scheduler,
     })
 }

@@ -209,8 +209,21 @@ async fn expire_tokens(State(sandbox): State<HubSpotSandbox>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// Issued tokens (for tests that check nothing leaks them).
+async fn tokens(State(sandbox): State<HubSpotSandbox>) -> Json<Value> {
+    let state = sandbox.inner.state.lock().expect("state");
+    let access: Vec<&String> = state.access_tokens.keys().collect();
+    let refresh: Vec<Value> = state
+        .refresh_tokens
+        .iter()
+        .map(|(t, r)| json!({"token": t, "revoked": r.revoked, "portal": r.portal}))
+        .collect();
+    Json(json!({"access": access, "refresh": refresh}))
+}
+
 pub fn router() -> Router<HubSpotSandbox> {
     Router::new()
+        .route("/tokens", get(tokens))
         .route("/faults", post(set_faults).get(get_faults))
         .route("/requests", get(requests).delete(clear_requests))
         .route("/webhooks/deliveries", get(deliveries))

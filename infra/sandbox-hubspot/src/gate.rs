@@ -111,6 +111,15 @@ fn resolve(sandbox: &HubSpotSandbox, token: &str) -> ApiResult<Caller> {
             ),
         ));
     }
+    if grant.portal == 0 {
+        // App-level (client credentials): no portal behind it.
+        return Ok(Caller {
+            portal: 0,
+            kind: TokenKind::App,
+            scopes: grant.scopes.clone(),
+            user_id: 0,
+        });
+    }
     let installed = state
         .portals
         .get(&grant.portal)
@@ -148,7 +157,14 @@ pub fn authorize(
         )
     })?;
     let caller = resolve(sandbox, token)?;
-    if caller.kind == TokenKind::App {
+    if caller.portal == 0 && !scopes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "MISSING_SCOPES",
+            "An app-level token cannot access a portal's data.",
+        ));
+    }
+    if caller.kind == TokenKind::App && caller.portal != 0 {
         let missing: Vec<&str> = scopes
             .iter()
             .copied()

@@ -129,6 +129,21 @@ pub async fn consent_decision(
             if form.contains_key("scopes") {
                 scopes = scopes_of(&form, "scopes");
             }
+            // The admin may pick another of their HubSpot accounts, as HubSpot's account selector allows.
+            let portal_id = form
+                .get("portal")
+                .and_then(|p| p.parse::<u64>().ok())
+                .unwrap_or(PORTAL_ID);
+            if !sandbox
+                .inner
+                .state
+                .lock()
+                .expect("state")
+                .portals
+                .contains_key(&portal_id)
+            {
+                return (StatusCode::BAD_REQUEST, "unknown portal").into_response();
+            }
             let code = new_token("sbx-code");
             let app_id = sandbox.inner.config.lock().expect("config").app_id;
             {
@@ -136,21 +151,21 @@ pub async fn consent_decision(
                 state.codes.insert(
                     code.clone(),
                     AuthCode {
-                        portal: PORTAL_ID,
+                        portal: portal_id,
                         scopes,
                         redirect_uri: redirect_uri.clone(),
                         used: false,
                         expires_ms: now_ms() + CODE_SECONDS * 1000,
                     },
                 );
-                let portal = state.portals.get_mut(&PORTAL_ID).expect("seeded portal");
+                let portal = state.portals.get_mut(&portal_id).expect("checked above");
                 if !portal.installed {
                     portal.installed = true;
                     let offset = state.journal.len() as u64 + 1;
                     state.journal.push(JournalEntry {
                         offset,
                         event_type: "APP_LIFECYCLE_EVENT".into(),
-                        portal_id: PORTAL_ID,
+                        portal_id,
                         app_id,
                         occurred_at: now_ms(),
                         action: "INSTALL".into(),
@@ -332,10 +347,34 @@ pub async fn token(
             ))
             .into_response()
         }
+        Some("client_credentials") => {
+            // An app-level token (no portal, no refresh token) for app-wide APIs such as the journal.
+            let access = new_token("sbx-app");
+            let scopes: Vec<String> = scopes_of(&form, "scope");
+            sandbox
+                .inner
+                .state
+                .lock()
+                .expect("state")
+                .access_tokens
+                .insert(
+                    access.clone(),
+                    AccessToken {
+                        portal: 0,
+                        scopes: scopes.clone(),
+                        user_id: 0,
+                        user_email: String::new(),
+                        expires_ms: now_ms() + ACCESS_TOKEN_SECONDS * 1000,
+                        refresh_token: String::new(),
+                    },
+                );
+            Json(json!({"token_type": "bearer", "access_token": access, "expires_in": ACCESS_TOKEN_SECONDS, "scopes": scopes}))
+                .into_response()
+        }
         _ => oauth_error(
             "BAD_GRANT_TYPE",
             "unsupported_grant_type",
-            "grant_type must be authorization_code or refresh_token",
+            "grant_type must be authorization_code, refresh_token or client_credentials",
         ),
     }
 }

@@ -10,6 +10,8 @@ use crate::model::{
 };
 
 pub const PORTAL_ID: u64 = 1_000_001;
+/// A second HubSpot account the same admin can pick on the consent page.
+pub const SECOND_PORTAL_ID: u64 = 1_000_002;
 
 fn stage(id: &str, label: &str, order: i64, probability: &str, closed: bool) -> Stage {
     Stage {
@@ -117,11 +119,16 @@ fn builtins(kind: ObjectType) -> Vec<PropertyDef> {
 
 pub fn seed(state: &mut State) {
     state.next_id = 9_000_000;
+    seed_portal(state, PORTAL_ID);
+    seed_portal(state, SECOND_PORTAL_ID);
+}
+
+fn seed_portal(state: &mut State, portal_id: u64) {
     state.portals.insert(
-        PORTAL_ID,
+        portal_id,
         Portal {
-            id: PORTAL_ID,
-            domain: "sandbox-1000001.hubspot.test".into(),
+            id: portal_id,
+            domain: format!("sandbox-{portal_id}.hubspot.test"),
             time_zone: "Asia/Tokyo".into(),
             installed: false,
             admin_user_id: 5_000_001,
@@ -129,7 +136,7 @@ pub fn seed(state: &mut State) {
         },
     );
     for kind in ObjectType::ALL {
-        let defs = state.properties.entry((PORTAL_ID, kind)).or_default();
+        let defs = state.properties.entry((portal_id, kind)).or_default();
         for def in builtins(kind) {
             defs.insert(def.name.clone(), def);
         }
@@ -147,12 +154,12 @@ pub fn seed(state: &mut State) {
     ]);
     state
         .properties
-        .entry((PORTAL_ID, ObjectType::Deals))
+        .entry((portal_id, ObjectType::Deals))
         .or_default()
         .insert(filter_key.name.clone(), filter_key);
 
     state.pipelines.insert(
-        PORTAL_ID,
+        portal_id,
         vec![
             Pipeline {
                 id: "default".into(),
@@ -213,7 +220,7 @@ pub fn seed(state: &mut State) {
         archived: false,
     };
     state.owners.insert(
-        PORTAL_ID,
+        portal_id,
         vec![
             owner(
                 "6000001",
@@ -242,7 +249,7 @@ pub fn seed(state: &mut State) {
         ],
     );
     state.teams.insert(
-        PORTAL_ID,
+        portal_id,
         vec![
             Team {
                 id: "8000001".into(),
@@ -259,18 +266,18 @@ pub fn seed(state: &mut State) {
         ],
     );
     // Enumeration options of the owner and team properties follow the seeds.
-    let owner_options: Vec<(String, String)> = state.owners[&PORTAL_ID]
+    let owner_options: Vec<(String, String)> = state.owners[&portal_id]
         .iter()
         .map(|o| (format!("{} {}", o.last_name, o.first_name), o.id.clone()))
         .collect();
-    let team_options: Vec<(String, String)> = state.teams[&PORTAL_ID]
+    let team_options: Vec<(String, String)> = state.teams[&portal_id]
         .iter()
         .map(|t| (t.name.clone(), t.id.clone()))
         .collect();
     for kind in ObjectType::ALL {
         if let Some(def) = state
             .properties
-            .get_mut(&(PORTAL_ID, kind))
+            .get_mut(&(portal_id, kind))
             .and_then(|d| d.get_mut("hubspot_owner_id"))
         {
             def.options = options(
@@ -283,7 +290,7 @@ pub fn seed(state: &mut State) {
     }
     if let Some(def) = state
         .properties
-        .get_mut(&(PORTAL_ID, ObjectType::Deals))
+        .get_mut(&(portal_id, ObjectType::Deals))
         .and_then(|d| d.get_mut("hubspot_team_id"))
     {
         def.options = options(

@@ -1,6 +1,8 @@
 //! Adapters: the only code that knows DynamoDB, SQS, HTTP and crypto details.
 
 pub mod clock;
+pub mod crypto;
+pub mod hubspot;
 pub mod queue;
 pub mod store;
 pub mod table;

@@ -56,7 +56,7 @@ pub async fn card(services: &Services, portal: PortalId, deal: DealId) -> StoreR
         let label = connection.account_id.to_string();
         let link = services
             .links
-            .link_by_hubspot(&connection.account_id, deal_ref)
+            .link_by_hubspot(&connection.account_id, connection.portal_id, deal_ref)
             .await?;
         let section = match (link, &claimed_by) {
             (Some(link), _) => Section {

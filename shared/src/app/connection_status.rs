@@ -1,15 +1,34 @@
 //! `GET /v1/hubspot/connection`: what board's settings screen shows (SPEC §3.10).
 
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use super::Services;
-use crate::domain::connection::{AuthorizedBy, Connection};
-use crate::domain::{AccountId, PortalId};
+use super::connect::has_pending;
+use super::lifecycle::{UNINSTALLED_EN, UNINSTALLED_JA};
+use crate::domain::connection::{AuthorizedBy, ConnectionState, ExclusionProperty};
+use crate::domain::{AccountId, Code, PortalId};
 use crate::ports::StoreResult;
 
 #[derive(Debug, Serialize)]
+pub struct LastSync {
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub hubspot_to_board: Option<time::OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub board_to_hubspot: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChecklistItem {
+    pub item: &'static str,
+    pub done: bool,
+    pub required: bool,
+    pub message: &'static str,
+}
+
+#[derive(Debug, Serialize)]
 pub struct ConnectionStatus {
-    /// `not_connected`, or the connection's state.
+    /// `not_connected`, `pending`, or the connection's state.
     pub state: &'static str,
     pub portal_id: Option<PortalId>,
     pub hub_domain: Option<String>,
@@ -19,42 +38,140 @@ pub struct ConnectionStatus {
     pub connected_at: Option<time::OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_webhook_at: Option<time::OffsetDateTime>,
+    pub last_sync_at: LastSync,
     pub consecutive_auth_failures: u32,
+    pub account_name: Option<String>,
+    /// For a suspended or uninstalled connection: what board shows, ja and en.
+    pub message: Option<String>,
+    pub message_en: Option<String>,
+    pub guidance: Option<String>,
+    pub exclusion_property: Option<Value>,
+    /// Board accounts sharing the portal.
+    pub other_accounts_on_portal: Vec<AccountId>,
+    pub checklist: Vec<ChecklistItem>,
 }
 
-fn state_name(connection: &Connection) -> &'static str {
-    use crate::domain::connection::ConnectionState as S;
-    match connection.state {
-        S::Pending => "pending",
-        S::Active => "active",
-        S::Suspended => "suspended",
-        S::Disconnected => "disconnected",
-        S::Uninstalled => "uninstalled",
+fn state_name(state: ConnectionState) -> &'static str {
+    match state {
+        ConnectionState::Pending => "pending",
+        ConnectionState::Active => "active",
+        ConnectionState::Suspended => "suspended",
+        ConnectionState::Disconnected => "disconnected",
+        ConnectionState::Uninstalled => "uninstalled",
     }
 }
 
 pub async fn status(services: &Services, account: &AccountId) -> StoreResult<ConnectionStatus> {
     let connection = services.connections.get_connection(account).await?;
-    Ok(match connection {
-        None => ConnectionStatus {
-            state: "not_connected",
+    let pending = has_pending(services, account).await;
+    let Some(c) = connection else {
+        return Ok(ConnectionStatus {
+            state: if pending { "pending" } else { "not_connected" },
             portal_id: None,
             hub_domain: None,
             authorized_by: None,
             scopes: Vec::new(),
             connected_at: None,
             last_webhook_at: None,
+            last_sync_at: LastSync {
+                hubspot_to_board: None,
+                board_to_hubspot: None,
+            },
             consecutive_auth_failures: 0,
+            account_name: None,
+            message: None,
+            message_en: None,
+            guidance: None,
+            exclusion_property: None,
+            other_accounts_on_portal: Vec::new(),
+            checklist: Vec::new(),
+        });
+    };
+    let (message, message_en, guidance) = match c.state {
+        ConnectionState::Suspended => {
+            let entry = Code::IntegrationSuspended.entry();
+            (
+                Some(entry.message_ja.to_owned()),
+                Some(entry.message_en.to_owned()),
+                Some(entry.guidance_ja.to_owned()),
+            )
+        }
+        ConnectionState::Uninstalled => (
+            Some(UNINSTALLED_JA.to_owned()),
+            Some(UNINSTALLED_EN.to_owned()),
+            None,
+        ),
+        _ => (None, None, None),
+    };
+    let mut others: Vec<AccountId> = services
+        .connections
+        .connections_of_portal(c.portal_id)
+        .await?
+        .into_iter()
+        .filter(|o| {
+            o.account_id != *account
+                && matches!(
+                    o.state,
+                    ConnectionState::Active | ConnectionState::Suspended
+                )
+        })
+        .map(|o| o.account_id)
+        .collect();
+    others.sort();
+    let exclusion_ready = matches!(c.exclusion_property, Some(ExclusionProperty::Ready));
+    let checklist = vec![
+        ChecklistItem {
+            item: "exclusion_property",
+            done: exclusion_ready,
+            required: true,
+            message: if exclusion_ready {
+                "取引プロパティ「board連携から除外」があります。HubSpotの取引作成フォームにも追加してください。"
+            } else {
+                "取引プロパティ「board連携から除外」を確認できません。状態を確認し、必要なら再接続してください。"
+            },
         },
-        Some(c) => ConnectionStatus {
-            state: state_name(&c),
-            portal_id: Some(c.portal_id),
-            hub_domain: c.hub_domain,
-            authorized_by: c.authorized_by,
-            scopes: c.scopes,
-            connected_at: c.connected_at,
-            last_webhook_at: c.last_webhook_at,
-            consecutive_auth_failures: c.consecutive_auth_failures,
+        ChecklistItem {
+            item: "status_mapping",
+            done: false,
+            required: true,
+            message: "パイプラインごとに受注ステータスのマッピングを設定してください。未設定のパイプラインの取引はboardに連携されません。",
         },
+        ChecklistItem {
+            item: "filter_rules",
+            done: false,
+            required: !others.is_empty(),
+            message: if others.is_empty() {
+                "必要に応じて取引フィルタールールを設定してください。"
+            } else {
+                "このHubSpotアカウントは他のboardアカウントとも連携しています。フィルタールールがないと、すべての取引が両方で下書き案件になります。"
+            },
+        },
+        ChecklistItem {
+            item: "account_label",
+            done: false,
+            required: false,
+            message: "CRMカードで連携先を見分けるため、HubSpotアカウント識別ラベルを設定できます。",
+        },
+    ];
+    Ok(ConnectionStatus {
+        state: state_name(c.state),
+        portal_id: Some(c.portal_id),
+        hub_domain: c.hub_domain,
+        authorized_by: c.authorized_by,
+        scopes: c.scopes,
+        connected_at: c.connected_at,
+        last_webhook_at: c.last_webhook_at,
+        last_sync_at: LastSync {
+            hubspot_to_board: c.last_sync_to_board_at,
+            board_to_hubspot: c.last_sync_to_hubspot_at,
+        },
+        consecutive_auth_failures: c.consecutive_auth_failures,
+        account_name: c.account_name,
+        message,
+        message_en,
+        guidance,
+        exclusion_property: c.exclusion_property.map(|e| json!(e)),
+        other_accounts_on_portal: others,
+        checklist,
     })
 }

@@ -95,6 +95,8 @@ pub enum Job {
         portal_id: PortalId,
         events: Vec<HubSpotEvent>,
     },
+    /// Read HubSpot's webhooks journal for app uninstalls (sent on a schedule).
+    PollLifecycle,
 }
 
 /// Anything the worker can receive.

@@ -1,9 +1,13 @@
 //! Use cases: what each function does, written against the ports.
 
 pub mod card;
+pub mod connect;
 pub mod connection_status;
+pub mod disconnect;
 pub mod jobs;
+pub mod lifecycle;
 pub mod services;
+pub mod tokens;
 pub mod webhook;
 pub mod worker;
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::adapters::clock::SystemClock;
+use crate::adapters::crypto::AesGcmCipher;
+use crate::adapters::hubspot::HubSpotClient;
 use crate::adapters::queue::memory::MemoryQueue;
 use crate::adapters::queue::sqs::SqsQueue;
 use crate::adapters::store::TableStore;
@@ -14,8 +16,8 @@ use crate::adapters::table::dynamodb::DynamoTable;
 use crate::adapters::table::memory::MemoryTable;
 use crate::config::{Settings, StoreKind};
 use crate::ports::{
-    BoardEventLedger, Clock, ConnectionStore, HistoryStore, LeaseStore, LinkStore,
-    OneTimeTokenStore, WorkQueue,
+    BoardEventLedger, Clock, ConnectionStore, HistoryStore, HubSpotAuth, LeaseStore, LinkStore,
+    NotificationStore, OneTimeTokenStore, TokenCipher, WatermarkStore, WorkQueue,
 };
 
 /// Visibility timeout of the work queue: ≥ 6 × the worker's function timeout (60 s).
@@ -32,6 +34,10 @@ pub struct Services {
     pub links: Arc<dyn LinkStore>,
     pub history: Arc<dyn HistoryStore>,
     pub board_events: Arc<dyn BoardEventLedger>,
+    pub notifications: Arc<dyn NotificationStore>,
+    pub watermarks: Arc<dyn WatermarkStore>,
+    pub hubspot: Arc<dyn HubSpotAuth>,
+    pub cipher: Arc<dyn TokenCipher>,
     /// Our work queue: webhook events made durable, retries.
     pub queue: Arc<dyn WorkQueue>,
     /// The queue board's producer writes change events to. Locally the same
@@ -49,7 +55,19 @@ impl Services {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let store = Arc::new(store);
+        let hubspot = HubSpotClient::new(
+            &settings.hubspot_api_base,
+            &settings.hubspot_client_id,
+            settings.hubspot_client_secret.clone(),
+        );
+        // Settings validated the key when they were read.
+        let cipher = AesGcmCipher::from_base64(&settings.token_key)
+            .expect("TOKEN_KEY validated by Settings");
         Self {
+            hubspot: Arc::new(hubspot),
+            cipher: Arc::new(cipher),
+            notifications: store.clone(),
+            watermarks: store.clone(),
             settings: Arc::new(settings),
             connections: store.clone(),
             one_time_tokens: store.clone(),

@@ -102,6 +102,14 @@ async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Job::PollLifecycle => {
+            // The schedule sends the next poll; a failed one is not worth retrying.
+            match super::lifecycle::poll(services).await {
+                Ok(changed) => debug!(changed, "lifecycle journal read"),
+                Err(error) => warn!(%error, "lifecycle journal not read"),
+            }
+            Ok(())
+        }
     }
 }
 

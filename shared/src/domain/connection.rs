@@ -48,6 +48,21 @@ impl std::fmt::Debug for SealedTokens {
     }
 }
 
+/// The exclusion property as last checked (SPEC §3.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ExclusionProperty {
+    Ready,
+    /// A property of that name exists with another type: the connection still works.
+    WrongType {
+        found: String,
+    },
+    /// HubSpot could not be asked; checked again at the next connect.
+    Unknown {
+        reason: String,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
     pub account_id: AccountId,
@@ -67,6 +82,19 @@ pub struct Connection {
     pub consecutive_auth_failures: u32,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_webhook_at: Option<OffsetDateTime>,
+    /// When the last counted authentication failure happened (one counts per 10 minutes).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_auth_failure_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_sync_to_board_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_sync_to_hubspot_at: Option<OffsetDateTime>,
+    /// The board account's name from the confirming JWT (the card's fallback label).
+    #[serde(default)]
+    pub account_name: Option<String>,
+    /// What we found when making sure of `exclude_from_board_integration`.
+    #[serde(default)]
+    pub exclusion_property: Option<ExclusionProperty>,
     /// Optimistic-concurrency revision, maintained by the store.
     #[serde(default)]
     pub revision: u64,
@@ -85,6 +113,11 @@ impl Connection {
             tokens: None,
             consecutive_auth_failures: 0,
             last_webhook_at: None,
+            last_auth_failure_at: None,
+            last_sync_to_board_at: None,
+            last_sync_to_hubspot_at: None,
+            account_name: None,
+            exclusion_property: None,
             revision: 0,
         }
     }

@@ -5,29 +5,22 @@ use crate::adapters::table::{
     Cond, Index, Item, Key, Query, SkCond, Table, TableError, TxOp, Value, attr,
 };
 use crate::domain::{AccountId, BoardRef, HubSpotObjectType, HubSpotRef, Link, PortalId};
-use crate::ports::{ClaimError, LinkStore, StoreError, StoreResult};
+use crate::ports::{ClaimError, Cursor, LinkStore, Page, StoreError, StoreResult};
 
 const ACCOUNT: &str = "account";
 const HUBSPOT: &str = "hubspot";
 
-fn link_key(account: &AccountId, object: HubSpotRef) -> Key {
-    Key::new(
-        format!(
-            "ACCT#{account}#LINK#{}#{}",
-            object.object_type.as_str(),
-            object.id
-        ),
-        "LINK",
-    )
+fn link_key(account: &AccountId, portal: PortalId, object: HubSpotRef) -> Key {
+    let (kind, id) = (object.object_type.as_str(), object.id);
+    Key::new(format!("ACCT#{account}#LINK#{portal}#{kind}#{id}"), "LINK")
 }
 
-fn board_key(account: &AccountId, object: BoardRef) -> Key {
+/// Per portal too: after a switch of portals, the archived links of the old
+/// one must not block linking the same board object in the new one.
+fn board_key(account: &AccountId, portal: PortalId, object: BoardRef) -> Key {
+    let (kind, id) = (object.kind.as_str(), object.id);
     Key::new(
-        format!(
-            "ACCT#{account}#BOARD#{}#{}",
-            object.kind.as_str(),
-            object.id
-        ),
+        format!("ACCT#{account}#BOARD#{portal}#{kind}#{id}"),
         "BOARD",
     )
 }
@@ -44,17 +37,26 @@ fn hubspot_gsi(portal: PortalId, object: HubSpotRef) -> String {
     )
 }
 
+fn account_gsi(account: &AccountId, portal: PortalId) -> String {
+    format!("ACCT#{account}#LINKS#{portal}")
+}
+
 fn link_item(link: &Link, revision: u64) -> StoreResult<Item> {
-    let item = Item::new(link_key(&link.account_id, link.hubspot))
+    let item = Item::new(link_key(&link.account_id, link.portal_id, link.hubspot))
         .with_s(attr::GSI1_PK, hubspot_gsi(link.portal_id, link.hubspot))
         .with_s(attr::GSI1_SK, format!("ACCT#{}", link.account_id))
+        .with_s(attr::GSI2_PK, account_gsi(&link.account_id, link.portal_id))
+        .with_s(
+            attr::GSI2_SK,
+            format!("{}#{}", link.hubspot.object_type.as_str(), link.hubspot.id),
+        )
         .with_n(attr::REVISION, revision as i64);
     with_body(item, link)
 }
 
 /// The board side of a link: unique per board object, read consistently.
 fn board_pointer(link: &Link) -> Item {
-    Item::new(board_key(&link.account_id, link.board)).with_s(
+    Item::new(board_key(&link.account_id, link.portal_id, link.board)).with_s(
         HUBSPOT,
         format!("{}#{}", link.hubspot.object_type.as_str(), link.hubspot.id),
     )
@@ -149,10 +151,11 @@ impl<T: Table> LinkStore for TableStore<T> {
     async fn link_by_hubspot(
         &self,
         account: &AccountId,
+        portal: PortalId,
         object: HubSpotRef,
     ) -> StoreResult<Option<Link>> {
         self.table
-            .get(&link_key(account, object))
+            .get(&link_key(account, portal, object))
             .await?
             .as_ref()
             .map(decode)
@@ -162,13 +165,14 @@ impl<T: Table> LinkStore for TableStore<T> {
     async fn link_by_board(
         &self,
         account: &AccountId,
+        portal: PortalId,
         object: BoardRef,
     ) -> StoreResult<Option<Link>> {
-        let Some(pointer) = self.table.get(&board_key(account, object)).await? else {
+        let Some(pointer) = self.table.get(&board_key(account, portal, object)).await? else {
             return Ok(None);
         };
         let hubspot = parse_pointer(&pointer)?;
-        self.link_by_hubspot(account, hubspot).await
+        self.link_by_hubspot(account, portal, hubspot).await
     }
 
     async fn links_of_hubspot_object(
@@ -189,5 +193,27 @@ impl<T: Table> LinkStore for TableStore<T> {
                 None => return Ok(links),
             }
         }
+    }
+
+    async fn links_of_account(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        limit: usize,
+        cursor: Option<&Cursor>,
+    ) -> StoreResult<Page<Link>> {
+        let mut query = Query::new(Index::Gsi2, account_gsi(account, portal));
+        query.limit = limit.clamp(1, 1000);
+        query.cursor = cursor.map(|c| c.0.clone());
+        let page = self.table.query(query).await?;
+        let items = page
+            .items
+            .iter()
+            .map(decode)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            next: page.next.map(Cursor),
+        })
     }
 }

@@ -10,9 +10,11 @@
 //! | one-time token | `OTT#{kind}#{sha256(token)}` | `OTT` | |
 //! | lease | `LEASE#{name}` | `LEASE` | |
 //! | deal claim | `PORTAL#{portal}#DEAL#{deal}` | `CLAIM` | |
-//! | link | `ACCT#{account}#LINK#{type}#{hubspot id}` | `LINK` | `PORTAL#{portal}#{type}#{id}` / `ACCT#{account}` |
-//! | board pointer | `ACCT#{account}#BOARD#{kind}#{board id}` | `BOARD` | |
+//! | link | `ACCT#{account}#LINK#{portal}#{type}#{hubspot id}` | `LINK` | `PORTAL#{portal}#{type}#{id}` / `ACCT#{account}`; gsi2 `ACCT#{account}#LINKS#{portal}` |
+//! | board pointer | `ACCT#{account}#BOARD#{portal}#{kind}#{board id}` | `BOARD` | |
 //! | history | `ACCT#{account}#HIST#{shard}` | `{history id}` | |
+//! | notice | `ACCT#{account}#NOTICE` | `{time}#{id}` | |
+//! | watermark | `MARK#{name}` | `MARK` | |
 //! | board event seen | `ACCT#{account}#EVT#{event id}` | `EVT` | |
 //! | object version | `ACCT#{account}#VER#{kind}#{board id}` | `VER` | |
 
@@ -21,6 +23,7 @@ mod history;
 mod leases;
 mod ledger;
 mod links;
+mod notifications;
 mod tokens;
 
 use std::sync::Arc;

@@ -51,4 +51,16 @@ impl<T: Table> OneTimeTokenStore for TableStore<T> {
             Err(e) => Err(e.into()),
         }
     }
+
+    async fn peek_token(
+        &self,
+        kind: OneTimeKind,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>> {
+        let item = self.table.get(&key(kind, token)).await?;
+        Ok(item
+            .filter(|i| i.n(attr::EXPIRES_AT).is_some_and(|e| e > epoch_ms(now)))
+            .and_then(|i| i.s(PAYLOAD).map(str::to_owned)))
+    }
 }

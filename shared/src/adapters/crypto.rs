@@ -1,0 +1,174 @@
+//! AES-256-GCM for tokens at rest, HMAC-SHA256 for digests and signed states.
+//! The key comes from configuration: an env key locally, a KMS-decrypted data
+//! key in production (the same cipher either way).
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::ports::{CipherError, TokenCipher};
+
+/// The sealed format's version prefix, so the key or scheme can rotate.
+const VERSION: &str = "v1";
+
+pub struct AesGcmCipher {
+    cipher: Aes256Gcm,
+    mac_key: SecretSlice<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("TOKEN_KEY must be 32 bytes, base64-encoded")]
+pub struct BadKey;
+
+impl AesGcmCipher {
+    pub fn from_base64(key: &SecretString) -> Result<Self, BadKey> {
+        let bytes = STANDARD
+            .decode(key.expose_secret().trim())
+            .map_err(|_| BadKey)?;
+        if bytes.len() != 32 {
+            return Err(BadKey);
+        }
+        // A separate MAC key, derived so the encryption key is never used twice.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&bytes).expect("any key length");
+        mac.update(b"board-hubspot/mac-key");
+        let mac_key = mac.finalize().into_bytes().to_vec();
+        let cipher = <Aes256Gcm as KeyInit>::new_from_slice(&bytes).map_err(|_| BadKey)?;
+        Ok(Self {
+            cipher,
+            mac_key: SecretSlice::from(mac_key),
+        })
+    }
+
+    fn mac(&self, data: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.expose_secret())
+            .expect("any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl TokenCipher for AesGcmCipher {
+    fn seal(&self, plaintext: &str, context: &str) -> String {
+        let nonce_bytes: [u8; 12] = rand::random();
+        let sealed = self
+            .cipher
+            .encrypt(
+                &Nonce::from(nonce_bytes),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: context.as_bytes(),
+                },
+            )
+            .expect("AES-GCM encryption does not fail for in-memory buffers");
+        let mut out = nonce_bytes.to_vec();
+        out.extend(sealed);
+        format!("{VERSION}:{}", STANDARD.encode(out))
+    }
+
+    fn open(&self, sealed: &str, context: &str) -> Result<SecretString, CipherError> {
+        let body = sealed
+            .strip_prefix(&format!("{VERSION}:"))
+            .ok_or(CipherError)?;
+        let bytes = STANDARD.decode(body).map_err(|_| CipherError)?;
+        if bytes.len() < 12 + 16 {
+            return Err(CipherError);
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| CipherError)?;
+        let plain = self
+            .cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| CipherError)?;
+        String::from_utf8(plain)
+            .map(SecretString::from)
+            .map_err(|_| CipherError)
+    }
+
+    fn digest(&self, plaintext: &str) -> String {
+        self.mac(plaintext.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn sign(&self, value: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(format!("sign:{value}").as_bytes()))
+    }
+
+    fn verify(&self, value: &str, signature: &str) -> bool {
+        let Ok(given) = URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        bool::from(
+            self.mac(format!("sign:{value}").as_bytes())
+                .as_slice()
+                .ct_eq(&given),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher(key: &[u8; 32]) -> AesGcmCipher {
+        AesGcmCipher::from_base64(&SecretString::from(STANDARD.encode(key))).unwrap()
+    }
+
+    #[test]
+    fn sealed_tokens_open_only_with_the_same_key_and_context() {
+        let c = cipher(&[7; 32]);
+        let sealed = c.seal("sbx-at-secret", "acct-a");
+        assert!(!sealed.contains("sbx-at-secret"));
+        assert_ne!(sealed, c.seal("sbx-at-secret", "acct-a"), "random nonces");
+        assert_eq!(
+            c.open(&sealed, "acct-a").unwrap().expose_secret(),
+            "sbx-at-secret"
+        );
+        assert_eq!(
+            c.open(&sealed, "acct-b").unwrap_err(),
+            CipherError,
+            "bound to its account"
+        );
+        assert_eq!(
+            cipher(&[8; 32]).open(&sealed, "acct-a").unwrap_err(),
+            CipherError
+        );
+        let mut tampered = sealed.clone();
+        let at = sealed.len() - 3;
+        let flipped = if &sealed[at..at + 1] == "A" { "B" } else { "A" };
+        tampered.replace_range(at..at + 1, flipped);
+        assert!(c.open(&tampered, "acct-a").is_err());
+    }
+
+    #[test]
+    fn digests_and_signatures_are_keyed() {
+        let (a, b) = (cipher(&[1; 32]), cipher(&[2; 32]));
+        assert_eq!(a.digest("x"), a.digest("x"));
+        assert_ne!(a.digest("x"), b.digest("x"));
+        let sig = a.sign("state-nonce");
+        assert!(a.verify("state-nonce", &sig));
+        assert!(!a.verify("other", &sig));
+        assert!(!b.verify("state-nonce", &sig));
+        assert!(!a.verify("state-nonce", "not base64 !"));
+    }
+
+    #[test]
+    fn keys_must_be_32_bytes() {
+        assert!(
+            AesGcmCipher::from_base64(&SecretString::from(STANDARD.encode([0u8; 16]))).is_err()
+        );
+        assert!(AesGcmCipher::from_base64(&SecretString::from("not base64".to_owned())).is_err());
+    }
+}

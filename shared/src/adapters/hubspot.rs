@@ -1,0 +1,341 @@
+//! HubSpot's REST API over reqwest (date-versioned `2026-03` paths). HubSpot's
+//! JSON stays here; callers get domain values and classified errors.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Client, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::domain::{HubSpotUserId, PortalId};
+use crate::ports::{
+    HubSpotAuth, HubSpotError, JournalPage, LifecycleEvent, PropertyState, TokenGrant, TokenInfo,
+};
+
+pub const EXCLUSION_PROPERTY: &str = "exclude_from_board_integration";
+
+#[derive(Clone)]
+pub struct HubSpotClient {
+    http: Client,
+    base: String,
+    client_id: String,
+    client_secret: SecretString,
+}
+
+impl HubSpotClient {
+    pub fn new(base: &str, client_id: &str, client_secret: SecretString) -> Self {
+        let http = Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .user_agent("board-hubspot/0.1")
+            .build()
+            .expect("HTTP client builds");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn form(&self, path: &str, fields: &[(&str, &str)]) -> Result<Value, HubSpotError> {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("client_id", &self.client_id),
+            ("client_secret", self.client_secret.expose_secret()),
+        ];
+        form.extend_from_slice(fields);
+        let response = self
+            .http
+            .post(self.url(path))
+            .form(&form)
+            .send()
+            .await
+            .map_err(transport)?;
+        json_or_error(response).await
+    }
+}
+
+fn transport(error: reqwest::Error) -> HubSpotError {
+    // Never include the URL: it may carry a query with identifiers, and reqwest's
+    // Display of the error would print it.
+    HubSpotError::Unavailable(if error.is_timeout() {
+        "timeout".into()
+    } else {
+        "connection failed".into()
+    })
+}
+
+/// Maps HubSpot's error bodies (every field optional) to what to do next.
+async fn classify(response: Response) -> HubSpotError {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|s| s * 1000);
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let message = body["message"].as_str().unwrap_or_default().to_owned();
+    let category = body["category"].as_str().unwrap_or_default().to_owned();
+    match status {
+        StatusCode::BAD_REQUEST if body["error"] == "invalid_grant" => {
+            HubSpotError::InvalidGrant(message)
+        }
+        StatusCode::UNAUTHORIZED => HubSpotError::Unauthorized(message),
+        StatusCode::FORBIDDEN => HubSpotError::Forbidden(message),
+        StatusCode::NOT_FOUND => HubSpotError::NotFound(message),
+        StatusCode::TOO_MANY_REQUESTS => {
+            let policy_ms = if body["policyName"] == "SECONDLY" {
+                1000
+            } else {
+                10_000
+            };
+            HubSpotError::RateLimited {
+                retry_after_ms: retry_after.unwrap_or(policy_ms),
+            }
+        }
+        s if s.is_server_error() => HubSpotError::Unavailable(format!("{} {message}", s.as_u16())),
+        s => HubSpotError::Rejected {
+            status: s.as_u16(),
+            category,
+            message,
+        },
+    }
+}
+
+async fn json_or_error(response: Response) -> Result<Value, HubSpotError> {
+    if response.status().is_success() {
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        return response
+            .json()
+            .await
+            .map_err(|_| HubSpotError::Unavailable("malformed response".into()));
+    }
+    Err(classify(response).await)
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: String,
+    refresh_token: String,
+    expires_in: i64,
+}
+
+fn grant(body: Value) -> Result<TokenGrant, HubSpotError> {
+    let body: TokenBody = serde_json::from_value(body)
+        .map_err(|_| HubSpotError::Unavailable("malformed token response".into()))?;
+    Ok(TokenGrant {
+        access_token: SecretString::from(body.access_token),
+        refresh_token: SecretString::from(body.refresh_token),
+        expires_in_seconds: body.expires_in,
+    })
+}
+
+#[async_trait]
+impl HubSpotAuth for HubSpotClient {
+    async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenGrant, HubSpotError> {
+        let body = self
+            .form(
+                "/oauth/2026-03/token",
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", redirect_uri),
+                ],
+            )
+            .await?;
+        grant(body)
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenGrant, HubSpotError> {
+        let body = self
+            .form(
+                "/oauth/2026-03/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ],
+            )
+            .await?;
+        grant(body)
+    }
+
+    async fn introspect(&self, access_token: &str) -> Result<TokenInfo, HubSpotError> {
+        let body = self
+            .form(
+                "/oauth/2026-03/token/introspect",
+                &[("token", access_token), ("token_type_hint", "access_token")],
+            )
+            .await?;
+        if body["active"] != true {
+            return Err(HubSpotError::InvalidGrant("token is not active".into()));
+        }
+        let portal = body["hub_id"]
+            .as_u64()
+            .and_then(|id| PortalId::new(id).ok())
+            .ok_or_else(|| HubSpotError::Unavailable("introspection without hub_id".into()))?;
+        let scopes = match &body["scopes"] {
+            Value::Array(list) => list
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+            _ => body["scope"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+        };
+        Ok(TokenInfo {
+            portal_id: portal,
+            hub_domain: body["hub_domain"].as_str().map(str::to_owned),
+            user_id: body["user_id"]
+                .as_u64()
+                .and_then(|id| HubSpotUserId::new(id).ok()),
+            user_email: body["user"].as_str().map(str::to_owned),
+            scopes,
+        })
+    }
+
+    async fn revoke(&self, refresh_token: &str) -> Result<(), HubSpotError> {
+        self.form(
+            "/oauth/2026-03/token/revoke",
+            &[
+                ("token", refresh_token),
+                ("token_type_hint", "refresh_token"),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn uninstall(&self, access_token: &str) -> Result<(), HubSpotError> {
+        let response = self
+            .http
+            .delete(self.url("/appinstalls/2026-03/external-install"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(transport)?;
+        json_or_error(response).await.map(|_| ())
+    }
+
+    async fn ensure_exclusion_property(
+        &self,
+        access_token: &str,
+    ) -> Result<PropertyState, HubSpotError> {
+        let path = format!("/crm/properties/2026-03/deals/{EXCLUSION_PROPERTY}");
+        let response = self
+            .http
+            .get(self.url(&path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(transport)?;
+        match json_or_error(response).await {
+            Ok(existing) => return Ok(state_of(&existing)),
+            Err(HubSpotError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let definition = json!({
+            "name": EXCLUSION_PROPERTY,
+            "label": "board連携から除外",
+            "type": "bool",
+            "fieldType": "booleancheckbox",
+            "groupName": "dealinformation",
+            "description": "「はい」にした取引はboardに連携されません。",
+            "options": [
+                {"label": "はい", "value": "true", "displayOrder": 0, "hidden": false},
+                {"label": "いいえ", "value": "false", "displayOrder": 1, "hidden": false}
+            ]
+        });
+        let response = self
+            .http
+            .post(self.url("/crm/properties/2026-03/deals"))
+            .bearer_auth(access_token)
+            .json(&definition)
+            .send()
+            .await
+            .map_err(transport)?;
+        match json_or_error(response).await {
+            Ok(created) => Ok(state_of(&created)),
+            // Created meanwhile (another board account of the portal): already there is fine.
+            Err(HubSpotError::Rejected { status: 409, .. }) => Ok(PropertyState::Ready),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn app_token(&self) -> Result<SecretString, HubSpotError> {
+        let body = self
+            .form(
+                "/oauth/2026-03/token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("scope", "developer.webhooks_journal.read"),
+                ],
+            )
+            .await?;
+        body["access_token"]
+            .as_str()
+            .map(|t| SecretString::from(t.to_owned()))
+            .ok_or_else(|| HubSpotError::Unavailable("token response without access_token".into()))
+    }
+
+    async fn lifecycle_journal(
+        &self,
+        access_token: &str,
+        after: Option<&str>,
+    ) -> Result<JournalPage, HubSpotError> {
+        let path = match after {
+            Some(offset) => format!("/webhooks-journal/journal/2026-03/offset/{offset}/next"),
+            None => "/webhooks-journal/journal/2026-03/latest".to_owned(),
+        };
+        let response = self
+            .http
+            .get(self.url(&path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(transport)?;
+        let body = json_or_error(response).await?;
+        let events = body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["eventType"] == "APP_LIFECYCLE_EVENT")
+            .filter_map(|e| {
+                let portal = e["portalId"].as_u64().and_then(|p| PortalId::new(p).ok())?;
+                Some(LifecycleEvent {
+                    portal_id: portal,
+                    uninstalled: e["action"] == "UNINSTALL",
+                })
+            })
+            .collect();
+        let offset = body["currentOffset"]
+            .as_str()
+            .map(str::to_owned)
+            .or(after.map(str::to_owned));
+        Ok(JournalPage { events, offset })
+    }
+}
+
+fn state_of(property: &Value) -> PropertyState {
+    match property["type"].as_str() {
+        Some("bool") => PropertyState::Ready,
+        other => PropertyState::WrongType {
+            found: other.unwrap_or("unknown").to_owned(),
+        },
+    }
+}
