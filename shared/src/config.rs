@@ -5,6 +5,13 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
+/// How board's JWTs are signed: chosen per deployment, never by the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    Hs256,
+    Rs256,
+}
+
 /// Where state lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -34,6 +41,10 @@ pub struct Settings {
     pub board_app_url: String,
     /// HS256 key for board's JWTs (local); production uses RS256 via JWKS.
     pub board_jwt_secret: SecretString,
+    /// The one algorithm board's JWTs are verified with in this deployment.
+    pub board_jwt_algorithm: JwtAlgorithm,
+    /// board's public keys (a JWKS document) for RS256.
+    pub board_jwks: Option<String>,
     /// AES-256-GCM key for tokens at rest, base64 (local); KMS in production.
     pub token_key: SecretString,
     pub table_name: String,
@@ -158,7 +169,23 @@ impl Settings {
                 name: "SUSPEND_AFTER",
                 reason: "a positive integer".into(),
             })?;
+        let board_jwt_algorithm = match get("BOARD_JWT_ALGORITHM").as_deref() {
+            None | Some("") | Some("HS256") => JwtAlgorithm::Hs256,
+            Some("RS256") => JwtAlgorithm::Rs256,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "BOARD_JWT_ALGORITHM",
+                    reason: format!("{other:?}: use HS256 or RS256"),
+                });
+            }
+        };
+        let board_jwks = get("BOARD_JWKS").filter(|v| !v.is_empty());
+        if board_jwt_algorithm == JwtAlgorithm::Rs256 && board_jwks.is_none() {
+            return Err(ConfigError::Missing("BOARD_JWKS"));
+        }
         let settings = Self {
+            board_jwt_algorithm,
+            board_jwks,
             suspend_after,
             store,
             hubspot_client_id: text("HUBSPOT_CLIENT_ID", local.then_some(dev::HUBSPOT_CLIENT_ID))?,
@@ -190,7 +217,11 @@ impl Settings {
                 "BOARD_APP_URL",
                 local.then(|| sandbox("/_sandbox/board")).as_deref(),
             )?,
-            board_jwt_secret: secret("BOARD_JWT_SECRET", dev::BOARD_JWT_SECRET)?,
+            board_jwt_secret: match board_jwt_algorithm {
+                JwtAlgorithm::Hs256 => secret("BOARD_JWT_SECRET", dev::BOARD_JWT_SECRET)?,
+                // Not used with RS256; an empty secret cannot verify anything.
+                JwtAlgorithm::Rs256 => SecretString::from(String::new()),
+            },
             token_key: secret("TOKEN_KEY", dev::TOKEN_KEY)?,
             table_name: text("TABLE_NAME", Some("board-hubspot"))?,
             work_queue_url: get("WORK_QUEUE_URL").filter(|v| !v.is_empty()),

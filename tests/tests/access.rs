@@ -210,3 +210,71 @@ async fn a_token_for_one_account_never_reaches_another() {
     assert_eq!(sneaky["state"], "not_connected");
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn production_verifies_rs256_against_boards_keys_and_nothing_else() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = probe.local_addr().unwrap();
+    drop(probe);
+    let base = format!("http://{addr}");
+    let public = base.clone();
+    let jwks = include_str!("../fixtures/jwt-test-jwks.json").to_owned();
+    let settings = Settings::from_lookup(
+        move |name| match name {
+            "PUBLIC_BASE_URL" => Some(public.clone()),
+            "BOARD_JWT_ALGORITHM" => Some("RS256".into()),
+            "BOARD_JWKS" => Some(jwks.clone()),
+            _ => None,
+        },
+        true,
+    )
+    .unwrap();
+    let stack = local_stack::start(settings, addr).await.unwrap();
+    let claims = json!({"iss": "board", "aud": "board-hubspot", "account_id": "acct-a", "user_id": 1, "role": "admin",
+                        "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 600});
+    let pem = include_bytes!("../fixtures/jwt-test-rsa.pem");
+    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("board-test-1".into());
+    let good = encode(&header, &claims, &EncodingKey::from_rsa_pem(pem).unwrap()).unwrap();
+    let hs256 = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(b"dev-only-secret"),
+    )
+    .unwrap();
+    // Algorithm confusion: HS256 keyed with the public JWKS text.
+    let confused = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(include_bytes!("../fixtures/jwt-test-jwks.json")),
+    )
+    .unwrap();
+    let mut unknown_kid = Header::new(jsonwebtoken::Algorithm::RS256);
+    unknown_kid.kid = Some("someone-else".into());
+    let wrong_kid = encode(
+        &unknown_kid,
+        &claims,
+        &EncodingKey::from_rsa_pem(pem).unwrap(),
+    )
+    .unwrap();
+
+    let http = reqwest::Client::new();
+    let status_of = |token: String| {
+        let http = http.clone();
+        let url = format!("{base}/v1/hubspot/connection");
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status_of(good).await, 200);
+    assert_eq!(status_of(hs256).await, 401);
+    assert_eq!(status_of(confused).await, 401);
+    assert_eq!(status_of(wrong_kid).await, 401);
+    stack.shutdown().await;
+}

@@ -1,11 +1,12 @@
 //! board's JWTs: one algorithm per deployment (never the token header's), the
 //! claims of SPEC §8, and the two kinds of access they grant.
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Deserializer};
 
-use board_hubspot::config::Settings;
+use board_hubspot::config::{JwtAlgorithm, Settings};
 use board_hubspot::domain::{AccountId, UserId};
 
 pub const ISSUER: &str = "board";
@@ -97,22 +98,54 @@ pub enum AuthError {
     MissingPermissions,
 }
 
-/// Verifies HS256 with `BOARD_JWT_SECRET`. (Production's RS256/JWKS verifier is
-/// selected the same way: one algorithm, from configuration.)
+/// Verifies board's JWTs with the deployment's one algorithm: HS256 with
+/// `BOARD_JWT_SECRET`, or RS256 with the keys of `BOARD_JWKS`. The token's
+/// header never chooses: a token whose `alg` differs is refused.
 pub struct Verifier {
-    key: DecodingKey,
+    algorithm: Algorithm,
+    keys: Vec<(Option<String>, DecodingKey)>,
     validation: Validation,
 }
 
 impl Verifier {
-    pub fn from_settings(settings: &Settings) -> Self {
-        let key = DecodingKey::from_secret(settings.board_jwt_secret.expose_secret().as_bytes());
-        let mut validation = Validation::new(Algorithm::HS256);
+    pub fn from_settings(settings: &Settings) -> Result<Self, AuthError> {
+        let (algorithm, keys) = match settings.board_jwt_algorithm {
+            JwtAlgorithm::Hs256 => {
+                let secret = settings.board_jwt_secret.expose_secret();
+                if secret.is_empty() {
+                    return Err(AuthError::Invalid("no HS256 key configured".into()));
+                }
+                (
+                    Algorithm::HS256,
+                    vec![(None, DecodingKey::from_secret(secret.as_bytes()))],
+                )
+            }
+            JwtAlgorithm::Rs256 => {
+                let jwks: JwkSet =
+                    serde_json::from_str(settings.board_jwks.as_deref().unwrap_or_default())
+                        .map_err(|e| AuthError::Invalid(format!("BOARD_JWKS: {e}")))?;
+                let keys = jwks
+                    .keys
+                    .iter()
+                    .filter_map(|jwk| {
+                        DecodingKey::from_jwk(jwk)
+                            .ok()
+                            .map(|k| (jwk.common.key_id.clone(), k))
+                    })
+                    .collect();
+                (Algorithm::RS256, keys)
+            }
+        };
+        let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = 30;
-        Self { key, validation }
+        Ok(Self {
+            algorithm,
+            keys,
+            validation,
+        })
     }
 
     pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
@@ -124,18 +157,38 @@ impl Verifier {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
-        let data = decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let claims = data.claims;
-        if claims.role == Role::Custom && claims.permissions.is_none() {
-            return Err(AuthError::MissingPermissions);
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if header.alg != self.algorithm {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
         }
-        Ok(Caller {
-            account_id: claims.account_id,
-            user_id: claims.user_id,
-            role: claims.role,
-            permissions: claims.permissions.unwrap_or_default(),
-            account_name: claims.account_name.filter(|n| !n.trim().is_empty()),
-        })
+        // `kid` may pick among the configured keys; it can never add one.
+        let candidates = self
+            .keys
+            .iter()
+            .filter(|(kid, _)| header.kid.is_none() || kid.is_none() || *kid == header.kid);
+        let mut last = AuthError::Invalid("no key matches".into());
+        for (_, key) in candidates {
+            match decode::<Claims>(token, key, &self.validation) {
+                Ok(data) => return caller(data.claims),
+                Err(e) => last = AuthError::Invalid(e.to_string()),
+            }
+        }
+        Err(last)
     }
+}
+
+fn caller(claims: Claims) -> Result<Caller, AuthError> {
+    if claims.role == Role::Custom && claims.permissions.is_none() {
+        return Err(AuthError::MissingPermissions);
+    }
+    Ok(Caller {
+        account_id: claims.account_id,
+        user_id: claims.user_id,
+        role: claims.role,
+        permissions: claims.permissions.unwrap_or_default(),
+        account_name: claims.account_name.filter(|n| !n.trim().is_empty()),
+    })
 }

@@ -45,8 +45,9 @@ pub async fn handle(
             ));
         }
     };
-    let verifier = Verifier::from_settings(&services.settings);
-    let caller = match verifier.verify(edge::header(request.headers(), "authorization")) {
+    let verified = Verifier::from_settings(&services.settings)
+        .and_then(|verifier| verifier.verify(edge::header(request.headers(), "authorization")));
+    let caller = match verified {
         Ok(caller) => caller,
         Err(e) => return Ok(unauthorized(&e)),
     };
