@@ -35,6 +35,8 @@ pub struct Settings {
     pub hubspot_authorize_url: String,
     /// Base of board's API v1.
     pub board_api_base: String,
+    /// Each account's board API key and token.
+    pub board_credentials: crate::adapters::board::BoardCredentials,
     /// board's settings screen, where every OAuth flow ends.
     pub board_settings_url: String,
     /// Links to projects and drafts in board's web app.
@@ -183,7 +185,19 @@ impl Settings {
         if board_jwt_algorithm == JwtAlgorithm::Rs256 && board_jwks.is_none() {
             return Err(ConfigError::Missing("BOARD_JWKS"));
         }
+        let board_credentials =
+            match get("BOARD_CREDENTIALS").filter(|v| !v.is_empty()) {
+                Some(json) => crate::adapters::board::BoardCredentials::from_json(&json).map_err(
+                    |reason| ConfigError::Invalid {
+                        name: "BOARD_CREDENTIALS",
+                        reason,
+                    },
+                )?,
+                None if local => crate::adapters::board::BoardCredentials::SandboxPattern,
+                None => return Err(ConfigError::Missing("BOARD_CREDENTIALS")),
+            };
         let settings = Self {
+            board_credentials,
             board_jwt_algorithm,
             board_jwks,
             suspend_after,

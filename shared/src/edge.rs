@@ -38,6 +38,24 @@ pub fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Htt
         .expect("valid response")
 }
 
+/// A problem with extra members (e.g. the `field` a validation error names).
+pub fn problem_with(
+    status: StatusCode,
+    code: &str,
+    detail: impl Into<String>,
+    extra: serde_json::Value,
+) -> HttpResponse {
+    let mut response = problem(status, code, detail);
+    let body: serde_json::Value =
+        serde_json::from_slice(response.body().as_ref()).expect("our own JSON");
+    let mut body = body;
+    if let (Some(target), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        target.extend(extra);
+    }
+    *response.body_mut() = lambda_http::Body::from(serde_json::to_vec(&body).expect("serializes"));
+    response
+}
+
 pub fn redirect(location: &str) -> HttpResponse {
     Response::builder()
         .status(StatusCode::FOUND)

@@ -363,3 +363,110 @@ pub trait HubSpotAuth: Send + Sync {
         after: Option<&str>,
     ) -> Result<JournalPage, HubSpotError>;
 }
+
+/// A deal pipeline as HubSpot lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HsPipeline {
+    pub id: crate::domain::PipelineId,
+    pub label: String,
+    pub display_order: i64,
+    /// In display order.
+    pub stages: Vec<HsStage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HsStage {
+    pub id: crate::domain::StageId,
+    pub label: String,
+    pub display_order: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HsOwner {
+    pub id: crate::domain::OwnerId,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HsTeam {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HsOption {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HsProperty {
+    pub name: String,
+    pub label: String,
+    /// HubSpot's `type` (`enumeration`, `bool`, `string`, …).
+    pub kind: String,
+    pub options: Vec<HsOption>,
+}
+
+/// HubSpot's CRM reads the settings screens need.
+#[async_trait]
+pub trait HubSpotCrm: Send + Sync {
+    async fn pipelines(&self, token: &str) -> Result<Vec<HsPipeline>, HubSpotError>;
+    async fn owners(&self, token: &str) -> Result<Vec<HsOwner>, HubSpotError>;
+    async fn teams(&self, token: &str) -> Result<Vec<HsTeam>, HubSpotError>;
+    async fn deal_property(
+        &self,
+        token: &str,
+        name: &str,
+    ) -> Result<Option<HsProperty>, HubSpotError>;
+}
+
+/// A board user (担当者 candidates).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BoardUser {
+    pub id: crate::domain::BoardUserId,
+    pub name: String,
+    pub email: String,
+}
+
+/// A failed board call, classified like HubSpot's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoardError {
+    #[error("board refused our credentials: {0}")]
+    Unauthorized(String),
+    #[error("not found")]
+    NotFound,
+    /// 400/422: board rejected the input; its message and field errors kept.
+    #[error("rejected: {message}")]
+    Rejected {
+        message: String,
+        fields: Vec<(String, Vec<String>)>,
+    },
+    #[error("rate limited, retry after {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// board's API v1, per account.
+#[async_trait]
+pub trait BoardApi: Send + Sync {
+    async fn users(&self, account: &AccountId) -> Result<Vec<BoardUser>, BoardError>;
+}
+
+/// Each account's configuration, versioned by the store.
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// The configuration, or the defaults (version 0) when never changed.
+    async fn config(
+        &self,
+        account: &AccountId,
+    ) -> StoreResult<crate::domain::config::AccountConfig>;
+    /// Saves if the stored version still equals `config.version`; returns the new version.
+    async fn save_config(
+        &self,
+        account: &AccountId,
+        config: &crate::domain::config::AccountConfig,
+    ) -> StoreResult<u64>;
+}

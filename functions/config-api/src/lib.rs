@@ -5,13 +5,16 @@ pub mod routes;
 
 use board_hubspot::app::connect::{self, ConfirmError, Starter};
 use board_hubspot::app::disconnect::{self, DisconnectError};
+use board_hubspot::app::settings::{self, SettingsError};
 use board_hubspot::app::{Services, connection_status};
 use board_hubspot::domain::Code;
 use board_hubspot::edge::{self, HttpResponse};
+use board_hubspot::ports::{BoardError, HubSpotError};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use auth::{AuthError, Caller, Verifier};
 use routes::Op;
@@ -28,8 +31,8 @@ pub async fn handle(
     if path == "/openapi.json" && method == "GET" {
         return Ok(edge::json(StatusCode::OK, &routes::openapi()));
     }
-    let route = match routes::find(&method, &path) {
-        Ok(found) => found.route,
+    let matched = match routes::find(&method, &path) {
+        Ok(found) => found,
         Err(routes::NoMatch::Method) => {
             return Ok(edge::problem(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -51,6 +54,7 @@ pub async fn handle(
         Ok(caller) => caller,
         Err(e) => return Ok(unauthorized(&e)),
     };
+    let route = matched.route;
     if !caller.may(route.access) {
         return Ok(edge::problem(
             StatusCode::FORBIDDEN,
@@ -62,7 +66,7 @@ pub async fn handle(
             ),
         ));
     }
-    Ok(dispatch(services, &caller, route.op, &request).await)
+    Ok(dispatch(services, &caller, route.op, &matched.params, &request).await)
 }
 
 fn unauthorized(error: &AuthError) -> HttpResponse {
@@ -116,8 +120,101 @@ struct ConfirmBody {
     archive_previous_portal: bool,
 }
 
-async fn dispatch(services: &Services, caller: &Caller, op: Op, request: &Request) -> HttpResponse {
+async fn dispatch(
+    services: &Services,
+    caller: &Caller,
+    op: Op,
+    params: &[(String, String)],
+    request: &Request,
+) -> HttpResponse {
+    let account = &caller.account_id;
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
     match op {
+        Op::Pipelines => settings_result(settings::pipelines(services, account).await, caller),
+        Op::SetStatusMapping => match body::<Value>(request) {
+            Ok(b) => {
+                match settings::set_status_mapping(services, account, param("pipeline_id"), &b)
+                    .await
+                {
+                    Ok(_) => settings_result(settings::pipelines(services, account).await, caller),
+                    Err(e) => settings_error(e, caller),
+                }
+            }
+            Err(response) => *response,
+        },
+        Op::FilterRules => settings_result(
+            settings::filter_rules(services, account)
+                .await
+                .map(|(rules, v)| json!({"rules": rules, "config_version": v})),
+            caller,
+        ),
+        Op::SetFilterRules => match body::<Value>(request) {
+            Ok(b) => settings_result(
+                async {
+                    settings::set_filter_rules(services, account, &b).await?;
+                    let (rules, v) = settings::filter_rules(services, account).await?;
+                    Ok(json!({"rules": rules, "config_version": v}))
+                }
+                .await,
+                caller,
+            ),
+            Err(response) => *response,
+        },
+        Op::FilterOptions => {
+            settings_result(settings::filter_options(services, account).await, caller)
+        }
+        Op::AccountLabel => settings_result(
+            settings::account_label(services, account)
+                .await
+                .map(|(label, v)| json!({"label": label, "config_version": v})),
+            caller,
+        ),
+        Op::SetAccountLabel => match body::<Value>(request) {
+            Ok(b) => settings_result(
+                async {
+                    settings::set_account_label(services, account, &b).await?;
+                    let (label, v) = settings::account_label(services, account).await?;
+                    Ok(json!({"label": label, "config_version": v}))
+                }
+                .await,
+                caller,
+            ),
+            Err(response) => *response,
+        },
+        Op::OwnerMapping => {
+            settings_result(settings::owner_mapping(services, account).await, caller)
+        }
+        Op::SetOwnerMapping => match body::<Value>(request) {
+            Ok(b) => match settings::set_owner_mapping(services, account, &b).await {
+                Ok(_) => settings_result(settings::owner_mapping(services, account).await, caller),
+                Err(e) => settings_error(e, caller),
+            },
+            Err(response) => *response,
+        },
+        Op::Options => settings_result(
+            settings::options(services, account)
+                .await
+                .map(|(o, v)| options_json(&o, v)),
+            caller,
+        ),
+        Op::SetOptions => match body::<Value>(request) {
+            Ok(b) => settings_result(
+                async {
+                    settings::set_options(services, account, &b).await?;
+                    let (o, v) = settings::options(services, account).await?;
+                    Ok(options_json(&o, v))
+                }
+                .await,
+                caller,
+            ),
+            Err(response) => *response,
+        },
         Op::ConnectionStatus => match connection_status::status(services, &caller.account_id).await
         {
             Ok(status) => edge::json(StatusCode::OK, &status),
@@ -206,5 +303,84 @@ async fn dispatch(services: &Services, caller: &Caller, op: Op, request: &Reques
             Ok(items) => edge::json(StatusCode::OK, &serde_json::json!({ "items": items })),
             Err(e) => unavailable(e, caller),
         },
+    }
+}
+
+fn options_json(options: &settings::Options, version: u64) -> Value {
+    json!({
+        "amount_basis": options.amount_basis,
+        "two_way_customer_names": options.two_way_customer_names,
+        "config_version": version,
+    })
+}
+
+fn settings_result<T: Serialize>(
+    result: Result<T, SettingsError>,
+    caller: &Caller,
+) -> HttpResponse {
+    match result {
+        Ok(value) => edge::json(StatusCode::OK, &value),
+        Err(e) => settings_error(e, caller),
+    }
+}
+
+/// Settings failures as problems: what is wrong, and with which field.
+fn settings_error(error: SettingsError, caller: &Caller) -> HttpResponse {
+    match error {
+        SettingsError::NotConnected => edge::problem(
+            StatusCode::CONFLICT,
+            "not_connected",
+            "HubSpotと連携していません。先に連携を設定してください。",
+        ),
+        SettingsError::Suspended => {
+            let entry = Code::IntegrationSuspended.entry();
+            edge::problem(StatusCode::CONFLICT, entry.code, entry.message_ja)
+        }
+        SettingsError::Invalid { field, message } => edge::problem_with(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("{field}: {message}"),
+            json!({"field": field}),
+        ),
+        SettingsError::NotFound(what) => edge::problem(StatusCode::NOT_FOUND, "not_found", what),
+        SettingsError::HubSpot(HubSpotError::Forbidden(m)) => {
+            let entry = Code::HubspotScopeInsufficient.entry();
+            edge::problem(
+                StatusCode::BAD_GATEWAY,
+                entry.code,
+                format!("{} {m}", entry.message_ja),
+            )
+        }
+        SettingsError::HubSpot(HubSpotError::Unauthorized(m)) => {
+            let entry = Code::HubspotAuthInvalid.entry();
+            edge::problem(
+                StatusCode::BAD_GATEWAY,
+                entry.code,
+                format!("{} {m}", entry.message_ja),
+            )
+        }
+        SettingsError::HubSpot(e) => {
+            tracing::warn!(error = %e, account = %caller.account_id, "HubSpot call failed");
+            let entry = Code::HubspotUnavailable.entry();
+            edge::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                entry.code,
+                entry.message_ja,
+            )
+        }
+        SettingsError::Board(BoardError::Unauthorized(_)) => {
+            let entry = Code::BoardAuthInvalid.entry();
+            edge::problem(StatusCode::BAD_GATEWAY, entry.code, entry.message_ja)
+        }
+        SettingsError::Board(e) => {
+            tracing::warn!(error = %e, account = %caller.account_id, "board call failed");
+            let entry = Code::BoardUnavailable.entry();
+            edge::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                entry.code,
+                entry.message_ja,
+            )
+        }
+        SettingsError::Store(e) => unavailable(e, caller),
     }
 }

@@ -12,6 +12,17 @@ pub enum Op {
     Confirm,
     Disconnect,
     Notifications,
+    Pipelines,
+    SetStatusMapping,
+    FilterRules,
+    SetFilterRules,
+    FilterOptions,
+    AccountLabel,
+    SetAccountLabel,
+    OwnerMapping,
+    SetOwnerMapping,
+    Options,
+    SetOptions,
 }
 
 pub struct Route {
@@ -64,6 +75,94 @@ pub const ROUTES: &[Route] = &[
         access: Access::Settings,
         summary: "Notices for administrators (suspension, uninstall), newest first.",
         response: "Notifications",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/pipelines",
+        op: Op::Pipelines,
+        access: Access::Settings,
+        summary: "HubSpot's deal pipelines and stages (live, display order) with each stage's mapped 受注ステータス, the stage used per status, problems, and a suggested mapping for the default pipeline.",
+        response: "Pipelines",
+    },
+    Route {
+        method: "PUT",
+        path: "/v1/hubspot/pipelines/{pipeline_id}/status-mapping",
+        op: Op::SetStatusMapping,
+        access: Access::Settings,
+        summary: "Sets or clears stage → status mappings of one pipeline: {\"stages\": {\"<stage_id>\": 4, \"<stage_id>\": null}}.",
+        response: "Pipelines",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/filter-rules",
+        op: Op::FilterRules,
+        access: Access::Settings,
+        summary: "The deal filter rules: a deal passes if all conditions of any rule hold; no rules, every deal.",
+        response: "FilterRules",
+    },
+    Route {
+        method: "PUT",
+        path: "/v1/hubspot/filter-rules",
+        op: Op::SetFilterRules,
+        access: Access::Settings,
+        summary: "Replaces the filter rules: {\"rules\": [{\"conditions\": [{\"field\": \"team\"|\"owner\"|\"filter_key\", \"values\": [..]}]}]}.",
+        response: "FilterRules",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/filter-options",
+        op: Op::FilterOptions,
+        access: Access::Settings,
+        summary: "HubSpot's teams, owners and the options of board_custom_filter_key (or why it cannot be used).",
+        response: "FilterOptions",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/account-label",
+        op: Op::AccountLabel,
+        access: Access::Settings,
+        summary: "The label the CRM card shows for this board account.",
+        response: "AccountLabel",
+    },
+    Route {
+        method: "PUT",
+        path: "/v1/hubspot/account-label",
+        op: Op::SetAccountLabel,
+        access: Access::Settings,
+        summary: "Sets the label: {\"label\": \"…\"}, trimmed, at most 50 characters; empty clears.",
+        response: "AccountLabel",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/owner-mapping",
+        op: Op::OwnerMapping,
+        access: Access::Settings,
+        summary: "HubSpot owners ↔ board persons in charge: matched by e-mail, overridden by administrators.",
+        response: "OwnerMapping",
+    },
+    Route {
+        method: "PUT",
+        path: "/v1/hubspot/owner-mapping",
+        op: Op::SetOwnerMapping,
+        access: Access::Settings,
+        summary: "Overrides entries: {\"overrides\": {\"<owner_id>\": <board user id>|null}, \"reset\": [\"<owner_id>\"]}.",
+        response: "OwnerMapping",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/options",
+        op: Op::Options,
+        access: Access::Settings,
+        summary: "Amount basis (excluding_tax by default) and two-way customer names.",
+        response: "Options",
+    },
+    Route {
+        method: "PUT",
+        path: "/v1/hubspot/options",
+        op: Op::SetOptions,
+        access: Access::Settings,
+        summary: "Sets {\"amount_basis\": \"excluding_tax\"|\"including_tax\", \"two_way_customer_names\": bool}.",
+        response: "Options",
     },
 ];
 
@@ -123,6 +222,28 @@ fn schemas() -> Value {
                 "status": {"type": "integer"}, "code": {"type": "string"}, "detail": {"type": "string"}
             }
         },
+        "Pipelines": {"type": "object", "required": ["items", "problems", "config_version"], "properties": {
+            "items": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "label": {"type": "string"},
+                "stages": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "label": {"type": "string"}, "display_order": {"type": "integer"},
+                    "order_status": {"type": ["integer", "null"]}, "order_status_label": {"type": ["string", "null"]}}}},
+                "stage_for_status": {"type": "object"}, "suggested_mapping": {"type": ["object", "null"]},
+                "problems": {"type": "array"}}}},
+            "problems": {"type": "array"}, "config_version": {"type": "integer"}}},
+        "FilterRules": {"type": "object", "required": ["rules", "config_version"], "properties": {
+            "rules": {"type": "array", "items": {"type": "object", "properties": {"conditions": {"type": "array", "items": {"type": "object", "properties": {
+                "field": {"type": "string", "enum": ["team", "owner", "filter_key"]}, "values": {"type": "array", "items": {"type": "string"}}}}}}}},
+            "config_version": {"type": "integer"}}},
+        "FilterOptions": {"type": "object", "properties": {"teams": {"type": "array"}, "owners": {"type": "array"}, "filter_key": {"type": "object"}}},
+        "AccountLabel": {"type": "object", "required": ["label", "config_version"], "properties": {"label": {"type": ["string", "null"]}, "config_version": {"type": "integer"}}},
+        "OwnerMapping": {"type": "object", "required": ["items", "config_version"], "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+            "owner_id": {"type": "string"}, "owner_name": {"type": "string"}, "owner_email": {"type": "string"},
+            "board_user_id": {"type": ["integer", "null"]}, "board_user_name": {"type": ["string", "null"]},
+            "source": {"type": "string", "enum": ["email", "override", "none"]}}}}, "config_version": {"type": "integer"}}},
+        "Options": {"type": "object", "required": ["amount_basis", "two_way_customer_names", "config_version"], "properties": {
+            "amount_basis": {"type": "string", "enum": ["excluding_tax", "including_tax"]}, "two_way_customer_names": {"type": "boolean"},
+            "config_version": {"type": "integer"}}},
         "AuthorizeUrl": {"type": "object", "required": ["authorize_url"], "properties": {"authorize_url": {"type": "string", "format": "uri"}}},
         "Disconnected": {"type": "object", "required": ["state", "revoked", "uninstalled"], "properties": {
             "state": {"type": "string"}, "revoked": {"type": "boolean"}, "uninstalled": {"type": "boolean"}}},

@@ -9,9 +9,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{HubSpotUserId, PortalId};
+use crate::domain::{HubSpotUserId, OwnerId, PipelineId, PortalId, StageId};
 use crate::ports::{
-    HubSpotAuth, HubSpotError, JournalPage, LifecycleEvent, PropertyState, TokenGrant, TokenInfo,
+    HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam, HubSpotAuth, HubSpotCrm,
+    HubSpotError, JournalPage, LifecycleEvent, PropertyState, TokenGrant, TokenInfo,
 };
 
 pub const EXCLUSION_PROPERTY: &str = "exclude_from_board_integration";
@@ -337,5 +338,146 @@ fn state_of(property: &Value) -> PropertyState {
         other => PropertyState::WrongType {
             found: other.unwrap_or("unknown").to_owned(),
         },
+    }
+}
+
+impl HubSpotClient {
+    async fn get_json(&self, token: &str, path: &str) -> Result<Value, HubSpotError> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(transport)?;
+        json_or_error(response).await
+    }
+
+    /// Follows `paging.next.after` to the end.
+    async fn all_pages(&self, token: &str, path: &str) -> Result<Vec<Value>, HubSpotError> {
+        let mut results = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let page_path = match &after {
+                Some(a) => format!("{path}{separator}after={a}"),
+                None => path.to_owned(),
+            };
+            let body = self.get_json(token, &page_path).await?;
+            results.extend(body["results"].as_array().cloned().unwrap_or_default());
+            match body["paging"]["next"]["after"].as_str() {
+                Some(next) if Some(next) != after.as_deref() => after = Some(next.to_owned()),
+                _ => return Ok(results),
+            }
+        }
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[async_trait]
+impl HubSpotCrm for HubSpotClient {
+    async fn pipelines(&self, token: &str) -> Result<Vec<HsPipeline>, HubSpotError> {
+        let body = self.get_json(token, "/crm/pipelines/2026-03/deals").await?;
+        let mut pipelines: Vec<HsPipeline> = body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["archived"] != true)
+            .filter_map(|p| {
+                let mut stages: Vec<HsStage> = p["stages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["archived"] != true)
+                    .filter_map(|s| {
+                        Some(HsStage {
+                            id: StageId::new(text(&s["id"])).ok()?,
+                            label: text(&s["label"]),
+                            display_order: s["displayOrder"].as_i64().unwrap_or(0),
+                        })
+                    })
+                    .collect();
+                stages.sort_by_key(|s| s.display_order);
+                Some(HsPipeline {
+                    id: PipelineId::new(text(&p["id"])).ok()?,
+                    label: text(&p["label"]),
+                    display_order: p["displayOrder"].as_i64().unwrap_or(0),
+                    stages,
+                })
+            })
+            .collect();
+        pipelines.sort_by_key(|p| p.display_order);
+        Ok(pipelines)
+    }
+
+    async fn owners(&self, token: &str) -> Result<Vec<HsOwner>, HubSpotError> {
+        let results = self
+            .all_pages(token, "/crm/owners/2026-03?limit=100")
+            .await?;
+        Ok(results
+            .iter()
+            .filter(|o| o["archived"] != true)
+            .filter_map(|o| {
+                let name = format!("{} {}", text(&o["lastName"]), text(&o["firstName"]))
+                    .trim()
+                    .to_owned();
+                Some(HsOwner {
+                    id: text(&o["id"]).parse::<OwnerId>().ok()?,
+                    email: text(&o["email"]),
+                    name,
+                })
+            })
+            .collect())
+    }
+
+    async fn teams(&self, token: &str) -> Result<Vec<HsTeam>, HubSpotError> {
+        let body = self
+            .get_json(token, "/settings/users/2026-03/teams")
+            .await?;
+        Ok(body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| HsTeam {
+                id: text(&t["id"]),
+                name: text(&t["name"]),
+            })
+            .collect())
+    }
+
+    async fn deal_property(
+        &self,
+        token: &str,
+        name: &str,
+    ) -> Result<Option<HsProperty>, HubSpotError> {
+        match self
+            .get_json(token, &format!("/crm/properties/2026-03/deals/{name}"))
+            .await
+        {
+            Ok(p) => Ok(Some(HsProperty {
+                name: text(&p["name"]),
+                label: text(&p["label"]),
+                kind: text(&p["type"]),
+                options: p["options"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|o| o["hidden"] != true)
+                    .map(|o| HsOption {
+                        label: text(&o["label"]),
+                        value: text(&o["value"]),
+                    })
+                    .collect(),
+            })),
+            Err(HubSpotError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

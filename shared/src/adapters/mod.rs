@@ -1,5 +1,6 @@
 //! Adapters: the only code that knows DynamoDB, SQS, HTTP and crypto details.
 
+pub mod board;
 pub mod clock;
 pub mod crypto;
 pub mod hubspot;

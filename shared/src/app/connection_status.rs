@@ -49,6 +49,7 @@ pub struct ConnectionStatus {
     /// Board accounts sharing the portal.
     pub other_accounts_on_portal: Vec<AccountId>,
     pub checklist: Vec<ChecklistItem>,
+    pub config_version: u64,
 }
 
 fn state_name(state: ConnectionState) -> &'static str {
@@ -85,6 +86,7 @@ pub async fn status(services: &Services, account: &AccountId) -> StoreResult<Con
             exclusion_property: None,
             other_accounts_on_portal: Vec::new(),
             checklist: Vec::new(),
+            config_version: services.configs.config(account).await?.version,
         });
     };
     let (message, message_en, guidance) = match c.state {
@@ -119,6 +121,16 @@ pub async fn status(services: &Services, account: &AccountId) -> StoreResult<Con
         .collect();
     others.sort();
     let exclusion_ready = matches!(c.exclusion_property, Some(ExclusionProperty::Ready));
+    let config = services.configs.config(account).await?;
+    let mut everyone_unfiltered = config.filter_rules.is_empty() && !others.is_empty();
+    for other in &others {
+        everyone_unfiltered &= services
+            .configs
+            .config(other)
+            .await?
+            .filter_rules
+            .is_empty();
+    }
     let checklist = vec![
         ChecklistItem {
             item: "exclusion_property",
@@ -132,15 +144,15 @@ pub async fn status(services: &Services, account: &AccountId) -> StoreResult<Con
         },
         ChecklistItem {
             item: "status_mapping",
-            done: false,
+            done: !config.status_mapping.is_empty(),
             required: true,
             message: "パイプラインごとに受注ステータスのマッピングを設定してください。未設定のパイプラインの取引はboardに連携されません。",
         },
         ChecklistItem {
             item: "filter_rules",
-            done: false,
-            required: !others.is_empty(),
-            message: if others.is_empty() {
+            done: !config.filter_rules.is_empty(),
+            required: everyone_unfiltered,
+            message: if !everyone_unfiltered {
                 "必要に応じて取引フィルタールールを設定してください。"
             } else {
                 "このHubSpotアカウントは他のboardアカウントとも連携しています。フィルタールールがないと、すべての取引が両方で下書き案件になります。"
@@ -148,7 +160,7 @@ pub async fn status(services: &Services, account: &AccountId) -> StoreResult<Con
         },
         ChecklistItem {
             item: "account_label",
-            done: false,
+            done: config.label.is_some(),
             required: false,
             message: "CRMカードで連携先を見分けるため、HubSpotアカウント識別ラベルを設定できます。",
         },
@@ -173,5 +185,6 @@ pub async fn status(services: &Services, account: &AccountId) -> StoreResult<Con
         exclusion_property: c.exclusion_property.map(|e| json!(e)),
         other_accounts_on_portal: others,
         checklist,
+        config_version: config.version,
     })
 }

@@ -7,6 +7,7 @@ pub mod disconnect;
 pub mod jobs;
 pub mod lifecycle;
 pub mod services;
+pub mod settings;
 pub mod tokens;
 pub mod webhook;
 pub mod worker;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::adapters::board::BoardClient;
 use crate::adapters::clock::SystemClock;
 use crate::adapters::crypto::AesGcmCipher;
 use crate::adapters::hubspot::HubSpotClient;
@@ -16,8 +17,9 @@ use crate::adapters::table::dynamodb::DynamoTable;
 use crate::adapters::table::memory::MemoryTable;
 use crate::config::{Settings, StoreKind};
 use crate::ports::{
-    BoardEventLedger, Clock, ConnectionStore, HistoryStore, HubSpotAuth, LeaseStore, LinkStore,
-    NotificationStore, OneTimeTokenStore, TokenCipher, WatermarkStore, WorkQueue,
+    BoardApi, BoardEventLedger, Clock, ConfigStore, ConnectionStore, HistoryStore, HubSpotAuth,
+    HubSpotCrm, LeaseStore, LinkStore, NotificationStore, OneTimeTokenStore, TokenCipher,
+    WatermarkStore, WorkQueue,
 };
 
 /// Visibility timeout of the work queue: ≥ 6 × the worker's function timeout (60 s).
@@ -37,6 +39,9 @@ pub struct Services {
     pub notifications: Arc<dyn NotificationStore>,
     pub watermarks: Arc<dyn WatermarkStore>,
     pub hubspot: Arc<dyn HubSpotAuth>,
+    pub crm: Arc<dyn HubSpotCrm>,
+    pub board: Arc<dyn BoardApi>,
+    pub configs: Arc<dyn ConfigStore>,
     pub cipher: Arc<dyn TokenCipher>,
     /// Our work queue: webhook events made durable, retries.
     pub queue: Arc<dyn WorkQueue>,
@@ -63,8 +68,13 @@ impl Services {
         // Settings validated the key when they were read.
         let cipher = AesGcmCipher::from_base64(&settings.token_key)
             .expect("TOKEN_KEY validated by Settings");
+        let board = BoardClient::new(&settings.board_api_base, settings.board_credentials.clone());
+        let hubspot = Arc::new(hubspot);
         Self {
-            hubspot: Arc::new(hubspot),
+            crm: hubspot.clone(),
+            hubspot,
+            board: Arc::new(board),
+            configs: store.clone(),
             cipher: Arc::new(cipher),
             notifications: store.clone(),
             watermarks: store.clone(),

@@ -8,6 +8,15 @@ pub const MAX_LABEL_CHARS: usize = 50;
 #[serde(transparent)]
 pub struct AccountLabel(String);
 
+impl<'de> serde::Deserialize<'de> for AccountLabel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw)
+            .map_err(serde::de::Error::custom)?
+            .ok_or_else(|| serde::de::Error::custom("empty label"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("label is {0} characters; at most 50 are allowed")]
 pub struct LabelTooLong(pub usize);

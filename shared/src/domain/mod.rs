@@ -2,12 +2,15 @@
 
 pub mod account_label;
 pub mod catalog;
+pub mod config;
 pub mod connection;
+pub mod filter_rules;
 pub mod history;
 pub mod ids;
 pub mod link;
 pub mod order_status;
 pub mod signature;
+pub mod status_mapping;
 
 pub use account_label::AccountLabel;
 pub use catalog::{Catalog, CatalogEntry, Class, Code};

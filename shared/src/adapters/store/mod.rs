@@ -6,6 +6,7 @@
 //!
 //! | record | pk | sk | gsi1 |
 //! |---|---|---|---|
+//! | configuration | `ACCT#{account}` | `CONFIG` | |
 //! | connection | `ACCT#{account}` | `CONNECTION` | `PORTAL#{portal}` / `CONN#{account}` |
 //! | one-time token | `OTT#{kind}#{sha256(token)}` | `OTT` | |
 //! | lease | `LEASE#{name}` | `LEASE` | |
@@ -18,6 +19,7 @@
 //! | board event seen | `ACCT#{account}#EVT#{event id}` | `EVT` | |
 //! | object version | `ACCT#{account}#VER#{kind}#{board id}` | `VER` | |
 
+mod config;
 mod connections;
 mod history;
 mod leases;

@@ -1,0 +1,196 @@
+//! board's API v1 over reqwest, with per-account credentials. board's JSON stays
+//! here; callers get domain values and classified errors.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Client, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::domain::{AccountId, BoardUserId};
+use crate::ports::{BoardApi, BoardError, BoardUser};
+
+/// Where an account's board API key and token come from.
+#[derive(Clone)]
+pub enum BoardCredentials {
+    /// The sandbox's fixed pattern: key `sandbox-key-X`, token `sandbox-token-X`.
+    SandboxPattern,
+    /// From the credentials store (Secrets Manager in production): account → (key, token).
+    Map(HashMap<String, (SecretString, SecretString)>),
+}
+
+impl BoardCredentials {
+    /// Parses `{"acct": {"api_key": "…", "token": "…"}}`.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| format!("BOARD_CREDENTIALS: {e}"))?;
+        let map = value
+            .as_object()
+            .ok_or("BOARD_CREDENTIALS must be an object")?;
+        let mut out = HashMap::new();
+        for (account, entry) in map {
+            let key = entry["api_key"]
+                .as_str()
+                .ok_or(format!("BOARD_CREDENTIALS.{account}.api_key missing"))?;
+            let token = entry["token"]
+                .as_str()
+                .ok_or(format!("BOARD_CREDENTIALS.{account}.token missing"))?;
+            out.insert(
+                account.clone(),
+                (
+                    SecretString::from(key.to_owned()),
+                    SecretString::from(token.to_owned()),
+                ),
+            );
+        }
+        Ok(Self::Map(out))
+    }
+
+    fn for_account(&self, account: &AccountId) -> Result<(String, String), BoardError> {
+        match self {
+            Self::SandboxPattern => Ok((
+                format!("sandbox-key-{account}"),
+                format!("sandbox-token-{account}"),
+            )),
+            Self::Map(map) => map
+                .get(account.as_str())
+                .map(|(k, t)| (k.expose_secret().to_owned(), t.expose_secret().to_owned()))
+                .ok_or_else(|| {
+                    BoardError::Unauthorized(format!("no board credentials for account {account}"))
+                }),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BoardClient {
+    http: Client,
+    base: String,
+    credentials: BoardCredentials,
+}
+
+impl BoardClient {
+    pub fn new(base: &str, credentials: BoardCredentials) -> Self {
+        let http = Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .user_agent("board-hubspot/0.1")
+            .build()
+            .expect("HTTP client builds");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            credentials,
+        }
+    }
+
+    /// A read; a 429 is retried after board's `Retry-After` (at most twice, up to
+    /// 2 s each) so an interactive screen does not fail on a short burst.
+    async fn get(&self, account: &AccountId, path: &str) -> Result<Value, BoardError> {
+        let (key, token) = self.credentials.for_account(account)?;
+        let mut attempt = 0;
+        loop {
+            let response = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .header("x-api-key", &key)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|e| {
+                    BoardError::Unavailable(if e.is_timeout() {
+                        "timeout".into()
+                    } else {
+                        "connection failed".into()
+                    })
+                })?;
+            match json_or_error(response).await {
+                Err(BoardError::RateLimited { retry_after_ms })
+                    if attempt < 2 && retry_after_ms <= 2000 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(retry_after_ms)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+async fn json_or_error(response: Response) -> Result<Value, BoardError> {
+    let status = response.status();
+    if status.is_success() {
+        return if status == StatusCode::NO_CONTENT {
+            Ok(Value::Null)
+        } else {
+            response
+                .json()
+                .await
+                .map_err(|_| BoardError::Unavailable("malformed response".into()))
+        };
+    }
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1)
+        * 1000;
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let message = body["message"].as_str().unwrap_or_default().to_owned();
+    Err(match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => BoardError::Unauthorized(message),
+        StatusCode::NOT_FOUND => BoardError::NotFound,
+        StatusCode::TOO_MANY_REQUESTS => BoardError::RateLimited {
+            retry_after_ms: retry_after,
+        },
+        s if s.is_server_error() => BoardError::Unavailable(format!("{} {message}", s.as_u16())),
+        _ => BoardError::Rejected {
+            message,
+            fields: body["errors"]
+                .as_object()
+                .map(|errors| {
+                    errors
+                        .iter()
+                        .map(|(field, list)| {
+                            let texts = list
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|m| m.as_str().map(str::to_owned))
+                                .collect();
+                            (field.clone(), texts)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
+    })
+}
+
+#[async_trait]
+impl BoardApi for BoardClient {
+    async fn users(&self, account: &AccountId) -> Result<Vec<BoardUser>, BoardError> {
+        let mut users = Vec::new();
+        for page in 1..=50 {
+            let body = self
+                .get(account, &format!("/users?page={page}&per_page=100"))
+                .await?;
+            let items = body.as_array().cloned().unwrap_or_default();
+            let count = items.len();
+            users.extend(items.iter().filter_map(|u| {
+                Some(BoardUser {
+                    id: BoardUserId::new(u["id"].as_u64()?).ok()?,
+                    name: u["name"].as_str().unwrap_or_default().to_owned(),
+                    email: u["email"].as_str().unwrap_or_default().to_owned(),
+                })
+            }));
+            if count < 100 {
+                break;
+            }
+        }
+        Ok(users)
+    }
+}
