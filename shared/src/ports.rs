@@ -470,3 +470,102 @@ pub trait ConfigStore: Send + Sync {
         config: &crate::domain::config::AccountConfig,
     ) -> StoreResult<u64>;
 }
+
+/// A CRM object as read: its id and the requested properties HubSpot has values for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmObject {
+    pub id: u64,
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl CrmObject {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.properties
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// An association as read: the other object and HubSpot's type ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Associated {
+    pub id: u64,
+    pub type_ids: Vec<u32>,
+}
+
+/// HubSpot's batch reads: at most 100 ids a call, chunked by the adapter.
+#[async_trait]
+pub trait HubSpotBatch: Send + Sync {
+    /// Found objects, and the ids HubSpot does not have (deleted or never existed).
+    async fn batch_read(
+        &self,
+        token: &str,
+        object_type: crate::domain::HubSpotObjectType,
+        ids: &[u64],
+        properties: &[&str],
+    ) -> Result<(Vec<CrmObject>, Vec<u64>), HubSpotError>;
+    /// For each `from` id, its associated objects of `to` (ids without any are absent).
+    async fn batch_associations(
+        &self,
+        token: &str,
+        from: crate::domain::HubSpotObjectType,
+        to: crate::domain::HubSpotObjectType,
+        ids: &[u64],
+    ) -> Result<std::collections::BTreeMap<u64, Vec<Associated>>, HubSpotError>;
+}
+
+/// Drafts, one per (account, portal, deal).
+#[async_trait]
+pub trait DraftStore: Send + Sync {
+    async fn draft(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        deal: u64,
+    ) -> StoreResult<Option<crate::domain::draft::Draft>>;
+    /// Writes if the revision is unchanged (0 = must not exist); returns the new revision.
+    async fn save_draft(&self, draft: &crate::domain::draft::Draft) -> StoreResult<u64>;
+    /// An account's drafts in one state, most recently changed first.
+    async fn drafts(
+        &self,
+        account: &AccountId,
+        state: crate::domain::draft::DraftState,
+        limit: usize,
+        cursor: Option<&Cursor>,
+    ) -> StoreResult<Page<crate::domain::draft::Draft>>;
+}
+
+/// One decision about a deal (the diagnosis's "why was my change ignored").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Decision {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What triggered it (webhook subscription types, `catch_up`, `restore`, …).
+    pub trigger: Vec<String>,
+    /// `draft_created`, `draft_updated`, `unchanged`, `withdrawn`, `not_entered`, `kept_discarded`, …
+    pub outcome: String,
+    pub reason: String,
+    pub config_version: u64,
+}
+
+#[async_trait]
+pub trait DecisionLog: Send + Sync {
+    /// Kept until `expires_at` (30 days by default).
+    async fn record_decision(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        deal: u64,
+        decision: &Decision,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Newest first.
+    async fn decisions(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        deal: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Decision>>;
+}

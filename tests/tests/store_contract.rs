@@ -60,6 +60,7 @@ fn history_entry(acct: &str, ms: u64, n: usize) -> HistoryEntry {
         code: None,
         detail: None,
         warnings: vec![],
+        action: None,
         config_version: 1,
     }
 }

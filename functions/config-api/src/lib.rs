@@ -1,14 +1,21 @@
 //! The config and business API (`/v1/...`) and its OpenAPI document.
+#![recursion_limit = "512"]
 
 pub mod auth;
 pub mod routes;
 
 use board_hubspot::app::connect::{self, ConfirmError, Starter};
 use board_hubspot::app::disconnect::{self, DisconnectError};
+use board_hubspot::app::drafts::{self, DraftError};
 use board_hubspot::app::settings::{self, SettingsError};
 use board_hubspot::app::{Services, connection_status};
+use board_hubspot::app::{diagnosis, history};
 use board_hubspot::domain::Code;
+use board_hubspot::domain::HistoryId;
+use board_hubspot::domain::draft::DraftState;
+use board_hubspot::domain::history::{Direction, Status};
 use board_hubspot::edge::{self, HttpResponse};
+use board_hubspot::ports::Cursor;
 use board_hubspot::ports::{BoardError, HubSpotError};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
@@ -136,6 +143,74 @@ async fn dispatch(
             .unwrap_or_default()
     };
     match op {
+        Op::Drafts => {
+            let state = match edge::query_param(request, "state") {
+                None => DraftState::Open,
+                Some(s) => match DraftState::parse(&s) {
+                    Some(state) => state,
+                    None => {
+                        return invalid_query("state", "open, withdrawn, discarded or registered");
+                    }
+                },
+            };
+            let limit = match limit_param(request) {
+                Ok(l) => l,
+                Err(response) => return *response,
+            };
+            let cursor = edge::query_param(request, "cursor").map(Cursor);
+            draft_result(
+                drafts::list(services, account, state, limit, cursor.as_ref())
+                    .await
+                    .map(
+                        |page| json!({"items": page.items, "next_cursor": page.next.map(|c| c.0)}),
+                    ),
+                caller,
+            )
+        }
+        Op::Draft => draft_result(drafts::show(services, account, param("id")).await, caller),
+        Op::DiscardDraft => draft_result(
+            drafts::discard(services, account, param("id")).await,
+            caller,
+        ),
+        Op::RestoreDraft => draft_result(
+            drafts::restore(services, account, param("id")).await,
+            caller,
+        ),
+        Op::History => {
+            let filter = match history_filter(request) {
+                Ok(f) => f,
+                Err(response) => return *response,
+            };
+            let limit = match limit_param(request) {
+                Ok(l) => l,
+                Err(response) => return *response,
+            };
+            let cursor = edge::query_param(request, "cursor").map(Cursor);
+            match history::list(services, account, &filter, limit, cursor.as_ref()).await {
+                Ok(page) => edge::json(
+                    StatusCode::OK,
+                    &json!({"items": page.items, "next_cursor": page.next.map(|c| c.0)}),
+                ),
+                Err(board_hubspot::ports::StoreError::Limit(m)) => invalid_query("cursor", &m),
+                Err(e) => unavailable(e, caller),
+            }
+        }
+        Op::HistoryEntry => {
+            let Ok(id) = HistoryId::new(param("id")) else {
+                return edge::problem(StatusCode::NOT_FOUND, "not_found", "no such history entry");
+            };
+            match services.history.entry(account, &id).await {
+                Ok(Some(entry)) => edge::json(StatusCode::OK, &history::view(entry)),
+                Ok(None) => {
+                    edge::problem(StatusCode::NOT_FOUND, "not_found", "no such history entry")
+                }
+                Err(e) => unavailable(e, caller),
+            }
+        }
+        Op::Diagnosis => settings_result(
+            diagnosis::deal(services, account, param("deal_id")).await,
+            caller,
+        ),
         Op::Pipelines => settings_result(settings::pipelines(services, account).await, caller),
         Op::SetStatusMapping => match body::<Value>(request) {
             Ok(b) => {
@@ -382,5 +457,88 @@ fn settings_error(error: SettingsError, caller: &Caller) -> HttpResponse {
             )
         }
         SettingsError::Store(e) => unavailable(e, caller),
+    }
+}
+
+fn invalid_query(field: &str, message: &str) -> HttpResponse {
+    edge::problem_with(
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        format!("{field}: {message}"),
+        json!({"field": field}),
+    )
+}
+
+fn limit_param(request: &Request) -> Result<usize, Box<HttpResponse>> {
+    match edge::query_param(request, "limit") {
+        None => Ok(50),
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=200).contains(&n) => Ok(n),
+            _ => Err(Box::new(invalid_query("limit", "1 to 200"))),
+        },
+    }
+}
+
+fn history_filter(request: &Request) -> Result<history::Filter, Box<HttpResponse>> {
+    let time = |name: &str| -> Result<Option<time::OffsetDateTime>, Box<HttpResponse>> {
+        edge::query_param(request, name)
+            .map(|v| {
+                time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| Box::new(invalid_query(name, "an RFC 3339 time with offset")))
+            })
+            .transpose()
+    };
+    let status = match edge::query_param(request, "status").as_deref() {
+        None => None,
+        Some("success") => Some(Status::Success),
+        Some("skip") => Some(Status::Skip),
+        Some("error") => Some(Status::Error),
+        Some(_) => return Err(Box::new(invalid_query("status", "success, skip or error"))),
+    };
+    let direction = match edge::query_param(request, "direction").as_deref() {
+        None => None,
+        Some("hubspot_to_board") => Some(Direction::HubspotToBoard),
+        Some("board_to_hubspot") => Some(Direction::BoardToHubspot),
+        Some(_) => {
+            return Err(Box::new(invalid_query(
+                "direction",
+                "hubspot_to_board or board_to_hubspot",
+            )));
+        }
+    };
+    Ok(history::Filter {
+        status,
+        direction,
+        object_type: edge::query_param(request, "object_type"),
+        q: edge::query_param(request, "q").filter(|q| !q.trim().is_empty()),
+        from: time("from")?,
+        to: time("to")?,
+    })
+}
+
+fn draft_result<T: Serialize>(result: Result<T, DraftError>, caller: &Caller) -> HttpResponse {
+    match result {
+        Ok(value) => edge::json(StatusCode::OK, &value),
+        Err(DraftError::NotConnected) => edge::problem(
+            StatusCode::CONFLICT,
+            "not_connected",
+            "HubSpotと連携していません。",
+        ),
+        Err(DraftError::NotFound(id)) => {
+            edge::problem(StatusCode::NOT_FOUND, "not_found", format!("no draft {id}"))
+        }
+        Err(DraftError::Conflict(reason)) => {
+            edge::problem(StatusCode::CONFLICT, "draft_conflict", reason)
+        }
+        Err(DraftError::Unavailable(m)) => {
+            tracing::warn!(error = %m, account = %caller.account_id, "HubSpot unavailable");
+            let entry = Code::HubspotUnavailable.entry();
+            edge::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                entry.code,
+                entry.message_ja,
+            )
+        }
+        Err(DraftError::Store(e)) => unavailable(e, caller),
     }
 }

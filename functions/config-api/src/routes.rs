@@ -23,6 +23,13 @@ pub enum Op {
     SetOwnerMapping,
     Options,
     SetOptions,
+    Drafts,
+    Draft,
+    DiscardDraft,
+    RestoreDraft,
+    History,
+    HistoryEntry,
+    Diagnosis,
 }
 
 pub struct Route {
@@ -164,6 +171,62 @@ pub const ROUTES: &[Route] = &[
         summary: "Sets {\"amount_basis\": \"excluding_tax\"|\"including_tax\", \"two_way_customer_names\": bool}.",
         response: "Options",
     },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/drafts",
+        op: Op::Drafts,
+        access: Access::Business,
+        summary: "Draft projects (?state=open|withdrawn|discarded|registered, default open; limit ≤ 200; cursor), most recently changed first.",
+        response: "Drafts",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/drafts/{id}",
+        op: Op::Draft,
+        access: Access::Business,
+        summary: "One draft (id = the HubSpot deal id) with the suggested person in charge.",
+        response: "Draft",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/drafts/{id}/discard",
+        op: Op::DiscardDraft,
+        access: Access::Business,
+        summary: "Discards a draft: later changes of the deal do not recreate it until it is restored.",
+        response: "Draft",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/drafts/{id}/restore",
+        op: Op::RestoreDraft,
+        access: Access::Business,
+        summary: "Restores a discarded or withdrawn draft if its deal qualifies now (409 with the reason otherwise).",
+        response: "Draft",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/history",
+        op: Op::History,
+        access: Access::Settings,
+        summary: "Sync history, newest first: ?status=success|skip|error&direction=&object_type=&q=&from=&to=&limit=&cursor=.",
+        response: "History",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/history/{id}",
+        op: Op::HistoryEntry,
+        access: Access::Settings,
+        summary: "One history entry by its id (the id support asks for).",
+        response: "HistoryEntry",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/diagnosis/deals/{deal_id}",
+        op: Op::Diagnosis,
+        access: Access::Settings,
+        summary: "Why a deal is or is not in board: each gate with the deciding value, link and draft state, decisions of the last 30 days.",
+        response: "Diagnosis",
+    },
 ];
 
 /// A matched route and its path parameters.
@@ -244,6 +307,27 @@ fn schemas() -> Value {
         "Options": {"type": "object", "required": ["amount_basis", "two_way_customer_names", "config_version"], "properties": {
             "amount_basis": {"type": "string", "enum": ["excluding_tax", "including_tax"]}, "two_way_customer_names": {"type": "boolean"},
             "config_version": {"type": "integer"}}},
+                "Drafts": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Draft"}}, "next_cursor": {"type": ["string", "null"]}}},
+        "Draft": {"type": "object", "required": ["id", "deal_id", "name", "order_status", "state"], "properties": {
+            "id": {"type": "string"}, "deal_id": {"type": "string"}, "name": {"type": "string"}, "order_status": {"type": "integer"},
+            "order_status_label": {"type": "string"}, "state": {"type": "string", "enum": ["open", "withdrawn", "discarded", "registered"]},
+            "reason": {"type": ["string", "null"]}, "amount": {"type": ["string", "null"]}, "close_date": {"type": ["string", "null"]},
+            "owner_id": {"type": ["string", "null"]}, "companies": {"type": "array"}, "contacts": {"type": "array"},
+            "project_id": {"type": ["integer", "null"]}, "suggested_user_id": {"type": ["integer", "null"]},
+            "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+        "History": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}}, "next_cursor": {"type": ["string", "null"]}}},
+        "HistoryEntry": {"type": "object", "required": ["id", "occurred_at", "direction", "status", "config_version"], "properties": {
+            "id": {"type": "string"}, "occurred_at": {"type": "string", "format": "date-time"},
+            "direction": {"type": "string", "enum": ["hubspot_to_board", "board_to_hubspot"]}, "object_type": {"type": ["string", "null"]},
+            "hubspot_id": {"type": ["string", "null"]}, "board_id": {"type": ["integer", "null"]}, "name": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["success", "skip", "error"]}, "code": {"type": ["string", "null"]},
+            "message": {"type": ["string", "null"]}, "message_en": {"type": ["string", "null"]}, "guidance": {"type": ["string", "null"]},
+            "action": {"type": ["string", "null"]}, "detail": {"type": ["string", "null"]}, "warnings": {"type": "array", "items": {"type": "string"}},
+            "config_version": {"type": "integer"}}},
+        "Diagnosis": {"type": "object", "required": ["deal_id", "decisions"], "properties": {
+            "deal_id": {"type": "string"}, "deal": {"type": ["object", "null"]}, "gates": {"type": ["object", "null"]},
+            "qualifies": {"type": ["boolean", "null"]}, "link": {"type": ["object", "null"]}, "draft": {"type": ["object", "null"]},
+            "decisions": {"type": "array"}, "config_version": {"type": "integer"}}},
         "AuthorizeUrl": {"type": "object", "required": ["authorize_url"], "properties": {"authorize_url": {"type": "string", "format": "uri"}}},
         "Disconnected": {"type": "object", "required": ["state", "revoked", "uninstalled"], "properties": {
             "state": {"type": "string"}, "revoked": {"type": "boolean"}, "uninstalled": {"type": "boolean"}}},

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use crate::domain::{HubSpotUserId, OwnerId, PipelineId, PortalId, StageId};
 use crate::ports::{
-    HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam, HubSpotAuth, HubSpotCrm,
-    HubSpotError, JournalPage, LifecycleEvent, PropertyState, TokenGrant, TokenInfo,
+    Associated, CrmObject, HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam, HubSpotAuth,
+    HubSpotBatch, HubSpotCrm, HubSpotError, JournalPage, LifecycleEvent, PropertyState, TokenGrant,
+    TokenInfo,
 };
 
 pub const EXCLUSION_PROPERTY: &str = "exclude_from_board_integration";
@@ -479,5 +480,122 @@ impl HubSpotCrm for HubSpotClient {
             Err(HubSpotError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// HubSpot's object type names on its paths.
+fn plural(object_type: crate::domain::HubSpotObjectType) -> &'static str {
+    use crate::domain::HubSpotObjectType as T;
+    match object_type {
+        T::Deal => "deals",
+        T::Company => "companies",
+        T::Contact => "contacts",
+    }
+}
+
+/// HubSpot's batch endpoints take at most 100 inputs.
+pub const BATCH_LIMIT: usize = 100;
+
+#[async_trait]
+impl HubSpotBatch for HubSpotClient {
+    async fn batch_read(
+        &self,
+        token: &str,
+        object_type: crate::domain::HubSpotObjectType,
+        ids: &[u64],
+        properties: &[&str],
+    ) -> Result<(Vec<CrmObject>, Vec<u64>), HubSpotError> {
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for chunk in ids.chunks(BATCH_LIMIT) {
+            let body = json!({
+                "inputs": chunk.iter().map(|id| json!({"id": id.to_string()})).collect::<Vec<_>>(),
+                "properties": properties,
+            });
+            let path = format!("/crm/objects/2026-03/{}/batch/read", plural(object_type));
+            let response = self
+                .http
+                .post(self.url(&path))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(transport)?;
+            // 207: some ids were not found; the rest are in `results`.
+            let body = json_or_error(response).await?;
+            for object in body["results"].as_array().into_iter().flatten() {
+                let Ok(id) = text(&object["id"]).parse::<u64>() else {
+                    continue;
+                };
+                let properties = object["properties"]
+                    .as_object()
+                    .map(|p| {
+                        p.iter()
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(k, v)| (k.clone(), text(v)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.push(CrmObject { id, properties });
+            }
+            for error in body["errors"].as_array().into_iter().flatten() {
+                for id in error["context"]["ids"].as_array().into_iter().flatten() {
+                    if let Ok(id) = text(id).parse::<u64>() {
+                        missing.push(id);
+                    }
+                }
+            }
+        }
+        Ok((found, missing))
+    }
+
+    async fn batch_associations(
+        &self,
+        token: &str,
+        from: crate::domain::HubSpotObjectType,
+        to: crate::domain::HubSpotObjectType,
+        ids: &[u64],
+    ) -> Result<std::collections::BTreeMap<u64, Vec<Associated>>, HubSpotError> {
+        let mut out = std::collections::BTreeMap::new();
+        for chunk in ids.chunks(BATCH_LIMIT) {
+            let body = json!({"inputs": chunk.iter().map(|id| json!({"id": id.to_string()})).collect::<Vec<_>>()});
+            let path = format!(
+                "/crm/associations/2026-03/{}/{}/batch/read",
+                plural(from),
+                plural(to)
+            );
+            let response = self
+                .http
+                .post(self.url(&path))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(transport)?;
+            let body = json_or_error(response).await?;
+            for result in body["results"].as_array().into_iter().flatten() {
+                let Ok(from_id) = text(&result["from"]["id"]).parse::<u64>() else {
+                    continue;
+                };
+                let targets = result["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| {
+                        Some(Associated {
+                            id: text(&t["toObjectId"]).parse().ok()?,
+                            type_ids: t["associationTypes"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|a| a["typeId"].as_u64().map(|v| v as u32))
+                                .collect(),
+                        })
+                    })
+                    .collect();
+                out.insert(from_id, targets);
+            }
+        }
+        Ok(out)
     }
 }

@@ -3,7 +3,11 @@
 pub mod card;
 pub mod connect;
 pub mod connection_status;
+pub mod diagnosis;
 pub mod disconnect;
+pub mod drafts;
+pub mod history;
+pub mod hubspot_sync;
 pub mod jobs;
 pub mod lifecycle;
 pub mod services;

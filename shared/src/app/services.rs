@@ -17,9 +17,9 @@ use crate::adapters::table::dynamodb::DynamoTable;
 use crate::adapters::table::memory::MemoryTable;
 use crate::config::{Settings, StoreKind};
 use crate::ports::{
-    BoardApi, BoardEventLedger, Clock, ConfigStore, ConnectionStore, HistoryStore, HubSpotAuth,
-    HubSpotCrm, LeaseStore, LinkStore, NotificationStore, OneTimeTokenStore, TokenCipher,
-    WatermarkStore, WorkQueue,
+    BoardApi, BoardEventLedger, Clock, ConfigStore, ConnectionStore, DecisionLog, DraftStore,
+    HistoryStore, HubSpotAuth, HubSpotBatch, HubSpotCrm, LeaseStore, LinkStore, NotificationStore,
+    OneTimeTokenStore, TokenCipher, WatermarkStore, WorkQueue,
 };
 
 /// Visibility timeout of the work queue: ≥ 6 × the worker's function timeout (60 s).
@@ -40,6 +40,9 @@ pub struct Services {
     pub watermarks: Arc<dyn WatermarkStore>,
     pub hubspot: Arc<dyn HubSpotAuth>,
     pub crm: Arc<dyn HubSpotCrm>,
+    pub batch: Arc<dyn HubSpotBatch>,
+    pub drafts: Arc<dyn DraftStore>,
+    pub decisions: Arc<dyn DecisionLog>,
     pub board: Arc<dyn BoardApi>,
     pub configs: Arc<dyn ConfigStore>,
     pub cipher: Arc<dyn TokenCipher>,
@@ -72,6 +75,9 @@ impl Services {
         let hubspot = Arc::new(hubspot);
         Self {
             crm: hubspot.clone(),
+            batch: hubspot.clone(),
+            drafts: store.clone(),
+            decisions: store.clone(),
             hubspot,
             board: Arc::new(board),
             configs: store.clone(),

@@ -97,10 +97,14 @@ async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
                 warn_unknown_portal_once(portal_id);
                 return Ok(());
             }
-            for connection in connections.iter().filter(|c| c.state.syncs()) {
-                debug!(account = %connection.account_id, portal = %portal_id, events = events.len(), "events routed");
-            }
-            Ok(())
+            super::hubspot_sync::apply(services, &connections, &events)
+                .await
+                .map_err(|e| match e {
+                    super::hubspot_sync::SyncError::Transient(m) => {
+                        Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
+                    }
+                    super::hubspot_sync::SyncError::Store(s) => Failure::Transient(s),
+                })
         }
         Job::PollLifecycle => {
             // The schedule sends the next poll; a failed one is not worth retrying.

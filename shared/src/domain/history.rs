@@ -47,6 +47,9 @@ pub struct HistoryEntry {
     pub detail: Option<String>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What was done on success (`draft_created`, `draft_updated`, `project_updated`, …).
+    #[serde(default)]
+    pub action: Option<String>,
     pub config_version: u64,
 }
 

@@ -102,7 +102,7 @@ pub struct Link {
     pub revision: u64,
 }
 
-mod string_u64 {
+pub(crate) mod string_u64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {

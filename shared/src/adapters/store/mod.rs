@@ -13,6 +13,8 @@
 //! | deal claim | `PORTAL#{portal}#DEAL#{deal}` | `CLAIM` | |
 //! | link | `ACCT#{account}#LINK#{portal}#{type}#{hubspot id}` | `LINK` | `PORTAL#{portal}#{type}#{id}` / `ACCT#{account}`; gsi2 `ACCT#{account}#LINKS#{portal}` |
 //! | board pointer | `ACCT#{account}#BOARD#{portal}#{kind}#{board id}` | `BOARD` | |
+//! | draft | `ACCT#{account}#DRAFT#{portal}#{deal}` | `DRAFT` | gsi2 `ACCT#{account}#DRAFTS#{state}` / `{updated ms}#…` |
+//! | decision | `ACCT#{account}#DEC#{portal}#{deal}` | `{ms}#{id}` | |
 //! | history | `ACCT#{account}#HIST#{shard}` | `{history id}` | |
 //! | notice | `ACCT#{account}#NOTICE` | `{time}#{id}` | |
 //! | watermark | `MARK#{name}` | `MARK` | |
@@ -21,6 +23,7 @@
 
 mod config;
 mod connections;
+mod drafts;
 mod history;
 mod leases;
 mod ledger;

@@ -1,0 +1,502 @@
+//! HubSpot → board (SPEC §5), deals: webhook events are notifications. Per
+//! batch and board account the worker coalesces them per deal, re-reads the
+//! deals and their associations in batches, and applies the entry gates:
+//! a qualifying unlinked deal gets (or updates) its draft, one that stops
+//! qualifying has its draft withdrawn — nothing recorded in the history then,
+//! only in the decision log.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use secrecy::ExposeSecret;
+use tracing::{debug, info, instrument, warn};
+
+use super::Services;
+use super::history::{Attempt, DECISION_RETENTION, record};
+use super::jobs::HubSpotEvent;
+use super::tokens::{TokenError, access_token};
+use crate::domain::config::AccountConfig;
+use crate::domain::connection::{Connection, ConnectionState};
+use crate::domain::draft::{Draft, DraftCompany, DraftContact, DraftContent, DraftState};
+use crate::domain::gates::{DealFacts, GateReport, evaluate_gates};
+use crate::domain::history::Direction;
+use crate::domain::{Code, DealId, HubSpotObjectType, HubSpotRef, PipelineId, StageId};
+use crate::ports::{CrmObject, Decision, HubSpotError, StoreError};
+
+/// Deal properties the sync reads.
+pub const DEAL_PROPERTIES: [&str; 11] = [
+    "dealname",
+    "amount",
+    "closedate",
+    "pipeline",
+    "dealstage",
+    "hubspot_owner_id",
+    "hubspot_team_id",
+    "board_custom_filter_key",
+    "exclude_from_board_integration",
+    "deal_currency_code",
+    "hs_lastmodifieddate",
+];
+/// deal → company "primary" association type.
+const PRIMARY_COMPANY: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Worth retrying later (HubSpot or the store unavailable, rate limited).
+    #[error("transient: {0}")]
+    Transient(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The deals a batch of events is about, with what triggered each.
+#[derive(Debug, Default)]
+pub struct Coalesced {
+    pub deals: BTreeMap<u64, BTreeSet<String>>,
+}
+
+pub fn coalesce(events: &[HubSpotEvent]) -> Coalesced {
+    let mut out = Coalesced::default();
+    for event in events {
+        let kind = event.subscription_type.as_deref().unwrap_or_default();
+        let Some((object, _)) = kind.split_once('.') else {
+            continue;
+        };
+        if object != "deal" {
+            continue;
+        }
+        let mut ids: Vec<u64> = event.object_id.into_iter().collect();
+        ids.extend(event.primary_object_id);
+        ids.extend(event.new_object_id);
+        for id in ids.into_iter().filter(|id| *id > 0) {
+            out.deals.entry(id).or_default().insert(kind.to_owned());
+        }
+    }
+    out
+}
+
+/// Applies one batch of events to every connection of the portal.
+#[instrument(skip_all, fields(portal = %connections.first().map(|c| c.portal_id.to_string()).unwrap_or_default()))]
+pub async fn apply(
+    services: &Services,
+    connections: &[Connection],
+    events: &[HubSpotEvent],
+) -> Result<(), SyncError> {
+    let coalesced = coalesce(events);
+    if coalesced.deals.is_empty() {
+        return Ok(());
+    }
+    for connection in connections {
+        match connection.state {
+            ConnectionState::Active => sync_deals(services, connection, &coalesced.deals).await?,
+            ConnectionState::Suspended => {
+                // Each attempt on a suspended connection is recorded (SPEC §3.8).
+                let config_version = services
+                    .configs
+                    .config(&connection.account_id)
+                    .await?
+                    .version;
+                for deal in coalesced.deals.keys() {
+                    record(
+                        services,
+                        Attempt {
+                            account: &connection.account_id,
+                            direction: Direction::HubspotToBoard,
+                            hubspot: Some(HubSpotRef {
+                                object_type: HubSpotObjectType::Deal,
+                                id: *deal,
+                            }),
+                            board: None,
+                            name: None,
+                            code: Some(Code::IntegrationSuspended),
+                            action: None,
+                            detail: None,
+                            warnings: Vec::new(),
+                            config_version,
+                        },
+                    )
+                    .await;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn transient(e: HubSpotError) -> SyncError {
+    SyncError::Transient(e.to_string())
+}
+
+/// Reads the deals, their associations, companies and contacts in batches and
+/// decides each deal for one board account.
+pub async fn sync_deals(
+    services: &Services,
+    connection: &Connection,
+    deals: &BTreeMap<u64, BTreeSet<String>>,
+) -> Result<(), SyncError> {
+    let account = &connection.account_id;
+    let token = match access_token(services, account).await {
+        Ok(t) => t,
+        Err(TokenError::Suspended | TokenError::NotConnected) => return Ok(()),
+        Err(TokenError::AuthInvalid) => {
+            warn!(account = %account, "HubSpot refused the refresh token; counted toward suspension");
+            return Ok(());
+        }
+        Err(TokenError::Unavailable(e)) => return Err(SyncError::Transient(e)),
+        Err(TokenError::Store(e)) => return Err(e.into()),
+    };
+    let token = token.expose_secret();
+    let ids: Vec<u64> = deals.keys().copied().collect();
+    let (found, missing) = services
+        .batch
+        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
+        .await
+        .map_err(transient)?;
+    let with_companies = services
+        .batch
+        .batch_associations(
+            token,
+            HubSpotObjectType::Deal,
+            HubSpotObjectType::Company,
+            &ids,
+        )
+        .await
+        .map_err(transient)?;
+    let with_contacts = services
+        .batch
+        .batch_associations(
+            token,
+            HubSpotObjectType::Deal,
+            HubSpotObjectType::Contact,
+            &ids,
+        )
+        .await
+        .map_err(transient)?;
+    let company_ids: BTreeSet<u64> = with_companies.values().flatten().map(|a| a.id).collect();
+    let contact_ids: BTreeSet<u64> = with_contacts.values().flatten().map(|a| a.id).collect();
+    let companies = read_names(
+        services,
+        token,
+        HubSpotObjectType::Company,
+        &company_ids,
+        &["name"],
+    )
+    .await?;
+    let contacts = read_names(
+        services,
+        token,
+        HubSpotObjectType::Contact,
+        &contact_ids,
+        &["lastname", "firstname", "email"],
+    )
+    .await?;
+    let config = services.configs.config(account).await?;
+
+    for deal in &found {
+        let trigger: Vec<String> = deals
+            .get(&deal.id)
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        let draft_companies = with_companies
+            .get(&deal.id)
+            .into_iter()
+            .flatten()
+            .map(|a| DraftCompany {
+                id: a.id,
+                name: companies
+                    .get(&a.id)
+                    .and_then(|c| c.get("name"))
+                    .unwrap_or_default()
+                    .to_owned(),
+                primary: a.type_ids.contains(&PRIMARY_COMPANY),
+            })
+            .collect();
+        let draft_contacts = with_contacts
+            .get(&deal.id)
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let c = contacts.get(&a.id);
+                let field = |name: &str| c.and_then(|c| c.get(name)).unwrap_or_default().to_owned();
+                DraftContact {
+                    id: a.id,
+                    last_name: field("lastname"),
+                    first_name: field("firstname"),
+                    email: field("email"),
+                }
+            })
+            .collect();
+        decide(
+            services,
+            connection,
+            &config,
+            deal,
+            draft_companies,
+            draft_contacts,
+            trigger,
+        )
+        .await?;
+    }
+    for id in missing {
+        let trigger: Vec<String> = deals
+            .get(&id)
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        deal_gone(services, connection, &config, id, trigger).await?;
+    }
+    Ok(())
+}
+
+async fn read_names(
+    services: &Services,
+    token: &str,
+    kind: HubSpotObjectType,
+    ids: &BTreeSet<u64>,
+    properties: &[&str],
+) -> Result<BTreeMap<u64, CrmObject>, SyncError> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let ids: Vec<u64> = ids.iter().copied().collect();
+    let (found, _) = services
+        .batch
+        .batch_read(token, kind, &ids, properties)
+        .await
+        .map_err(transient)?;
+    Ok(found.into_iter().map(|o| (o.id, o)).collect())
+}
+
+pub fn facts_of(deal: &CrmObject) -> DealFacts {
+    let text = |name: &str| deal.get(name).map(str::to_owned);
+    DealFacts {
+        pipeline: deal.get("pipeline").and_then(|p| PipelineId::new(p).ok()),
+        stage: deal.get("dealstage").and_then(|s| StageId::new(s).ok()),
+        team: text("hubspot_team_id"),
+        owner: text("hubspot_owner_id"),
+        filter_key: text("board_custom_filter_key"),
+        exclusion: text("exclude_from_board_integration"),
+        claimed_by: None,
+    }
+}
+
+async fn log_decision(
+    services: &Services,
+    connection: &Connection,
+    deal: u64,
+    decision: Decision,
+) -> Result<(), SyncError> {
+    let expires = decision.at + DECISION_RETENTION;
+    debug!(deal, outcome = %decision.outcome, "decision");
+    services
+        .decisions
+        .record_decision(
+            &connection.account_id,
+            connection.portal_id,
+            deal,
+            &decision,
+            expires,
+        )
+        .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn decide(
+    services: &Services,
+    connection: &Connection,
+    config: &AccountConfig,
+    deal: &CrmObject,
+    companies: Vec<DraftCompany>,
+    contacts: Vec<DraftContact>,
+    trigger: Vec<String>,
+) -> Result<(), SyncError> {
+    let account = &connection.account_id;
+    let portal = connection.portal_id;
+    let now = services.clock.now();
+    let deal_ref = HubSpotRef {
+        object_type: HubSpotObjectType::Deal,
+        id: deal.id,
+    };
+    let decision = |outcome: &str, reason: String| Decision {
+        at: now,
+        trigger: trigger.clone(),
+        outcome: outcome.to_owned(),
+        reason,
+        config_version: config.version,
+    };
+    if let Some(link) = services
+        .links
+        .link_by_hubspot(account, portal, deal_ref)
+        .await?
+    {
+        // Linked deals are updated field by field (board ← HubSpot); recorded there.
+        return log_decision(
+            services,
+            connection,
+            deal.id,
+            decision("linked", format!("案件{}と連携済み", link.board.id)),
+        )
+        .await;
+    }
+    let mut facts = facts_of(deal);
+    facts.claimed_by = services
+        .links
+        .deal_claimed_by(portal, deal.id)
+        .await?
+        .filter(|a| a != account);
+    let report: GateReport = evaluate_gates(config, &facts, |s| s.to_string());
+    let existing = services.drafts.draft(account, portal, deal.id).await?;
+    let Some(status) = report.order_status.filter(|_| report.passed()) else {
+        let reason = report
+            .first_failure()
+            .map(|g| g.detail.clone())
+            .unwrap_or_default();
+        if let Some(mut draft) = existing.filter(|d| d.state == DraftState::Open) {
+            draft.state = DraftState::Withdrawn;
+            draft.reason = Some(reason.clone());
+            draft.updated_at = now;
+            save(services, &draft).await?;
+            info!(account = %account, deal = deal.id, %reason, "draft withdrawn");
+            return log_decision(services, connection, deal.id, decision("withdrawn", reason))
+                .await;
+        }
+        return log_decision(
+            services,
+            connection,
+            deal.id,
+            decision("not_entered", reason),
+        )
+        .await;
+    };
+    let content = DraftContent {
+        name: deal.get("dealname").unwrap_or_default().to_owned(),
+        order_status: status,
+        pipeline_id: facts.pipeline.clone().expect("mapped"),
+        stage_id: facts.stage.clone().expect("mapped"),
+        amount: deal.get("amount").map(str::to_owned),
+        close_date: deal.get("closedate").map(str::to_owned),
+        owner_id: facts.owner.clone(),
+        companies,
+        contacts,
+    };
+    let (draft, action) = match existing {
+        Some(d) if d.state == DraftState::Discarded => {
+            return log_decision(
+                services,
+                connection,
+                deal.id,
+                decision("kept_discarded", "ユーザーが破棄した下書き案件です".into()),
+            )
+            .await;
+        }
+        Some(d) if d.state == DraftState::Registered => {
+            return log_decision(
+                services,
+                connection,
+                deal.id,
+                decision("registered", "案件として登録済みです".into()),
+            )
+            .await;
+        }
+        Some(d) if d.state == DraftState::Open && d.content == content => {
+            return log_decision(
+                services,
+                connection,
+                deal.id,
+                decision("unchanged", "下書き案件に変更はありません".into()),
+            )
+            .await;
+        }
+        Some(mut d) => {
+            let action = if d.state == DraftState::Withdrawn {
+                "draft_restored"
+            } else {
+                "draft_updated"
+            };
+            d.content = content;
+            d.state = DraftState::Open;
+            d.reason = None;
+            d.updated_at = now;
+            (d, action)
+        }
+        None => (
+            Draft {
+                account_id: account.clone(),
+                portal_id: portal,
+                deal_id: DealId::new(deal.id).expect("HubSpot ids are positive"),
+                content,
+                state: DraftState::Open,
+                reason: None,
+                project_id: None,
+                created_at: now,
+                updated_at: now,
+                revision: 0,
+            },
+            "draft_created",
+        ),
+    };
+    save(services, &draft).await?;
+    record(
+        services,
+        Attempt {
+            account,
+            direction: Direction::HubspotToBoard,
+            hubspot: Some(deal_ref),
+            board: None,
+            name: Some(draft.content.name.clone()),
+            code: None,
+            action: Some(action),
+            detail: None,
+            warnings: Vec::new(),
+            config_version: config.version,
+        },
+    )
+    .await;
+    log_decision(
+        services,
+        connection,
+        deal.id,
+        decision(action, format!("受注ステータス「{}」", status.label_ja())),
+    )
+    .await
+}
+
+async fn save(services: &Services, draft: &Draft) -> Result<(), SyncError> {
+    match services.drafts.save_draft(draft).await {
+        Ok(_) => Ok(()),
+        // Another worker changed it meanwhile: retry the message; we re-read then.
+        Err(StoreError::Conflict) => Err(SyncError::Transient("draft changed concurrently".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A deal HubSpot no longer has: its open draft is withdrawn.
+async fn deal_gone(
+    services: &Services,
+    connection: &Connection,
+    config: &AccountConfig,
+    deal: u64,
+    trigger: Vec<String>,
+) -> Result<(), SyncError> {
+    let now = services.clock.now();
+    let reason = "HubSpotで取引が削除されました".to_owned();
+    if let Some(mut draft) = services
+        .drafts
+        .draft(&connection.account_id, connection.portal_id, deal)
+        .await?
+        && draft.state == DraftState::Open
+    {
+        draft.state = DraftState::Withdrawn;
+        draft.reason = Some(reason.clone());
+        draft.updated_at = now;
+        save(services, &draft).await?;
+    }
+    let decision = Decision {
+        at: now,
+        trigger,
+        outcome: "deleted".into(),
+        reason,
+        config_version: config.version,
+    };
+    log_decision(services, connection, deal, decision).await
+}

@@ -1,0 +1,534 @@
+//! HubSpot → board for unlinked deals, end to end on the local stack: a person
+//! changes deals in HubSpot (the emulator), HubSpot's signed webhooks reach the
+//! service, the worker applies the entry gates per board account, and board's
+//! users see drafts appear, withdraw, come back (SPEC §5).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use board_hubspot::config::Settings;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+struct Run {
+    stack: local_stack::Stack,
+    base: String,
+    http: reqwest::Client,
+}
+
+fn jwt(account: &str, role: &str) -> String {
+    let claims = json!({"iss": "board", "aud": "board-hubspot", "account_id": account, "user_id": 1, "role": role,
+                        "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 3600});
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(b"dev-only-secret"),
+    )
+    .unwrap()
+}
+
+impl Run {
+    async fn start() -> Self {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr: SocketAddr = probe.local_addr().unwrap();
+        drop(probe);
+        let base = format!("http://{addr}");
+        let public = base.clone();
+        let settings = Settings::from_lookup(
+            move |n| (n == "PUBLIC_BASE_URL").then(|| public.clone()),
+            true,
+        )
+        .unwrap();
+        let stack = local_stack::start(settings, addr).await.unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let run = Self { stack, base, http };
+        run.http
+            .post(format!("{}/_sandbox/hubspot/_control/settings", run.base))
+            .json(&json!({"webhook_flush_ms": 20}))
+            .send()
+            .await
+            .unwrap();
+        run
+    }
+
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        account: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(jwt(account, "admin"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn hubspot(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}/_sandbox/hubspot{path}", self.base))
+            .bearer_auth("pat-sandbox-user");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "HubSpot emulator: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn connect(&self, account: &str, team: &str) {
+        let (_, authorize) = self
+            .api(
+                reqwest::Method::POST,
+                "/v1/hubspot/connection/authorize",
+                account,
+                None,
+            )
+            .await;
+        let consent = self
+            .http
+            .post(authorize["authorize_url"].as_str().unwrap())
+            .form(&[("decision", "approve")])
+            .send()
+            .await
+            .unwrap();
+        let back = self
+            .http
+            .get(consent.headers()["location"].to_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let settings = back.headers()["location"].to_str().unwrap().to_owned();
+        let confirmation = url::Url::parse(&settings)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "confirmation")
+            .unwrap()
+            .1
+            .into_owned();
+        let (status, _) = self
+            .api(
+                reqwest::Method::POST,
+                "/v1/hubspot/connection/confirm",
+                account,
+                Some(json!({"confirmation": confirmation})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let mapping = json!({"stages": {"contractsent": 1, "closedwon": 4, "closedlost": 9}});
+        let (status, _) = self
+            .api(
+                reqwest::Method::PUT,
+                "/v1/hubspot/pipelines/default/status-mapping",
+                account,
+                Some(mapping),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let rules = json!({"rules": [{"conditions": [{"field": "team", "values": [team]}]}]});
+        let (status, body) = self
+            .api(
+                reqwest::Method::PUT,
+                "/v1/hubspot/filter-rules",
+                account,
+                Some(rules),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    async fn drafts(&self, account: &str, state: &str) -> Vec<Value> {
+        let (status, body) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/v1/hubspot/drafts?state={state}"),
+                account,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().unwrap().clone()
+    }
+
+    /// Waits until `account`'s draft of `deal` is in `state` (webhooks are asynchronous).
+    async fn wait_for_draft(&self, account: &str, deal: &str, state: &str) -> Value {
+        for _ in 0..100 {
+            if let Some(d) = self
+                .drafts(account, state)
+                .await
+                .into_iter()
+                .find(|d| d["id"] == deal)
+            {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{account}: draft {deal} never became {state}");
+    }
+
+    async fn history(&self, account: &str) -> Vec<Value> {
+        let (_, body) = self
+            .api(
+                reqwest::Method::GET,
+                "/v1/hubspot/history?limit=200",
+                account,
+                None,
+            )
+            .await;
+        body["items"].as_array().unwrap().clone()
+    }
+
+    async fn update_deal(&self, id: &str, properties: Value) {
+        self.hubspot(
+            reqwest::Method::PATCH,
+            &format!("/crm/objects/2026-03/deals/{id}"),
+            Some(json!({"properties": properties})),
+        )
+        .await;
+    }
+
+    /// Lets every queued webhook and job settle.
+    async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+}
+
+#[tokio::test]
+async fn deals_become_drafts_per_account_and_follow_the_gates() {
+    let run = Run::start().await;
+    run.connect("acct-a", "8000001").await;
+    run.connect("acct-b", "8000002").await;
+
+    let company = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/companies",
+            Some(json!({"properties": {"name": "株式会社サンプル"}})),
+        )
+        .await;
+    let contact = run
+        .hubspot(reqwest::Method::POST, "/crm/objects/2026-03/contacts", Some(json!({"properties": {"lastname": "山田", "firstname": "花子", "email": "yamada@example.jp"}})))
+        .await;
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({
+                "properties": {"dealname": "基幹システム刷新", "pipeline": "default", "dealstage": "contractsent",
+                               "amount": "1200000", "hubspot_team_id": "8000001", "hubspot_owner_id": "6000002"},
+                "associations": [
+                    {"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]},
+                    {"to": {"id": contact["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]}]
+            })),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+
+    let draft = run.wait_for_draft("acct-a", &id, "open").await;
+    assert_eq!(draft["name"], "基幹システム刷新");
+    assert_eq!(draft["order_status"], 1);
+    assert_eq!(draft["order_status_label"], "見積中(高)");
+    assert_eq!(draft["amount"], "1200000");
+    assert_eq!(draft["companies"][0]["name"], "株式会社サンプル");
+    assert_eq!(draft["companies"][0]["primary"], true);
+    assert_eq!(draft["contacts"][0]["email"], "yamada@example.jp");
+    run.settle().await;
+    assert!(
+        run.drafts("acct-b", "open").await.is_empty(),
+        "acct-b's rule is team 2"
+    );
+    let (_, detail) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/drafts/{id}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(
+        detail["suggested_user_id"], 2,
+        "owner 6000002 is suzuki, board user 2"
+    );
+
+    let created: Vec<Value> = run
+        .history("acct-a")
+        .await
+        .into_iter()
+        .filter(|e| e["hubspot_id"] == id.as_str())
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["action"], "draft_created");
+    assert_eq!(created[0]["status"], "success");
+    assert_eq!(created[0]["direction"], "hubspot_to_board");
+    assert!(
+        run.history("acct-b").await.is_empty(),
+        "a failed gate records nothing"
+    );
+
+    let (status, diagnosis) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/diagnosis/deals/{id}"),
+            "acct-b",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{diagnosis}");
+    assert_eq!(diagnosis["qualifies"], false);
+    let gates = diagnosis["gates"]["gates"].as_array().unwrap();
+    assert_eq!(gates[0]["passed"], true);
+    assert_eq!(
+        gates[0]["detail"],
+        "ステージ「Contract Sent」は受注ステータス「見積中(高)」にマッピングされています"
+    );
+    assert_eq!(gates[1]["gate"], "filter_rules");
+    assert_eq!(gates[1]["passed"], false);
+    assert!(
+        gates[1]["detail"].as_str().unwrap().contains("8000001"),
+        "the deciding value: {}",
+        gates[1]["detail"]
+    );
+    assert!(
+        diagnosis["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["outcome"] == "not_entered")
+    );
+
+    // Leaving the mapped stages withdraws the draft (not recorded in the history).
+    run.update_deal(&id, json!({"dealstage": "qualifiedtobuy"}))
+        .await;
+    let withdrawn = run.wait_for_draft("acct-a", &id, "withdrawn").await;
+    assert_eq!(
+        withdrawn["reason"],
+        "ステージ「qualifiedtobuy」は受注ステータスにマッピングされていません"
+    );
+    // Back in a mapped stage: the draft returns with the new status.
+    run.update_deal(&id, json!({"dealstage": "closedwon"}))
+        .await;
+    let back = run.wait_for_draft("acct-a", &id, "open").await;
+    assert_eq!(back["order_status"], 4);
+    assert!(
+        back["close_date"].is_string(),
+        "HubSpot set closedate when the deal closed"
+    );
+
+    // Excluded in HubSpot: withdrawn; cleared: back.
+    run.update_deal(&id, json!({"exclude_from_board_integration": "true"}))
+        .await;
+    let excluded = run.wait_for_draft("acct-a", &id, "withdrawn").await;
+    assert_eq!(
+        excluded["reason"],
+        "「board連携から除外」が「はい」に設定されています"
+    );
+    run.update_deal(&id, json!({"exclude_from_board_integration": "false"}))
+        .await;
+    run.wait_for_draft("acct-a", &id, "open").await;
+
+    // Discarded drafts stay discarded until restored.
+    let (status, _) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/drafts/{id}/discard"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    run.update_deal(&id, json!({"dealname": "基幹システム刷新(改)"}))
+        .await;
+    run.settle().await;
+    assert!(run.drafts("acct-a", "open").await.is_empty());
+    assert_eq!(run.drafts("acct-a", "discarded").await.len(), 1);
+    let (status, restored) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/drafts/{id}/restore"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(restored["state"], "open");
+    assert_eq!(
+        restored["name"], "基幹システム刷新(改)",
+        "restoring re-reads the deal"
+    );
+
+    // Duplicated and shuffled deliveries have one effect.
+    run.http
+        .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
+        .json(&json!({"webhooks": {"duplicate_rate": 1.0, "shuffle": true}}))
+        .send()
+        .await
+        .unwrap();
+    let before = run.history("acct-a").await.len();
+    run.update_deal(
+        &id,
+        json!({"dealname": "基幹システム刷新(第2期)", "amount": "1500000"}),
+    )
+    .await;
+    let renamed = loop {
+        let d = run.wait_for_draft("acct-a", &id, "open").await;
+        if d["name"] == "基幹システム刷新(第2期)" && d["amount"] == "1500000" {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(renamed["amount"], "1500000");
+    run.settle().await;
+    let updates = run.history("acct-a").await.len() - before;
+    assert_eq!(
+        updates, 1,
+        "two property changes, each delivered twice: one draft update"
+    );
+
+    // Deleted in HubSpot: withdrawn.
+    run.hubspot(
+        reqwest::Method::DELETE,
+        &format!("/crm/objects/2026-03/deals/{id}"),
+        None,
+    )
+    .await;
+    let gone = run.wait_for_draft("acct-a", &id, "withdrawn").await;
+    assert_eq!(gone["reason"], "HubSpotで取引が削除されました");
+
+    // Business roles see drafts; the history is for settings roles.
+    let staff = run
+        .http
+        .get(format!("{}/v1/hubspot/drafts?state=withdrawn", run.base))
+        .bearer_auth(jwt("acct-a", "staff"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(staff.status(), 200);
+    let (status, _) = run
+        .api(
+            reqwest::Method::GET,
+            "/v1/hubspot/drafts/424242",
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/drafts/{id}"),
+            "acct-b",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "acct-b has no draft of this deal");
+    run.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn history_filters_and_paging() {
+    let run = Run::start().await;
+    run.connect("acct-a", "8000001").await;
+    for i in 0..5 {
+        run.hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": format!("案件{i}"), "dealstage": "contractsent", "hubspot_team_id": "8000001"}})),
+        )
+        .await;
+    }
+    for _ in 0..100 {
+        if run.history("acct-a").await.len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = run.history("acct-a").await;
+    assert_eq!(all.len(), 5);
+    let (_, page1) = run
+        .api(
+            reqwest::Method::GET,
+            "/v1/hubspot/history?limit=2",
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/history?limit=2&cursor={cursor}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_ne!(page2["items"][0]["id"], page1["items"][0]["id"]);
+    let (_, found) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/history?q={}", url_encode("案件3")),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    let (_, by_id) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/history/{}", all[0]["id"].as_str().unwrap()),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(by_id["id"], all[0]["id"]);
+    assert!(
+        by_id["occurred_at"].as_str().unwrap().ends_with("+09:00"),
+        "RFC 3339 with offset"
+    );
+    let (_, errors) = run
+        .api(
+            reqwest::Method::GET,
+            "/v1/hubspot/history?status=error",
+            "acct-a",
+            None,
+        )
+        .await;
+    assert!(errors["items"].as_array().unwrap().is_empty());
+    let (status, problem) = run
+        .api(
+            reqwest::Method::GET,
+            "/v1/hubspot/history?status=bad",
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("status")));
+    let (status, _) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/history/{}", all[0]["id"].as_str().unwrap()),
+            "acct-b",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "another account's history id");
+    run.stack.shutdown().await;
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
