@@ -449,10 +449,64 @@ pub enum BoardError {
     Unavailable(String),
 }
 
-/// board's API v1, per account.
+/// A board record as its API returns it: the id and board's field names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoardRecord {
+    pub id: u64,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BoardRecord {
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.fields
+            .get(name)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// board's resources we read and write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardResource {
+    Clients,
+    Contacts,
+    Projects,
+}
+
+impl BoardResource {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Clients => "clients",
+            Self::Contacts => "contacts",
+            Self::Projects => "projects",
+        }
+    }
+}
+
+/// board's API v1, per account. Field maps use board's own names; the use
+/// cases build them from domain values.
 #[async_trait]
 pub trait BoardApi: Send + Sync {
     async fn users(&self, account: &AccountId) -> Result<Vec<BoardUser>, BoardError>;
+    async fn get(
+        &self,
+        account: &AccountId,
+        resource: BoardResource,
+        id: u64,
+    ) -> Result<BoardRecord, BoardError>;
+    /// The first page of records matching `filters` (`name_eq`-style pairs).
+    async fn find(
+        &self,
+        account: &AccountId,
+        resource: BoardResource,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<BoardRecord>, BoardError>;
+    async fn create(
+        &self,
+        account: &AccountId,
+        resource: BoardResource,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<BoardRecord, BoardError>;
 }
 
 /// Each account's configuration, versioned by the store.

@@ -110,3 +110,4 @@ pub async fn serve(router: axum::Router) -> String {
     });
     format!("http://{addr}")
 }
+pub mod stack;

@@ -3,215 +3,16 @@
 //! service, the worker applies the entry gates per board account, and board's
 //! users see drafts appear, withdraw, come back (SPEC §5).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use board_hubspot::config::Settings;
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
-
-struct Run {
-    stack: local_stack::Stack,
-    base: String,
-    http: reqwest::Client,
-}
-
-fn jwt(account: &str, role: &str) -> String {
-    let claims = json!({"iss": "board", "aud": "board-hubspot", "account_id": account, "user_id": 1, "role": role,
-                        "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 3600});
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(b"dev-only-secret"),
-    )
-    .unwrap()
-}
-
-impl Run {
-    async fn start() -> Self {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr: SocketAddr = probe.local_addr().unwrap();
-        drop(probe);
-        let base = format!("http://{addr}");
-        let public = base.clone();
-        let settings = Settings::from_lookup(
-            move |n| (n == "PUBLIC_BASE_URL").then(|| public.clone()),
-            true,
-        )
-        .unwrap();
-        let stack = local_stack::start(settings, addr).await.unwrap();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let run = Self { stack, base, http };
-        run.http
-            .post(format!("{}/_sandbox/hubspot/_control/settings", run.base))
-            .json(&json!({"webhook_flush_ms": 20}))
-            .send()
-            .await
-            .unwrap();
-        run
-    }
-
-    async fn api(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        account: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(jwt(account, "admin"));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn hubspot(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}/_sandbox/hubspot{path}", self.base))
-            .bearer_auth("pat-sandbox-user");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "HubSpot emulator: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn connect(&self, account: &str, team: &str) {
-        let (_, authorize) = self
-            .api(
-                reqwest::Method::POST,
-                "/v1/hubspot/connection/authorize",
-                account,
-                None,
-            )
-            .await;
-        let consent = self
-            .http
-            .post(authorize["authorize_url"].as_str().unwrap())
-            .form(&[("decision", "approve")])
-            .send()
-            .await
-            .unwrap();
-        let back = self
-            .http
-            .get(consent.headers()["location"].to_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        let settings = back.headers()["location"].to_str().unwrap().to_owned();
-        let confirmation = url::Url::parse(&settings)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "confirmation")
-            .unwrap()
-            .1
-            .into_owned();
-        let (status, _) = self
-            .api(
-                reqwest::Method::POST,
-                "/v1/hubspot/connection/confirm",
-                account,
-                Some(json!({"confirmation": confirmation})),
-            )
-            .await;
-        assert_eq!(status, 200);
-        let mapping = json!({"stages": {"contractsent": 1, "closedwon": 4, "closedlost": 9}});
-        let (status, _) = self
-            .api(
-                reqwest::Method::PUT,
-                "/v1/hubspot/pipelines/default/status-mapping",
-                account,
-                Some(mapping),
-            )
-            .await;
-        assert_eq!(status, 200);
-        let rules = json!({"rules": [{"conditions": [{"field": "team", "values": [team]}]}]});
-        let (status, body) = self
-            .api(
-                reqwest::Method::PUT,
-                "/v1/hubspot/filter-rules",
-                account,
-                Some(rules),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
-
-    async fn drafts(&self, account: &str, state: &str) -> Vec<Value> {
-        let (status, body) = self
-            .api(
-                reqwest::Method::GET,
-                &format!("/v1/hubspot/drafts?state={state}"),
-                account,
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["items"].as_array().unwrap().clone()
-    }
-
-    /// Waits until `account`'s draft of `deal` is in `state` (webhooks are asynchronous).
-    async fn wait_for_draft(&self, account: &str, deal: &str, state: &str) -> Value {
-        for _ in 0..100 {
-            if let Some(d) = self
-                .drafts(account, state)
-                .await
-                .into_iter()
-                .find(|d| d["id"] == deal)
-            {
-                return d;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{account}: draft {deal} never became {state}");
-    }
-
-    async fn history(&self, account: &str) -> Vec<Value> {
-        let (_, body) = self
-            .api(
-                reqwest::Method::GET,
-                "/v1/hubspot/history?limit=200",
-                account,
-                None,
-            )
-            .await;
-        body["items"].as_array().unwrap().clone()
-    }
-
-    async fn update_deal(&self, id: &str, properties: Value) {
-        self.hubspot(
-            reqwest::Method::PATCH,
-            &format!("/crm/objects/2026-03/deals/{id}"),
-            Some(json!({"properties": properties})),
-        )
-        .await;
-    }
-
-    /// Lets every queued webhook and job settle.
-    async fn settle(&self) {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
-}
+use tests::stack::{Run, jwt};
 
 #[tokio::test]
 async fn deals_become_drafts_per_account_and_follow_the_gates() {
     let run = Run::start().await;
-    run.connect("acct-a", "8000001").await;
-    run.connect("acct-b", "8000002").await;
+    run.connect("acct-a", Some("8000001")).await;
+    run.connect("acct-b", Some("8000002")).await;
 
     let company = run
         .hubspot(
@@ -412,7 +213,7 @@ async fn deals_become_drafts_per_account_and_follow_the_gates() {
     let staff = run
         .http
         .get(format!("{}/v1/hubspot/drafts?state=withdrawn", run.base))
-        .bearer_auth(jwt("acct-a", "staff"))
+        .bearer_auth(jwt("acct-a", "staff", 1))
         .send()
         .await
         .unwrap();
@@ -441,7 +242,7 @@ async fn deals_become_drafts_per_account_and_follow_the_gates() {
 #[tokio::test]
 async fn history_filters_and_paging() {
     let run = Run::start().await;
-    run.connect("acct-a", "8000001").await;
+    run.connect("acct-a", Some("8000001")).await;
     for i in 0..5 {
         run.hubspot(
             reqwest::Method::POST,

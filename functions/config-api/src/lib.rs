@@ -7,6 +7,7 @@ pub mod routes;
 use board_hubspot::app::connect::{self, ConfirmError, Starter};
 use board_hubspot::app::disconnect::{self, DisconnectError};
 use board_hubspot::app::drafts::{self, DraftError};
+use board_hubspot::app::register::{self, RegisterError, Registration};
 use board_hubspot::app::settings::{self, SettingsError};
 use board_hubspot::app::{Services, connection_status};
 use board_hubspot::app::{diagnosis, history};
@@ -176,6 +177,26 @@ async fn dispatch(
             drafts::restore(services, account, param("id")).await,
             caller,
         ),
+        Op::RegisterDraft => {
+            let registration: Registration = match body(request) {
+                Ok(b) => b,
+                Err(response) => return *response,
+            };
+            let staff = caller.role == auth::Role::Staff;
+            match register::register(
+                services,
+                account,
+                &caller.user_id,
+                staff,
+                param("id"),
+                registration,
+            )
+            .await
+            {
+                Ok(project_id) => edge::json(StatusCode::OK, &json!({"project_id": project_id})),
+                Err(e) => register_error(e, caller),
+            }
+        }
         Op::History => {
             let filter = match history_filter(request) {
                 Ok(f) => f,
@@ -540,5 +561,53 @@ fn draft_result<T: Serialize>(result: Result<T, DraftError>, caller: &Caller) ->
             )
         }
         Err(DraftError::Store(e)) => unavailable(e, caller),
+    }
+}
+
+fn register_error(error: RegisterError, caller: &Caller) -> HttpResponse {
+    match error {
+        RegisterError::NotConnected => edge::problem(
+            StatusCode::CONFLICT,
+            "not_connected",
+            "HubSpotと連携していません。",
+        ),
+        RegisterError::NotFound(id) => {
+            edge::problem(StatusCode::NOT_FOUND, "not_found", format!("no draft {id}"))
+        }
+        RegisterError::Invalid { field, message } => edge::problem_with(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("{field}: {message}"),
+            json!({"field": field}),
+        ),
+        RegisterError::Forbidden(message) => {
+            edge::problem(StatusCode::FORBIDDEN, "forbidden", message)
+        }
+        RegisterError::NotQualifying(reason) => {
+            edge::problem(StatusCode::CONFLICT, "draft_not_qualifying", reason)
+        }
+        RegisterError::Conflict(reason) => {
+            edge::problem(StatusCode::CONFLICT, "draft_conflict", reason)
+        }
+        RegisterError::Board { message, fields } => {
+            let entry = Code::BoardApiError.entry();
+            let errors: serde_json::Map<String, Value> =
+                fields.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            edge::problem_with(
+                StatusCode::BAD_REQUEST,
+                entry.code,
+                format!("{} {message}", entry.message_ja),
+                json!({"board_message": message, "errors": errors}),
+            )
+        }
+        RegisterError::Unavailable(m) => {
+            tracing::warn!(error = %m, account = %caller.account_id, "registration failed");
+            edge::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "HubSpotまたはboardが一時的に利用できません。もう一度お試しください",
+            )
+        }
+        RegisterError::Store(e) => unavailable(e, caller),
     }
 }

@@ -27,6 +27,7 @@ pub enum Op {
     Draft,
     DiscardDraft,
     RestoreDraft,
+    RegisterDraft,
     History,
     HistoryEntry,
     Diagnosis,
@@ -227,6 +228,14 @@ pub const ROUTES: &[Route] = &[
         summary: "Why a deal is or is not in board: each gate with the deciding value, link and draft state, decisions of the last 30 days.",
         response: "Diagnosis",
     },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/drafts/{id}/register",
+        op: Op::RegisterDraft,
+        access: Access::Business,
+        summary: "Registers a draft as a board project: {client_id|null, contact_id|null, user_id, invoice_timing_kbn, invoice_date | contract_start_date+contract_end_date | invoice_dates, company_id?, contact_ids?} → {project_id}. Idempotent; staff only as their own person in charge.",
+        response: "Registered",
+    },
 ];
 
 /// A matched route and its path parameters.
@@ -315,6 +324,7 @@ fn schemas() -> Value {
             "owner_id": {"type": ["string", "null"]}, "companies": {"type": "array"}, "contacts": {"type": "array"},
             "project_id": {"type": ["integer", "null"]}, "suggested_user_id": {"type": ["integer", "null"]},
             "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+        "Registered": {"type": "object", "required": ["project_id"], "properties": {"project_id": {"type": "integer"}}},
         "History": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}}, "next_cursor": {"type": ["string", "null"]}}},
         "HistoryEntry": {"type": "object", "required": ["id", "occurred_at", "direction", "status", "config_version"], "properties": {
             "id": {"type": "string"}, "occurred_at": {"type": "string", "format": "date-time"},

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::domain::{AccountId, BoardUserId};
-use crate::ports::{BoardApi, BoardError, BoardUser};
+use crate::ports::{BoardApi, BoardError, BoardRecord, BoardResource, BoardUser};
 
 /// Where an account's board API key and token come from.
 #[derive(Clone)]
@@ -86,26 +86,38 @@ impl BoardClient {
         }
     }
 
-    /// A read; a 429 is retried after board's `Retry-After` (at most twice, up to
-    /// 2 s each) so an interactive screen does not fail on a short burst.
-    async fn get(&self, account: &AccountId, path: &str) -> Result<Value, BoardError> {
+    async fn get_path(&self, account: &AccountId, path: &str) -> Result<Value, BoardError> {
+        self.send(account, reqwest::Method::GET, path, None).await
+    }
+
+    /// One call; a 429 (not processed by board) is retried after board's
+    /// `Retry-After`, at most twice and up to 2 s each, so an interactive screen
+    /// does not fail on a short burst.
+    async fn send(
+        &self,
+        account: &AccountId,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, BoardError> {
         let (key, token) = self.credentials.for_account(account)?;
         let mut attempt = 0;
         loop {
-            let response = self
+            let mut request = self
                 .http
-                .get(format!("{}{path}", self.base))
+                .request(method.clone(), format!("{}{path}", self.base))
                 .header("x-api-key", &key)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .map_err(|e| {
-                    BoardError::Unavailable(if e.is_timeout() {
-                        "timeout".into()
-                    } else {
-                        "connection failed".into()
-                    })
-                })?;
+                .bearer_auth(&token);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(|e| {
+                BoardError::Unavailable(if e.is_timeout() {
+                    "timeout".into()
+                } else {
+                    "connection failed".into()
+                })
+            })?;
             match json_or_error(response).await {
                 Err(BoardError::RateLimited { retry_after_ms })
                     if attempt < 2 && retry_after_ms <= 2000 =>
@@ -176,7 +188,7 @@ impl BoardApi for BoardClient {
         let mut users = Vec::new();
         for page in 1..=50 {
             let body = self
-                .get(account, &format!("/users?page={page}&per_page=100"))
+                .get_path(account, &format!("/users?page={page}&per_page=100"))
                 .await?;
             let items = body.as_array().cloned().unwrap_or_default();
             let count = items.len();
@@ -193,4 +205,68 @@ impl BoardApi for BoardClient {
         }
         Ok(users)
     }
+
+    async fn get(
+        &self,
+        account: &AccountId,
+        resource: BoardResource,
+        id: u64,
+    ) -> Result<BoardRecord, BoardError> {
+        record(
+            self.get_path(account, &format!("/{}/{id}", resource.path()))
+                .await?,
+        )
+    }
+
+    async fn find(
+        &self,
+        account: &AccountId,
+        resource: BoardResource,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<BoardRecord>, BoardError> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(filters.iter().map(|(k, v)| (*k, v.as_str())))
+            .append_pair("per_page", "100")
+            .finish();
+        let body = self
+            .get_path(account, &format!("/{}?{query}", resource.path()))
+            .await?;
+        body.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(record)
+            .collect()
+    }
+
+    async fn create(
+        &self,
+        account: &AccountId,
+        resource: BoardResource,
+        fields: serde_json::Map<String, Value>,
+    ) -> Result<BoardRecord, BoardError> {
+        let body = Value::Object(fields);
+        record(
+            self.send(
+                account,
+                reqwest::Method::POST,
+                &format!("/{}", resource.path()),
+                Some(&body),
+            )
+            .await?,
+        )
+    }
+}
+
+fn record(value: Value) -> Result<BoardRecord, BoardError> {
+    let Value::Object(fields) = value else {
+        return Err(BoardError::Unavailable(
+            "board returned something that is not a record".into(),
+        ));
+    };
+    let id = fields
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| BoardError::Unavailable("record without id".into()))?;
+    Ok(BoardRecord { id, fields })
 }

@@ -114,4 +114,19 @@ pub(crate) mod string_u64 {
             .parse()
             .map_err(serde::de::Error::custom)
     }
+
+    /// An optional id given as a string or a number.
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            N(u64),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::N(n)) => Ok(Some(n)),
+            Some(Raw::S(s)) => s.parse().map(Some).map_err(serde::de::Error::custom),
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod gates;
 pub mod history;
 pub mod ids;
 pub mod link;
+pub mod normalize;
 pub mod order_status;
 pub mod signature;
 pub mod status_mapping;

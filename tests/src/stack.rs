@@ -1,0 +1,256 @@
+//! The local stack driven as HubSpot, board and board's users would: shared by
+//! the end-to-end suites.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use board_hubspot::config::Settings;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+pub struct Run {
+    pub stack: local_stack::Stack,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub fn jwt(account: &str, role: &str, user: u64) -> String {
+    let claims = json!({"iss": "board", "aud": "board-hubspot", "account_id": account, "user_id": user, "role": role,
+                        "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 3600});
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(b"dev-only-secret"),
+    )
+    .unwrap()
+}
+
+impl Run {
+    /// The stack on a free port with webhooks flushed every 20 ms.
+    pub async fn start() -> Self {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr: SocketAddr = probe.local_addr().unwrap();
+        drop(probe);
+        let base = format!("http://{addr}");
+        let public = base.clone();
+        let settings = Settings::from_lookup(
+            move |n| (n == "PUBLIC_BASE_URL").then(|| public.clone()),
+            true,
+        )
+        .unwrap();
+        let stack = local_stack::start(settings, addr).await.unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let run = Self { stack, base, http };
+        run.http
+            .post(format!("{}/_sandbox/hubspot/_control/settings", run.base))
+            .json(&json!({"webhook_flush_ms": 20}))
+            .send()
+            .await
+            .unwrap();
+        run
+    }
+
+    /// Our API as `account`'s admin (user 1).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        account: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.api_as(method, path, &jwt(account, "admin", 1), body)
+            .await
+    }
+
+    pub async fn api_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// HubSpot's API as a person (the user token).
+    pub async fn hubspot(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}/_sandbox/hubspot{path}", self.base))
+            .bearer_auth("pat-sandbox-user");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "HubSpot emulator: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// board's API as a person of `account`; like a person, waits and retries
+    /// when board answers 429 (the account's 3 requests/s are shared with the service).
+    pub async fn board(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        account: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        for _ in 0..10 {
+            let mut request = self
+                .http
+                .request(
+                    method.clone(),
+                    format!("{}/_sandbox/board/v1{path}", self.base),
+                )
+                .header("x-api-key", format!("sandbox-key-{account}"))
+                .bearer_auth(format!("sandbox-user-{account}"));
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            if status == 429 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            return (status, response.json().await.unwrap_or(Value::Null));
+        }
+        panic!("board kept answering 429");
+    }
+
+    /// Connects `account` (as its admin), maps the default pipeline and sets a
+    /// team rule when `team` is given.
+    pub async fn connect(&self, account: &str, team: Option<&str>) {
+        let (_, authorize) = self
+            .api(
+                reqwest::Method::POST,
+                "/v1/hubspot/connection/authorize",
+                account,
+                None,
+            )
+            .await;
+        let consent = self
+            .http
+            .post(authorize["authorize_url"].as_str().unwrap())
+            .form(&[("decision", "approve")])
+            .send()
+            .await
+            .unwrap();
+        let back = self
+            .http
+            .get(consent.headers()["location"].to_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let settings = back.headers()["location"].to_str().unwrap().to_owned();
+        let confirmation = url::Url::parse(&settings)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "confirmation")
+            .unwrap()
+            .1
+            .into_owned();
+        let (status, _) = self
+            .api(
+                reqwest::Method::POST,
+                "/v1/hubspot/connection/confirm",
+                account,
+                Some(json!({"confirmation": confirmation})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let mapping = json!({"stages": {"contractsent": 1, "closedwon": 4, "closedlost": 9}});
+        let (status, _) = self
+            .api(
+                reqwest::Method::PUT,
+                "/v1/hubspot/pipelines/default/status-mapping",
+                account,
+                Some(mapping),
+            )
+            .await;
+        assert_eq!(status, 200);
+        if let Some(team) = team {
+            let rules = json!({"rules": [{"conditions": [{"field": "team", "values": [team]}]}]});
+            let (status, body) = self
+                .api(
+                    reqwest::Method::PUT,
+                    "/v1/hubspot/filter-rules",
+                    account,
+                    Some(rules),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+
+    pub async fn drafts(&self, account: &str, state: &str) -> Vec<Value> {
+        let (status, body) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/v1/hubspot/drafts?state={state}"),
+                account,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().unwrap().clone()
+    }
+
+    /// Waits until `account`'s draft of `deal` is in `state` (webhooks are asynchronous).
+    pub async fn wait_for_draft(&self, account: &str, deal: &str, state: &str) -> Value {
+        for _ in 0..100 {
+            if let Some(d) = self
+                .drafts(account, state)
+                .await
+                .into_iter()
+                .find(|d| d["id"] == deal)
+            {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{account}: draft {deal} never became {state}");
+    }
+
+    pub async fn history(&self, account: &str) -> Vec<Value> {
+        let (_, body) = self
+            .api(
+                reqwest::Method::GET,
+                "/v1/hubspot/history?limit=200",
+                account,
+                None,
+            )
+            .await;
+        body["items"].as_array().unwrap().clone()
+    }
+
+    pub async fn update_deal(&self, id: &str, properties: Value) {
+        self.hubspot(
+            reqwest::Method::PATCH,
+            &format!("/crm/objects/2026-03/deals/{id}"),
+            Some(json!({"properties": properties})),
+        )
+        .await;
+    }
+
+    /// Lets queued webhooks and jobs settle.
+    pub async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+}
