@@ -507,6 +507,22 @@ pub trait BoardApi: Send + Sync {
         resource: BoardResource,
         fields: serde_json::Map<String, serde_json::Value>,
     ) -> Result<BoardRecord, BoardError>;
+    /// `PATCH /{resource}/{id}`.
+    async fn update(
+        &self,
+        account: &AccountId,
+        resource: BoardResource,
+        id: u64,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<BoardRecord, BoardError>;
+    /// `PATCH /projects/order_status/{id}` (with the ordered date when given).
+    async fn set_order_status(
+        &self,
+        account: &AccountId,
+        project: u64,
+        status: u8,
+        order_date: Option<String>,
+    ) -> Result<BoardRecord, BoardError>;
 }
 
 /// Each account's configuration, versioned by the store.

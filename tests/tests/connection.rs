@@ -452,6 +452,7 @@ async fn another_portal_needs_an_explicit_switch_that_archives_old_links() {
         },
         state: LinkState::Enabled,
         last_synced_at: None,
+        baseline: Default::default(),
         revision: 0,
     };
     run.services().links.claim_deal(&old_link).await.unwrap();
@@ -640,6 +641,7 @@ async fn disconnect_revokes_keeps_the_property_and_reconnect_resumes() {
         },
         state: LinkState::Enabled,
         last_synced_at: None,
+        baseline: Default::default(),
         revision: 0,
     };
     run.services().links.create_link(&link).await.unwrap();

@@ -40,6 +40,7 @@ fn deal_link(acct: &str, portal_id: u64, deal: u64, project: u64) -> Link {
         },
         state: LinkState::Enabled,
         last_synced_at: None,
+        baseline: Default::default(),
         revision: 0,
     }
 }

@@ -256,6 +256,47 @@ impl BoardApi for BoardClient {
             .await?,
         )
     }
+
+    async fn update(
+        &self,
+        account: &AccountId,
+        resource: BoardResource,
+        id: u64,
+        fields: serde_json::Map<String, Value>,
+    ) -> Result<BoardRecord, BoardError> {
+        let body = Value::Object(fields);
+        record(
+            self.send(
+                account,
+                reqwest::Method::PATCH,
+                &format!("/{}/{id}", resource.path()),
+                Some(&body),
+            )
+            .await?,
+        )
+    }
+
+    async fn set_order_status(
+        &self,
+        account: &AccountId,
+        project: u64,
+        status: u8,
+        order_date: Option<String>,
+    ) -> Result<BoardRecord, BoardError> {
+        let mut body = serde_json::json!({"order_status": status});
+        if let Some(date) = order_date {
+            body["order_date"] = Value::String(date);
+        }
+        record(
+            self.send(
+                account,
+                reqwest::Method::PATCH,
+                &format!("/projects/order_status/{project}"),
+                Some(&body),
+            )
+            .await?,
+        )
+    }
 }
 
 fn record(value: Value) -> Result<BoardRecord, BoardError> {

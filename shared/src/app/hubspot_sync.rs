@@ -329,12 +329,18 @@ async fn decide(
         .link_by_hubspot(account, portal, deal_ref)
         .await?
     {
-        // Linked deals are updated field by field (board ← HubSpot); recorded there.
+        let primary = companies.iter().find(|c| c.primary).map(|c| c.id);
+        let result = super::linked_deals::apply(services, connection, config, link, deal, primary)
+            .await
+            .map_err(|e| match e {
+                super::linked_deals::LinkedError::Transient(m) => SyncError::Transient(m),
+                super::linked_deals::LinkedError::Store(s) => SyncError::Store(s),
+            })?;
         return log_decision(
             services,
             connection,
             deal.id,
-            decision("linked", format!("案件{}と連携済み", link.board.id)),
+            decision(result.outcome, result.reason),
         )
         .await;
     }
@@ -479,6 +485,30 @@ async fn deal_gone(
     trigger: Vec<String>,
 ) -> Result<(), SyncError> {
     let now = services.clock.now();
+    let deal_ref = HubSpotRef {
+        object_type: HubSpotObjectType::Deal,
+        id: deal,
+    };
+    if let Some(link) = services
+        .links
+        .link_by_hubspot(&connection.account_id, connection.portal_id, deal_ref)
+        .await?
+    {
+        let result = super::linked_deals::deal_deleted(services, link, config)
+            .await
+            .map_err(|e| match e {
+                super::linked_deals::LinkedError::Transient(m) => SyncError::Transient(m),
+                super::linked_deals::LinkedError::Store(s) => SyncError::Store(s),
+            })?;
+        let decision = Decision {
+            at: now,
+            trigger,
+            outcome: result.outcome.into(),
+            reason: result.reason,
+            config_version: config.version,
+        };
+        return log_decision(services, connection, deal, decision).await;
+    }
     let reason = "HubSpotで取引が削除されました".to_owned();
     if let Some(mut draft) = services
         .drafts

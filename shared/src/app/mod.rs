@@ -10,6 +10,7 @@ pub mod history;
 pub mod hubspot_sync;
 pub mod jobs;
 pub mod lifecycle;
+pub mod linked_deals;
 pub mod register;
 pub mod services;
 pub mod settings;

@@ -337,6 +337,20 @@ async fn register_held(
         },
         state: LinkState::Enabled,
         last_synced_at: Some(services.clock.now()),
+        baseline: super::linked_deals::initial_baseline(
+            super::linked_deals::deal_values(
+                Some(&draft.content.name),
+                Some(draft.content.pipeline_id.as_str()),
+                Some(draft.content.stage_id.as_str()),
+                draft.content.close_date.as_deref(),
+            ),
+            draft
+                .content
+                .companies
+                .iter()
+                .find(|c| c.primary)
+                .map(|c| c.id),
+        ),
         revision: 0,
     };
     match services.links.claim_deal(&link).await {
@@ -754,6 +768,7 @@ async fn link_other(
         board,
         state: LinkState::Enabled,
         last_synced_at: Some(services.clock.now()),
+        baseline: Default::default(),
         revision: 0,
     };
     match services.links.create_link(&link).await {

@@ -87,6 +87,15 @@ pub enum LinkState {
     Archived,
 }
 
+/// One field's baseline, normalised (dates as calendar dates, strings trimmed, NFKC).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    #[serde(default)]
+    pub hubspot: Option<String>,
+    #[serde(default)]
+    pub board: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     pub account_id: AccountId,
@@ -97,6 +106,10 @@ pub struct Link {
     pub state: LinkState,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_synced_at: Option<OffsetDateTime>,
+    /// Per synced field, the last value each side received from us (SPEC §11):
+    /// a value equal to it is our own echo.
+    #[serde(default)]
+    pub baseline: std::collections::BTreeMap<String, Baseline>,
     /// Optimistic-concurrency revision, maintained by the store.
     #[serde(default)]
     pub revision: u64,

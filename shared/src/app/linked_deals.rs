@@ -1,0 +1,416 @@
+//! HubSpot → board for linked deals (SPEC §5, §11): field by field against the
+//! baselines, so our own echoes are recognised and only real changes go to
+//! board. Status only when the stage or pipeline changed, through the mapping,
+//! never 5 → 4; ordered date only for 4/5, as a Tokyo calendar date; a locked
+//! project is skipped; exclusion and deletion disable the link, recorded once.
+
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use super::Services;
+use super::history::{Attempt, record};
+use super::register::jst_date;
+use crate::domain::config::AccountConfig;
+use crate::domain::connection::Connection;
+use crate::domain::gates::EXCLUDED_VALUE;
+use crate::domain::history::Direction;
+use crate::domain::link::Baseline;
+use crate::domain::normalize::nfkc;
+use crate::domain::{Code, Link, LinkState, OrderStatus, PipelineId, StageId};
+use crate::ports::{BoardError, BoardResource, CrmObject, StoreError};
+
+pub const NAME: &str = "name";
+pub const STAGE: &str = "stage";
+pub const CLOSE_DATE: &str = "close_date";
+pub const COMPANY: &str = "company";
+
+/// What happened, for the decision log.
+pub struct Outcome {
+    pub outcome: &'static str,
+    pub reason: String,
+}
+
+fn outcome(outcome: &'static str, reason: impl Into<String>) -> Outcome {
+    Outcome {
+        outcome,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkedError {
+    #[error("transient: {0}")]
+    Transient(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The deal's synced values, normalised as baselines are.
+pub fn deal_values(
+    deal_name: Option<&str>,
+    pipeline: Option<&str>,
+    stage: Option<&str>,
+    close_date: Option<&str>,
+) -> Vec<(&'static str, Option<String>)> {
+    vec![
+        (NAME, deal_name.map(nfkc).filter(|n| !n.is_empty())),
+        (
+            STAGE,
+            match (pipeline, stage) {
+                (Some(p), Some(s)) => Some(format!("{p}:{s}")),
+                _ => None,
+            },
+        ),
+        (CLOSE_DATE, close_date.and_then(jst_date)),
+    ]
+}
+
+/// Baselines right after registration: both sides hold these values.
+pub fn initial_baseline(
+    values: Vec<(&'static str, Option<String>)>,
+    primary_company: Option<u64>,
+) -> std::collections::BTreeMap<String, Baseline> {
+    let mut baseline: std::collections::BTreeMap<String, Baseline> = values
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                Baseline {
+                    hubspot: v.clone(),
+                    board: v,
+                },
+            )
+        })
+        .collect();
+    if let Some(company) = primary_company {
+        let v = Some(company.to_string());
+        baseline.insert(
+            COMPANY.into(),
+            Baseline {
+                hubspot: v.clone(),
+                board: v,
+            },
+        );
+    }
+    baseline
+}
+
+async fn history(
+    services: &Services,
+    link: &Link,
+    name: Option<String>,
+    code: Option<Code>,
+    action: Option<&str>,
+    detail: Option<String>,
+    config: &AccountConfig,
+) {
+    record(
+        services,
+        Attempt {
+            account: &link.account_id,
+            direction: Direction::HubspotToBoard,
+            hubspot: Some(link.hubspot),
+            board: Some(link.board),
+            name,
+            code,
+            action,
+            detail,
+            warnings: Vec::new(),
+            config_version: config.version,
+        },
+    )
+    .await;
+}
+
+async fn save(services: &Services, link: &Link) -> Result<(), LinkedError> {
+    match services.links.update_link(link).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict) => {
+            Err(LinkedError::Transient("link changed concurrently".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Disables the link with `code`, recording it once.
+async fn disable(
+    services: &Services,
+    mut link: Link,
+    code: Code,
+    name: Option<String>,
+    config: &AccountConfig,
+) -> Result<Outcome, LinkedError> {
+    link.state = LinkState::Disabled { reason: code };
+    save(services, &link).await?;
+    history(services, &link, name, Some(code), None, None, config).await;
+    info!(deal = link.hubspot.id, code = %code, "link disabled");
+    Ok(outcome("link_disabled", code.entry().message_ja))
+}
+
+/// A linked deal HubSpot no longer has.
+pub async fn deal_deleted(
+    services: &Services,
+    link: Link,
+    config: &AccountConfig,
+) -> Result<Outcome, LinkedError> {
+    match link.state {
+        LinkState::Enabled => disable(services, link, Code::DealNotFound, None, config).await,
+        _ => Ok(outcome("silent", "連携が無効なため記録しません")),
+    }
+}
+
+/// Applies a linked deal's current state to its project.
+pub async fn apply(
+    services: &Services,
+    connection: &Connection,
+    config: &AccountConfig,
+    mut link: Link,
+    deal: &CrmObject,
+    primary_company: Option<u64>,
+) -> Result<Outcome, LinkedError> {
+    let account = &connection.account_id;
+    let name = deal.get("dealname").map(str::to_owned);
+    let excluded = deal.get("exclude_from_board_integration") == Some(EXCLUDED_VALUE);
+    let mut force = false;
+    match &link.state {
+        LinkState::Enabled if excluded => {
+            return disable(services, link, Code::DealExcluded, name, config).await;
+        }
+        LinkState::Enabled => {}
+        LinkState::Disabled {
+            reason: Code::DealExcluded,
+        } if !excluded => {
+            // Back to いいえ: enabled again, and the deal synced as it is now.
+            link.state = LinkState::Enabled;
+            force = true;
+        }
+        _ => return Ok(outcome("silent", "連携が無効なため記録しません")),
+    }
+    // The deal's company changed: the project keeps its customer (documents may exist).
+    if let Some(company) = primary_company.map(|c| c.to_string()) {
+        let entry = link.baseline.entry(COMPANY.into()).or_default();
+        let before = entry.hubspot.clone();
+        if before.as_deref().is_some_and(|b| b != company) {
+            entry.hubspot = Some(company.clone());
+            save(services, &link).await?;
+            let detail = format!("会社 {} → {}", before.unwrap_or_default(), company);
+            history(
+                services,
+                &link,
+                name.clone(),
+                Some(Code::AssociationChanged),
+                None,
+                Some(detail),
+                config,
+            )
+            .await;
+            return Ok(outcome("association_changed", "取引の会社が変更されました"));
+        }
+        entry.hubspot.get_or_insert(company.clone());
+        entry.board.get_or_insert(company);
+    }
+    let values = deal_values(
+        deal.get("dealname"),
+        deal.get("pipeline"),
+        deal.get("dealstage"),
+        deal.get("closedate"),
+    );
+    let changed: Vec<(&str, Option<String>)> = values
+        .into_iter()
+        .filter(|(field, value)| {
+            force || link.baseline.get(*field).map(|b| &b.hubspot) != Some(value)
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(outcome(
+            "echo_or_unchanged",
+            "前回の同期から変更はありません(自身の更新の反映を含む)",
+        ));
+    }
+    let project = match services
+        .board
+        .get(account, BoardResource::Projects, link.board.id)
+        .await
+    {
+        Ok(p) => p,
+        Err(BoardError::NotFound) => {
+            link.state = LinkState::Deleted;
+            save(services, &link).await?;
+            history(
+                services,
+                &link,
+                name,
+                Some(Code::ProjectNotFound),
+                None,
+                None,
+                config,
+            )
+            .await;
+            return Ok(outcome(
+                "project_deleted",
+                Code::ProjectNotFound.entry().message_ja,
+            ));
+        }
+        Err(e) => return board_failure(services, &link, name, e, config).await,
+    };
+    if project.fields.get("lock_flg").and_then(Value::as_u64) == Some(1) {
+        // Skipped, baselines untouched: a retry after unlocking applies it.
+        history(
+            services,
+            &link,
+            name,
+            Some(Code::ProjectLocked),
+            None,
+            None,
+            config,
+        )
+        .await;
+        return Ok(outcome(
+            "skipped_locked",
+            Code::ProjectLocked.entry().message_ja,
+        ));
+    }
+    let current_status = project
+        .fields
+        .get("order_status")
+        .and_then(Value::as_i64)
+        .and_then(|c| OrderStatus::from_code(c).ok());
+    let mut fields = Map::new();
+    let mut new_status: Option<OrderStatus> = None;
+    let mut applied: Vec<String> = Vec::new();
+    for (field, value) in &changed {
+        match *field {
+            NAME => {
+                if let Some(v) = value
+                    && project.text("name") != Some(v.as_str())
+                {
+                    fields.insert("name".into(), json!(v));
+                    applied.push("案件名".into());
+                }
+            }
+            STAGE => {
+                let status = value
+                    .as_deref()
+                    .and_then(|key| key.split_once(':'))
+                    .and_then(|(p, s)| {
+                        config.status_of(&PipelineId::new(p).ok()?, &StageId::new(s).ok()?)
+                    });
+                match (status, current_status) {
+                    // A stage mapping to 受注確定 never moves a 受注済 project back.
+                    (Some(OrderStatus::OrderConfirmed), Some(OrderStatus::Ordered)) => {}
+                    (Some(s), current) if Some(s) != current => new_status = Some(s),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let resulting = new_status.or(current_status);
+    let close_date = changed
+        .iter()
+        .find(|(f, _)| *f == CLOSE_DATE)
+        .and_then(|(_, v)| v.clone())
+        .or_else(|| {
+            // A status just becoming 4/5 takes the deal's close date.
+            new_status
+                .filter(|s| s.carries_ordered_date())
+                .and_then(|_| deal.get("closedate").and_then(jst_date))
+        });
+    let order_date =
+        close_date.filter(|_| resulting.is_some_and(OrderStatus::carries_ordered_date));
+    if let Some(s) = new_status {
+        match services
+            .board
+            .set_order_status(account, link.board.id, s.code(), order_date.clone())
+            .await
+        {
+            Ok(_) => applied.push(format!("受注ステータス({})", s.label_ja())),
+            Err(e) => return board_failure(services, &link, name, e, config).await,
+        }
+    } else if let Some(date) = &order_date
+        && project.text("order_date") != Some(date.as_str())
+    {
+        fields.insert("order_date".into(), json!(date));
+        applied.push("受注日".into());
+    }
+    if !fields.is_empty()
+        && let Err(e) = services
+            .board
+            .update(account, BoardResource::Projects, link.board.id, fields)
+            .await
+    {
+        return board_failure(services, &link, name, e, config).await;
+    }
+    for (field, value) in changed {
+        let entry = link.baseline.entry(field.to_owned()).or_default();
+        entry.hubspot = value.clone();
+        entry.board = value;
+    }
+    link.last_synced_at = Some(services.clock.now());
+    save(services, &link).await?;
+    if applied.is_empty() {
+        return Ok(outcome("nothing_to_apply", "boardの案件は既に同じ内容です"));
+    }
+    let detail = applied.join("、");
+    history(
+        services,
+        &link,
+        name,
+        None,
+        Some("project_updated"),
+        Some(detail.clone()),
+        config,
+    )
+    .await;
+    let _ = connection;
+    Ok(outcome("project_updated", detail))
+}
+
+/// board refused or failed: recorded with the catalog code; transient failures retry.
+async fn board_failure(
+    services: &Services,
+    link: &Link,
+    name: Option<String>,
+    error: BoardError,
+    config: &AccountConfig,
+) -> Result<Outcome, LinkedError> {
+    match error {
+        BoardError::Rejected { message, .. } => {
+            history(
+                services,
+                link,
+                name,
+                Some(Code::BoardApiError),
+                None,
+                Some(message),
+                config,
+            )
+            .await;
+            Ok(outcome(
+                "board_rejected",
+                Code::BoardApiError.entry().message_ja,
+            ))
+        }
+        BoardError::Unauthorized(message) => {
+            history(
+                services,
+                link,
+                name,
+                Some(Code::BoardAuthInvalid),
+                None,
+                Some(message),
+                config,
+            )
+            .await;
+            Ok(outcome(
+                "board_auth_invalid",
+                Code::BoardAuthInvalid.entry().message_ja,
+            ))
+        }
+        BoardError::NotFound => Ok(outcome("project_missing", "boardの案件が見つかりません")),
+        BoardError::RateLimited { .. } | BoardError::Unavailable(_) => {
+            warn!(error = %error, "board unavailable; retried later");
+            Err(LinkedError::Transient(error.to_string()))
+        }
+    }
+}
