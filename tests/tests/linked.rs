@@ -232,3 +232,251 @@ async fn a_linked_deal_drives_its_project_field_by_field() {
     );
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn companies_contacts_links_resync_and_retry() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let company = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/companies",
+            Some(json!({"properties": {"name": "株式会社シー", "phone": "03-1111-2222"}})),
+        )
+        .await;
+    let contact = run
+        .hubspot(reqwest::Method::POST, "/crm/objects/2026-03/contacts", Some(json!({"properties": {"lastname": "高橋", "firstname": "一", "email": "t@example.jp"}})))
+        .await;
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "リンク案件", "dealstage": "contractsent"},
+                        "associations": [
+                            {"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]},
+                            {"to": {"id": contact["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]}]})),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+    run.wait_for_draft("acct-a", &id, "open").await;
+    let (_, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/drafts/{id}/register"),
+            "acct-a",
+            Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
+        )
+        .await;
+    let pid = body["project_id"].as_u64().unwrap();
+    let p = project(&run, pid).await;
+    let client_id = p["client_id"].as_u64().unwrap();
+
+    let (status, link) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/links/project/{pid}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (link["hubspot_id"].as_str(), link["sync_enabled"].as_bool()),
+        (Some(id.as_str()), Some(true))
+    );
+    let (_, customer_link) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/links/customer/{client_id}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(customer_link["hubspot_id"], company["id"]);
+    let (status, _) = run
+        .api(
+            reqwest::Method::GET,
+            "/v1/hubspot/links/project/999999",
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/links/project/{pid}"),
+            "acct-b",
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 409,
+        "acct-b is not connected: nothing of acct-a's is visible"
+    );
+
+    // Company and contact fields reach the customer and the customer contact.
+    run.hubspot(
+        reqwest::Method::PATCH,
+        &format!("/crm/objects/2026-03/companies/{}", company["id"].as_str().unwrap()),
+        Some(json!({"properties": {"phone": "+81 6 9876 5432", "zip": "5300001", "state": "Osaka", "city": "大阪市", "address": "北区梅田1"}})),
+    )
+    .await;
+    run.hubspot(
+        reqwest::Method::PATCH,
+        &format!(
+            "/crm/objects/2026-03/contacts/{}",
+            contact["id"].as_str().unwrap()
+        ),
+        Some(json!({"properties": {"email": "takahashi@example.jp", "jobtitle": "部長"}})),
+    )
+    .await;
+    for _ in 0..100 {
+        let p = project(&run, pid).await;
+        if p["client"]["tel"] == "06-9876-5432" && p["contact"]["email"] == "takahashi@example.jp" {
+            assert_eq!(p["client"]["zip"], "530-0001");
+            assert_eq!(p["client"]["pref"], "大阪府");
+            assert_eq!(p["client"]["address1"], "大阪市北区梅田1");
+            assert_eq!(
+                p["client"]["name"], "株式会社シー",
+                "the legal name stays board → HubSpot only by default"
+            );
+            assert_eq!(p["contact"]["title"], "部長");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p = project(&run, pid).await;
+    assert_eq!(p["client"]["tel"], "06-9876-5432");
+    assert_eq!(p["contact"]["email"], "takahashi@example.jp");
+    let actions: Vec<String> = run
+        .history("acct-a")
+        .await
+        .iter()
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        actions.contains(&"customer_updated".to_owned())
+            && actions.contains(&"customer_contact_updated".to_owned()),
+        "{actions:?}"
+    );
+
+    // Sync off for the project: HubSpot changes wait; on again + resync applies them.
+    let (status, off) = run
+        .api(
+            reqwest::Method::PUT,
+            &format!("/v1/hubspot/links/project/{pid}"),
+            "acct-a",
+            Some(json!({"sync_enabled": false})),
+        )
+        .await;
+    assert_eq!((status, off["state"].as_str()), (200, Some("off")));
+    let staff = tests::stack::jwt("acct-a", "staff", 2);
+    let (status, _) = run
+        .api_as(
+            reqwest::Method::PUT,
+            &format!("/v1/hubspot/links/project/{pid}"),
+            &staff,
+            Some(json!({"sync_enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 403, "staff toggle only their own projects");
+    run.update_deal(&id, json!({"dealname": "停止中の変更"}))
+        .await;
+    run.settle().await;
+    assert_eq!(project(&run, pid).await["name"], "リンク案件");
+    run.api(
+        reqwest::Method::PUT,
+        &format!("/v1/hubspot/links/project/{pid}"),
+        "acct-a",
+        Some(json!({"sync_enabled": true})),
+    )
+    .await;
+    let (status, resynced) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/links/project/{pid}/resync"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{resynced}");
+    assert_eq!(project(&run, pid).await["name"], "停止中の変更");
+
+    // A skip retried from the history once the cause is gone.
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/projects/lock_flg/{pid}"),
+        "acct-a",
+        Some(json!({"lock_flg": 1})),
+    )
+    .await;
+    run.update_deal(&id, json!({"dealname": "再実行で反映"}))
+        .await;
+    let skipped = wait_entry(&run, "project_locked", 1).await;
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/projects/lock_flg/{pid}"),
+        "acct-a",
+        Some(json!({"lock_flg": 0})),
+    )
+    .await;
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!(
+                "/v1/hubspot/history/{}/retry",
+                skipped[0]["id"].as_str().unwrap()
+            ),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(project(&run, pid).await["name"], "再実行で反映");
+    let success = run
+        .history("acct-a")
+        .await
+        .into_iter()
+        .find(|e| e["action"] == "project_updated")
+        .unwrap();
+    let (status, _) = run
+        .api(
+            reqwest::Method::POST,
+            &format!(
+                "/v1/hubspot/history/{}/retry",
+                success["id"].as_str().unwrap()
+            ),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "successes are not retried");
+
+    // The company deleted in HubSpot: the customer's link is disabled, once.
+    run.hubspot(
+        reqwest::Method::DELETE,
+        &format!(
+            "/crm/objects/2026-03/companies/{}",
+            company["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    let gone = wait_entry(&run, "company_not_found", 1).await;
+    assert_eq!(
+        gone[0]["message"],
+        "対応する会社がHubSpotに存在しないため同期は無効になりました"
+    );
+    let (_, customer_link) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/links/customer/{client_id}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(customer_link["sync_enabled"], false);
+    assert_eq!(customer_link["reason_code"], "company_not_found");
+    run.stack.shutdown().await;
+}

@@ -7,6 +7,7 @@ pub mod routes;
 use board_hubspot::app::connect::{self, ConfirmError, Starter};
 use board_hubspot::app::disconnect::{self, DisconnectError};
 use board_hubspot::app::drafts::{self, DraftError};
+use board_hubspot::app::links::{self, LinkError};
 use board_hubspot::app::register::{self, RegisterError, Registration};
 use board_hubspot::app::settings::{self, SettingsError};
 use board_hubspot::app::{Services, connection_status};
@@ -144,6 +145,45 @@ async fn dispatch(
             .unwrap_or_default()
     };
     match op {
+        Op::Link | Op::SetLink | Op::ResyncLink => {
+            let Some(kind) = links::kind(param("kind")) else {
+                return edge::problem(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "kind is project, customer or contact",
+                );
+            };
+            let Ok(board_id) = param("board_id").parse::<u64>() else {
+                return edge::problem(StatusCode::NOT_FOUND, "not_found", "no such link");
+            };
+            let result = match op {
+                Op::Link => links::get(services, account, kind, board_id).await,
+                Op::ResyncLink => links::resync(services, account, kind, board_id).await,
+                _ => {
+                    let enabled = match body::<Value>(request) {
+                        Ok(b) => match b.get("sync_enabled").and_then(Value::as_bool) {
+                            Some(e) => e,
+                            None => return invalid_query("sync_enabled", "true or false"),
+                        },
+                        Err(response) => return *response,
+                    };
+                    let staff = (caller.role == auth::Role::Staff).then_some(&caller.user_id);
+                    links::set_enabled(services, account, staff, kind, board_id, enabled).await
+                }
+            };
+            link_result(result, caller)
+        }
+        Op::RetryHistory => {
+            let Ok(id) = HistoryId::new(param("id")) else {
+                return edge::problem(StatusCode::NOT_FOUND, "not_found", "no such history entry");
+            };
+            link_result(
+                links::retry(services, account, &id)
+                    .await
+                    .map(|()| json!({"retried": true})),
+                caller,
+            )
+        }
         Op::Drafts => {
             let state = match edge::query_param(request, "state") {
                 None => DraftState::Open,
@@ -609,5 +649,30 @@ fn register_error(error: RegisterError, caller: &Caller) -> HttpResponse {
             )
         }
         RegisterError::Store(e) => unavailable(e, caller),
+    }
+}
+
+fn link_result<T: Serialize>(result: Result<T, LinkError>, caller: &Caller) -> HttpResponse {
+    match result {
+        Ok(value) => edge::json(StatusCode::OK, &value),
+        Err(LinkError::NotConnected) => edge::problem(
+            StatusCode::CONFLICT,
+            "not_connected",
+            "HubSpotと連携していません。",
+        ),
+        Err(LinkError::NotFound) => {
+            edge::problem(StatusCode::NOT_FOUND, "not_found", "no such link or entry")
+        }
+        Err(LinkError::Forbidden(m)) => edge::problem(StatusCode::FORBIDDEN, "forbidden", m),
+        Err(LinkError::Conflict(m)) => edge::problem(StatusCode::CONFLICT, "conflict", m),
+        Err(LinkError::Unavailable(m)) => {
+            tracing::warn!(error = %m, account = %caller.account_id, "resync failed");
+            edge::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "HubSpotまたはboardが一時的に利用できません。もう一度お試しください",
+            )
+        }
+        Err(LinkError::Store(e)) => unavailable(e, caller),
     }
 }

@@ -28,6 +28,10 @@ pub enum Op {
     DiscardDraft,
     RestoreDraft,
     RegisterDraft,
+    Link,
+    SetLink,
+    ResyncLink,
+    RetryHistory,
     History,
     HistoryEntry,
     Diagnosis,
@@ -236,6 +240,38 @@ pub const ROUTES: &[Route] = &[
         summary: "Registers a draft as a board project: {client_id|null, contact_id|null, user_id, invoice_timing_kbn, invoice_date | contract_start_date+contract_end_date | invoice_dates, company_id?, contact_ids?} → {project_id}. Idempotent; staff only as their own person in charge.",
         response: "Registered",
     },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/links/{kind}/{board_id}",
+        op: Op::Link,
+        access: Access::Business,
+        summary: "A board record's HubSpot link (kind: project|customer|contact): HubSpot id, sync enabled, reason, last sync.",
+        response: "Link",
+    },
+    Route {
+        method: "PUT",
+        path: "/v1/hubspot/links/{kind}/{board_id}",
+        op: Op::SetLink,
+        access: Access::Business,
+        summary: "Turns sync on or off for one record: {\"sync_enabled\": bool}. Staff only for their own projects.",
+        response: "Link",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/links/{kind}/{board_id}/resync",
+        op: Op::ResyncLink,
+        access: Access::Business,
+        summary: "Re-reads the linked HubSpot object and applies it now.",
+        response: "Link",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/history/{id}/retry",
+        op: Op::RetryHistory,
+        access: Access::Settings,
+        summary: "Retries an error or skip entry: the object is read again and applied (a new entry records the outcome).",
+        response: "Retried",
+    },
 ];
 
 /// A matched route and its path parameters.
@@ -324,6 +360,12 @@ fn schemas() -> Value {
             "owner_id": {"type": ["string", "null"]}, "companies": {"type": "array"}, "contacts": {"type": "array"},
             "project_id": {"type": ["integer", "null"]}, "suggested_user_id": {"type": ["integer", "null"]},
             "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+        "Link": {"type": "object", "required": ["hubspot_id", "sync_enabled", "state"], "properties": {
+            "hubspot_id": {"type": "string"}, "hubspot_object_type": {"type": "string"}, "sync_enabled": {"type": "boolean"},
+            "state": {"type": "string", "enum": ["enabled", "disabled", "deleted", "archived", "off"]},
+            "reason_code": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
+            "last_synced_at": {"type": ["string", "null"], "format": "date-time"}}},
+        "Retried": {"type": "object", "required": ["retried"], "properties": {"retried": {"type": "boolean"}}},
         "Registered": {"type": "object", "required": ["project_id"], "properties": {"project_id": {"type": "integer"}}},
         "History": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}}, "next_cursor": {"type": ["string", "null"]}}},
         "HistoryEntry": {"type": "object", "required": ["id", "occurred_at", "direction", "status", "config_version"], "properties": {

@@ -52,6 +52,8 @@ pub enum SyncError {
 #[derive(Debug, Default)]
 pub struct Coalesced {
     pub deals: BTreeMap<u64, BTreeSet<String>>,
+    pub companies: BTreeSet<u64>,
+    pub contacts: BTreeSet<u64>,
 }
 
 pub fn coalesce(events: &[HubSpotEvent]) -> Coalesced {
@@ -61,14 +63,22 @@ pub fn coalesce(events: &[HubSpotEvent]) -> Coalesced {
         let Some((object, _)) = kind.split_once('.') else {
             continue;
         };
-        if object != "deal" {
-            continue;
-        }
         let mut ids: Vec<u64> = event.object_id.into_iter().collect();
         ids.extend(event.primary_object_id);
         ids.extend(event.new_object_id);
         for id in ids.into_iter().filter(|id| *id > 0) {
-            out.deals.entry(id).or_default().insert(kind.to_owned());
+            match object {
+                "deal" => {
+                    out.deals.entry(id).or_default().insert(kind.to_owned());
+                }
+                "company" => {
+                    out.companies.insert(id);
+                }
+                "contact" => {
+                    out.contacts.insert(id);
+                }
+                _ => {}
+            }
         }
     }
     out
@@ -82,12 +92,26 @@ pub async fn apply(
     events: &[HubSpotEvent],
 ) -> Result<(), SyncError> {
     let coalesced = coalesce(events);
-    if coalesced.deals.is_empty() {
+    if coalesced.deals.is_empty() && coalesced.companies.is_empty() && coalesced.contacts.is_empty()
+    {
         return Ok(());
     }
     for connection in connections {
         match connection.state {
-            ConnectionState::Active => sync_deals(services, connection, &coalesced.deals).await?,
+            ConnectionState::Active => {
+                if !coalesced.deals.is_empty() {
+                    sync_deals(services, connection, &coalesced.deals).await?;
+                }
+                if !coalesced.companies.is_empty() || !coalesced.contacts.is_empty() {
+                    sync_others(
+                        services,
+                        connection,
+                        &coalesced.companies,
+                        &coalesced.contacts,
+                    )
+                    .await?;
+                }
+            }
             ConnectionState::Suspended => {
                 // Each attempt on a suspended connection is recorded (SPEC §3.8).
                 let config_version = services
@@ -529,4 +553,50 @@ async fn deal_gone(
         config_version: config.version,
     };
     log_decision(services, connection, deal, decision).await
+}
+
+/// Linked companies and contacts of one account: read in batches, applied field by field.
+pub async fn sync_others(
+    services: &Services,
+    connection: &Connection,
+    companies: &BTreeSet<u64>,
+    contacts: &BTreeSet<u64>,
+) -> Result<(), SyncError> {
+    let token = match access_token(services, &connection.account_id).await {
+        Ok(t) => t,
+        Err(TokenError::Unavailable(e)) => return Err(SyncError::Transient(e)),
+        Err(TokenError::Store(e)) => return Err(e.into()),
+        Err(_) => return Ok(()),
+    };
+    let token = token.expose_secret();
+    let config = services.configs.config(&connection.account_id).await?;
+    for (kind, ids, properties) in [
+        (
+            HubSpotObjectType::Company,
+            companies,
+            &super::linked_others::COMPANY_PROPERTIES[..],
+        ),
+        (
+            HubSpotObjectType::Contact,
+            contacts,
+            &super::linked_others::CONTACT_PROPERTIES[..],
+        ),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let ids: Vec<u64> = ids.iter().copied().collect();
+        let (found, missing) = services
+            .batch
+            .batch_read(token, kind, &ids, properties)
+            .await
+            .map_err(transient)?;
+        super::linked_others::sync(services, connection, &config, kind, &found, &missing)
+            .await
+            .map_err(|e| match e {
+                super::linked_deals::LinkedError::Transient(m) => SyncError::Transient(m),
+                super::linked_deals::LinkedError::Store(s) => SyncError::Store(s),
+            })?;
+    }
+    Ok(())
 }

@@ -11,6 +11,8 @@ pub mod hubspot_sync;
 pub mod jobs;
 pub mod lifecycle;
 pub mod linked_deals;
+pub mod linked_others;
+pub mod links;
 pub mod register;
 pub mod services;
 pub mod settings;

@@ -85,6 +85,8 @@ pub enum LinkState {
     Deleted,
     /// The connection moved to another portal; kept for the record.
     Archived,
+    /// A user turned sync off for this record.
+    Off,
 }
 
 /// One field's baseline, normalised (dates as calendar dates, strings trimmed, NFKC).
