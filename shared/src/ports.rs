@@ -133,6 +133,9 @@ pub trait LinkStore: Send + Sync {
         portal: PortalId,
         object: HubSpotRef,
     ) -> StoreResult<Vec<Link>>;
+    /// A merge in HubSpot: the deal link moves from `link`'s deal to `survivor`
+    /// (claim, link and board pointer together); the old link is archived.
+    async fn move_deal_link(&self, link: &Link, survivor: u64) -> Result<(), ClaimError>;
     /// One page of an account's links to objects of one portal.
     async fn links_of_account(
         &self,
@@ -638,4 +641,25 @@ pub trait DecisionLog: Send + Sync {
         deal: u64,
         limit: usize,
     ) -> StoreResult<Vec<Decision>>;
+}
+
+/// HubSpot's CRM search (5 requests/s): ids of objects modified after a time.
+#[async_trait]
+pub trait HubSpotSearch: Send + Sync {
+    /// Ids with `hs_lastmodifieddate` > `after_ms`, oldest first, and the
+    /// newest modification time seen; `after` pages through.
+    async fn modified_since(
+        &self,
+        token: &str,
+        object_type: crate::domain::HubSpotObjectType,
+        after_ms: i64,
+        page: Option<&str>,
+    ) -> Result<ModifiedPage, HubSpotError>;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ModifiedPage {
+    pub ids: Vec<u64>,
+    pub newest_ms: Option<i64>,
+    pub next: Option<String>,
 }

@@ -333,3 +333,54 @@ async fn history_filters_and_paging() {
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn a_catch_up_finds_what_dropped_webhooks_missed() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    // HubSpot's deliveries are lost (an outage longer than its retries).
+    run.http
+        .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
+        .json(&json!({"webhooks": {"drop_rate": 1.0}}))
+        .send()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let deal = run
+            .hubspot(
+                reqwest::Method::POST,
+                "/crm/objects/2026-03/deals",
+                Some(json!({"properties": {"dealname": format!("見逃し{i}"), "dealstage": "contractsent"}})),
+            )
+            .await;
+        ids.push(deal["id"].as_str().unwrap().to_owned());
+    }
+    run.settle().await;
+    assert!(
+        run.drafts("acct-a", "open").await.is_empty(),
+        "no webhook arrived"
+    );
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            "/v1/hubspot/resync-all",
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    for id in &ids {
+        run.wait_for_draft("acct-a", id, "open").await;
+    }
+    let (status, _) = run
+        .api(
+            reqwest::Method::POST,
+            "/v1/hubspot/resync-all",
+            "acct-b",
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "acct-b is not connected");
+    run.stack.shutdown().await;
+}

@@ -480,3 +480,93 @@ async fn companies_contacts_links_resync_and_retry() {
     assert_eq!(customer_link["reason_code"], "company_not_found");
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_merge_moves_the_link_to_the_surviving_deal() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "統合前", "dealstage": "contractsent"}})),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+    run.wait_for_draft("acct-a", &id, "open").await;
+    // No company and no contact: the draft is registered to an existing customer.
+    let (_, client) = run
+        .board(
+            reqwest::Method::POST,
+            "/clients",
+            "acct-a",
+            Some(json!({"name": "統合テスト", "name_disp": "統合テスト"})),
+        )
+        .await;
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/drafts/{id}/register"),
+            "acct-a",
+            Some(json!({"client_id": client["id"], "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pid = body["project_id"].as_u64().unwrap();
+    let survivor = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "統合後", "dealstage": "contractsent"}})),
+        )
+        .await;
+    let survivor_id = survivor["id"].as_str().unwrap().to_owned();
+    run.hubspot(
+        reqwest::Method::POST,
+        "/crm/objects/2026-03/deals/merge",
+        Some(json!({"primaryObjectId": survivor_id, "objectIdToMerge": id})),
+    )
+    .await;
+    for _ in 0..100 {
+        let (_, link) = run
+            .api(
+                reqwest::Method::GET,
+                &format!("/v1/hubspot/links/project/{pid}"),
+                "acct-a",
+                None,
+            )
+            .await;
+        if link["hubspot_id"] == survivor_id.as_str() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, link) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/links/project/{pid}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(
+        link["hubspot_id"],
+        survivor_id.as_str(),
+        "the link follows the surviving deal"
+    );
+    assert_eq!(link["sync_enabled"], true);
+    run.update_deal(&survivor_id, json!({"dealname": "統合後の変更"}))
+        .await;
+    wait_project(&run, pid, |p| p["name"] == "統合後の変更").await;
+    assert!(
+        run.history("acct-a")
+            .await
+            .iter()
+            .any(|e| e["action"] == "link_moved")
+    );
+    assert!(
+        entries_with_code(&run, "deal_not_found").await.is_empty(),
+        "the merged deal is not reported as deleted"
+    );
+    run.stack.shutdown().await;
+}

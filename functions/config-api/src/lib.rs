@@ -11,9 +11,10 @@ use board_hubspot::app::links::{self, LinkError};
 use board_hubspot::app::register::{self, RegisterError, Registration};
 use board_hubspot::app::settings::{self, SettingsError};
 use board_hubspot::app::{Services, connection_status};
-use board_hubspot::app::{diagnosis, history};
+use board_hubspot::app::{catch_up, diagnosis, history};
 use board_hubspot::domain::Code;
 use board_hubspot::domain::HistoryId;
+use board_hubspot::domain::connection::ConnectionState;
 use board_hubspot::domain::draft::DraftState;
 use board_hubspot::domain::history::{Direction, Status};
 use board_hubspot::edge::{self, HttpResponse};
@@ -184,6 +185,24 @@ async fn dispatch(
                 caller,
             )
         }
+        Op::ResyncAll => match services.connections.get_connection(account).await {
+            Ok(Some(c)) if c.state == ConnectionState::Active => {
+                match catch_up::request(services, account).await {
+                    Ok(()) => edge::json(StatusCode::ACCEPTED, &json!({"queued": true})),
+                    Err(e) => unavailable(e, caller),
+                }
+            }
+            Ok(Some(c)) if c.state == ConnectionState::Suspended => {
+                let entry = Code::IntegrationSuspended.entry();
+                edge::problem(StatusCode::CONFLICT, entry.code, entry.message_ja)
+            }
+            Ok(_) => edge::problem(
+                StatusCode::CONFLICT,
+                "not_connected",
+                "HubSpotと連携していません。",
+            ),
+            Err(e) => unavailable(e, caller),
+        },
         Op::Drafts => {
             let state = match edge::query_param(request, "state") {
                 None => DraftState::Open,

@@ -32,6 +32,7 @@ pub enum Op {
     SetLink,
     ResyncLink,
     RetryHistory,
+    ResyncAll,
     History,
     HistoryEntry,
     Diagnosis,
@@ -272,6 +273,14 @@ pub const ROUTES: &[Route] = &[
         summary: "Retries an error or skip entry: the object is read again and applied (a new entry records the outcome).",
         response: "Retried",
     },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/resync-all",
+        op: Op::ResyncAll,
+        access: Access::Settings,
+        summary: "Queues a catch-up sweep: deals, companies and contacts modified in HubSpot since the watermark are processed as if notified.",
+        response: "Queued",
+    },
 ];
 
 /// A matched route and its path parameters.
@@ -365,6 +374,7 @@ fn schemas() -> Value {
             "state": {"type": "string", "enum": ["enabled", "disabled", "deleted", "archived", "off"]},
             "reason_code": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
             "last_synced_at": {"type": ["string", "null"], "format": "date-time"}}},
+        "Queued": {"type": "object", "required": ["queued"], "properties": {"queued": {"type": "boolean"}}},
         "Retried": {"type": "object", "required": ["retried"], "properties": {"retried": {"type": "boolean"}}},
         "Registered": {"type": "object", "required": ["project_id"], "properties": {"project_id": {"type": "integer"}}},
         "History": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}}, "next_cursor": {"type": ["string", "null"]}}},

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::domain::{HubSpotUserId, OwnerId, PipelineId, PortalId, StageId};
 use crate::ports::{
     Associated, CrmObject, HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam, HubSpotAuth,
-    HubSpotBatch, HubSpotCrm, HubSpotError, JournalPage, LifecycleEvent, PropertyState, TokenGrant,
-    TokenInfo,
+    HubSpotBatch, HubSpotCrm, HubSpotError, HubSpotSearch, JournalPage, LifecycleEvent,
+    ModifiedPage, PropertyState, TokenGrant, TokenInfo,
 };
 
 pub const EXCLUSION_PROPERTY: &str = "exclude_from_board_integration";
@@ -596,6 +596,49 @@ impl HubSpotBatch for HubSpotClient {
                 out.insert(from_id, targets);
             }
         }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl HubSpotSearch for HubSpotClient {
+    async fn modified_since(
+        &self,
+        token: &str,
+        object_type: crate::domain::HubSpotObjectType,
+        after_ms: i64,
+        page: Option<&str>,
+    ) -> Result<ModifiedPage, HubSpotError> {
+        let mut body = json!({
+            "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GT", "value": after_ms.to_string()}]}],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": ["hs_lastmodifieddate"],
+            "limit": 100,
+        });
+        if let Some(after) = page {
+            body["after"] = json!(after);
+        }
+        let path = format!("/crm/objects/2026-03/{}/search", plural(object_type));
+        let response = self
+            .http
+            .post(self.url(&path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let body = json_or_error(response).await?;
+        let mut out = ModifiedPage::default();
+        for result in body["results"].as_array().into_iter().flatten() {
+            if let Ok(id) = text(&result["id"]).parse::<u64>() {
+                out.ids.push(id);
+            }
+            let modified = crate::app::register::parse_time_ms(&text(
+                &result["properties"]["hs_lastmodifieddate"],
+            ));
+            out.newest_ms = out.newest_ms.max(modified);
+        }
+        out.next = body["paging"]["next"]["after"].as_str().map(str::to_owned);
         Ok(out)
     }
 }

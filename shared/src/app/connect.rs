@@ -277,6 +277,11 @@ pub async fn confirm(
             Err(e) => return Err(e.into()),
         }
     }
+    // First connection: changes from now on. Reconnecting: catch up what happened meanwhile.
+    if !super::catch_up::start_watermark(services, &caller.account_id, connection.portal_id).await?
+    {
+        super::catch_up::request(services, &caller.account_id).await?;
+    }
     info!(portal = %connection.portal_id, "connection active");
     Ok(connection)
 }

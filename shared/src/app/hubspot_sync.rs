@@ -54,6 +54,8 @@ pub struct Coalesced {
     pub deals: BTreeMap<u64, BTreeSet<String>>,
     pub companies: BTreeSet<u64>,
     pub contacts: BTreeSet<u64>,
+    /// Deal merges: (surviving deal, merged deals).
+    pub merges: Vec<(u64, Vec<u64>)>,
 }
 
 pub fn coalesce(events: &[HubSpotEvent]) -> Coalesced {
@@ -63,6 +65,18 @@ pub fn coalesce(events: &[HubSpotEvent]) -> Coalesced {
         let Some((object, _)) = kind.split_once('.') else {
             continue;
         };
+        if kind == "deal.merge"
+            && let Some(primary) = event.primary_object_id.or(event.object_id)
+        {
+            let merged: Vec<u64> = event
+                .merged_object_ids
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| *m != primary)
+                .collect();
+            out.merges.push((primary, merged));
+        }
         let mut ids: Vec<u64> = event.object_id.into_iter().collect();
         ids.extend(event.primary_object_id);
         ids.extend(event.new_object_id);
@@ -99,6 +113,9 @@ pub async fn apply(
     for connection in connections {
         match connection.state {
             ConnectionState::Active => {
+                for (survivor, merged) in &coalesced.merges {
+                    move_merged_links(services, connection, *survivor, merged).await?;
+                }
                 if !coalesced.deals.is_empty() {
                     sync_deals(services, connection, &coalesced.deals).await?;
                 }
@@ -597,6 +614,64 @@ pub async fn sync_others(
                 super::linked_deals::LinkedError::Transient(m) => SyncError::Transient(m),
                 super::linked_deals::LinkedError::Store(s) => SyncError::Store(s),
             })?;
+    }
+    Ok(())
+}
+
+/// A merge moves the deal's link to the surviving deal (SPEC §5).
+async fn move_merged_links(
+    services: &Services,
+    connection: &Connection,
+    survivor: u64,
+    merged: &[u64],
+) -> Result<(), SyncError> {
+    let account = &connection.account_id;
+    let portal = connection.portal_id;
+    let survivor_ref = HubSpotRef {
+        object_type: HubSpotObjectType::Deal,
+        id: survivor,
+    };
+    for id in merged {
+        let old = HubSpotRef {
+            object_type: HubSpotObjectType::Deal,
+            id: *id,
+        };
+        let Some(link) = services.links.link_by_hubspot(account, portal, old).await? else {
+            continue;
+        };
+        if link.state == crate::domain::LinkState::Archived
+            || services
+                .links
+                .link_by_hubspot(account, portal, survivor_ref)
+                .await?
+                .is_some()
+        {
+            continue;
+        }
+        match services.links.move_deal_link(&link, survivor).await {
+            Ok(()) => {
+                let config_version = services.configs.config(account).await?.version;
+                record(
+                    services,
+                    Attempt {
+                        account,
+                        direction: Direction::HubspotToBoard,
+                        hubspot: Some(survivor_ref),
+                        board: Some(link.board),
+                        name: None,
+                        code: None,
+                        action: Some("link_moved"),
+                        detail: Some(format!("取引 {id} は {survivor} に統合されました")),
+                        warnings: Vec::new(),
+                        config_version,
+                    },
+                )
+                .await;
+                info!(from = id, to = survivor, "link moved by a merge");
+            }
+            Err(crate::ports::ClaimError::Store(e)) => return Err(e.into()),
+            Err(e) => warn!(error = %e, "merge: link not moved"),
+        }
     }
     Ok(())
 }

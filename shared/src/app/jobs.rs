@@ -97,6 +97,8 @@ pub enum Job {
     },
     /// Read HubSpot's webhooks journal for app uninstalls (sent on a schedule).
     PollLifecycle,
+    /// Process what changed in HubSpot since the account's watermark.
+    CatchUp { account_id: AccountId },
 }
 
 /// Anything the worker can receive.

@@ -1,6 +1,7 @@
 //! Use cases: what each function does, written against the ports.
 
 pub mod card;
+pub mod catch_up;
 pub mod connect;
 pub mod connection_status;
 pub mod diagnosis;

@@ -736,6 +736,14 @@ async fn project(
         .id)
 }
 
+/// A HubSpot datetime (RFC 3339 or epoch milliseconds) in epoch milliseconds.
+pub fn parse_time_ms(value: &str) -> Option<i64> {
+    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .or_else(|| value.parse::<i64>().ok())
+}
+
 /// A HubSpot datetime as a calendar date in the portal's time zone (Asia/Tokyo).
 pub fn jst_date(value: &str) -> Option<String> {
     let t = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)

@@ -18,8 +18,8 @@ use crate::adapters::table::memory::MemoryTable;
 use crate::config::{Settings, StoreKind};
 use crate::ports::{
     BoardApi, BoardEventLedger, Clock, ConfigStore, ConnectionStore, DecisionLog, DraftStore,
-    HistoryStore, HubSpotAuth, HubSpotBatch, HubSpotCrm, LeaseStore, LinkStore, NotificationStore,
-    OneTimeTokenStore, TokenCipher, WatermarkStore, WorkQueue,
+    HistoryStore, HubSpotAuth, HubSpotBatch, HubSpotCrm, HubSpotSearch, LeaseStore, LinkStore,
+    NotificationStore, OneTimeTokenStore, TokenCipher, WatermarkStore, WorkQueue,
 };
 
 /// Visibility timeout of the work queue: ≥ 6 × the worker's function timeout (60 s).
@@ -41,6 +41,7 @@ pub struct Services {
     pub hubspot: Arc<dyn HubSpotAuth>,
     pub crm: Arc<dyn HubSpotCrm>,
     pub batch: Arc<dyn HubSpotBatch>,
+    pub search: Arc<dyn HubSpotSearch>,
     pub drafts: Arc<dyn DraftStore>,
     pub decisions: Arc<dyn DecisionLog>,
     pub board: Arc<dyn BoardApi>,
@@ -76,6 +77,7 @@ impl Services {
         Self {
             crm: hubspot.clone(),
             batch: hubspot.clone(),
+            search: hubspot.clone(),
             drafts: store.clone(),
             decisions: store.clone(),
             hubspot,

@@ -106,6 +106,15 @@ async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
                     super::hubspot_sync::SyncError::Store(s) => Failure::Transient(s),
                 })
         }
+        Job::CatchUp { account_id } => super::catch_up::sweep(services, &account_id)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                super::hubspot_sync::SyncError::Transient(m) => {
+                    Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
+                }
+                super::hubspot_sync::SyncError::Store(s) => Failure::Transient(s),
+            }),
         Job::PollLifecycle => {
             // The schedule sends the next poll; a failed one is not worth retrying.
             match super::lifecycle::poll(services).await {

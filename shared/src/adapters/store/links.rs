@@ -195,6 +195,51 @@ impl<T: Table> LinkStore for TableStore<T> {
         }
     }
 
+    async fn move_deal_link(&self, link: &Link, survivor: u64) -> Result<(), ClaimError> {
+        let mut moved = link.clone();
+        moved.hubspot.id = survivor;
+        let mut archived = link.clone();
+        archived.state = crate::domain::LinkState::Archived;
+        let pointer_to_old = Cond::Eq(
+            HUBSPOT.into(),
+            Value::S(format!("deal#{}", link.hubspot.id)),
+        );
+        let mine = Value::S(link.account_id.as_str().to_owned());
+        let claim = Item::new(claim_key(link.portal_id, survivor))
+            .with_s(ACCOUNT, link.account_id.as_str());
+        let ops = vec![
+            TxOp::Put(
+                claim,
+                Cond::Or(vec![
+                    Cond::NotExists,
+                    Cond::Eq(ACCOUNT.into(), mine.clone()),
+                ]),
+            ),
+            TxOp::Put(link_item(&moved, 1)?, Cond::NotExists),
+            TxOp::Put(board_pointer(&moved), pointer_to_old),
+            TxOp::Put(
+                link_item(&archived, link.revision + 1)?,
+                same_revision(link.revision),
+            ),
+            TxOp::Delete(
+                claim_key(link.portal_id, link.hubspot.id),
+                Cond::Eq(ACCOUNT.into(), mine),
+            ),
+        ];
+        match self.table.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(TableError::TransactionCanceled(reasons)) => {
+                if reasons.first().is_some_and(Option::is_some)
+                    && let Some(holder) = self.deal_claimed_by(link.portal_id, survivor).await?
+                {
+                    return Err(ClaimError::ClaimedBy(holder));
+                }
+                Err(ClaimError::AlreadyLinked)
+            }
+            Err(e) => Err(ClaimError::Store(e.into())),
+        }
+    }
+
     async fn links_of_account(
         &self,
         account: &AccountId,

@@ -1,0 +1,159 @@
+//! Catch-up (SPEC §11): after an outage longer than HubSpot's webhook retries, a
+//! suspension, a reconnect, or on an administrator's request, the deals,
+//! companies and contacts modified since the portal's watermark are read with
+//! the search API (5/s) and processed as if notified.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tracing::{info, instrument};
+
+use super::Services;
+use super::hubspot_sync::{SyncError, sync_deals, sync_others};
+use super::jobs::{Job, QueueMessage};
+use super::tokens::{TokenError, access_token};
+use crate::domain::connection::ConnectionState;
+use crate::domain::{AccountId, HubSpotObjectType, PortalId};
+use crate::ports::StoreError;
+
+/// HubSpot's search allows 5 requests per second.
+const SEARCH_PACE: Duration = Duration::from_millis(210);
+/// At most this many objects per type and sweep (HubSpot's search pages 10,000 deep).
+const MAX_OBJECTS: usize = 10_000;
+/// Without a watermark, a sweep looks back as far as HubSpot retries webhooks.
+const DEFAULT_LOOKBACK: time::Duration = time::Duration::hours(24);
+
+pub fn watermark_name(account: &AccountId, portal: PortalId) -> String {
+    format!("catchup#{account}#{portal}")
+}
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Swept {
+    pub deals: usize,
+    pub companies: usize,
+    pub contacts: usize,
+}
+
+/// Queues a sweep for the account (the worker runs it).
+pub async fn request(services: &Services, account: &AccountId) -> Result<(), StoreError> {
+    let body = QueueMessage::to_body(&Job::CatchUp {
+        account_id: account.clone(),
+    });
+    services.queue.send_batch(&[body]).await
+}
+
+/// Starts the watermark at `now` if the account has none (a first connection
+/// has nothing to catch up).
+pub async fn start_watermark(
+    services: &Services,
+    account: &AccountId,
+    portal: PortalId,
+) -> Result<bool, StoreError> {
+    let name = watermark_name(account, portal);
+    if services.watermarks.watermark(&name).await?.is_some() {
+        return Ok(false);
+    }
+    let now = services.clock.now();
+    let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    services
+        .watermarks
+        .set_watermark(&name, &ms.to_string())
+        .await?;
+    Ok(true)
+}
+
+#[instrument(skip_all, fields(account = %account))]
+pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, SyncError> {
+    let Some(connection) = services
+        .connections
+        .get_connection(account)
+        .await?
+        .filter(|c| c.state == ConnectionState::Active)
+    else {
+        return Ok(Swept::default());
+    };
+    let token = match access_token(services, account).await {
+        Ok(t) => t,
+        Err(TokenError::Unavailable(e)) => return Err(SyncError::Transient(e)),
+        Err(TokenError::Store(e)) => return Err(e.into()),
+        Err(_) => return Ok(Swept::default()),
+    };
+    let token = token.expose_secret();
+    let name = watermark_name(account, connection.portal_id);
+    let now_ms = (services.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+    let since = services
+        .watermarks
+        .watermark(&name)
+        .await?
+        .and_then(|w| w.parse::<i64>().ok())
+        .unwrap_or(now_ms - DEFAULT_LOOKBACK.whole_milliseconds() as i64);
+    let mut newest = since;
+    let mut swept = Swept::default();
+    for kind in [
+        HubSpotObjectType::Deal,
+        HubSpotObjectType::Company,
+        HubSpotObjectType::Contact,
+    ] {
+        let mut ids = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let result = services
+                .search
+                .modified_since(token, kind, since, page.as_deref())
+                .await
+                .map_err(|e| SyncError::Transient(e.to_string()))?;
+            ids.extend(result.ids);
+            newest = newest.max(result.newest_ms.unwrap_or(since));
+            tokio::time::sleep(SEARCH_PACE).await;
+            match result.next {
+                Some(next) if ids.len() < MAX_OBJECTS => page = Some(next),
+                _ => break,
+            }
+        }
+        for chunk in ids.chunks(100) {
+            match kind {
+                HubSpotObjectType::Deal => {
+                    let deals: BTreeMap<u64, BTreeSet<String>> = chunk
+                        .iter()
+                        .map(|id| (*id, BTreeSet::from(["catch_up".to_owned()])))
+                        .collect();
+                    sync_deals(services, &connection, &deals).await?;
+                    swept.deals += chunk.len();
+                }
+                HubSpotObjectType::Company => {
+                    sync_others(
+                        services,
+                        &connection,
+                        &chunk.iter().copied().collect(),
+                        &BTreeSet::new(),
+                    )
+                    .await?;
+                    swept.companies += chunk.len();
+                }
+                HubSpotObjectType::Contact => {
+                    sync_others(
+                        services,
+                        &connection,
+                        &BTreeSet::new(),
+                        &chunk.iter().copied().collect(),
+                    )
+                    .await?;
+                    swept.contacts += chunk.len();
+                }
+            }
+        }
+    }
+    services
+        .watermarks
+        .set_watermark(&name, &newest.to_string())
+        .await?;
+    info!(
+        deals = swept.deals,
+        companies = swept.companies,
+        contacts = swept.contacts,
+        "caught up"
+    );
+    Ok(swept)
+}
