@@ -663,3 +663,19 @@ pub struct ModifiedPage {
     pub newest_ms: Option<i64>,
     pub next: Option<String>,
 }
+
+/// Shared rate budgets (token buckets in the store), so concurrent Lambda
+/// instances together stay under HubSpot's and board's limits (SPEC §11).
+#[async_trait]
+pub trait RateBudget: Send + Sync {
+    /// Takes `cost` tokens from `bucket` (`capacity` tokens, refilled over `per`);
+    /// `Ok(None)` when taken, `Ok(Some(wait))` when the caller must wait that long.
+    async fn take(
+        &self,
+        bucket: &str,
+        capacity: u32,
+        per: Duration,
+        cost: u32,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Duration>>;
+}

@@ -384,3 +384,110 @@ async fn a_catch_up_finds_what_dropped_webhooks_missed() {
     assert_eq!(status, 409, "acct-b is not connected");
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn two_hundred_deals_are_read_in_batches() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    run.http
+        .delete(format!("{}/_sandbox/hubspot/_control/requests", run.base))
+        .send()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for chunk in 0..2 {
+        let inputs: Vec<Value> = (0..100)
+            .map(|i| json!({"properties": {"dealname": format!("一括{chunk}-{i}"), "dealstage": "contractsent"}}))
+            .collect();
+        let created = run
+            .hubspot(
+                reqwest::Method::POST,
+                "/crm/objects/2026-03/deals/batch/create",
+                Some(json!({"inputs": inputs})),
+            )
+            .await;
+        ids.extend(
+            created["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    for _ in 0..200 {
+        if !run.drafts("acct-a", "open").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every deal became a draft (pages of 200 at most).
+    let mut open = 0;
+    for _ in 0..100 {
+        let (_, page) = run
+            .api(
+                reqwest::Method::GET,
+                "/v1/hubspot/drafts?limit=200",
+                "acct-a",
+                None,
+            )
+            .await;
+        open = page["items"].as_array().unwrap().len();
+        if open == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(open, 200);
+    let log: Value = run
+        .http
+        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app: Vec<&Value> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["token"] == "app")
+        .collect();
+    let deal_reads = app
+        .iter()
+        .filter(|r| r["path"] == "/crm/objects/2026-03/deals/batch/read")
+        .count();
+    assert!(
+        deal_reads <= 4,
+        "200 deals read in batches of ≤ 100: {deal_reads} reads"
+    );
+    assert!(
+        app.len() <= 20,
+        "far fewer HubSpot calls than the 200 events: {}",
+        app.len()
+    );
+    assert!(app.iter().all(|r| r["status"] != 429), "no rate limit hit");
+    assert!(
+        app.iter()
+            .filter(|r| r["path"].as_str().unwrap().ends_with("/batch/read"))
+            .all(|r| r["inputs"].as_u64().unwrap() <= 100)
+    );
+    let board: Value = run
+        .http
+        .get(format!("{}/_sandbox/board/_control/requests", run.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        board["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != 429),
+        "board never over its limit"
+    );
+    run.stack.shutdown().await;
+}

@@ -560,6 +560,59 @@ mod cases {
         assert_eq!(moved, 1);
     }
 
+    pub async fn rate_budgets_never_hand_out_more_than_their_capacity<T: Table>(
+        store: TableStore<T>,
+    ) {
+        let per = Duration::from_secs(10);
+        for _ in 0..5 {
+            assert_eq!(store.take("hubspot#1", 5, per, 1, NOW).await.unwrap(), None);
+        }
+        let wait = store
+            .take("hubspot#1", 5, per, 1, NOW)
+            .await
+            .unwrap()
+            .expect("empty bucket");
+        assert_eq!(
+            wait,
+            Duration::from_secs(2),
+            "one token refills in 10 s / 5"
+        );
+        assert_eq!(
+            store
+                .take("hubspot#1", 5, per, 1, NOW + time::Duration::seconds(2))
+                .await
+                .unwrap(),
+            None,
+            "refilled"
+        );
+        assert_eq!(
+            store.take("hubspot#2", 5, per, 5, NOW).await.unwrap(),
+            None,
+            "buckets are separate"
+        );
+
+        let store = Arc::new(store);
+        let takers: Vec<_> = (0..12)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .take("board#acct-a", 3, Duration::from_secs(1), 1, NOW)
+                        .await
+                })
+            })
+            .collect();
+        let mut granted = 0;
+        for t in takers {
+            match t.await.unwrap() {
+                Ok(None) => granted += 1,
+                Ok(Some(_)) | Err(StoreError::Conflict) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(granted, 3, "concurrent takers share one bucket");
+    }
+
     pub async fn table_limits_transactions_and_pagination<T: Table>(store: TableStore<T>) {
         let table = store.table();
         let items = |n: usize, pk: &str| -> Vec<Item> {
@@ -706,6 +759,7 @@ contract_suite!(
     history_pages_newest_first_with_ttl,
     board_events_once_and_versions_forward,
     table_limits_transactions_and_pagination,
+    rate_budgets_never_hand_out_more_than_their_capacity,
 );
 
 #[tokio::test]

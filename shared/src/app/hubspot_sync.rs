@@ -188,6 +188,16 @@ pub async fn sync_deals(
     };
     let token = token.expose_secret();
     let ids: Vec<u64> = deals.keys().copied().collect();
+    // Deals, two association reads, companies and contacts: five calls per 100 deals.
+    let calls = 5 * ids.len().div_ceil(100) as u32;
+    super::budget::hubspot(services, connection.portal_id, calls)
+        .await
+        .map_err(|wait| {
+            SyncError::Transient(format!(
+                "HubSpot budget spent; retry in {} ms",
+                wait.as_millis()
+            ))
+        })?;
     let (found, missing) = services
         .batch
         .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
@@ -586,6 +596,15 @@ pub async fn sync_others(
         Err(_) => return Ok(()),
     };
     let token = token.expose_secret();
+    let calls = (companies.len().div_ceil(100) + contacts.len().div_ceil(100)) as u32;
+    super::budget::hubspot(services, connection.portal_id, calls.max(1))
+        .await
+        .map_err(|wait| {
+            SyncError::Transient(format!(
+                "HubSpot budget spent; retry in {} ms",
+                wait.as_millis()
+            ))
+        })?;
     let config = services.configs.config(&connection.account_id).await?;
     for (kind, ids, properties) in [
         (

@@ -19,7 +19,7 @@ use crate::config::{Settings, StoreKind};
 use crate::ports::{
     BoardApi, BoardEventLedger, Clock, ConfigStore, ConnectionStore, DecisionLog, DraftStore,
     HistoryStore, HubSpotAuth, HubSpotBatch, HubSpotCrm, HubSpotSearch, LeaseStore, LinkStore,
-    NotificationStore, OneTimeTokenStore, TokenCipher, WatermarkStore, WorkQueue,
+    NotificationStore, OneTimeTokenStore, RateBudget, TokenCipher, WatermarkStore, WorkQueue,
 };
 
 /// Visibility timeout of the work queue: ≥ 6 × the worker's function timeout (60 s).
@@ -42,6 +42,7 @@ pub struct Services {
     pub crm: Arc<dyn HubSpotCrm>,
     pub batch: Arc<dyn HubSpotBatch>,
     pub search: Arc<dyn HubSpotSearch>,
+    pub budget: Arc<dyn RateBudget>,
     pub drafts: Arc<dyn DraftStore>,
     pub decisions: Arc<dyn DecisionLog>,
     pub board: Arc<dyn BoardApi>,
@@ -81,7 +82,12 @@ impl Services {
             drafts: store.clone(),
             decisions: store.clone(),
             hubspot,
-            board: Arc::new(board),
+            board: Arc::new(super::budget::BudgetedBoard {
+                inner: Arc::new(board),
+                budget: store.clone(),
+                clock: clock.clone(),
+            }),
+            budget: store.clone(),
             configs: store.clone(),
             cipher: Arc::new(cipher),
             notifications: store.clone(),

@@ -17,10 +17,12 @@
 //! | decision | `ACCT#{account}#DEC#{portal}#{deal}` | `{ms}#{id}` | |
 //! | history | `ACCT#{account}#HIST#{shard}` | `{history id}` | |
 //! | notice | `ACCT#{account}#NOTICE` | `{time}#{id}` | |
+//! | rate budget | `BUDGET#{bucket}` | `BUDGET` | |
 //! | watermark | `MARK#{name}` | `MARK` | |
 //! | board event seen | `ACCT#{account}#EVT#{event id}` | `EVT` | |
 //! | object version | `ACCT#{account}#VER#{kind}#{board id}` | `VER` | |
 
+mod budget;
 mod config;
 mod connections;
 mod drafts;
