@@ -59,6 +59,9 @@ pub struct Settings {
     pub max_webhook_bytes: usize,
     /// Consecutive authentication failures (one per 10 minutes) that suspend a connection.
     pub suspend_after: u32,
+    /// How long history entries and decisions are kept (TTL removes them later).
+    pub history_retention: time::Duration,
+    pub decision_retention: time::Duration,
 }
 
 /// The scopes the app asks for (SPEC §3.1).
@@ -196,7 +199,22 @@ impl Settings {
                 None if local => crate::adapters::board::BoardCredentials::SandboxPattern,
                 None => return Err(ConfigError::Missing("BOARD_CREDENTIALS")),
             };
+        let days = |name: &'static str, default: &str| -> Result<time::Duration, ConfigError> {
+            text(name, Some(default))?
+                .parse::<i64>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .map(time::Duration::days)
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    reason: "days between 1 and 3650".into(),
+                })
+        };
+        let history_retention = days("HISTORY_RETENTION_DAYS", "180")?;
+        let decision_retention = days("DECISION_RETENTION_DAYS", "30")?;
         let settings = Self {
+            history_retention,
+            decision_retention,
             board_credentials,
             board_jwt_algorithm,
             board_jwks,

@@ -39,6 +39,12 @@ pub trait ConnectionStore: Send + Sync {
     /// (0 = must not exist yet). Returns the new revision.
     async fn save_connection(&self, connection: &Connection) -> StoreResult<u64>;
     async fn connections_of_portal(&self, portal: PortalId) -> StoreResult<Vec<Connection>>;
+    /// Every connection, a page at a time (scheduled sweeps; never on a hot path).
+    async fn all_connections(
+        &self,
+        limit: usize,
+        cursor: Option<&Cursor>,
+    ) -> StoreResult<Page<Connection>>;
 }
 
 /// What a one-time token stands for.

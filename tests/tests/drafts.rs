@@ -64,6 +64,18 @@ async fn deals_become_drafts_per_account_and_follow_the_gates() {
         detail["suggested_user_id"], 2,
         "owner 6000002 is suzuki, board user 2"
     );
+    let (_, status) = run
+        .api(
+            reqwest::Method::GET,
+            "/v1/hubspot/connection",
+            "acct-a",
+            None,
+        )
+        .await;
+    assert!(
+        status["last_webhook_at"].is_string(),
+        "the status shows when webhooks last arrived"
+    );
 
     let created: Vec<Value> = run
         .history("acct-a")
@@ -382,6 +394,21 @@ async fn a_catch_up_finds_what_dropped_webhooks_missed() {
         )
         .await;
     assert_eq!(status, 409, "acct-b is not connected");
+    // The scheduled sweep (what EventBridge queues hourly) finds later gaps too.
+    let late = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "見逃し(定期)", "dealstage": "contractsent"}})),
+        )
+        .await;
+    run.settle().await;
+    let queued = board_hubspot::app::catch_up::request_all(&run.stack.services)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "one active connection");
+    run.wait_for_draft("acct-a", late["id"].as_str().unwrap(), "open")
+        .await;
     run.stack.shutdown().await;
 }
 

@@ -229,6 +229,35 @@ async fn choices_markers_and_refusals() {
         .await;
     let id = deal["id"].as_str().unwrap().to_owned();
     run.wait_for_draft("acct-a", &id, "open").await;
+    // A look-alike customer already in board is suggested (株式会社 vs ㈱).
+    let (_, lookalike) = run
+        .board(
+            reqwest::Method::POST,
+            "/clients",
+            "acct-a",
+            Some(json!({"name": "サンプル㈱", "name_disp": "サンプル", "tel": "03-1234-5678"})),
+        )
+        .await;
+    let (_, detail) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/drafts/{id}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    let suggestions = detail["customer_suggestions"].as_array().unwrap();
+    assert!(
+        suggestions
+            .iter()
+            .any(|s| s["client_id"] == lookalike["id"] && s["reason"] == "same_name"),
+        "{suggestions:?}"
+    );
+    assert!(
+        suggestions
+            .iter()
+            .any(|s| s["reason"] == "create_from_company" && s["company_id"] == b["id"])
+    );
     let path = format!("/v1/hubspot/drafts/{id}/register");
     let (status, problem) = run
         .api(reqwest::Method::POST, &path, "acct-a", Some(registration()))

@@ -41,17 +41,22 @@ fn the_work_queue_visibility_is_six_times_the_worker_timeout() {
 }
 
 #[test]
-fn the_schedule_sends_a_job_the_worker_understands() {
-    let input = TEMPLATE
+fn every_schedule_sends_a_job_the_worker_understands() {
+    let inputs: Vec<&str> = TEMPLATE
         .lines()
-        .find_map(|l| {
+        .filter_map(|l| {
             l.trim()
                 .strip_prefix("Input: '")
                 .and_then(|r| r.strip_suffix('\''))
         })
-        .expect("the schedule's input");
+        .collect();
+    assert_eq!(inputs.len(), 2, "the lifecycle poll and the catch-up");
     assert!(matches!(
-        QueueMessage::parse(input),
+        QueueMessage::parse(inputs[0]),
         Ok(QueueMessage::Job(Job::PollLifecycle))
+    ));
+    assert!(matches!(
+        QueueMessage::parse(inputs[1]),
+        Ok(QueueMessage::Job(Job::CatchUpAll))
     ));
 }

@@ -223,17 +223,30 @@ pub async fn start_with(
             .unwrap_or(60)
             .max(1),
     );
-    // What EventBridge does in AWS: put a lifecycle poll on the work queue on a schedule.
+    // What EventBridge does in AWS: a lifecycle poll on the work queue on a
+    // schedule, and a catch-up of every connection less often.
     let scheduler = tokio::spawn(async move {
-        let body = board_hubspot::app::jobs::QueueMessage::to_body(
-            &board_hubspot::app::jobs::Job::PollLifecycle,
-        );
+        use board_hubspot::app::jobs::{Job, QueueMessage};
+        let poll = QueueMessage::to_body(&Job::PollLifecycle);
+        let catch_up = QueueMessage::to_body(&Job::CatchUpAll);
+        let catch_up_every = std::env::var("CATCH_UP_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(3600)
+            .max(1);
+        let mut last_catch_up = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = stopped_signal(&mut schedule_stop) => break,
                 _ = tokio::time::sleep(poll_every) => {
-                    if let Err(error) = schedule_services.queue.send_batch(std::slice::from_ref(&body)).await {
+                    if let Err(error) = schedule_services.queue.send_batch(std::slice::from_ref(&poll)).await {
                         tracing::warn!(%error, "could not schedule the lifecycle poll");
+                    }
+                    if last_catch_up.elapsed().as_secs() >= catch_up_every {
+                        last_catch_up = tokio::time::Instant::now();
+                        if let Err(error) = schedule_services.queue.send_batch(std::slice::from_ref(&catch_up)).await {
+                            tracing::warn!(%error, "could not schedule the catch-up");
+                        }
                     }
                 }
             }

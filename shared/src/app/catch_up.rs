@@ -44,6 +44,36 @@ pub async fn request(services: &Services, account: &AccountId) -> Result<(), Sto
     services.queue.send_batch(&[body]).await
 }
 
+/// Queues a sweep for every active connection; returns how many.
+pub async fn request_all(services: &Services) -> Result<usize, StoreError> {
+    let mut cursor = None;
+    let mut queued = 0;
+    loop {
+        let page = services
+            .connections
+            .all_connections(500, cursor.as_ref())
+            .await?;
+        let bodies: Vec<String> = page
+            .items
+            .iter()
+            .filter(|c| c.state == ConnectionState::Active)
+            .map(|c| {
+                QueueMessage::to_body(&Job::CatchUp {
+                    account_id: c.account_id.clone(),
+                })
+            })
+            .collect();
+        if !bodies.is_empty() {
+            services.queue.send_batch(&bodies).await?;
+            queued += bodies.len();
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(queued),
+        }
+    }
+}
+
 /// Starts the watermark at `now` if the account has none (a first connection
 /// has nothing to catch up).
 pub async fn start_watermark(

@@ -139,6 +139,119 @@ pub struct DraftDetail {
     pub draft: DraftView,
     /// The board user the owner table maps the deal's owner to, if any.
     pub suggested_user_id: Option<BoardUserId>,
+    /// Customers to register the draft with: linked, look-alike, or to create.
+    pub customer_suggestions: Vec<CustomerSuggestion>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CustomerSuggestion {
+    /// The HubSpot company it is about.
+    pub company_id: String,
+    pub company_name: String,
+    /// An existing board customer, or null for "create from the company".
+    pub client_id: Option<u64>,
+    pub client_name: Option<String>,
+    /// `linked`, `same_name`, `same_phone` or `create_from_company`.
+    pub reason: &'static str,
+}
+
+/// Linked customer first, then look-alikes (normalised name: 株式会社/(株)/㈱,
+/// full/half width; phone), then "create from the company".
+async fn customer_suggestions(
+    services: &Services,
+    account: &AccountId,
+    draft: &Draft,
+) -> Vec<CustomerSuggestion> {
+    use crate::domain::normalize::{comparable_name, phone, without_legal_form};
+    use crate::domain::{HubSpotObjectType, HubSpotRef};
+    use crate::ports::BoardResource;
+    let mut out = Vec::new();
+    let companies: Vec<_> = match draft.content.companies.iter().find(|c| c.primary) {
+        Some(primary) => vec![primary],
+        None => draft.content.companies.iter().take(3).collect(),
+    };
+    for company in companies {
+        let reference = HubSpotRef {
+            object_type: HubSpotObjectType::Company,
+            id: company.id,
+        };
+        let suggestion =
+            |client_id: Option<u64>, client_name: Option<String>, reason| CustomerSuggestion {
+                company_id: company.id.to_string(),
+                company_name: company.name.clone(),
+                client_id,
+                client_name,
+                reason,
+            };
+        if let Ok(Some(link)) = services
+            .links
+            .link_by_hubspot(account, draft.portal_id, reference)
+            .await
+        {
+            out.push(suggestion(Some(link.board.id), None, "linked"));
+            continue;
+        }
+        let wanted = comparable_name(&company.name);
+        let mut seen = std::collections::BTreeSet::new();
+        if !wanted.is_empty()
+            && let Ok(found) = services
+                .board
+                .find(
+                    account,
+                    BoardResource::Clients,
+                    &[("name_cont", without_legal_form(&company.name))],
+                )
+                .await
+        {
+            for client in found
+                .iter()
+                .filter(|c| c.text("name").is_some_and(|n| comparable_name(n) == wanted))
+            {
+                seen.insert(client.id);
+                out.push(suggestion(
+                    Some(client.id),
+                    client.text("name").map(str::to_owned),
+                    "same_name",
+                ));
+            }
+        }
+        if let Some(tel) = company_phone(services, account, company.id)
+            .await
+            .and_then(|p| phone(&p))
+            && let Ok(found) = services
+                .board
+                .find(account, BoardResource::Clients, &[("tel_eq", tel)])
+                .await
+        {
+            for client in found.iter().filter(|c| !seen.contains(&c.id)) {
+                out.push(suggestion(
+                    Some(client.id),
+                    client.text("name").map(str::to_owned),
+                    "same_phone",
+                ));
+            }
+        }
+        out.push(suggestion(None, None, "create_from_company"));
+    }
+    out
+}
+
+async fn company_phone(services: &Services, account: &AccountId, company: u64) -> Option<String> {
+    use secrecy::ExposeSecret;
+    let token = super::tokens::access_token(services, account).await.ok()?;
+    let (found, _) = services
+        .batch
+        .batch_read(
+            token.expose_secret(),
+            crate::domain::HubSpotObjectType::Company,
+            &[company],
+            &["phone"],
+        )
+        .await
+        .ok()?;
+    found
+        .first()
+        .and_then(|c| c.get("phone").map(str::to_owned))
 }
 
 pub async fn show(
@@ -151,9 +264,11 @@ pub async fn show(
         Some(owner) => suggested_user(services, account, owner).await,
         None => None,
     };
+    let customer_suggestions = customer_suggestions(services, account, &draft).await;
     Ok(DraftDetail {
         draft: view(draft),
         suggested_user_id,
+        customer_suggestions,
     })
 }
 

@@ -9,11 +9,6 @@ use super::Services;
 use crate::domain::history::{Direction, HistoryEntry, Status};
 use crate::domain::{AccountId, BoardRef, Code, HistoryId, HubSpotRef};
 
-/// History is kept this long (TTL removes it later).
-pub const RETENTION: time::Duration = time::Duration::days(180);
-/// The decision log is kept this long.
-pub const DECISION_RETENTION: time::Duration = time::Duration::days(30);
-
 /// What to record; the rest (id, time, status) is derived.
 pub struct Attempt<'a> {
     pub account: &'a AccountId,
@@ -47,7 +42,11 @@ pub async fn record(services: &Services, attempt: Attempt<'_>) -> HistoryId {
         action: attempt.action.map(str::to_owned),
         config_version: attempt.config_version,
     };
-    if let Err(error) = services.history.append(&entry, now + RETENTION).await {
+    if let Err(error) = services
+        .history
+        .append(&entry, now + services.settings.history_retention)
+        .await
+    {
         warn!(%error, history_id = %entry.id, "history entry not stored");
     }
     entry.id

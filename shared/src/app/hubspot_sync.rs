@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use tracing::{debug, info, instrument, warn};
 
 use super::Services;
-use super::history::{Attempt, DECISION_RETENTION, record};
+use super::history::{Attempt, record};
 use super::jobs::HubSpotEvent;
 use super::tokens::{TokenError, access_token};
 use crate::domain::config::AccountConfig;
@@ -105,6 +105,9 @@ pub async fn apply(
     connections: &[Connection],
     events: &[HubSpotEvent],
 ) -> Result<(), SyncError> {
+    for connection in connections {
+        note_webhook(services, connection).await;
+    }
     let coalesced = coalesce(events);
     if coalesced.deals.is_empty() && coalesced.companies.is_empty() && coalesced.contacts.is_empty()
     {
@@ -336,7 +339,7 @@ async fn log_decision(
     deal: u64,
     decision: Decision,
 ) -> Result<(), SyncError> {
-    let expires = decision.at + DECISION_RETENTION;
+    let expires = decision.at + services.settings.decision_retention;
     debug!(deal, outcome = %decision.outcome, "decision");
     services
         .decisions
@@ -693,4 +696,21 @@ async fn move_merged_links(
         }
     }
     Ok(())
+}
+
+/// Records when the portal last sent webhooks (the status shows it); at most
+/// once a minute per connection, so a burst of deliveries is not a burst of writes.
+async fn note_webhook(services: &Services, connection: &Connection) {
+    let now = services.clock.now();
+    if connection
+        .last_webhook_at
+        .is_some_and(|at| now - at < time::Duration::minutes(1))
+    {
+        return;
+    }
+    let mut updated = connection.clone();
+    updated.last_webhook_at = Some(now);
+    if let Err(e) = services.connections.save_connection(&updated).await {
+        debug!(error = %e, "last webhook time not recorded (changed meanwhile)");
+    }
 }

@@ -99,6 +99,8 @@ pub enum Job {
     PollLifecycle,
     /// Process what changed in HubSpot since the account's watermark.
     CatchUp { account_id: AccountId },
+    /// Queue a catch-up for every active connection (sent on a schedule).
+    CatchUpAll,
 }
 
 /// Anything the worker can receive.

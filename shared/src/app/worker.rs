@@ -115,6 +115,10 @@ async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
                 }
                 super::hubspot_sync::SyncError::Store(s) => Failure::Transient(s),
             }),
+        Job::CatchUpAll => super::catch_up::request_all(services)
+            .await
+            .map(|_| ())
+            .map_err(Failure::Transient),
         Job::PollLifecycle => {
             // The schedule sends the next poll; a failed one is not worth retrying.
             match super::lifecycle::poll(services).await {

@@ -4,7 +4,7 @@ use super::{TableStore, body_of, revision_of, same_revision, with_body};
 use crate::adapters::table::{Index, Item, Key, Query, Table, attr};
 use crate::domain::connection::Connection;
 use crate::domain::{AccountId, PortalId};
-use crate::ports::{ConnectionStore, StoreResult};
+use crate::ports::{ConnectionStore, Cursor, Page, StoreResult};
 
 fn key(account: &AccountId) -> Key {
     Key::new(format!("ACCT#{account}"), "CONNECTION")
@@ -36,6 +36,8 @@ impl<T: Table> ConnectionStore for TableStore<T> {
         let item = Item::new(key(&connection.account_id))
             .with_s(attr::GSI1_PK, portal_pk(connection.portal_id))
             .with_s(attr::GSI1_SK, format!("CONN#{}", connection.account_id))
+            .with_s(attr::GSI2_PK, "CONNECTIONS")
+            .with_s(attr::GSI2_SK, connection.account_id.as_str())
             .with_n(attr::REVISION, next as i64);
         let item = with_body(item, connection)?;
         self.table
@@ -58,5 +60,20 @@ impl<T: Table> ConnectionStore for TableStore<T> {
                 None => return Ok(found),
             }
         }
+    }
+
+    async fn all_connections(
+        &self,
+        limit: usize,
+        cursor: Option<&Cursor>,
+    ) -> StoreResult<Page<Connection>> {
+        let mut query = Query::new(Index::Gsi2, "CONNECTIONS");
+        query.limit = limit.clamp(1, 1000);
+        query.cursor = cursor.map(|c| c.0.clone());
+        let page = self.table.query(query).await?;
+        Ok(Page {
+            items: page.items.iter().map(decode).collect::<StoreResult<_>>()?,
+            next: page.next.map(Cursor),
+        })
     }
 }
