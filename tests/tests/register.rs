@@ -329,6 +329,30 @@ async fn choices_markers_and_refusals() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["project_id"], orphan["id"], "adopted, not duplicated");
 
+    // board's own validation errors come back as 400 with board's messages (a name board finds too long).
+    let long = deal_with_company(&run, &"長".repeat(300), Some(&a), &[]).await;
+    run.wait_for_draft("acct-a", &long, "open").await;
+    let (status, problem) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/drafts/{long}/register"),
+            "acct-a",
+            Some(registration()),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["code"], "board_api_error");
+    assert!(
+        problem["errors"]["name"].is_array(),
+        "board's field errors: {problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("boardのAPIからエラーが返ってきました。")
+    );
+
     // A deal that stopped qualifying is refused with the reason.
     let late = deal_with_company(&run, "遅い案件", Some(&a), &[]).await;
     run.wait_for_draft("acct-a", &late, "open").await;
