@@ -1,9 +1,11 @@
 //! `GET /hubspot/card`: the data behind the deal record's app card, requested by
-//! the card's `hubspot.fetch` and signed by HubSpot (v3).
+//! the card's `hubspot.fetch` and signed by HubSpot (v3); `POST
+//! /hubspot/card/resync` runs 「今すぐ同期」 for one board account.
 
-use board_hubspot::app::{Services, card};
+use board_hubspot::app::card::{self, Locale};
+use board_hubspot::app::{Services, links};
 use board_hubspot::domain::signature::{SignedRequest, verify_v3};
-use board_hubspot::domain::{DealId, PortalId};
+use board_hubspot::domain::{AccountId, DealId, HubSpotObjectType, HubSpotRef, PortalId};
 use board_hubspot::edge::{self, HttpResponse};
 use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
@@ -12,16 +14,18 @@ pub async fn handle(
     services: &Services,
     request: Request,
 ) -> Result<HttpResponse, lambda_http::Error> {
-    if request.method() != Method::GET {
+    let resync = request.uri().path().ends_with("/resync");
+    let expected = if resync { Method::POST } else { Method::GET };
+    if request.method() != expected {
         return Ok(edge::problem(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            "use GET",
+            format!("use {expected}"),
         ));
     }
     let uri = edge::public_uri(&services.settings.public_base_url, &request);
     let signed = SignedRequest {
-        method: "GET",
+        method: expected.as_str(),
         uri: &uri,
         body: edge::body_bytes(&request),
     };
@@ -49,11 +53,49 @@ pub async fn handle(
             "portalId and objectId are required",
         ));
     };
-    Ok(match card::card(services, portal, deal).await {
-        Ok(card) => edge::json(StatusCode::OK, &card),
-        Err(e) => {
-            tracing::error!(error = %e, "card data unavailable");
-            edge::problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
+    let locale = Locale::parse(edge::query_param(&request, "locale").as_deref());
+    if resync {
+        let Some(account) =
+            edge::query_param(&request, "accountId").and_then(|a| AccountId::new(a).ok())
+        else {
+            return Ok(edge::problem(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "accountId is required",
+            ));
+        };
+        // Only a board account connected to this very portal can be resynced from its card.
+        let connection = match services.connections.get_connection(&account).await {
+            Ok(Some(c)) if c.portal_id == portal && c.tokens.is_some() => c,
+            Ok(_) => {
+                return Ok(edge::problem(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no such board account on this portal",
+                ));
+            }
+            Err(e) => return Ok(unavailable(e)),
+        };
+        let object = HubSpotRef {
+            object_type: HubSpotObjectType::Deal,
+            id: deal.get(),
+        };
+        if let Err(e) = links::resync_object(services, &connection, object, "card_resync").await {
+            tracing::warn!(error = %e, account = %account, "card resync failed");
+            return Ok(edge::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "今すぐ同期できませんでした。しばらくしてから再度お試しください",
+            ));
         }
+    }
+    Ok(match card::card(services, portal, deal, locale).await {
+        Ok(card) => edge::json(StatusCode::OK, &card),
+        Err(e) => unavailable(e),
     })
+}
+
+fn unavailable(error: impl std::fmt::Display) -> HttpResponse {
+    tracing::error!(%error, "card data unavailable");
+    edge::problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
 }

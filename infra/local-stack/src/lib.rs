@@ -114,6 +114,10 @@ pub fn router(services: &Services, sandboxes: &Sandboxes) -> Router {
             lambda_route!(services, webhook::handle),
         )
         .route("/hubspot/card", lambda_route!(services, crm_card::handle))
+        .route(
+            "/hubspot/card/resync",
+            lambda_route!(services, crm_card::handle),
+        )
         .nest("/_sandbox/hubspot", sandboxes.hubspot.router())
         .nest("/_sandbox/board", sandboxes.board.router())
 }

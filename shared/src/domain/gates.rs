@@ -38,6 +38,8 @@ pub struct GateResult {
     pub passed: bool,
     /// The value that decided it, in plain words.
     pub detail: String,
+    /// The same in English (the card's `locale=en`).
+    pub detail_en: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,6 +91,20 @@ pub fn evaluate_gates(
                         stage_label(stage)
                     ),
                 },
+                detail_en: match status {
+                    Some(s) => format!(
+                        "Stage “{}” maps to the order status “{}”",
+                        stage_label(stage),
+                        s.label_en()
+                    ),
+                    None if !config.status_mapping.contains_key(pipeline) => {
+                        format!("Pipeline “{pipeline}” is not mapped to order statuses")
+                    }
+                    None => format!(
+                        "Stage “{}” is not mapped to an order status",
+                        stage_label(stage)
+                    ),
+                },
             });
             status
         }
@@ -97,6 +113,7 @@ pub fn evaluate_gates(
                 gate: Gate::StatusMapping,
                 passed: false,
                 detail: "取引にパイプラインまたはステージがありません".into(),
+                detail_en: "The deal has no pipeline or stage".into(),
             });
             None
         }
@@ -109,6 +126,19 @@ pub fn evaluate_gates(
     gates.push(GateResult {
         gate: Gate::FilterRules,
         passed: filter.passes(),
+        detail_en: match &filter {
+            FilterDecision::NoRules => "No filter rules (every deal qualifies)".into(),
+            FilterDecision::Matched { rule } => format!("Matches filter rule {}", rule + 1),
+            FilterDecision::NoneMatched { failures } => {
+                let first = &failures[0];
+                format!(
+                    "Matches no filter rule (rule {}: {} = {})",
+                    first.rule + 1,
+                    first.field.property(),
+                    first.value.as_deref().unwrap_or("(no value)")
+                )
+            }
+        },
         detail: match &filter {
             FilterDecision::NoRules => "フィルタールールはありません(すべての取引が対象)".into(),
             FilterDecision::Matched { rule } => {
@@ -134,6 +164,11 @@ pub fn evaluate_gates(
         } else {
             "「board連携から除外」は設定されていません".into()
         },
+        detail_en: if excluded {
+            "“Exclude from board integration” is set to Yes".into()
+        } else {
+            "“Exclude from board integration” is not set".into()
+        },
     });
     gates.push(GateResult {
         gate: Gate::ClaimedElsewhere,
@@ -141,6 +176,10 @@ pub fn evaluate_gates(
         detail: match &facts.claimed_by {
             Some(other) => format!("他のboardアカウント({other})と連携済み"),
             None => "他のboardアカウントと連携していません".into(),
+        },
+        detail_en: match &facts.claimed_by {
+            Some(other) => format!("Linked in another board account ({other})"),
+            None => "Not linked in another board account".into(),
         },
     });
     GateReport {
