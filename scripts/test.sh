@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: provisions the Python tools, lints the SAM template, starts
-# one moto server for the whole run, and runs every Rust test (unit, contract
-# suite on memory and on DynamoDB/SQS, end to end). Fails if moto cannot start.
+# one moto server for the whole run, type-checks and tests the HubSpot app card
+# (npm), and runs every Rust test (unit, contract suite on memory and on
+# DynamoDB/SQS, end to end). Fails if moto cannot start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/dev-tools.sh
@@ -21,12 +22,21 @@ done
 export MOTO_ENDPOINT="http://127.0.0.1:$port"
 echo "== moto server at $MOTO_ENDPOINT"
 
+echo "== the HubSpot app card (type-check and component tests)"
+card_status=0
+(cd infra/hubspot-app/src/app/cards && npm ci --no-audit --no-fund && npm test) 2>&1 | tee target/card-test-output.log || card_status=$?
+
 echo "== cargo test"
 status=0
 cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee target/test-output.log || status=$?
 # One closing line for the whole run (cargo prints one per test binary).
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' target/test-output.log | awk '{s+=$1} END {print s+0}')
+card_passed=$( (grep -Eo 'Tests +[0-9]+ passed' target/card-test-output.log || true) | awk '{s+=$2} END {print s+0}')
+card_failed=$( (grep -Eo '[0-9]+ failed' target/card-test-output.log || true) | awk '{s+=$1} END {print s+0}')
+passed=$((passed + card_passed))
+failed=$((failed + card_failed))
+if [ "$card_status" -ne 0 ] && [ "$status" -eq 0 ]; then status=$card_status; fi
 echo
 echo "summary: $passed passed, $failed failed"
 exit "$status"
