@@ -24,7 +24,7 @@ echo "== moto server at $MOTO_ENDPOINT"
 
 echo "== the HubSpot app card (type-check and component tests)"
 card_status=0
-(cd infra/hubspot-app/src/app/cards && npm ci --no-audit --no-fund && npm test) 2>&1 | tee target/card-test-output.log || card_status=$?
+(cd infra/hubspot-app/src/app/cards && npm ci --no-audit --no-fund && NO_COLOR=1 FORCE_COLOR=0 npm test) 2>&1 | tee target/card-test-output.log || card_status=$?
 
 echo "== cargo test"
 status=0
@@ -32,8 +32,8 @@ cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee target/test-
 # One closing line for the whole run (cargo prints one per test binary).
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' target/test-output.log | awk '{s+=$1} END {print s+0}')
-card_passed=$( (grep -Eo 'Tests +[0-9]+ passed' target/card-test-output.log || true) | awk '{s+=$2} END {print s+0}')
-card_failed=$( (grep -Eo '[0-9]+ failed' target/card-test-output.log || true) | awk '{s+=$1} END {print s+0}')
+card_passed=$( (sed 's/\x1b\[[0-9;]*m//g' target/card-test-output.log | grep -Eo 'Tests +[0-9]+ passed' || true) | awk '{s+=$2} END {print s+0}')
+card_failed=$( (sed 's/\x1b\[[0-9;]*m//g' target/card-test-output.log | grep -Eo '[0-9]+ failed' || true) | awk '{s+=$1} END {print s+0}')
 passed=$((passed + card_passed))
 failed=$((failed + card_failed))
 if [ "$card_status" -ne 0 ] && [ "$status" -eq 0 ]; then status=$card_status; fi

@@ -195,6 +195,16 @@ pub trait BoardEventLedger: Send + Sync {
         object: BoardRef,
         version: u64,
     ) -> StoreResult<bool>;
+    /// Undoes `first_sighting` and `advance_version` for an event whose effect
+    /// failed transiently, so its redelivery is applied. The version goes back
+    /// only if no newer one was accepted meanwhile.
+    async fn release_event(
+        &self,
+        account: &AccountId,
+        event_id: &str,
+        object: BoardRef,
+        version: u64,
+    ) -> StoreResult<()>;
 }
 
 /// A message as received from a work queue.
@@ -592,6 +602,17 @@ pub trait HubSpotBatch: Send + Sync {
         to: crate::domain::HubSpotObjectType,
         ids: &[u64],
     ) -> Result<std::collections::BTreeMap<u64, Vec<Associated>>, HubSpotError>;
+}
+
+/// HubSpot's batch writes: all-or-nothing per call, at most 100 inputs.
+#[async_trait]
+pub trait HubSpotWrite: Send + Sync {
+    async fn batch_update(
+        &self,
+        token: &str,
+        object_type: crate::domain::HubSpotObjectType,
+        updates: &[(u64, std::collections::BTreeMap<String, String>)],
+    ) -> Result<(), HubSpotError>;
 }
 
 /// Drafts, one per (account, portal, deal).

@@ -532,6 +532,17 @@ mod cases {
             "same"
         );
         assert!(store.advance_version(&a, project, 4).await.unwrap());
+
+        // A transient failure releases the event: its redelivery is applied.
+        assert!(store.first_sighting(&a, "ev-4", NOW, keep).await.unwrap());
+        store.release_event(&a, "ev-4", project, 4).await.unwrap();
+        assert!(store.first_sighting(&a, "ev-4", NOW, keep).await.unwrap());
+        assert!(store.advance_version(&a, project, 4).await.unwrap());
+        // Released after a newer version was accepted: the version stays.
+        assert!(store.advance_version(&a, project, 5).await.unwrap());
+        store.release_event(&a, "ev-4", project, 4).await.unwrap();
+        assert!(!store.advance_version(&a, project, 4).await.unwrap());
+        assert!(store.advance_version(&a, project, 6).await.unwrap());
         assert!(
             store
                 .advance_version(

@@ -199,6 +199,40 @@ async fn settings(State(sandbox): State<HubSpotSandbox>, Json(body): Json<Settin
     StatusCode::NO_CONTENT
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidationRule {
+    object_type: String,
+    property: String,
+    /// `None` removes the rule.
+    max_characters: Option<usize>,
+}
+
+/// A portal administrator's property validation rule (every portal of the emulator).
+async fn validation(
+    State(sandbox): State<HubSpotSandbox>,
+    Json(rule): Json<ValidationRule>,
+) -> StatusCode {
+    let Ok(kind) = ObjectType::parse(&rule.object_type) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut state = sandbox.inner.state.lock().expect("state");
+    let mut found = false;
+    for ((_, k), defs) in state.properties.iter_mut() {
+        if *k == kind
+            && let Some(def) = defs.get_mut(&rule.property)
+        {
+            def.max_characters = rule.max_characters;
+            found = true;
+        }
+    }
+    if found {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
 /// Expires every access token now (to exercise refresh paths without waiting 30 minutes).
 async fn expire_tokens(State(sandbox): State<HubSpotSandbox>) -> StatusCode {
     let mut state = sandbox.inner.state.lock().expect("state");
@@ -231,4 +265,5 @@ pub fn router() -> Router<HubSpotSandbox> {
         .route("/restore", post(restore))
         .route("/settings", post(settings))
         .route("/tokens/expire", post(expire_tokens))
+        .route("/validation", post(validation))
 }

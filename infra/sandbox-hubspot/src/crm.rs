@@ -126,7 +126,19 @@ pub(crate) fn validate(
                 }
             }
             _ => {
-                if text.chars().count() > MAX_TEXT {
+                if let Some(max) = def.max_characters
+                    && text.chars().count() > max
+                {
+                    problems.push(invalid(
+                        name,
+                        "INVALID_LENGTH",
+                        format!(
+                            "Property {name} value is too long: {} characters, this portal's validation rule allows at most {max}.",
+                            text.chars().count()
+                        ),
+                    ));
+                    None
+                } else if text.chars().count() > MAX_TEXT {
                     problems.push(invalid(
                         name,
                         "INVALID_LENGTH",

@@ -157,6 +157,9 @@ pub struct PropertyDef {
     pub hubspot_defined: bool,
     #[serde(skip)]
     pub read_only: bool,
+    /// A portal administrator's validation rule: at most this many characters.
+    #[serde(skip)]
+    pub max_characters: Option<usize>,
     pub created_at: String,
     pub updated_at: String,
     pub archived: bool,
@@ -174,6 +177,7 @@ impl PropertyDef {
             options: Vec::new(),
             hubspot_defined: true,
             read_only: false,
+            max_characters: None,
             created_at: "2020-01-01T00:00:00Z".into(),
             updated_at: "2020-01-01T00:00:00Z".into(),
             archived: false,

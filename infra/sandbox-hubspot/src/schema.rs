@@ -160,6 +160,7 @@ pub async fn create_property(
             .collect(),
         hubspot_defined: false,
         read_only: false,
+        max_characters: None,
         created_at: now.clone(),
         updated_at: now,
         archived: false,

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::domain::{HubSpotUserId, OwnerId, PipelineId, PortalId, StageId};
 use crate::ports::{
     Associated, CrmObject, HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam, HubSpotAuth,
-    HubSpotBatch, HubSpotCrm, HubSpotError, HubSpotSearch, JournalPage, LifecycleEvent,
-    ModifiedPage, PropertyState, TokenGrant, TokenInfo,
+    HubSpotBatch, HubSpotCrm, HubSpotError, HubSpotSearch, HubSpotWrite, JournalPage,
+    LifecycleEvent, ModifiedPage, PropertyState, TokenGrant, TokenInfo,
 };
 
 pub const EXCLUSION_PROPERTY: &str = "exclude_from_board_integration";
@@ -495,6 +495,34 @@ fn plural(object_type: crate::domain::HubSpotObjectType) -> &'static str {
 
 /// HubSpot's batch endpoints take at most 100 inputs.
 pub const BATCH_LIMIT: usize = 100;
+
+#[async_trait]
+impl HubSpotWrite for HubSpotClient {
+    async fn batch_update(
+        &self,
+        token: &str,
+        object_type: crate::domain::HubSpotObjectType,
+        updates: &[(u64, std::collections::BTreeMap<String, String>)],
+    ) -> Result<(), HubSpotError> {
+        for chunk in updates.chunks(BATCH_LIMIT) {
+            let inputs: Vec<Value> = chunk
+                .iter()
+                .map(|(id, properties)| json!({"id": id.to_string(), "properties": properties}))
+                .collect();
+            let path = format!("/crm/objects/2026-03/{}/batch/update", plural(object_type));
+            let response = self
+                .http
+                .post(self.url(&path))
+                .bearer_auth(token)
+                .json(&json!({ "inputs": inputs }))
+                .send()
+                .await
+                .map_err(transport)?;
+            json_or_error(response).await?;
+        }
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl HubSpotBatch for HubSpotClient {

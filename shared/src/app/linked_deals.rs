@@ -346,6 +346,13 @@ pub async fn apply(
         entry.hubspot = value.clone();
         entry.board = value;
     }
+    if let Some(s) = new_status {
+        // board's change event for this status is our echo.
+        link.baseline
+            .entry(super::board_sync::ORDER_STATUS.to_owned())
+            .or_default()
+            .board = Some(s.code().to_string());
+    }
     link.last_synced_at = Some(services.clock.now());
     save(services, &link).await?;
     if applied.is_empty() {

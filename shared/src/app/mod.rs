@@ -1,5 +1,6 @@
 //! Use cases: what each function does, written against the ports.
 
+pub mod board_sync;
 pub mod budget;
 pub mod card;
 pub mod catch_up;

@@ -353,6 +353,22 @@ async fn register_held(
         ),
         revision: 0,
     };
+    let mut link = link;
+    // board's own fields as registration set them: its change events for them are echoes.
+    link.baseline.insert(
+        super::board_sync::ORDER_STATUS.into(),
+        crate::domain::link::Baseline {
+            hubspot: None,
+            board: Some(draft.content.order_status.code().to_string()),
+        },
+    );
+    link.baseline.insert(
+        super::board_sync::OWNER.into(),
+        crate::domain::link::Baseline {
+            hubspot: draft.content.owner_id.clone(),
+            board: Some(body.user_id.to_string()),
+        },
+    );
     match services.links.claim_deal(&link).await {
         Ok(()) | Err(ClaimError::AlreadyLinked) => {}
         Err(ClaimError::ClaimedBy(other)) => {

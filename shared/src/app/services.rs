@@ -18,8 +18,9 @@ use crate::adapters::table::memory::MemoryTable;
 use crate::config::{Settings, StoreKind};
 use crate::ports::{
     BoardApi, BoardEventLedger, Clock, ConfigStore, ConnectionStore, DecisionLog, DraftStore,
-    HistoryStore, HubSpotAuth, HubSpotBatch, HubSpotCrm, HubSpotSearch, LeaseStore, LinkStore,
-    NotificationStore, OneTimeTokenStore, RateBudget, TokenCipher, WatermarkStore, WorkQueue,
+    HistoryStore, HubSpotAuth, HubSpotBatch, HubSpotCrm, HubSpotSearch, HubSpotWrite, LeaseStore,
+    LinkStore, NotificationStore, OneTimeTokenStore, RateBudget, TokenCipher, WatermarkStore,
+    WorkQueue,
 };
 
 /// Visibility timeout of the work queue: ≥ 6 × the worker's function timeout (60 s).
@@ -41,6 +42,7 @@ pub struct Services {
     pub hubspot: Arc<dyn HubSpotAuth>,
     pub crm: Arc<dyn HubSpotCrm>,
     pub batch: Arc<dyn HubSpotBatch>,
+    pub write: Arc<dyn HubSpotWrite>,
     pub search: Arc<dyn HubSpotSearch>,
     pub budget: Arc<dyn RateBudget>,
     pub drafts: Arc<dyn DraftStore>,
@@ -78,6 +80,7 @@ impl Services {
         Self {
             crm: hubspot.clone(),
             batch: hubspot.clone(),
+            write: hubspot.clone(),
             search: hubspot.clone(),
             drafts: store.clone(),
             decisions: store.clone(),

@@ -59,7 +59,14 @@ pub async fn process_batch(
         let result = match QueueMessage::parse(&message.body) {
             Err(reason) => Err(Failure::Poison(reason)),
             Ok(QueueMessage::Job(job)) => run_job(services, job).await,
-            Ok(QueueMessage::BoardEvent(event)) => board_event(services, &event).await,
+            Ok(QueueMessage::BoardEvent(event)) => {
+                board_event(
+                    services,
+                    &event,
+                    message.receive_count >= super::services::MAX_RECEIVES,
+                )
+                .await
+            }
         };
         match result {
             Ok(()) => outcome.done.push(message.message_id.clone()),
@@ -170,7 +177,12 @@ fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
     Ok(BoardRef { kind, id })
 }
 
-async fn board_event(services: &Services, event: &BoardEvent) -> Result<(), Failure> {
+async fn board_event(
+    services: &Services,
+    event: &BoardEvent,
+    last_attempt: bool,
+) -> Result<(), Failure> {
+    use super::jobs::BoardEventType as T;
     let object = board_object(event)?;
     let now = services.clock.now();
     let first = services
@@ -181,12 +193,59 @@ async fn board_event(services: &Services, event: &BoardEvent) -> Result<(), Fail
         debug!(event_id = %event.event_id, "duplicate board event");
         return Ok(());
     }
-    let newer = services
-        .board_events
-        .advance_version(&event.account_id, object, event.version)
-        .await?;
-    debug!(event_id = %event.event_id, %object, version = event.version, newer, "board event accepted");
-    Ok(())
+    // Documents are events, not versions of the project.
+    if event.event_type != T::DocumentSent
+        && !services
+            .board_events
+            .advance_version(&event.account_id, object, event.version)
+            .await?
+    {
+        debug!(event_id = %event.event_id, %object, version = event.version, "older than what was applied");
+        return Ok(());
+    }
+    let result = match event.event_type {
+        T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted => {
+            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
+                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+            super::board_sync::project_event(
+                services,
+                &event.account_id,
+                event.event_type == T::ProjectDeleted,
+                &snapshot,
+                last_attempt,
+            )
+            .await
+            .map(|applied| debug!(event_id = %event.event_id, ?applied, "project event applied"))
+        }
+        _ => {
+            debug!(event_id = %event.event_id, %object, "board event accepted");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            // Forget the event so its redelivery is applied.
+            let version = if event.event_type == T::DocumentSent {
+                0
+            } else {
+                event.version
+            };
+            if let Err(e) = services
+                .board_events
+                .release_event(&event.account_id, &event.event_id, object, version)
+                .await
+            {
+                warn!(error = %e, "board event not released; its redelivery will be taken for a duplicate");
+            }
+            Err(match error {
+                super::board_sync::BoardSyncError::Store(s) => Failure::Transient(s),
+                super::board_sync::BoardSyncError::Transient(m) => {
+                    Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
+                }
+            })
+        }
+    }
 }
 
 #[cfg(test)]

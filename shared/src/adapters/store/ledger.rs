@@ -61,4 +61,33 @@ impl<T: Table> BoardEventLedger for TableStore<T> {
             Err(e) => Err(e.into()),
         }
     }
+
+    async fn release_event(
+        &self,
+        account: &AccountId,
+        event_id: &str,
+        object: BoardRef,
+        version: u64,
+    ) -> StoreResult<()> {
+        let event = Key::new(format!("ACCT#{account}#EVT#{event_id}"), "EVT");
+        self.table.delete(&event, Cond::Always).await?;
+        let version = i64::try_from(version)
+            .map_err(|_| crate::ports::StoreError::Limit("version out of range".into()))?;
+        let key = Key::new(
+            format!("ACCT#{account}#VER#{}#{}", object.kind.as_str(), object.id),
+            "VER",
+        );
+        match self
+            .table
+            .update(
+                &key,
+                vec![Change::Set(VERSION.into(), Value::N(version - 1))],
+                Cond::Eq(VERSION.into(), Value::N(version)),
+            )
+            .await
+        {
+            Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
