@@ -125,6 +125,7 @@ impl QueueMessage {
             if !event.object.get().trim_start().starts_with('{') {
                 return Err("invalid board event: object must be a JSON object".into());
             }
+            check_board_event(&event).map_err(|e| format!("invalid board event: {e}"))?;
             time::OffsetDateTime::parse(
                 &event.occurred_at,
                 &time::format_description::well_known::Rfc3339,
@@ -139,6 +140,73 @@ impl QueueMessage {
     pub fn to_body(job: &Job) -> String {
         serde_json::to_string(job).expect("jobs serialize")
     }
+}
+
+/// Document types board sends (`document.sent`), with their Japanese names.
+pub const DOCUMENT_TYPES: [(&str, &str); 5] = [
+    ("estimate", "見積書"),
+    ("invoice", "請求書"),
+    ("delivery_slip", "納品書"),
+    ("order_confirmation", "発注請書"),
+    ("receipt", "領収書"),
+];
+
+/// The rules of `schemas/board-change-event.schema.json` beyond the shape serde
+/// checks (a test keeps the two in agreement).
+fn check_board_event(event: &BoardEvent) -> Result<(), String> {
+    if event.event_id.is_empty() || event.event_id.chars().count() > 128 {
+        return Err("event_id must have 1 to 128 characters".into());
+    }
+    if event.version == 0 {
+        return Err("version must be at least 1".into());
+    }
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(event.object.get()).map_err(|e| format!("object: {e}"))?;
+    let positive = |name: &str| {
+        object
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .filter(|id| *id > 0)
+            .map(|_| ())
+            .ok_or_else(|| format!("object.{name} must be a positive integer"))
+    };
+    if event.event_type != BoardEventType::DocumentSent {
+        return positive("id");
+    }
+    positive("project_id")?;
+    let text = |name: &str| object.get(name).and_then(serde_json::Value::as_str);
+    if !text("document_type").is_some_and(|t| DOCUMENT_TYPES.iter().any(|(k, _)| *k == t)) {
+        return Err("object.document_type is not one of board's document types".into());
+    }
+    if text("document_number").is_none_or(str::is_empty) {
+        return Err("object.document_number must be a non-empty string".into());
+    }
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    if text("issue_date").is_none_or(|d| time::Date::parse(d, date).is_err()) {
+        return Err("object.issue_date must be a date (YYYY-MM-DD)".into());
+    }
+    if !matches!(text("method"), Some("email" | "post")) {
+        return Err("object.method must be email or post".into());
+    }
+    for name in ["total", "tax", "total_with_tax"] {
+        if let Some(value) = object.get(name) {
+            let ok = value.as_str().is_some_and(|s| {
+                let digits = s.strip_prefix('-').unwrap_or(s);
+                let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+                !whole.is_empty()
+                    && !fraction.is_empty()
+                    && whole.chars().all(|c| c.is_ascii_digit())
+                    && fraction.chars().all(|c| c.is_ascii_digit())
+            });
+            if !ok {
+                return Err(format!("object.{name} must be a decimal string"));
+            }
+        }
+    }
+    if object.get("resend").is_some_and(|r| !r.is_boolean()) {
+        return Err("object.resend must be a boolean".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
