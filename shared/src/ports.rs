@@ -195,6 +195,12 @@ pub trait BoardEventLedger: Send + Sync {
         object: BoardRef,
         version: u64,
     ) -> StoreResult<bool>;
+    /// The newest version applied for the object, if any.
+    async fn applied_version(
+        &self,
+        account: &AccountId,
+        object: BoardRef,
+    ) -> StoreResult<Option<u64>>;
     /// Undoes `first_sighting` and `advance_version` for an event whose effect
     /// failed transiently, so its redelivery is applied. The version goes back
     /// only if no newer one was accepted meanwhile.
@@ -613,6 +619,16 @@ pub trait HubSpotWrite: Send + Sync {
         object_type: crate::domain::HubSpotObjectType,
         updates: &[(u64, std::collections::BTreeMap<String, String>)],
     ) -> Result<(), HubSpotError>;
+    /// Creates a note associated with the given objects; its id.
+    async fn create_note(
+        &self,
+        token: &str,
+        body: &str,
+        timestamp_ms: i64,
+        associations: &[crate::domain::HubSpotRef],
+    ) -> Result<u64, HubSpotError>;
+    /// A note whose body contains `marker`, if one exists.
+    async fn find_note(&self, token: &str, marker: &str) -> Result<Option<u64>, HubSpotError>;
 }
 
 /// Drafts, one per (account, portal, deal).

@@ -263,3 +263,184 @@ async fn a_deleted_project_marks_its_link_and_hubspot_refusals_are_recorded() {
     assert_eq!(entries(&run, "code", "project_not_found").await.len(), 1);
     run.stack.shutdown().await;
 }
+
+async fn notes_of_deal(run: &Run, id: &str) -> Vec<String> {
+    let found = run
+        .hubspot(
+            reqwest::Method::GET,
+            &format!("/crm/objects/2026-03/deals/{id}/associations/notes"),
+            None,
+        )
+        .await;
+    found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["toObjectId"].to_string().trim_matches('"').to_owned())
+        .collect()
+}
+
+async fn send_document(run: &Run, pid: u64) {
+    let sent = run
+        .http
+        .post(format!(
+            "{}/_sandbox/board/_actions/send-document",
+            run.base
+        ))
+        .json(
+            &json!({"account_id": "acct-a", "project_id": pid, "document_type": "invoice",
+                      "method": "email", "total": "100000", "tax": "10000"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+}
+
+async fn wait_notes(run: &Run, id: &str, count: usize) -> Vec<String> {
+    for _ in 0..100 {
+        let notes = notes_of_deal(run, id).await;
+        if notes.len() >= count {
+            return notes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("deal {id} never had {count} notes");
+}
+
+#[tokio::test]
+async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (id, pid) = linked_project(&run, "請求案件").await;
+
+    send_document(&run, pid).await;
+    let notes = wait_notes(&run, &id, 1).await;
+    let note = run
+        .hubspot(
+            reqwest::Method::GET,
+            &format!(
+                "/crm/objects/2026-03/notes/{}?properties=hs_note_body",
+                notes[0]
+            ),
+            None,
+        )
+        .await;
+    let body = note["properties"]["hs_note_body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for part in [
+        "boardから請求書を送付しました",
+        "書類番号: INV-",
+        "金額(税抜): ¥100,000",
+        "金額(税込): ¥110,000",
+        "送付方法: メール",
+        "[board-doc:",
+    ] {
+        assert!(body.contains(part), "{part} not in {body}");
+    }
+    assert!(!body.contains("再送"));
+    let companies = run
+        .hubspot(
+            reqwest::Method::GET,
+            &format!(
+                "/crm/objects/2026-03/notes/{}/associations/companies",
+                notes[0]
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        companies["results"].as_array().unwrap().len(),
+        1,
+        "on the deal's company too"
+    );
+
+    // The same event again (board's producer retried): one note.
+    let events: Value = run
+        .http
+        .get(format!("{}/_sandbox/board/_control/events", run.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|e| e["type"] == "document.sent")
+        .unwrap()
+        .clone();
+    let services = &run.stack.services;
+    services
+        .board_queue
+        .send_batch(&[event.to_string()])
+        .await
+        .unwrap();
+    run.settle().await;
+    assert_eq!(notes_of_deal(&run, &id).await.len(), 1);
+
+    // A worker died between HubSpot's create and our record: the redelivery finds
+    // the note by its marker and adopts it.
+    let intent = format!("note-intent#acct-a#{}", event["event_id"].as_str().unwrap());
+    services
+        .watermarks
+        .set_watermark(&intent, "pending")
+        .await
+        .unwrap();
+    let redelivered = board_hubspot::ports::ReceivedMessage {
+        message_id: "m-redelivered".into(),
+        receipt: "r-redelivered".into(),
+        body: event.to_string(),
+        receive_count: 2,
+        attributes: Vec::new(),
+    };
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        &[redelivered],
+    )
+    .await;
+    assert_eq!(outcome.done.len(), 1, "{outcome:?}");
+    assert_eq!(
+        notes_of_deal(&run, &id).await.len(),
+        1,
+        "adopted, not duplicated"
+    );
+    assert_ne!(
+        services
+            .watermarks
+            .watermark(&intent)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("pending")
+    );
+
+    // Sent again: a second note, marked 再送.
+    send_document(&run, pid).await;
+    let notes = wait_notes(&run, &id, 2).await;
+    let mut bodies = Vec::new();
+    for n in &notes {
+        let note = run
+            .hubspot(
+                reqwest::Method::GET,
+                &format!("/crm/objects/2026-03/notes/{n}?properties=hs_note_body"),
+                None,
+            )
+            .await;
+        bodies.push(
+            note["properties"]["hs_note_body"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(bodies.iter().filter(|b| b.contains("(再送)")).count(), 1);
+    let created = entries(&run, "action", "note_created").await;
+    assert_eq!(created.len(), 2);
+    run.stack.shutdown().await;
+}

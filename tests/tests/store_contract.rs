@@ -543,6 +543,12 @@ mod cases {
         store.release_event(&a, "ev-4", project, 4).await.unwrap();
         assert!(!store.advance_version(&a, project, 4).await.unwrap());
         assert!(store.advance_version(&a, project, 6).await.unwrap());
+        assert_eq!(store.applied_version(&a, project).await.unwrap(), Some(6));
+        let unseen = BoardRef {
+            kind: BoardObjectKind::Project,
+            id: 8,
+        };
+        assert_eq!(store.applied_version(&a, unseen).await.unwrap(), None);
         assert!(
             store
                 .advance_version(

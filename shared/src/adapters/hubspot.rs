@@ -522,6 +522,70 @@ impl HubSpotWrite for HubSpotClient {
         }
         Ok(())
     }
+
+    async fn create_note(
+        &self,
+        token: &str,
+        body: &str,
+        timestamp_ms: i64,
+        associations: &[crate::domain::HubSpotRef],
+    ) -> Result<u64, HubSpotError> {
+        use crate::domain::HubSpotObjectType as T;
+        let associations: Vec<Value> = associations
+            .iter()
+            .map(|to| {
+                // HubSpot-defined note → deal / company / contact association types.
+                let type_id = match to.object_type {
+                    T::Deal => 214,
+                    T::Company => 190,
+                    T::Contact => 202,
+                };
+                json!({"to": {"id": to.id.to_string()},
+                       "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]})
+            })
+            .collect();
+        let response = self
+            .http
+            .post(self.url("/crm/objects/2026-03/notes"))
+            .bearer_auth(token)
+            .json(&json!({
+                "properties": {"hs_note_body": body, "hs_timestamp": timestamp_ms.to_string()},
+                "associations": associations,
+            }))
+            .send()
+            .await
+            .map_err(transport)?;
+        let created = json_or_error(response).await?;
+        text(&created["id"])
+            .parse()
+            .map_err(|_| HubSpotError::Unavailable("note created without an id".into()))
+    }
+
+    async fn find_note(&self, token: &str, marker: &str) -> Result<Option<u64>, HubSpotError> {
+        let response = self
+            .http
+            .post(self.url("/crm/objects/2026-03/notes/search"))
+            .bearer_auth(token)
+            .json(&json!({
+                "filterGroups": [{"filters": [{"propertyName": "hs_note_body", "operator": "CONTAINS_TOKEN", "value": marker}]}],
+                "properties": ["hs_note_body"],
+                "limit": 10,
+            }))
+            .send()
+            .await
+            .map_err(transport)?;
+        let body = json_or_error(response).await?;
+        Ok(body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| {
+                n["properties"]["hs_note_body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains(marker))
+            })
+            .and_then(|n| text(&n["id"]).parse().ok()))
+    }
 }
 
 #[async_trait]

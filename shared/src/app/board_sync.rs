@@ -41,6 +41,7 @@ pub enum Applied {
     /// Not linked, link not enabled, echo or unchanged: nothing written or recorded.
     Nothing,
     DealUpdated(Vec<&'static str>),
+    NoteCreated(u64),
     Recorded(Code),
 }
 
@@ -512,6 +513,260 @@ async fn failure(
     Ok(Applied::Recorded(code))
 }
 
+/// The marker that makes a note findable after a crash between HubSpot's create and our write.
+pub fn note_marker(event_id: &str) -> String {
+    format!("[board-doc:{event_id}]")
+}
+
+fn yen(value: Option<&str>) -> Option<String> {
+    let v = value?.parse::<f64>().ok()?;
+    let whole = v.trunc() as i64;
+    let digits = whole.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    Some(format!("{}¥{grouped}", if whole < 0 { "-" } else { "" }))
+}
+
+/// The note's body, in Japanese (SPEC §6), ending with the marker.
+pub fn note_body(object: &Value, event_id: &str) -> String {
+    let kind = object["document_type"].as_str().unwrap_or_default();
+    let kind = super::jobs::DOCUMENT_TYPES
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(kind, |(_, ja)| ja);
+    let resend = if object["resend"].as_bool() == Some(true) {
+        "(再送)"
+    } else {
+        ""
+    };
+    let method = match object["method"].as_str() {
+        Some("post") => "郵送",
+        _ => "メール",
+    };
+    let mut lines = vec![
+        format!("boardから{kind}を送付しました{resend}"),
+        format!(
+            "書類番号: {}",
+            object["document_number"].as_str().unwrap_or_default()
+        ),
+        format!(
+            "発行日: {}",
+            object["issue_date"].as_str().unwrap_or_default()
+        ),
+    ];
+    if let Some(v) = yen(object["total"].as_str()) {
+        lines.push(format!("金額(税抜): {v}"));
+    }
+    if let Some(v) = yen(object["total_with_tax"].as_str()) {
+        lines.push(format!("金額(税込): {v}"));
+    }
+    lines.push(format!("送付方法: {method}"));
+    lines.push(note_marker(event_id));
+    lines
+        .iter()
+        .map(|l| format!("<p>{}</p>", html_escape(l)))
+        .collect()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `document.sent`: one note on the deal, its primary company and the project's
+/// contact, created once even across redeliveries and crashes (SPEC §11).
+pub async fn document_sent(
+    services: &Services,
+    account: &AccountId,
+    event_id: &str,
+    object: &Value,
+    last_attempt: bool,
+) -> Result<Applied, BoardSyncError> {
+    let Some(project_id) = object["project_id"].as_u64() else {
+        return Ok(Applied::Nothing);
+    };
+    let Some(connection) = live_connection(services, account).await? else {
+        return Ok(Applied::Nothing);
+    };
+    let board = BoardRef {
+        kind: BoardObjectKind::Project,
+        id: project_id,
+    };
+    let Some(link) = services
+        .links
+        .link_by_board(account, connection.portal_id, board)
+        .await?
+    else {
+        return Ok(Applied::Nothing);
+    };
+    if link.state != LinkState::Enabled {
+        return Ok(Applied::Nothing);
+    }
+    let config = services.configs.config(account).await?;
+    let name = Some(format!(
+        "{} {}",
+        object["document_number"].as_str().unwrap_or_default(),
+        object["document_type"].as_str().unwrap_or_default()
+    ));
+    if matches!(connection.state, ConnectionState::Suspended) {
+        record(
+            services,
+            Attempt {
+                code: Some(Code::IntegrationSuspended),
+                ..attempt(&link, name, config.version)
+            },
+        )
+        .await;
+        return Ok(Applied::Recorded(Code::IntegrationSuspended));
+    }
+    let intent = format!("note-intent#{account}#{event_id}");
+    let marker = note_marker(event_id);
+    let token = match super::tokens::access_token(services, account).await {
+        Ok(t) => t,
+        Err(e) => {
+            return failure(
+                services,
+                link,
+                name,
+                WriteError::Token(e),
+                last_attempt,
+                config.version,
+            )
+            .await;
+        }
+    };
+    let token = secrecy::ExposeSecret::expose_secret(&token).to_owned();
+    match services.watermarks.watermark(&intent).await?.as_deref() {
+        Some("pending") => {
+            // A previous attempt may have created it before failing: adopt it.
+            match services.write.find_note(&token, &marker).await {
+                Ok(Some(id)) => {
+                    services
+                        .watermarks
+                        .set_watermark(&intent, &id.to_string())
+                        .await?;
+                    info!(note = id, "note adopted after an interrupted attempt");
+                    return Ok(Applied::Nothing);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return failure(
+                        services,
+                        link,
+                        name,
+                        WriteError::HubSpot(e),
+                        last_attempt,
+                        config.version,
+                    )
+                    .await;
+                }
+            }
+        }
+        Some(_) => return Ok(Applied::Nothing),
+        None => {}
+    }
+    // Associations: the deal, its primary company, the project's contact when linked.
+    let mut associations = vec![link.hubspot];
+    if let Some(company) = link
+        .baseline
+        .get(super::linked_deals::COMPANY)
+        .and_then(|b| b.hubspot.as_deref())
+        .and_then(|c| c.parse().ok())
+    {
+        associations.push(crate::domain::HubSpotRef {
+            object_type: HubSpotObjectType::Company,
+            id: company,
+        });
+    }
+    let project = services
+        .board
+        .get(account, crate::ports::BoardResource::Projects, project_id)
+        .await;
+    match project {
+        Ok(project) => {
+            if let Some(contact) = project.fields.get("contact_id").and_then(Value::as_u64)
+                && let Some(contact_link) = services
+                    .links
+                    .link_by_board(
+                        account,
+                        connection.portal_id,
+                        BoardRef {
+                            kind: BoardObjectKind::CustomerContact,
+                            id: contact,
+                        },
+                    )
+                    .await?
+                && contact_link.state == LinkState::Enabled
+            {
+                associations.push(contact_link.hubspot);
+            }
+        }
+        Err(crate::ports::BoardError::NotFound) => {}
+        Err(e) if !last_attempt => return Err(BoardSyncError::Transient(e.to_string())),
+        Err(e) => warn!(error = %e, "project not read; the note goes without its contact"),
+    }
+    services
+        .watermarks
+        .set_watermark(&intent, "pending")
+        .await?;
+    if let Err(wait) = super::budget::hubspot(services, connection.portal_id, 1).await {
+        let error = HubSpotError::RateLimited {
+            retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        };
+        return failure(
+            services,
+            link,
+            name,
+            WriteError::HubSpot(error),
+            last_attempt,
+            config.version,
+        )
+        .await;
+    }
+    let timestamp = services.clock.now().unix_timestamp() * 1000;
+    let body = note_body(object, event_id);
+    match services
+        .write
+        .create_note(&token, &body, timestamp, &associations)
+        .await
+    {
+        Ok(id) => {
+            services
+                .watermarks
+                .set_watermark(&intent, &id.to_string())
+                .await?;
+            record(
+                services,
+                Attempt {
+                    action: Some("note_created"),
+                    detail: Some(format!("note {id}")),
+                    ..attempt(&link, name, config.version)
+                },
+            )
+            .await;
+            Ok(Applied::NoteCreated(id))
+        }
+        // The deal is gone: the note cannot be attached; the link is disabled once.
+        Err(e) => {
+            failure(
+                services,
+                link,
+                name,
+                WriteError::HubSpot(e),
+                last_attempt,
+                config.version,
+            )
+            .await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,6 +786,19 @@ mod tests {
         assert_eq!(
             amount(Some("1234.50"), None, false).as_deref(),
             Some("1234.5")
+        );
+    }
+
+    #[test]
+    fn notes_say_what_was_sent_in_japanese_with_the_marker() {
+        let object = serde_json::json!({"project_id": 1, "document_type": "invoice", "document_number": "INV-000001",
+            "issue_date": "2026-11-30", "total": "100000", "tax": "10000", "total_with_tax": "110000",
+            "method": "post", "resend": true});
+        let body = note_body(&object, "ev-9");
+        assert_eq!(
+            body,
+            "<p>boardから請求書を送付しました(再送)</p><p>書類番号: INV-000001</p><p>発行日: 2026-11-30</p>\
+             <p>金額(税抜): ¥100,000</p><p>金額(税込): ¥110,000</p><p>送付方法: 郵送</p><p>[board-doc:ev-9]</p>"
         );
     }
 

@@ -60,12 +60,7 @@ pub async fn process_batch(
             Err(reason) => Err(Failure::Poison(reason)),
             Ok(QueueMessage::Job(job)) => run_job(services, job).await,
             Ok(QueueMessage::BoardEvent(event)) => {
-                board_event(
-                    services,
-                    &event,
-                    message.receive_count >= super::services::MAX_RECEIVES,
-                )
-                .await
+                board_event(services, &event, message.receive_count).await
             }
         };
         match result {
@@ -180,28 +175,45 @@ fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
 async fn board_event(
     services: &Services,
     event: &BoardEvent,
-    last_attempt: bool,
+    receive_count: u32,
 ) -> Result<(), Failure> {
     use super::jobs::BoardEventType as T;
+    let last_attempt = receive_count >= super::services::MAX_RECEIVES;
     let object = board_object(event)?;
     let now = services.clock.now();
     let first = services
         .board_events
         .first_sighting(&event.account_id, &event.event_id, now, now + EVENT_MEMORY)
         .await?;
-    if !first {
+    let versioned = event.event_type != T::DocumentSent;
+    if first {
+        // Documents are events, not versions of the project.
+        if versioned
+            && !services
+                .board_events
+                .advance_version(&event.account_id, object, event.version)
+                .await?
+        {
+            debug!(event_id = %event.event_id, %object, version = event.version, "older than what was applied");
+            return Ok(());
+        }
+    } else if receive_count <= 1 {
+        // Another copy of an event already taken (board's producer or SQS sent it twice).
         debug!(event_id = %event.event_id, "duplicate board event");
         return Ok(());
-    }
-    // Documents are events, not versions of the project.
-    if event.event_type != T::DocumentSent
-        && !services
+    } else if versioned
+        && services
             .board_events
-            .advance_version(&event.account_id, object, event.version)
+            .applied_version(&event.account_id, object)
             .await?
+            != Some(event.version)
     {
-        debug!(event_id = %event.event_id, %object, version = event.version, "older than what was applied");
+        debug!(event_id = %event.event_id, "redelivered, and a newer version was applied since");
         return Ok(());
+    } else {
+        // This very message came back: the worker may have died mid-way. Applying
+        // again is safe (baselines; notes are found by their marker).
+        debug!(event_id = %event.event_id, receive_count, "redelivered board event applied again");
     }
     let result = match event.event_type {
         T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted => {
@@ -216,6 +228,19 @@ async fn board_event(
             )
             .await
             .map(|applied| debug!(event_id = %event.event_id, ?applied, "project event applied"))
+        }
+        T::DocumentSent => {
+            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
+                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+            super::board_sync::document_sent(
+                services,
+                &event.account_id,
+                &event.event_id,
+                &snapshot,
+                last_attempt,
+            )
+            .await
+            .map(|applied| debug!(event_id = %event.event_id, ?applied, "document event applied"))
         }
         _ => {
             debug!(event_id = %event.event_id, %object, "board event accepted");

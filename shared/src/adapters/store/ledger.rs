@@ -62,6 +62,23 @@ impl<T: Table> BoardEventLedger for TableStore<T> {
         }
     }
 
+    async fn applied_version(
+        &self,
+        account: &AccountId,
+        object: BoardRef,
+    ) -> StoreResult<Option<u64>> {
+        let key = Key::new(
+            format!("ACCT#{account}#VER#{}#{}", object.kind.as_str(), object.id),
+            "VER",
+        );
+        Ok(self
+            .table
+            .get(&key)
+            .await?
+            .and_then(|item| item.n(VERSION))
+            .and_then(|v| u64::try_from(v).ok()))
+    }
+
     async fn release_event(
         &self,
         account: &AccountId,
