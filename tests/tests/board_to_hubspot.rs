@@ -444,3 +444,97 @@ async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted()
     assert_eq!(created.len(), 2);
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_linked_customer_drives_its_company_normalised() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (id, pid) = linked_project(&run, "顧客案件").await;
+    let project: Value = run
+        .http
+        .get(format!(
+            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
+            run.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client = project["client_id"].as_u64().expect("client_id");
+    let companies = run
+        .hubspot(
+            reqwest::Method::GET,
+            &format!("/crm/objects/2026-03/deals/{id}/associations/companies"),
+            None,
+        )
+        .await;
+    let company = companies["results"][0]["toObjectId"]
+        .to_string()
+        .trim_matches('"')
+        .to_owned();
+    run.settle().await;
+
+    let (status, body) = run
+        .board(
+            reqwest::Method::PATCH,
+            &format!("/clients/{client}"),
+            "acct-a",
+            Some(
+                json!({"tel": "０３（１２３４）５６７８", "zip": "〒100 0005", "pref": "東京",
+                        "address1": "千代田区丸の内1-1", "address2": "丸の内ビル3F"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let path = format!(
+        "/crm/objects/2026-03/companies/{company}?properties=phone,zip,state,city,address,address2,name"
+    );
+    let mut props = Value::Null;
+    for _ in 0..100 {
+        props = run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone();
+        if props["phone"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(props["phone"], "03-1234-5678");
+    assert_eq!(props["zip"], "100-0005");
+    assert_eq!(props["state"], "東京都");
+    assert_eq!(props["city"], "千代田区");
+    assert_eq!(props["address"], "丸の内1-1");
+    assert_eq!(props["address2"], "丸の内ビル3F");
+    run.settle().await;
+    run.settle().await;
+    let updated = entries(&run, "action", "company_updated").await;
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert!(
+        entries(&run, "action", "customer_updated").await.is_empty(),
+        "HubSpot's webhook for our write is an echo"
+    );
+
+    // A postal code board cannot mean: skipped with a warning, the rest goes through.
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/clients/{client}"),
+        "acct-a",
+        Some(json!({"zip": "12345", "address2": "丸の内ビル5F"})),
+    )
+    .await;
+    let mut warned = Vec::new();
+    for _ in 0..100 {
+        warned = entries(&run, "action", "company_updated").await;
+        if warned.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(warned.len(), 2);
+    let newest = &warned[0];
+    assert!(newest["warnings"].to_string().contains("12345"), "{newest}");
+    let props = run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone();
+    assert_eq!(props["zip"], "100-0005");
+    assert_eq!(props["address2"], "丸の内ビル5F");
+    run.stack.shutdown().await;
+}

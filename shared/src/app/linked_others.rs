@@ -24,10 +24,14 @@ pub const COMPANY_PROPERTIES: [&str; 7] = [
 pub const CONTACT_PROPERTIES: [&str; 4] = ["lastname", "firstname", "email", "jobtitle"];
 
 /// (baseline key, board field, value).
-type Wanted = (&'static str, &'static str, Option<String>);
+pub(crate) type Wanted = (&'static str, &'static str, Option<String>);
 
 /// What a linked object should set in board, and warnings about what it cannot.
-fn wanted(link: &Link, object: &CrmObject, config: &AccountConfig) -> (Vec<Wanted>, Vec<String>) {
+pub(crate) fn wanted(
+    link: &Link,
+    object: &CrmObject,
+    config: &AccountConfig,
+) -> (Vec<Wanted>, Vec<String>) {
     let get = |k: &str| object.get(k).map(normalize::nfkc).filter(|v| !v.is_empty());
     let mut warnings = Vec::new();
     let values = match (link.hubspot.object_type, link.board.kind) {

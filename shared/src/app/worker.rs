@@ -242,9 +242,24 @@ async fn board_event(
             .await
             .map(|applied| debug!(event_id = %event.event_id, ?applied, "document event applied"))
         }
-        _ => {
-            debug!(event_id = %event.event_id, %object, "board event accepted");
-            Ok(())
+        T::CustomerCreated
+        | T::CustomerUpdated
+        | T::CustomerDeleted
+        | T::ContactCreated
+        | T::ContactUpdated
+        | T::ContactDeleted => {
+            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
+                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+            super::board_sync::customer_or_contact_event(
+                services,
+                &event.account_id,
+                object.kind,
+                matches!(event.event_type, T::CustomerDeleted | T::ContactDeleted),
+                &snapshot,
+                last_attempt,
+            )
+            .await
+            .map(|applied| debug!(event_id = %event.event_id, ?applied, "board event applied"))
         }
     };
     match result {
