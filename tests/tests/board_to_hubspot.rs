@@ -538,3 +538,129 @@ async fn a_linked_customer_drives_its_company_normalised() {
     assert_eq!(props["address2"], "丸の内ビル5F");
     run.stack.shutdown().await;
 }
+
+async fn faults(run: &Run, faults: Value) {
+    let response = run
+        .http
+        .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
+#[tokio::test]
+async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (id, pid) = linked_project(&run, "障害案件").await;
+    run.settle().await;
+
+    // HubSpot answers 503 to every write: the event goes back to the queue, nothing recorded.
+    faults(
+        &run,
+        json!({"error_rates": [[503, 1.0]], "path_prefix": "/crm/objects/2026-03/deals/batch"}),
+    )
+    .await;
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/projects/{pid}"),
+        "acct-a",
+        Some(json!({"name": "障害中の変更"})),
+    )
+    .await;
+    run.settle().await;
+    assert!(
+        entries(&run, "direction", "board_to_hubspot")
+            .await
+            .is_empty()
+    );
+    assert_eq!(deal(&run, &id).await["properties"]["dealname"], "障害案件");
+
+    // HubSpot is back: the retry (a delay of about ten seconds) applies it.
+    faults(&run, json!({})).await;
+    let renamed = {
+        let mut found = Value::Null;
+        // Polled gently: the person's token shares HubSpot's 110 requests per 10 s.
+        for _ in 0..60 {
+            let d = deal(&run, &id).await;
+            if d["properties"]["dealname"] == "障害中の変更" {
+                found = d;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        found
+    };
+    assert!(!renamed.is_null(), "the retry never applied the change");
+    assert_eq!(entries(&run, "action", "deal_updated").await.len(), 1);
+
+    // Still failing on the last receive: recorded as hubspot_unavailable, retryable from the history.
+    faults(
+        &run,
+        json!({"error_rates": [[500, 1.0]], "path_prefix": "/crm/objects/2026-03/deals/batch"}),
+    )
+    .await;
+    let project = board_hubspot::domain::BoardRef {
+        kind: board_hubspot::domain::BoardObjectKind::Project,
+        id: pid,
+    };
+    let next_version = run
+        .stack
+        .services
+        .board_events
+        .applied_version(&"acct-a".parse().unwrap(), project)
+        .await
+        .unwrap()
+        .unwrap_or(0)
+        + 1;
+    let event = json!({"event_id": "ev-last-attempt", "account_id": "acct-a", "type": "project.updated",
+                       "occurred_at": "2026-11-30T10:00:00+09:00", "version": next_version,
+                       "object": {"id": pid, "name": "最後の試行", "order_status": 1}});
+    let message = board_hubspot::ports::ReceivedMessage {
+        message_id: "m-last".into(),
+        receipt: "r-last".into(),
+        body: event.to_string(),
+        receive_count: board_hubspot::app::services::MAX_RECEIVES,
+        attributes: Vec::new(),
+    };
+    let services = &run.stack.services;
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        &[message],
+    )
+    .await;
+    assert_eq!(outcome.done.len(), 1, "{outcome:?}");
+    let unavailable = entries(&run, "code", "hubspot_unavailable").await;
+    assert_eq!(unavailable.len(), 1);
+    assert_eq!(unavailable[0]["status"], "error");
+    assert_eq!(
+        unavailable[0]["message"],
+        "HubSpot APIが一時的に利用できない状況です。"
+    );
+
+    // Retried from the history once HubSpot is back: board's current project is applied.
+    faults(&run, json!({})).await;
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!(
+                "/v1/hubspot/history/{}/retry",
+                unavailable[0]["id"].as_str().unwrap()
+            ),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The event's snapshot was made up; board's project is what the retry applies,
+    // and it is already on the deal: nothing more is written, nothing fails.
+    assert_eq!(
+        deal(&run, &id).await["properties"]["dealname"],
+        "障害中の変更"
+    );
+    assert_eq!(entries(&run, "code", "hubspot_unavailable").await.len(), 1);
+    run.stack.shutdown().await;
+}

@@ -235,9 +235,59 @@ pub async fn retry(
     if entry.status == crate::domain::history::Status::Success {
         return Err(LinkError::Conflict("成功した履歴は再実行できません".into()));
     }
+    if entry.direction == crate::domain::history::Direction::BoardToHubspot
+        && let Some(board) = entry.board
+    {
+        return retry_from_board(services, account, board).await;
+    }
     let object = entry
         .hubspot
         .ok_or_else(|| LinkError::Conflict("再実行できる対象がありません".into()))?;
     let connection = connection(services, account).await?;
     resync_object(services, &connection, object, "retry").await
+}
+
+/// Re-reads the board object and applies it to HubSpot as a change event would;
+/// a failure is recorded again (a new entry), not retried in the background.
+async fn retry_from_board(
+    services: &Services,
+    account: &AccountId,
+    board: crate::domain::BoardRef,
+) -> Result<(), LinkError> {
+    use crate::domain::BoardObjectKind as K;
+    use crate::ports::{BoardError, BoardResource};
+    connection(services, account).await?;
+    let resource = match board.kind {
+        K::Project => BoardResource::Projects,
+        K::Customer => BoardResource::Clients,
+        K::CustomerContact => BoardResource::Contacts,
+    };
+    let record = match services.board.get(account, resource, board.id).await {
+        Ok(r) => r,
+        Err(BoardError::NotFound) => {
+            return Err(LinkError::Conflict(
+                "boardのデータが削除されています".into(),
+            ));
+        }
+        Err(e) => return Err(LinkError::Unavailable(e.to_string())),
+    };
+    let mut snapshot = record.fields;
+    snapshot.insert("id".into(), serde_json::json!(record.id));
+    let snapshot = serde_json::Value::Object(snapshot);
+    let result = match board.kind {
+        K::Project => {
+            super::board_sync::project_event(services, account, false, &snapshot, true).await
+        }
+        kind => {
+            super::board_sync::customer_or_contact_event(
+                services, account, kind, false, &snapshot, true,
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(_) => Ok(()),
+        Err(super::board_sync::BoardSyncError::Store(e)) => Err(e.into()),
+        Err(super::board_sync::BoardSyncError::Transient(m)) => Err(LinkError::Unavailable(m)),
+    }
 }
