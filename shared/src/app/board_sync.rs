@@ -151,6 +151,30 @@ async fn live_connection(
         .filter(|c| !matches!(c.state, ConnectionState::Disconnected)))
 }
 
+/// A deal write a project event needs, to be sent with others in one batch call.
+pub struct PendingDealWrite {
+    connection: Connection,
+    link: Link,
+    properties: BTreeMap<String, String>,
+    fields: Vec<&'static str>,
+    warnings: Vec<String>,
+    baselines: Vec<(&'static str, Option<String>, Option<String>)>,
+    name: Option<String>,
+    config_version: u64,
+}
+
+impl PendingDealWrite {
+    pub fn account(&self) -> &AccountId {
+        &self.link.account_id
+    }
+}
+
+/// What a project event comes to before anything is written to HubSpot.
+pub enum Plan {
+    Done(Applied),
+    Write(Box<PendingDealWrite>),
+}
+
 /// Applies one project event. `last_attempt`: transient failures are recorded
 /// as `hubspot_unavailable` instead of retried.
 pub async fn project_event(
@@ -160,11 +184,27 @@ pub async fn project_event(
     object: &Value,
     last_attempt: bool,
 ) -> Result<Applied, BoardSyncError> {
+    match plan_project(services, account, deleted, object).await? {
+        Plan::Done(applied) => Ok(applied),
+        Plan::Write(pending) => {
+            let mut results = write_deals(services, vec![(*pending, last_attempt)]).await;
+            results.pop().expect("one result per write")
+        }
+    }
+}
+
+/// Everything of a project event up to the deal write.
+pub async fn plan_project(
+    services: &Services,
+    account: &AccountId,
+    deleted: bool,
+    object: &Value,
+) -> Result<Plan, BoardSyncError> {
     let Some(project) = Project::from_snapshot(object) else {
-        return Ok(Applied::Nothing);
+        return Ok(Plan::Done(Applied::Nothing));
     };
     let Some(connection) = live_connection(services, account).await? else {
-        return Ok(Applied::Nothing);
+        return Ok(Plan::Done(Applied::Nothing));
     };
     let board = BoardRef {
         kind: BoardObjectKind::Project,
@@ -175,11 +215,11 @@ pub async fn project_event(
         .link_by_board(account, connection.portal_id, board)
         .await?
     else {
-        return Ok(Applied::Nothing);
+        return Ok(Plan::Done(Applied::Nothing));
     };
     if link.state != LinkState::Enabled {
         // Disabled links record nothing more (the first error was recorded).
-        return Ok(Applied::Nothing);
+        return Ok(Plan::Done(Applied::Nothing));
     }
     let config = services.configs.config(account).await?;
     if deleted {
@@ -197,7 +237,7 @@ pub async fn project_event(
             project = project.id,
             "project deleted in board: link marked deleted"
         );
-        return Ok(Applied::Recorded(Code::ProjectNotFound));
+        return Ok(Plan::Done(Applied::Recorded(Code::ProjectNotFound)));
     }
     if matches!(connection.state, ConnectionState::Suspended) {
         record(
@@ -208,7 +248,7 @@ pub async fn project_event(
             },
         )
         .await;
-        return Ok(Applied::Recorded(Code::IntegrationSuspended));
+        return Ok(Plan::Done(Applied::Recorded(Code::IntegrationSuspended)));
     }
 
     let mut properties: BTreeMap<String, String> = BTreeMap::new();
@@ -246,7 +286,17 @@ pub async fn project_event(
                 .get(pipeline)
                 .cloned()
                 .unwrap_or_default();
-            let order = stage_order(services, account, pipeline).await?;
+            let candidates: Vec<StageId> = mapping
+                .iter()
+                .filter(|(_, s)| **s == status)
+                .map(|(id, _)| id.clone())
+                .collect();
+            // The display order is read from HubSpot only when several stages map to the status.
+            let order = if candidates.len() > 1 {
+                stage_order(services, account, pipeline).await?
+            } else {
+                candidates
+            };
             match stage_for_status(&order, &mapping, Some(stage), status) {
                 Some(s) if s != stage => new_stage = Some((pipeline.clone(), s.clone())),
                 Some(_) => {}
@@ -310,11 +360,135 @@ pub async fn project_event(
             apply_baselines(&mut link, baselines);
             save(services, &link).await?;
         }
-        return Ok(Applied::Nothing);
+        return Ok(Plan::Done(Applied::Nothing));
     }
 
-    let result = write(services, &connection, &link, properties).await;
-    match result {
+    Ok(Plan::Write(Box::new(PendingDealWrite {
+        connection,
+        link,
+        properties,
+        fields,
+        warnings,
+        baselines,
+        name: project.name,
+        config_version: config.version,
+    })))
+}
+
+/// Sends the deal writes of several project events: per account, in batch calls
+/// of at most 100 within the portal's budget; a refused batch (HubSpot's batch
+/// update is all-or-nothing) is bisected to the record at fault. One result per
+/// write, in order.
+pub async fn write_deals(
+    services: &Services,
+    writes: Vec<(PendingDealWrite, bool)>,
+) -> Vec<Result<Applied, BoardSyncError>> {
+    let mut outcomes: Vec<Option<Result<(), WriteError>>> = writes.iter().map(|_| None).collect();
+    let mut accounts: Vec<AccountId> = writes.iter().map(|(w, _)| w.account().clone()).collect();
+    accounts.sort();
+    accounts.dedup();
+    for account in accounts {
+        let indexes: Vec<usize> = (0..writes.len())
+            .filter(|i| writes[*i].0.account() == &account)
+            .collect();
+        let token = match super::tokens::access_token(services, &account).await {
+            Ok(t) => secrecy::ExposeSecret::expose_secret(&t).to_owned(),
+            Err(_) => {
+                // Each write asks again, so each failure is classified on its own.
+                for i in indexes {
+                    let (w, _) = &writes[i];
+                    outcomes[i] =
+                        Some(write(services, &w.connection, &w.link, w.properties.clone()).await);
+                }
+                continue;
+            }
+        };
+        let portal = writes[indexes[0]].0.connection.portal_id;
+        for chunk in indexes.chunks(crate::adapters::hubspot::BATCH_LIMIT) {
+            let items: Vec<(usize, u64, BTreeMap<String, String>)> = chunk
+                .iter()
+                .map(|i| {
+                    (
+                        *i,
+                        writes[*i].0.link.hubspot.id,
+                        writes[*i].0.properties.clone(),
+                    )
+                })
+                .collect();
+            for (i, result) in bisect(services, &token, portal, items).await {
+                outcomes[i] = Some(result.map_err(WriteError::HubSpot));
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(writes.len());
+    for ((pending, last_attempt), outcome) in writes.into_iter().zip(outcomes) {
+        let outcome = outcome.unwrap_or_else(|| {
+            Err(WriteError::HubSpot(HubSpotError::Unavailable(
+                "not sent".into(),
+            )))
+        });
+        results.push(finish(services, pending, outcome, last_attempt).await);
+    }
+    results
+}
+
+type Bisected = Vec<(usize, Result<(), HubSpotError>)>;
+
+fn bisect<'a>(
+    services: &'a Services,
+    token: &'a str,
+    portal: crate::domain::PortalId,
+    items: Vec<(usize, u64, BTreeMap<String, String>)>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Bisected> + Send + 'a>> {
+    Box::pin(async move {
+        if let Err(wait) = super::budget::hubspot(services, portal, 1).await {
+            let error = HubSpotError::RateLimited {
+                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            };
+            return items
+                .into_iter()
+                .map(|(i, _, _)| (i, Err(error.clone())))
+                .collect();
+        }
+        let updates: Vec<(u64, BTreeMap<String, String>)> =
+            items.iter().map(|(_, id, p)| (*id, p.clone())).collect();
+        match services
+            .write
+            .batch_update(token, HubSpotObjectType::Deal, &updates)
+            .await
+        {
+            Ok(()) => items.into_iter().map(|(i, _, _)| (i, Ok(()))).collect(),
+            Err(HubSpotError::Rejected { .. } | HubSpotError::NotFound(_)) if items.len() > 1 => {
+                let mut items = items;
+                let right = items.split_off(items.len() / 2);
+                let mut out = bisect(services, token, portal, items).await;
+                out.extend(bisect(services, token, portal, right).await);
+                out
+            }
+            Err(error) => items
+                .into_iter()
+                .map(|(i, _, _)| (i, Err(error.clone())))
+                .collect(),
+        }
+    })
+}
+
+async fn finish(
+    services: &Services,
+    pending: PendingDealWrite,
+    outcome: Result<(), WriteError>,
+    last_attempt: bool,
+) -> Result<Applied, BoardSyncError> {
+    let PendingDealWrite {
+        mut link,
+        fields,
+        warnings,
+        baselines,
+        name,
+        config_version,
+        ..
+    } = pending;
+    match outcome {
         Ok(()) => {
             apply_baselines(&mut link, baselines);
             link.last_synced_at = Some(services.clock.now());
@@ -325,23 +499,13 @@ pub async fn project_event(
                     action: Some("deal_updated"),
                     detail: Some(fields.join(", ")),
                     warnings,
-                    ..attempt(&link, project.name.clone(), config.version)
+                    ..attempt(&link, name, config_version)
                 },
             )
             .await;
             Ok(Applied::DealUpdated(fields))
         }
-        Err(error) => {
-            failure(
-                services,
-                link,
-                project.name,
-                error,
-                last_attempt,
-                config.version,
-            )
-            .await
-        }
+        Err(error) => failure(services, link, name, error, last_attempt, config_version).await,
     }
 }
 

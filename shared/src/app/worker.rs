@@ -9,7 +9,7 @@ use std::time::Duration;
 use tracing::{debug, info, instrument, warn};
 
 use super::Services;
-use super::jobs::{BoardEvent, Job, QueueMessage};
+use super::jobs::{BoardEvent, BoardEventType, Job, QueueMessage};
 use crate::domain::{BoardObjectKind, BoardRef, PortalId};
 use crate::ports::{ReceivedMessage, StoreError, WorkQueue};
 
@@ -55,37 +55,172 @@ pub async fn process_batch(
     messages: &[ReceivedMessage],
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
+    // Project changes are gathered so their deal writes share batch calls.
+    let mut projects: Vec<(&ReceivedMessage, BoardEvent)> = Vec::new();
     for message in messages {
         let result = match QueueMessage::parse(&message.body) {
             Err(reason) => Err(Failure::Poison(reason)),
             Ok(QueueMessage::Job(job)) => run_job(services, job).await,
+            Ok(QueueMessage::BoardEvent(event))
+                if matches!(
+                    event.event_type,
+                    BoardEventType::ProjectCreated | BoardEventType::ProjectUpdated
+                ) =>
+            {
+                projects.push((message, event));
+                continue;
+            }
             Ok(QueueMessage::BoardEvent(event)) => {
                 board_event(services, &event, message.receive_count).await
             }
         };
-        match result {
-            Ok(()) => outcome.done.push(message.message_id.clone()),
-            Err(Failure::Poison(reason)) => {
-                warn!(message_id = %message.message_id, %reason, "moving message to the dead-letter queue");
-                match source.dead_letter(message, &reason).await {
-                    Ok(()) => outcome.dead_lettered += 1,
-                    Err(e) => {
-                        warn!(message_id = %message.message_id, error = %e, "dead-lettering failed; SQS's redrive policy will");
-                        outcome.retry.push(message.message_id.clone());
-                    }
+        settle(source, message, result, &mut outcome).await;
+    }
+    for (message, result) in project_events(services, projects).await {
+        settle(source, message, result, &mut outcome).await;
+    }
+    outcome
+}
+
+async fn settle(
+    source: &dyn WorkQueue,
+    message: &ReceivedMessage,
+    result: Result<(), Failure>,
+    outcome: &mut BatchOutcome,
+) {
+    match result {
+        Ok(()) => outcome.done.push(message.message_id.clone()),
+        Err(Failure::Poison(reason)) => {
+            warn!(message_id = %message.message_id, %reason, "moving message to the dead-letter queue");
+            match source.dead_letter(message, &reason).await {
+                Ok(()) => outcome.dead_lettered += 1,
+                Err(e) => {
+                    warn!(message_id = %message.message_id, error = %e, "dead-lettering failed; SQS's redrive policy will");
+                    outcome.retry.push(message.message_id.clone());
                 }
             }
-            Err(Failure::Transient(error)) => {
-                let delay = retry_delay(message.receive_count);
-                warn!(message_id = %message.message_id, %error, delay_s = delay.as_secs(), "retrying later");
-                if let Err(e) = source.retry_after(&message.receipt, delay).await {
-                    warn!(error = %e, "could not delay the retry; it comes back after the visibility timeout");
+        }
+        Err(Failure::Transient(error)) => {
+            let delay = retry_delay(message.receive_count);
+            warn!(message_id = %message.message_id, %error, delay_s = delay.as_secs(), "retrying later");
+            if let Err(e) = source.retry_after(&message.receipt, delay).await {
+                warn!(error = %e, "could not delay the retry; it comes back after the visibility timeout");
+            }
+            outcome.retry.push(message.message_id.clone());
+        }
+    }
+}
+
+/// Project changes of one batch: the newest event per project (older ones in the
+/// same batch are covered by its full snapshot), planned one by one, their deal
+/// writes sent together.
+async fn project_events<'m>(
+    services: &Services,
+    events: Vec<(&'m ReceivedMessage, BoardEvent)>,
+) -> Vec<(&'m ReceivedMessage, Result<(), Failure>)> {
+    let mut results: Vec<(&'m ReceivedMessage, Result<(), Failure>)> = Vec::new();
+    let mut newest: std::collections::BTreeMap<(String, u64), usize> = Default::default();
+    let mut objects = Vec::with_capacity(events.len());
+    for (i, (message, event)) in events.iter().enumerate() {
+        match board_object(event) {
+            Ok(object) => {
+                objects.push(Some(object));
+                let key = (event.account_id.to_string(), object.id);
+                let keep = newest
+                    .get(&key)
+                    .is_none_or(|j| events[*j].1.version < event.version);
+                if keep {
+                    newest.insert(key, i);
                 }
-                outcome.retry.push(message.message_id.clone());
+            }
+            Err(failure) => {
+                objects.push(None);
+                results.push((message, Err(failure)));
             }
         }
     }
-    outcome
+    let chosen: HashSet<usize> = newest.values().copied().collect();
+    let mut pending = Vec::new();
+    for (i, (message, event)) in events.iter().enumerate() {
+        if objects[i].is_none() {
+            continue;
+        }
+        if !chosen.contains(&i) {
+            debug!(event_id = %event.event_id, "superseded by a newer event in the same batch");
+            results.push((message, Ok(())));
+            continue;
+        }
+        let planned = async {
+            if !admit(services, event, message.receive_count).await? {
+                return Ok(None);
+            }
+            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
+                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+            super::board_sync::plan_project(services, &event.account_id, false, &snapshot)
+                .await
+                .map_err(sync_failure)
+                .map(Some)
+        };
+        match planned.await {
+            Ok(Some(super::board_sync::Plan::Write(write))) => {
+                let last = message.receive_count >= super::services::MAX_RECEIVES;
+                pending.push((i, *write, last));
+            }
+            Ok(_) => results.push((message, Ok(()))),
+            Err(failure) => {
+                if matches!(failure, Failure::Transient(_)) {
+                    release(services, event).await;
+                }
+                results.push((message, Err(failure)));
+            }
+        }
+    }
+    let order: Vec<usize> = pending.iter().map(|(i, _, _)| *i).collect();
+    let writes = pending.into_iter().map(|(_, w, last)| (w, last)).collect();
+    let written = super::board_sync::write_deals(services, writes).await;
+    for (i, result) in order.into_iter().zip(written) {
+        let (message, event) = &events[i];
+        let result = match result {
+            Ok(applied) => {
+                debug!(event_id = %event.event_id, ?applied, "project event applied");
+                Ok(())
+            }
+            Err(e) => {
+                release(services, event).await;
+                Err(sync_failure(e))
+            }
+        };
+        results.push((message, result));
+    }
+    results
+}
+
+fn sync_failure(error: super::board_sync::BoardSyncError) -> Failure {
+    match error {
+        super::board_sync::BoardSyncError::Store(s) => Failure::Transient(s),
+        super::board_sync::BoardSyncError::Transient(m) => {
+            Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
+        }
+    }
+}
+
+/// Forgets an event whose effect failed transiently, so its redelivery is applied.
+async fn release(services: &Services, event: &BoardEvent) {
+    let Ok(object) = board_object(event) else {
+        return;
+    };
+    let version = if event.event_type == BoardEventType::DocumentSent {
+        0
+    } else {
+        event.version
+    };
+    if let Err(e) = services
+        .board_events
+        .release_event(&event.account_id, &event.event_id, object, version)
+        .await
+    {
+        warn!(error = %e, "board event not released; its redelivery will be taken for a duplicate");
+    }
 }
 
 async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
@@ -172,20 +307,20 @@ fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
     Ok(BoardRef { kind, id })
 }
 
-async fn board_event(
+/// Whether an event is to be applied: first sightings whose version moves
+/// forward, and redeliveries of this very message while no newer version was applied.
+async fn admit(
     services: &Services,
     event: &BoardEvent,
     receive_count: u32,
-) -> Result<(), Failure> {
-    use super::jobs::BoardEventType as T;
-    let last_attempt = receive_count >= super::services::MAX_RECEIVES;
+) -> Result<bool, Failure> {
     let object = board_object(event)?;
     let now = services.clock.now();
     let first = services
         .board_events
         .first_sighting(&event.account_id, &event.event_id, now, now + EVENT_MEMORY)
         .await?;
-    let versioned = event.event_type != T::DocumentSent;
+    let versioned = event.event_type != BoardEventType::DocumentSent;
     if first {
         // Documents are events, not versions of the project.
         if versioned
@@ -195,12 +330,13 @@ async fn board_event(
                 .await?
         {
             debug!(event_id = %event.event_id, %object, version = event.version, "older than what was applied");
-            return Ok(());
+            return Ok(false);
         }
+        Ok(true)
     } else if receive_count <= 1 {
         // Another copy of an event already taken (board's producer or SQS sent it twice).
         debug!(event_id = %event.event_id, "duplicate board event");
-        return Ok(());
+        Ok(false)
     } else if versioned
         && services
             .board_events
@@ -209,11 +345,25 @@ async fn board_event(
             != Some(event.version)
     {
         debug!(event_id = %event.event_id, "redelivered, and a newer version was applied since");
-        return Ok(());
+        Ok(false)
     } else {
         // This very message came back: the worker may have died mid-way. Applying
         // again is safe (baselines; notes are found by their marker).
         debug!(event_id = %event.event_id, receive_count, "redelivered board event applied again");
+        Ok(true)
+    }
+}
+
+async fn board_event(
+    services: &Services,
+    event: &BoardEvent,
+    receive_count: u32,
+) -> Result<(), Failure> {
+    use super::jobs::BoardEventType as T;
+    let last_attempt = receive_count >= super::services::MAX_RECEIVES;
+    let object = board_object(event)?;
+    if !admit(services, event, receive_count).await? {
+        return Ok(());
     }
     let result = match event.event_type {
         T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted => {
@@ -265,25 +415,8 @@ async fn board_event(
     match result {
         Ok(()) => Ok(()),
         Err(error) => {
-            // Forget the event so its redelivery is applied.
-            let version = if event.event_type == T::DocumentSent {
-                0
-            } else {
-                event.version
-            };
-            if let Err(e) = services
-                .board_events
-                .release_event(&event.account_id, &event.event_id, object, version)
-                .await
-            {
-                warn!(error = %e, "board event not released; its redelivery will be taken for a duplicate");
-            }
-            Err(match error {
-                super::board_sync::BoardSyncError::Store(s) => Failure::Transient(s),
-                super::board_sync::BoardSyncError::Transient(m) => {
-                    Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
-                }
-            })
+            release(services, event).await;
+            Err(sync_failure(error))
         }
     }
 }
