@@ -664,3 +664,77 @@ async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
     assert_eq!(entries(&run, "code", "hubspot_unavailable").await.len(), 1);
     run.stack.shutdown().await;
 }
+
+/// HubSpot's webhooks for the next changes: delivered, or dropped (as a lost delivery would be).
+async fn webhooks(run: &Run, on: bool) {
+    let rate = if on { 0.0 } else { 1.0 };
+    faults(run, json!({"webhooks": {"drop_rate": rate}})).await;
+}
+
+#[tokio::test]
+async fn when_both_sides_change_a_field_the_later_change_wins() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (id, pid) = linked_project(&run, "競合案件").await;
+    run.settle().await;
+
+    // HubSpot's rename is not delivered yet when board's later rename arrives: board wins.
+    webhooks(&run, false).await;
+    run.update_deal(&id, json!({"dealname": "HubSpotでの変更"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/projects/{pid}"),
+        "acct-a",
+        Some(json!({"name": "boardでの変更"})),
+    )
+    .await;
+    run.settle().await;
+    wait_deal(&run, &id, |p| p["dealname"] == "boardでの変更").await;
+    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0]["status"], "skip");
+    assert_eq!(
+        conflicts[0]["message"],
+        "boardとHubSpotの両方で変更されたため、後の変更を優先しました"
+    );
+    assert!(conflicts[0]["detail"].as_str().unwrap().contains("board"));
+
+    // A board change older than HubSpot's: HubSpot's value stays, recorded once.
+    run.update_deal(&id, json!({"dealname": "HubSpotの後の変更"}))
+        .await;
+    let project = board_hubspot::domain::BoardRef {
+        kind: board_hubspot::domain::BoardObjectKind::Project,
+        id: pid,
+    };
+    let services = &run.stack.services;
+    let version = services
+        .board_events
+        .applied_version(&"acct-a".parse().unwrap(), project)
+        .await
+        .unwrap()
+        .unwrap()
+        + 100;
+    let stale = json!({"event_id": "ev-older", "account_id": "acct-a", "type": "project.updated",
+                       "occurred_at": "2026-01-01T00:00:00+09:00", "version": version,
+                       "object": {"id": pid, "name": "古いboardの変更", "order_status": 1}});
+    let message = board_hubspot::ports::ReceivedMessage {
+        message_id: "m-older".into(),
+        receipt: "r-older".into(),
+        body: stale.to_string(),
+        receive_count: 1,
+        attributes: Vec::new(),
+    };
+    board_hubspot::app::worker::process_batch(services, services.board_queue.as_ref(), &[message])
+        .await;
+    assert_eq!(
+        deal(&run, &id).await["properties"]["dealname"],
+        "HubSpotの後の変更"
+    );
+    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    assert_eq!(conflicts.len(), 2);
+    assert!(conflicts[0]["detail"].as_str().unwrap().contains("HubSpot"));
+    webhooks(&run, true).await;
+    run.stack.shutdown().await;
+}

@@ -161,11 +161,72 @@ pub struct PendingDealWrite {
     baselines: Vec<(&'static str, Option<String>, Option<String>)>,
     name: Option<String>,
     config_version: u64,
+    /// When board's change happened; `None`: board's value wins any conflict.
+    occurred_at: Option<time::OffsetDateTime>,
+    /// Fields both sides changed since the baseline (recorded as `conflict_overwritten`).
+    conflicts: Vec<String>,
 }
 
 impl PendingDealWrite {
     pub fn account(&self) -> &AccountId {
         &self.link.account_id
+    }
+
+    pub fn with_occurred_at(mut self, at: Option<time::OffsetDateTime>) -> Self {
+        self.occurred_at = at;
+        self
+    }
+}
+
+/// Deal properties both sides edit, with their baseline keys.
+const TWO_WAY: [(&str, &str); 3] = [
+    ("dealname", NAME),
+    ("dealstage", STAGE),
+    ("closedate", CLOSE_DATE),
+];
+
+/// Where both sides changed a field since the baseline, the later change wins
+/// (SPEC §11): HubSpot's later change drops the field from our write (the
+/// HubSpot → board side applies it); board's later change overwrites HubSpot's.
+fn resolve_conflicts(pending: &mut PendingDealWrite, deal: &crate::ports::CrmObject) {
+    let current = super::linked_deals::deal_values(
+        deal.get("dealname"),
+        deal.get("pipeline"),
+        deal.get("dealstage"),
+        deal.get("closedate"),
+    );
+    let modified = deal.get("hs_lastmodifieddate").and_then(|v| {
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()
+    });
+    for (property, key) in TWO_WAY {
+        if !pending.properties.contains_key(property) {
+            continue;
+        }
+        let now_in_hubspot = current
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.clone());
+        let baseline = pending
+            .link
+            .baseline
+            .get(key)
+            .and_then(|b| b.hubspot.clone());
+        if now_in_hubspot == baseline {
+            continue;
+        }
+        let hubspot_later = matches!((modified, pending.occurred_at), (Some(m), Some(b)) if m > b);
+        if hubspot_later {
+            pending.properties.remove(property);
+            pending.fields.retain(|f| *f != property);
+            pending.baselines.retain(|(k, _, _)| *k != key);
+            pending
+                .conflicts
+                .push(format!("{property}: HubSpotの後の変更を優先"));
+        } else {
+            pending
+                .conflicts
+                .push(format!("{property}: boardの後の変更を優先"));
+        }
     }
 }
 
@@ -372,6 +433,8 @@ pub async fn plan_project(
         baselines,
         name: project.name,
         config_version: config.version,
+        occurred_at: None,
+        conflicts: Vec::new(),
     })))
 }
 
@@ -383,6 +446,7 @@ pub async fn write_deals(
     services: &Services,
     writes: Vec<(PendingDealWrite, bool)>,
 ) -> Vec<Result<Applied, BoardSyncError>> {
+    let mut writes = writes;
     let mut outcomes: Vec<Option<Result<(), WriteError>>> = writes.iter().map(|_| None).collect();
     let mut accounts: Vec<AccountId> = writes.iter().map(|(w, _)| w.account().clone()).collect();
     accounts.sort();
@@ -405,16 +469,77 @@ pub async fn write_deals(
         };
         let portal = writes[indexes[0]].0.connection.portal_id;
         for chunk in indexes.chunks(crate::adapters::hubspot::BATCH_LIMIT) {
-            let items: Vec<(usize, u64, BTreeMap<String, String>)> = chunk
+            // The deals as they are now, for fields both sides may have changed.
+            let two_way: Vec<u64> = chunk
                 .iter()
-                .map(|i| {
-                    (
-                        *i,
-                        writes[*i].0.link.hubspot.id,
-                        writes[*i].0.properties.clone(),
-                    )
+                .filter(|i| {
+                    TWO_WAY
+                        .iter()
+                        .any(|(p, _)| writes[**i].0.properties.contains_key(*p))
                 })
+                .map(|i| writes[*i].0.link.hubspot.id)
                 .collect();
+            if !two_way.is_empty() {
+                let read = match super::budget::hubspot(services, portal, 1).await {
+                    Ok(()) => services
+                        .batch
+                        .batch_read(
+                            &token,
+                            HubSpotObjectType::Deal,
+                            &two_way,
+                            &[
+                                "dealname",
+                                "pipeline",
+                                "dealstage",
+                                "closedate",
+                                "hs_lastmodifieddate",
+                            ],
+                        )
+                        .await
+                        .map(|(found, _)| found),
+                    Err(wait) => Err(HubSpotError::RateLimited {
+                        retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    }),
+                };
+                match read {
+                    Ok(deals) => {
+                        for i in chunk {
+                            let id = writes[*i].0.link.hubspot.id;
+                            if let Some(deal) = deals.iter().find(|d| d.id == id) {
+                                resolve_conflicts(&mut writes[*i].0, deal);
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        for i in chunk {
+                            outcomes[*i] = Some(Err(WriteError::HubSpot(error.clone())));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let mut items: Vec<(usize, u64, BTreeMap<String, String>)> = Vec::new();
+            for i in chunk {
+                if writes[*i].0.properties.is_empty() {
+                    // Every field lost to a later HubSpot change: nothing to send.
+                    outcomes[*i] = Some(Ok(()));
+                }
+            }
+            let chunk: Vec<usize> = chunk
+                .iter()
+                .copied()
+                .filter(|i| !writes[*i].0.properties.is_empty())
+                .collect();
+            if chunk.is_empty() {
+                continue;
+            }
+            items.extend(chunk.iter().map(|i| {
+                (
+                    *i,
+                    writes[*i].0.link.hubspot.id,
+                    writes[*i].0.properties.clone(),
+                )
+            }));
             for (i, result) in bisect(services, &token, portal, items).await {
                 outcomes[i] = Some(result.map_err(WriteError::HubSpot));
             }
@@ -486,6 +611,7 @@ async fn finish(
         baselines,
         name,
         config_version,
+        conflicts,
         ..
     } = pending;
     match outcome {
@@ -493,6 +619,20 @@ async fn finish(
             apply_baselines(&mut link, baselines);
             link.last_synced_at = Some(services.clock.now());
             save(services, &link).await?;
+            if !conflicts.is_empty() {
+                record(
+                    services,
+                    Attempt {
+                        code: Some(Code::ConflictOverwritten),
+                        detail: Some(conflicts.join("、")),
+                        ..attempt(&link, name.clone(), config_version)
+                    },
+                )
+                .await;
+            }
+            if fields.is_empty() {
+                return Ok(Applied::Nothing);
+            }
             record(
                 services,
                 Attempt {

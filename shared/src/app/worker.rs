@@ -146,7 +146,7 @@ async fn project_events<'m>(
             continue;
         }
         if !chosen.contains(&i) {
-            debug!(event_id = %event.event_id, "superseded by a newer event in the same batch");
+            debug!(event_id = %event.event_id, version = event.version, "superseded by a newer event in the same batch");
             results.push((message, Ok(())));
             continue;
         }
@@ -164,9 +164,17 @@ async fn project_events<'m>(
         match planned.await {
             Ok(Some(super::board_sync::Plan::Write(write))) => {
                 let last = message.receive_count >= super::services::MAX_RECEIVES;
-                pending.push((i, *write, last));
+                let at = time::OffsetDateTime::parse(
+                    &event.occurred_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok();
+                pending.push((i, (*write).with_occurred_at(at), last));
             }
-            Ok(_) => results.push((message, Ok(()))),
+            Ok(plan) => {
+                debug!(event_id = %event.event_id, admitted = plan.is_some(), version = event.version, "project event needs no write");
+                results.push((message, Ok(())));
+            }
             Err(failure) => {
                 if matches!(failure, Failure::Transient(_)) {
                     release(services, event).await;
