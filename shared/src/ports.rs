@@ -195,6 +195,20 @@ pub trait BoardEventLedger: Send + Sync {
         object: BoardRef,
         version: u64,
     ) -> StoreResult<bool>;
+    /// A remote create's intent (`pending`, or what was created), kept until `keep_until`.
+    async fn intent(
+        &self,
+        account: &AccountId,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>>;
+    async fn set_intent(
+        &self,
+        account: &AccountId,
+        key: &str,
+        value: &str,
+        keep_until: OffsetDateTime,
+    ) -> StoreResult<()>;
     /// The newest version applied for the object, if any.
     async fn applied_version(
         &self,

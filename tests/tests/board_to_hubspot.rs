@@ -385,10 +385,12 @@ async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted()
 
     // A worker died between HubSpot's create and our record: the redelivery finds
     // the note by its marker and adopts it.
-    let intent = format!("note-intent#acct-a#{}", event["event_id"].as_str().unwrap());
+    let intent = format!("note#{}", event["event_id"].as_str().unwrap());
+    let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     services
-        .watermarks
-        .set_watermark(&intent, "pending")
+        .board_events
+        .set_intent(&account, &intent, "pending", later)
         .await
         .unwrap();
     let redelivered = board_hubspot::ports::ReceivedMessage {
@@ -412,8 +414,8 @@ async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted()
     );
     assert_ne!(
         services
-            .watermarks
-            .watermark(&intent)
+            .board_events
+            .intent(&account, &intent, time::OffsetDateTime::now_utc())
             .await
             .unwrap()
             .as_deref(),

@@ -549,6 +549,30 @@ mod cases {
             id: 8,
         };
         assert_eq!(store.applied_version(&a, unseen).await.unwrap(), None);
+
+        // Intents of remote creates: overwritten as they progress, gone after expiry.
+        assert_eq!(store.intent(&a, "note#ev-1", NOW).await.unwrap(), None);
+        store
+            .set_intent(&a, "note#ev-1", "pending", keep)
+            .await
+            .unwrap();
+        store
+            .set_intent(&a, "note#ev-1", "9001", keep)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.intent(&a, "note#ev-1", NOW).await.unwrap().as_deref(),
+            Some("9001")
+        );
+        assert_eq!(
+            store
+                .intent(&account("acct-b"), "note#ev-1", NOW)
+                .await
+                .unwrap(),
+            None,
+            "per account"
+        );
+        assert_eq!(store.intent(&a, "note#ev-1", keep).await.unwrap(), None);
         assert!(
             store
                 .advance_version(

@@ -1215,7 +1215,8 @@ pub async fn document_sent(
         .await;
         return Ok(Applied::Recorded(Code::IntegrationSuspended));
     }
-    let intent = format!("note-intent#{account}#{event_id}");
+    let intent = format!("note#{event_id}");
+    let keep_until = services.clock.now() + super::worker::EVENT_MEMORY;
     let marker = note_marker(event_id);
     let token = match super::tokens::access_token(services, account).await {
         Ok(t) => t,
@@ -1232,14 +1233,19 @@ pub async fn document_sent(
         }
     };
     let token = secrecy::ExposeSecret::expose_secret(&token).to_owned();
-    match services.watermarks.watermark(&intent).await?.as_deref() {
+    match services
+        .board_events
+        .intent(account, &intent, services.clock.now())
+        .await?
+        .as_deref()
+    {
         Some("pending") => {
             // A previous attempt may have created it before failing: adopt it.
             match services.write.find_note(&token, &marker).await {
                 Ok(Some(id)) => {
                     services
-                        .watermarks
-                        .set_watermark(&intent, &id.to_string())
+                        .board_events
+                        .set_intent(account, &intent, &id.to_string(), keep_until)
                         .await?;
                     info!(note = id, "note adopted after an interrupted attempt");
                     return Ok(Applied::Nothing);
@@ -1302,8 +1308,8 @@ pub async fn document_sent(
         Err(e) => warn!(error = %e, "project not read; the note goes without its contact"),
     }
     services
-        .watermarks
-        .set_watermark(&intent, "pending")
+        .board_events
+        .set_intent(account, &intent, "pending", keep_until)
         .await?;
     if let Err(wait) = super::budget::hubspot(services, connection.portal_id, 1).await {
         let error = HubSpotError::RateLimited {
@@ -1328,8 +1334,8 @@ pub async fn document_sent(
     {
         Ok(id) => {
             services
-                .watermarks
-                .set_watermark(&intent, &id.to_string())
+                .board_events
+                .set_intent(account, &intent, &id.to_string(), keep_until)
                 .await?;
             record(
                 services,

@@ -7,6 +7,7 @@ use crate::domain::{AccountId, BoardRef};
 use crate::ports::{BoardEventLedger, StoreResult};
 
 const VERSION: &str = "version";
+const INTENT: &str = "intent";
 
 #[async_trait]
 impl<T: Table> BoardEventLedger for TableStore<T> {
@@ -60,6 +61,36 @@ impl<T: Table> BoardEventLedger for TableStore<T> {
             Err(TableError::ConditionFailed) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn intent(
+        &self,
+        account: &AccountId,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>> {
+        let key = Key::new(format!("ACCT#{account}#INTENT#{key}"), "INTENT");
+        Ok(self
+            .table
+            .get(&key)
+            .await?
+            .filter(|item| item.n(attr::EXPIRES_AT).is_none_or(|e| e > epoch_ms(now)))
+            .and_then(|item| item.s(INTENT).map(str::to_owned)))
+    }
+
+    async fn set_intent(
+        &self,
+        account: &AccountId,
+        key: &str,
+        value: &str,
+        keep_until: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let item = Item::new(Key::new(format!("ACCT#{account}#INTENT#{key}"), "INTENT"))
+            .with_s(INTENT, value)
+            .with_n(attr::EXPIRES_AT, epoch_ms(keep_until))
+            .with_n(attr::TTL, ttl_seconds(keep_until));
+        self.table.put(item, Cond::Always).await?;
+        Ok(())
     }
 
     async fn applied_version(
