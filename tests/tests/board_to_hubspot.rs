@@ -740,3 +740,105 @@ async fn when_both_sides_change_a_field_the_later_change_wins() {
     webhooks(&run, true).await;
     run.stack.shutdown().await;
 }
+
+async fn project_name(run: &Run, pid: u64) -> Value {
+    let project: Value = run
+        .http
+        .get(format!(
+            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
+            run.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    project["name"].clone()
+}
+
+/// Both sides edit the name while the link is off; turned on and resynced
+/// (HubSpot → board), the later edit wins.
+async fn edit_both_while_off(run: &Run, pid: u64, id: &str, hubspot_first: bool) {
+    let link = format!("/v1/hubspot/links/project/{pid}");
+    let (status, body) = run
+        .api(
+            reqwest::Method::PUT,
+            &link,
+            "acct-a",
+            Some(json!({"sync_enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let hubspot =
+        |n: &'static str| async move { run.update_deal(id, json!({"dealname": n})).await };
+    let board = |n: &'static str| async move {
+        run.board(
+            reqwest::Method::PATCH,
+            &format!("/projects/{pid}"),
+            "acct-a",
+            Some(json!({"name": n})),
+        )
+        .await;
+    };
+    if hubspot_first {
+        hubspot("HubSpotの先の変更").await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        board("boardの後の変更").await;
+    } else {
+        board("boardの先の変更").await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        hubspot("HubSpotの後の変更").await;
+    }
+    run.settle().await;
+    let (status, body) = run
+        .api(
+            reqwest::Method::PUT,
+            &link,
+            "acct-a",
+            Some(json!({"sync_enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("{link}/resync"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+}
+
+#[tokio::test]
+async fn hubspot_to_board_also_lets_the_later_change_win() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (id, pid) = linked_project(&run, "双方の変更").await;
+    run.settle().await;
+
+    edit_both_while_off(&run, pid, &id, true).await;
+    assert_eq!(project_name(&run, pid).await, "boardの後の変更");
+    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0]["direction"], "hubspot_to_board");
+    assert!(
+        conflicts[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("boardの後の変更を優先")
+    );
+
+    edit_both_while_off(&run, pid, &id, false).await;
+    assert_eq!(project_name(&run, pid).await, "HubSpotの後の変更");
+    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    assert_eq!(conflicts.len(), 2, "{conflicts:?}");
+    assert!(
+        conflicts[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("HubSpotの後の変更を優先")
+    );
+    run.stack.shutdown().await;
+}

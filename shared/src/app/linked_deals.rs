@@ -278,12 +278,34 @@ pub async fn apply(
     let mut fields = Map::new();
     let mut new_status: Option<OrderStatus> = None;
     let mut applied: Vec<String> = Vec::new();
+    // Fields board also changed since the baseline, and later: HubSpot's value
+    // is acknowledged but not written (board's change goes to HubSpot).
+    let mut kept_in_board: Vec<&str> = Vec::new();
+    let mut conflicts: Vec<String> = Vec::new();
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let board_at = project
+        .text("updated_at")
+        .and_then(|t| time::OffsetDateTime::parse(t, rfc3339).ok());
+    let hubspot_at = deal
+        .get("hs_lastmodifieddate")
+        .and_then(|t| time::OffsetDateTime::parse(t, rfc3339).ok());
     for (field, value) in &changed {
         match *field {
             NAME => {
+                let in_board = project.text("name").map(nfkc);
+                let board_changed = in_board.is_some()
+                    && link.baseline.get(NAME).and_then(|b| b.board.clone()) != in_board;
                 if let Some(v) = value
-                    && project.text("name") != Some(v.as_str())
+                    && in_board.as_deref() != Some(v.as_str())
                 {
+                    if board_changed {
+                        if matches!((board_at, hubspot_at), (Some(b), Some(h)) if b > h) {
+                            kept_in_board.push(NAME);
+                            conflicts.push("案件名: boardの後の変更を優先".into());
+                            continue;
+                        }
+                        conflicts.push("案件名: HubSpotの後の変更を優先".into());
+                    }
                     fields.insert("name".into(), json!(v));
                     applied.push("案件名".into());
                 }
@@ -344,7 +366,9 @@ pub async fn apply(
     for (field, value) in changed {
         let entry = link.baseline.entry(field.to_owned()).or_default();
         entry.hubspot = value.clone();
-        entry.board = value;
+        if !kept_in_board.contains(&field) {
+            entry.board = value;
+        }
     }
     if let Some(s) = new_status {
         // board's change event for this status is our echo.
@@ -355,6 +379,18 @@ pub async fn apply(
     }
     link.last_synced_at = Some(services.clock.now());
     save(services, &link).await?;
+    if !conflicts.is_empty() {
+        history(
+            services,
+            &link,
+            name.clone(),
+            Some(Code::ConflictOverwritten),
+            None,
+            Some(conflicts.join("、")),
+            config,
+        )
+        .await;
+    }
     if applied.is_empty() {
         return Ok(outcome("nothing_to_apply", "boardの案件は既に同じ内容です"));
     }
