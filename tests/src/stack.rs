@@ -250,6 +250,38 @@ impl Run {
     }
 
     /// Lets queued webhooks and jobs settle.
+    /// board's user sends an invoice for the project (as board's document screen would).
+    pub async fn send_invoice(&self, account: &str, project: u64) {
+        let sent = self
+            .http
+            .post(format!(
+                "{}/_sandbox/board/_actions/send-document",
+                self.base
+            ))
+            .json(
+                &json!({"account_id": account, "project_id": project, "document_type": "invoice",
+                          "method": "email", "total": "100000", "tax": "10000"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 202);
+    }
+
+    /// Every change event the board emulator has emitted.
+    pub async fn board_events(&self) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{}/_sandbox/board/_control/events", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["events"].as_array().unwrap().clone()
+    }
+
     pub async fn settle(&self) {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }

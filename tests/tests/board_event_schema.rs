@@ -211,20 +211,7 @@ async fn every_event_the_board_emulator_emits_matches_the_schema() {
         Some(json!({"name": "スキーマ案件(改)"})),
     )
     .await;
-    let sent = run
-        .http
-        .post(format!(
-            "{}/_sandbox/board/_actions/send-document",
-            run.base
-        ))
-        .json(
-            &json!({"account_id": "acct-a", "project_id": pid, "document_type": "invoice",
-                      "method": "email", "total": "100000", "tax": "10000"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 202);
+    run.send_invoice("acct-a", pid).await;
     run.board(
         reqwest::Method::DELETE,
         &format!("/contacts/{}", contact["id"]),
@@ -232,16 +219,7 @@ async fn every_event_the_board_emulator_emits_matches_the_schema() {
         None,
     )
     .await;
-    let events: Value = run
-        .http
-        .get(format!("{}/_sandbox/board/_control/events", run.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let events = events["events"].as_array().unwrap();
+    let events = run.board_events().await;
     let types: std::collections::BTreeSet<&str> =
         events.iter().filter_map(|e| e["type"].as_str()).collect();
     for expected in [
@@ -254,7 +232,7 @@ async fn every_event_the_board_emulator_emits_matches_the_schema() {
     ] {
         assert!(types.contains(expected), "no {expected} in {types:?}");
     }
-    for event in events {
+    for event in &events {
         let errors: Vec<String> = schema.iter_errors(event).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{event}: {errors:?}");
         assert!(QueueMessage::parse(&event.to_string()).is_ok(), "{event}");

@@ -280,23 +280,6 @@ async fn notes_of_deal(run: &Run, id: &str) -> Vec<String> {
         .collect()
 }
 
-async fn send_document(run: &Run, pid: u64) {
-    let sent = run
-        .http
-        .post(format!(
-            "{}/_sandbox/board/_actions/send-document",
-            run.base
-        ))
-        .json(
-            &json!({"account_id": "acct-a", "project_id": pid, "document_type": "invoice",
-                      "method": "email", "total": "100000", "tax": "10000"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 202);
-}
-
 async fn wait_notes(run: &Run, id: &str, count: usize) -> Vec<String> {
     for _ in 0..100 {
         let notes = notes_of_deal(run, id).await;
@@ -314,7 +297,7 @@ async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted()
     run.connect("acct-a", None).await;
     let (id, pid) = linked_project(&run, "請求案件").await;
 
-    send_document(&run, pid).await;
+    run.send_invoice("acct-a", pid).await;
     let notes = wait_notes(&run, &id, 1).await;
     let note = run
         .hubspot(
@@ -358,19 +341,10 @@ async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted()
     );
 
     // The same event again (board's producer retried): one note.
-    let events: Value = run
-        .http
-        .get(format!("{}/_sandbox/board/_control/events", run.base))
-        .send()
+    let event = run
+        .board_events()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let event = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .rfind(|e| e["type"] == "document.sent")
         .unwrap()
         .clone();
@@ -423,7 +397,7 @@ async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted()
     );
 
     // Sent again: a second note, marked 再送.
-    send_document(&run, pid).await;
+    run.send_invoice("acct-a", pid).await;
     let notes = wait_notes(&run, &id, 2).await;
     let mut bodies = Vec::new();
     for n in &notes {

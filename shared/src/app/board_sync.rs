@@ -662,18 +662,24 @@ fn apply_baselines(
     }
 }
 
+/// The account's access token for a read; failures are retried through the queue.
+async fn bearer(services: &Services, account: &AccountId) -> Result<String, BoardSyncError> {
+    super::tokens::access_token(services, account)
+        .await
+        .map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned())
+        .map_err(|e| BoardSyncError::Transient(e.to_string()))
+}
+
 /// The pipeline's stages in display order (one HubSpot read, only when a status changed).
 async fn stage_order(
     services: &Services,
     account: &AccountId,
     pipeline: &PipelineId,
 ) -> Result<Vec<StageId>, BoardSyncError> {
-    let token = super::tokens::access_token(services, account)
-        .await
-        .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
+    let token = bearer(services, account).await?;
     let pipelines = services
         .crm
-        .pipelines(secrecy::ExposeSecret::expose_secret(&token))
+        .pipelines(&token)
         .await
         .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
     Ok(pipelines
@@ -712,12 +718,10 @@ async fn owner_of(
     else {
         return Ok(None);
     };
-    let token = super::tokens::access_token(services, account)
-        .await
-        .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
+    let token = bearer(services, account).await?;
     let owners = services
         .crm
-        .owners(secrecy::ExposeSecret::expose_secret(&token))
+        .owners(&token)
         .await
         .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
     Ok(owners
