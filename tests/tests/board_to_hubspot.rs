@@ -816,3 +816,107 @@ async fn hubspot_to_board_also_lets_the_later_change_win() {
     );
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn person_in_charge_and_contact_fields_reach_hubspot() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let company = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/companies",
+            Some(json!({"properties": {"name": "株式会社担当"}})),
+        )
+        .await;
+    let contact = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/contacts",
+            Some(json!({"properties": {"lastname": "山田", "firstname": "太郎", "email": "yamada@example.jp"},
+                        "associations": [{"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]}]})),
+        )
+        .await;
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "担当案件", "dealstage": "contractsent"},
+                        "associations": [
+                            {"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]},
+                            {"to": {"id": contact["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]}]})),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+    run.wait_for_draft("acct-a", &id, "open").await;
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/drafts/{id}/register"),
+            "acct-a",
+            Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pid = body["project_id"].as_u64().unwrap();
+    run.settle().await;
+
+    // The person in charge becomes the owner with the same e-mail.
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/projects/{pid}"),
+        "acct-a",
+        Some(json!({"user_id": 2})),
+    )
+    .await;
+    wait_deal(&run, &id, |p| p["hubspot_owner_id"] == "6000002").await;
+
+    // The project's contact: e-mail and 肩書 reach the HubSpot contact.
+    let project: Value = run
+        .http
+        .get(format!(
+            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
+            run.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let board_contact = project["contact_id"]
+        .as_u64()
+        .expect("a contact on the project");
+    let (status, body) = run
+        .board(
+            reqwest::Method::PATCH,
+            &format!("/contacts/{board_contact}"),
+            "acct-a",
+            Some(json!({"email": "t.yamada@example.jp", "title": "部長"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let path = format!(
+        "/crm/objects/2026-03/contacts/{}?properties=email,jobtitle,lastname,firstname",
+        contact["id"].as_str().unwrap()
+    );
+    let mut props = Value::Null;
+    for _ in 0..100 {
+        props = run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone();
+        if props["jobtitle"] == "部長" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(props["jobtitle"], "部長");
+    assert_eq!(props["email"], "t.yamada@example.jp");
+    assert_eq!(props["lastname"], "山田");
+    run.settle().await;
+    assert_eq!(entries(&run, "action", "contact_updated").await.len(), 1);
+    assert!(
+        entries(&run, "action", "customer_contact_updated")
+            .await
+            .is_empty(),
+        "no echo"
+    );
+    run.stack.shutdown().await;
+}
