@@ -920,3 +920,72 @@ async fn person_in_charge_and_contact_fields_reach_hubspot() {
     );
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_individual_customer_renames_its_contact() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let contact = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/contacts",
+            Some(json!({"properties": {"lastname": "個人", "firstname": "一郎", "email": "kojin@example.jp"}})),
+        )
+        .await;
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "個人案件", "dealstage": "contractsent"},
+                        "associations": [{"to": {"id": contact["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]}]})),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+    run.wait_for_draft("acct-a", &id, "open").await;
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/drafts/{id}/register"),
+            "acct-a",
+            Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pid = body["project_id"].as_u64().unwrap();
+    run.settle().await;
+    let project: Value = run
+        .http
+        .get(format!(
+            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
+            run.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client = project["client_id"].as_u64().unwrap();
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/clients/{client}"),
+        "acct-a",
+        Some(json!({"name": "個人 次郎"})),
+    )
+    .await;
+    let path = format!(
+        "/crm/objects/2026-03/contacts/{}?properties=lastname,firstname",
+        contact["id"].as_str().unwrap()
+    );
+    let mut props = Value::Null;
+    for _ in 0..100 {
+        props = run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone();
+        if props["firstname"] == "次郎" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(props["lastname"], "個人");
+    assert_eq!(props["firstname"], "次郎");
+    run.stack.shutdown().await;
+}
