@@ -533,10 +533,10 @@ async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
     let (id, pid) = linked_project(&run, "障害案件").await;
     run.settle().await;
 
-    // HubSpot answers 503 to every write: the event goes back to the queue, nothing recorded.
+    // HubSpot answers 429 or 500 to every write: the event goes back to the queue, nothing recorded.
     faults(
         &run,
-        json!({"error_rates": [[503, 1.0]], "path_prefix": "/crm/objects/2026-03/deals/batch"}),
+        json!({"error_rates": [[429, 0.5], [500, 1.0]], "path_prefix": "/crm/objects/2026-03/deals/batch"}),
     )
     .await;
     run.board(
@@ -572,10 +572,10 @@ async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
     assert!(!renamed.is_null(), "the retry never applied the change");
     assert_eq!(entries(&run, "action", "deal_updated").await.len(), 1);
 
-    // Still failing on the last receive: recorded as hubspot_unavailable, retryable from the history.
+    // Timing out on the last receive: recorded as hubspot_unavailable, retryable from the history.
     faults(
         &run,
-        json!({"error_rates": [[500, 1.0]], "path_prefix": "/crm/objects/2026-03/deals/batch"}),
+        json!({"timeout_rate": 1.0, "timeout_ms": 300, "path_prefix": "/crm/objects/2026-03/deals/batch"}),
     )
     .await;
     let project = board_hubspot::domain::BoardRef {
