@@ -989,3 +989,72 @@ async fn an_individual_customer_renames_its_contact() {
     assert_eq!(props["firstname"], "次郎");
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_changes_on_both_sides_settles() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (id, pid) = linked_project(&run, "連打案件").await;
+    run.settle().await;
+    for i in 0..5 {
+        run.update_deal(&id, json!({"dealname": format!("HubSpot{i}")}))
+            .await;
+        run.board(
+            reqwest::Method::PATCH,
+            &format!("/projects/{pid}"),
+            "acct-a",
+            Some(json!({"name": format!("board{i}")})),
+        )
+        .await;
+    }
+    // Both sides agree, and nothing more happens: no ping-pong.
+    let mut agreed = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let in_hubspot = deal(&run, &id).await["properties"]["dealname"].clone();
+        if in_hubspot == project_name(&run, pid).await {
+            agreed = true;
+            break;
+        }
+    }
+    assert!(agreed, "the two sides never agreed");
+    let before = run.history("acct-a").await.len();
+    // CRM calls only (the scheduled lifecycle poll may read the journal meanwhile).
+    let requests = |log: Value| {
+        log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap_or_default().contains("/crm/"))
+            .count()
+    };
+    let log_url = format!("{}/_sandbox/hubspot/_control/requests", run.base);
+    let hubspot_before = requests(
+        run.http
+            .get(&log_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let hubspot_after = requests(
+        run.http
+            .get(&log_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(run.history("acct-a").await.len(), before, "history settled");
+    assert_eq!(hubspot_after, hubspot_before, "no more HubSpot calls");
+    assert_eq!(
+        deal(&run, &id).await["properties"]["dealname"],
+        project_name(&run, pid).await
+    );
+    run.stack.shutdown().await;
+}
