@@ -1058,3 +1058,63 @@ async fn a_burst_of_changes_on_both_sides_settles() {
     );
     run.stack.shutdown().await;
 }
+
+async fn set_state(run: &Run, state: board_hubspot::domain::connection::ConnectionState) {
+    let services = &run.stack.services;
+    let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
+    let mut connection = services
+        .connections
+        .get_connection(&account)
+        .await
+        .unwrap()
+        .unwrap();
+    connection.state = state;
+    services
+        .connections
+        .save_connection(&connection)
+        .await
+        .unwrap();
+}
+
+async fn rename_project(run: &Run, pid: u64, name: &str) {
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/projects/{pid}"),
+        "acct-a",
+        Some(json!({ "name": name })),
+    )
+    .await;
+    run.settle().await;
+}
+
+#[tokio::test]
+async fn a_suspended_connection_records_and_a_disconnected_one_ignores() {
+    use board_hubspot::domain::connection::ConnectionState;
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (id, pid) = linked_project(&run, "停止案件").await;
+    run.settle().await;
+
+    set_state(&run, ConnectionState::Suspended).await;
+    rename_project(&run, pid, "停止中の変更").await;
+    let suspended = entries(&run, "code", "integration_suspended").await;
+    assert_eq!(suspended.len(), 1);
+    assert_eq!(
+        suspended[0]["message"],
+        "HubSpot連携が一時停止されています。"
+    );
+    assert_eq!(deal(&run, &id).await["properties"]["dealname"], "停止案件");
+
+    set_state(&run, ConnectionState::Disconnected).await;
+    rename_project(&run, pid, "切断中の変更").await;
+    assert_eq!(
+        entries(&run, "code", "integration_suspended").await.len(),
+        1
+    );
+    assert_eq!(
+        entries(&run, "direction", "board_to_hubspot").await.len(),
+        1
+    );
+    assert_eq!(deal(&run, &id).await["properties"]["dealname"], "停止案件");
+    run.stack.shutdown().await;
+}

@@ -148,7 +148,12 @@ async fn live_connection(
         .connections
         .get_connection(account)
         .await?
-        .filter(|c| !matches!(c.state, ConnectionState::Disconnected)))
+        .filter(|c| {
+            matches!(
+                c.state,
+                ConnectionState::Active | ConnectionState::Suspended
+            )
+        }))
 }
 
 /// A deal write a project event needs, to be sent with others in one batch call.
