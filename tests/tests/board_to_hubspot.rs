@@ -1118,3 +1118,75 @@ async fn a_suspended_connection_records_and_a_disconnected_one_ignores() {
     assert_eq!(deal(&run, &id).await["properties"]["dealname"], "停止案件");
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_later_status_in_board_beats_an_earlier_stage_in_hubspot() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    run.api(
+        reqwest::Method::PUT,
+        "/v1/hubspot/pipelines/default/status-mapping",
+        "acct-a",
+        Some(json!({"stages": {"contractsent": 1, "decisionmakerboughtin": 4, "closedwon": 5, "closedlost": 9}})),
+    )
+    .await;
+    let (id, pid) = linked_project(&run, "状態の競合").await;
+    run.settle().await;
+    let link = format!("/v1/hubspot/links/project/{pid}");
+    run.api(
+        reqwest::Method::PUT,
+        &link,
+        "acct-a",
+        Some(json!({"sync_enabled": false})),
+    )
+    .await;
+    run.update_deal(&id, json!({"dealstage": "decisionmakerboughtin"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    run.board(
+        reqwest::Method::PATCH,
+        &format!("/projects/order_status/{pid}"),
+        "acct-a",
+        Some(json!({"order_status": 9})),
+    )
+    .await;
+    run.settle().await;
+    run.api(
+        reqwest::Method::PUT,
+        &link,
+        "acct-a",
+        Some(json!({"sync_enabled": true})),
+    )
+    .await;
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("{link}/resync"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    let project: Value = run
+        .http
+        .get(format!(
+            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
+            run.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(project["order_status"], 9, "board's later 失注 stays");
+    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert!(
+        conflicts[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("受注ステータス: boardの後の変更を優先")
+    );
+    run.stack.shutdown().await;
+}

@@ -317,10 +317,27 @@ pub async fn apply(
                     .and_then(|(p, s)| {
                         config.status_of(&PipelineId::new(p).ok()?, &StageId::new(s).ok()?)
                     });
+                // board's status moved away from what it last had from us.
+                let status_baseline = link
+                    .baseline
+                    .get(super::board_sync::ORDER_STATUS)
+                    .and_then(|b| b.board.clone());
+                let board_changed = status_baseline.is_some()
+                    && current_status.map(|c| c.code().to_string()) != status_baseline;
                 match (status, current_status) {
                     // A stage mapping to 受注確定 never moves a 受注済 project back.
                     (Some(OrderStatus::OrderConfirmed), Some(OrderStatus::Ordered)) => {}
-                    (Some(s), current) if Some(s) != current => new_status = Some(s),
+                    (Some(s), current) if Some(s) != current => {
+                        if board_changed {
+                            if matches!((board_at, hubspot_at), (Some(b), Some(h)) if b > h) {
+                                kept_in_board.push(STAGE);
+                                conflicts.push("受注ステータス: boardの後の変更を優先".into());
+                                continue;
+                            }
+                            conflicts.push("受注ステータス: HubSpotの後の変更を優先".into());
+                        }
+                        new_status = Some(s);
+                    }
                     _ => {}
                 }
             }
