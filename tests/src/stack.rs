@@ -268,6 +268,36 @@ impl Run {
         assert_eq!(sent.status(), 202);
     }
 
+    /// A board project as the emulator stores it (no API budget spent).
+    pub async fn inspect_project(&self, id: u64) -> Value {
+        self.http
+            .get(format!(
+                "{}/_sandbox/board/_inspect/v1/projects/{id}",
+                self.base
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Registers the deal's open draft as a project of a new customer made from
+    /// the deal's company or contact (person in charge: user 1); the project id.
+    pub async fn register_draft(&self, account: &str, deal: &str) -> u64 {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/v1/hubspot/drafts/{deal}/register"),
+                account,
+                Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["project_id"].as_u64().unwrap()
+    }
+
     /// Every change event the board emulator has emitted.
     pub async fn board_events(&self) -> Vec<Value> {
         let body: Value = self

@@ -59,16 +59,8 @@ async fn linked_project(run: &Run, name: &str) -> (String, u64) {
         .await;
     let id = deal["id"].as_str().unwrap().to_owned();
     run.wait_for_draft("acct-a", &id, "open").await;
-    let (status, body) = run
-        .api(
-            reqwest::Method::POST,
-            &format!("/v1/hubspot/drafts/{id}/register"),
-            "acct-a",
-            Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    (id, body["project_id"].as_u64().unwrap())
+    let pid = run.register_draft("acct-a", &id).await;
+    (id, pid)
 }
 
 #[tokio::test]
@@ -426,18 +418,7 @@ async fn a_linked_customer_drives_its_company_normalised() {
     let run = Run::start().await;
     run.connect("acct-a", None).await;
     let (id, pid) = linked_project(&run, "顧客案件").await;
-    let project: Value = run
-        .http
-        .get(format!(
-            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
-            run.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project: Value = run.inspect_project(pid).await;
     let client = project["client_id"].as_u64().expect("client_id");
     let companies = run
         .hubspot(
@@ -716,19 +697,7 @@ async fn when_both_sides_change_a_field_the_later_change_wins() {
 }
 
 async fn project_name(run: &Run, pid: u64) -> Value {
-    let project: Value = run
-        .http
-        .get(format!(
-            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
-            run.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    project["name"].clone()
+    run.inspect_project(pid).await["name"].clone()
 }
 
 /// Both sides edit the name while the link is off; turned on and resynced
@@ -848,16 +817,7 @@ async fn person_in_charge_and_contact_fields_reach_hubspot() {
         .await;
     let id = deal["id"].as_str().unwrap().to_owned();
     run.wait_for_draft("acct-a", &id, "open").await;
-    let (status, body) = run
-        .api(
-            reqwest::Method::POST,
-            &format!("/v1/hubspot/drafts/{id}/register"),
-            "acct-a",
-            Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let pid = body["project_id"].as_u64().unwrap();
+    let pid = run.register_draft("acct-a", &id).await;
     run.settle().await;
 
     // The person in charge becomes the owner with the same e-mail.
@@ -871,18 +831,7 @@ async fn person_in_charge_and_contact_fields_reach_hubspot() {
     wait_deal(&run, &id, |p| p["hubspot_owner_id"] == "6000002").await;
 
     // The project's contact: e-mail and 肩書 reach the HubSpot contact.
-    let project: Value = run
-        .http
-        .get(format!(
-            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
-            run.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project: Value = run.inspect_project(pid).await;
     let board_contact = project["contact_id"]
         .as_u64()
         .expect("a contact on the project");
@@ -942,29 +891,9 @@ async fn an_individual_customer_renames_its_contact() {
         .await;
     let id = deal["id"].as_str().unwrap().to_owned();
     run.wait_for_draft("acct-a", &id, "open").await;
-    let (status, body) = run
-        .api(
-            reqwest::Method::POST,
-            &format!("/v1/hubspot/drafts/{id}/register"),
-            "acct-a",
-            Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let pid = body["project_id"].as_u64().unwrap();
+    let pid = run.register_draft("acct-a", &id).await;
     run.settle().await;
-    let project: Value = run
-        .http
-        .get(format!(
-            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
-            run.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project: Value = run.inspect_project(pid).await;
     let client = project["client_id"].as_u64().unwrap();
     run.board(
         reqwest::Method::PATCH,
@@ -1167,18 +1096,7 @@ async fn a_later_status_in_board_beats_an_earlier_stage_in_hubspot() {
         )
         .await;
     assert!(status < 300, "{status} {body}");
-    let project: Value = run
-        .http
-        .get(format!(
-            "{}/_sandbox/board/_inspect/v1/projects/{pid}",
-            run.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project: Value = run.inspect_project(pid).await;
     assert_eq!(project["order_status"], 9, "board's later 失注 stays");
     let conflicts = entries(&run, "code", "conflict_overwritten").await;
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");

@@ -9,17 +9,7 @@ use serde_json::{Value, json};
 use tests::stack::Run;
 
 async fn project(run: &Run, id: u64) -> Value {
-    run.http
-        .get(format!(
-            "{}/_sandbox/board/_inspect/v1/projects/{id}",
-            run.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    run.inspect_project(id).await
 }
 
 /// Waits until the project satisfies `check`.
