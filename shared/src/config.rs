@@ -49,6 +49,8 @@ pub struct Settings {
     pub board_jwks: Option<String>,
     /// AES-256-GCM key for tokens at rest, base64 (local); KMS in production.
     pub token_key: SecretString,
+    /// The key before the last rotation: still opens what it sealed, never seals.
+    pub token_key_previous: Option<SecretString>,
     pub table_name: String,
     pub work_queue_url: Option<String>,
     pub dead_letter_queue_url: Option<String>,
@@ -255,6 +257,9 @@ impl Settings {
                 JwtAlgorithm::Rs256 => SecretString::from(String::new()),
             },
             token_key: secret("TOKEN_KEY", dev::TOKEN_KEY)?,
+            token_key_previous: get("TOKEN_KEY_PREVIOUS")
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from),
             table_name: text("TABLE_NAME", Some("board-hubspot"))?,
             work_queue_url: get("WORK_QUEUE_URL").filter(|v| !v.is_empty()),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL").filter(|v| !v.is_empty()),
@@ -269,6 +274,14 @@ impl Settings {
                 reason: e.to_string(),
             }
         })?;
+        if let Some(previous) = &settings.token_key_previous {
+            crate::adapters::crypto::AesGcmCipher::from_base64(previous).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "TOKEN_KEY_PREVIOUS",
+                    reason: e.to_string(),
+                }
+            })?;
+        }
         if settings.store == StoreKind::Aws && !local && settings.work_queue_url.is_none() {
             return Err(ConfigError::Missing("WORK_QUEUE_URL"));
         }

@@ -16,7 +16,14 @@ use crate::ports::{CipherError, TokenCipher};
 /// The sealed format's version prefix, so the key or scheme can rotate.
 const VERSION: &str = "v1";
 
+/// The current key seals; the previous one (after a rotation) only opens and
+/// verifies what it sealed before, until every token has been re-sealed.
 pub struct AesGcmCipher {
+    current: Key,
+    previous: Option<Key>,
+}
+
+struct Key {
     cipher: Aes256Gcm,
     mac_key: SecretSlice<u8>,
 }
@@ -25,8 +32,8 @@ pub struct AesGcmCipher {
 #[error("TOKEN_KEY must be 32 bytes, base64-encoded")]
 pub struct BadKey;
 
-impl AesGcmCipher {
-    pub fn from_base64(key: &SecretString) -> Result<Self, BadKey> {
+impl Key {
+    fn from_base64(key: &SecretString) -> Result<Self, BadKey> {
         let bytes = STANDARD
             .decode(key.expose_secret().trim())
             .map_err(|_| BadKey)?;
@@ -50,12 +57,54 @@ impl AesGcmCipher {
         mac.update(data);
         mac.finalize().into_bytes().into()
     }
+
+    fn open(&self, nonce: [u8; 12], ciphertext: &[u8], context: &str) -> Option<Vec<u8>> {
+        self.cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .ok()
+    }
+
+    fn verify(&self, value: &str, given: &[u8]) -> bool {
+        bool::from(
+            self.mac(format!("sign:{value}").as_bytes())
+                .as_slice()
+                .ct_eq(given),
+        )
+    }
+}
+
+impl AesGcmCipher {
+    pub fn from_base64(key: &SecretString) -> Result<Self, BadKey> {
+        Ok(Self {
+            current: Key::from_base64(key)?,
+            previous: None,
+        })
+    }
+
+    /// Also opens what `previous` sealed (the key before a rotation).
+    pub fn with_previous(self, previous: &SecretString) -> Result<Self, BadKey> {
+        Ok(Self {
+            previous: Some(Key::from_base64(previous)?),
+            ..self
+        })
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&self.current).chain(self.previous.as_ref())
+    }
 }
 
 impl TokenCipher for AesGcmCipher {
     fn seal(&self, plaintext: &str, context: &str) -> String {
         let nonce_bytes: [u8; 12] = rand::random();
         let sealed = self
+            .current
             .cipher
             .encrypt(
                 &Nonce::from(nonce_bytes),
@@ -81,40 +130,31 @@ impl TokenCipher for AesGcmCipher {
         let (nonce, ciphertext) = bytes.split_at(12);
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| CipherError)?;
         let plain = self
-            .cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map_err(|_| CipherError)?;
+            .keys()
+            .find_map(|key| key.open(nonce, ciphertext, context))
+            .ok_or(CipherError)?;
         String::from_utf8(plain)
             .map(SecretString::from)
             .map_err(|_| CipherError)
     }
 
     fn digest(&self, plaintext: &str) -> String {
-        self.mac(plaintext.as_bytes())
+        self.current
+            .mac(plaintext.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
     }
 
     fn sign(&self, value: &str) -> String {
-        URL_SAFE_NO_PAD.encode(self.mac(format!("sign:{value}").as_bytes()))
+        URL_SAFE_NO_PAD.encode(self.current.mac(format!("sign:{value}").as_bytes()))
     }
 
     fn verify(&self, value: &str, signature: &str) -> bool {
         let Ok(given) = URL_SAFE_NO_PAD.decode(signature) else {
             return false;
         };
-        bool::from(
-            self.mac(format!("sign:{value}").as_bytes())
-                .as_slice()
-                .ct_eq(&given),
-        )
+        self.keys().any(|key| key.verify(value, &given))
     }
 }
 
@@ -162,6 +202,35 @@ mod tests {
         assert!(!a.verify("other", &sig));
         assert!(!b.verify("state-nonce", &sig));
         assert!(!a.verify("state-nonce", "not base64 !"));
+    }
+
+    #[test]
+    fn after_a_rotation_the_previous_key_opens_but_never_seals() {
+        let old = cipher(&[3; 32]);
+        let sealed_before = old.seal("sbx-rt-old", "acct-a");
+        let signed_before = old.sign("state");
+        let rotated = cipher(&[4; 32])
+            .with_previous(&SecretString::from(STANDARD.encode([3u8; 32])))
+            .unwrap();
+        assert_eq!(
+            rotated
+                .open(&sealed_before, "acct-a")
+                .unwrap()
+                .expose_secret(),
+            "sbx-rt-old"
+        );
+        assert!(rotated.verify("state", &signed_before));
+        let sealed_after = rotated.seal("sbx-rt-new", "acct-a");
+        assert_eq!(
+            old.open(&sealed_after, "acct-a").unwrap_err(),
+            CipherError,
+            "sealed with the new key only"
+        );
+        assert!(cipher(&[4; 32]).open(&sealed_after, "acct-a").is_ok());
+        assert!(
+            cipher(&[4; 32]).open(&sealed_before, "acct-a").is_err(),
+            "without the previous key the old seal is lost"
+        );
     }
 
     #[test]

@@ -5,5 +5,6 @@ pub mod clock;
 pub mod crypto;
 pub mod hubspot;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 pub mod table;

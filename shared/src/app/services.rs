@@ -73,8 +73,13 @@ impl Services {
             settings.hubspot_client_secret.clone(),
         );
         // Settings validated the key when they were read.
-        let cipher = AesGcmCipher::from_base64(&settings.token_key)
+        let mut cipher = AesGcmCipher::from_base64(&settings.token_key)
             .expect("TOKEN_KEY validated by Settings");
+        if let Some(previous) = &settings.token_key_previous {
+            cipher = cipher
+                .with_previous(previous)
+                .expect("TOKEN_KEY_PREVIOUS validated by Settings");
+        }
         let board = BoardClient::new(&settings.board_api_base, settings.board_credentials.clone());
         let hubspot = Arc::new(hubspot);
         Self {
@@ -171,9 +176,12 @@ impl Services {
 
     /// What a Lambda function builds at cold start.
     pub async fn for_lambda() -> anyhow::Result<Self> {
-        let settings = Settings::from_env().context("configuration")?;
+        let sdk = aws_config::load_from_env().await;
+        let settings =
+            crate::adapters::secrets::lambda_settings(&sdk, |name| std::env::var(name).ok())
+                .await?;
         match settings.store {
-            StoreKind::Aws => Self::aws(settings, &aws_config::load_from_env().await, false).await,
+            StoreKind::Aws => Self::aws(settings, &sdk, false).await,
             StoreKind::Memory => anyhow::bail!("Lambda functions need STORE=dynamodb"),
         }
     }
