@@ -39,6 +39,12 @@ impl Run {
         )
         .unwrap();
         let stack = local_stack::start(settings, addr).await.unwrap();
+        Self::on(stack).await
+    }
+
+    /// Drives a stack started by the caller (webhooks flushed every 20 ms).
+    pub async fn on(stack: local_stack::Stack) -> Self {
+        let base = format!("http://{}", stack.addr);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -97,26 +97,58 @@ impl Sandboxes {
     }
 }
 
-pub fn router(services: &Services, sandboxes: &Sandboxes) -> Router {
+/// What each of the five functions was built with at its cold start. In AWS
+/// every function builds its own; locally they usually share one, but a host
+/// may give each its own clients (the IAM audit records each one's AWS calls).
+#[derive(Clone)]
+pub struct Functions {
+    pub config_api: Services,
+    pub oauth_callback: Services,
+    pub webhook: Services,
+    pub crm_card: Services,
+    pub sync_worker: Services,
+}
+
+impl Functions {
+    /// All five on the same services.
+    pub fn shared(services: &Services) -> Self {
+        Self {
+            config_api: services.clone(),
+            oauth_callback: services.clone(),
+            webhook: services.clone(),
+            crm_card: services.clone(),
+            sync_worker: services.clone(),
+        }
+    }
+}
+
+pub fn router(functions: &Functions, sandboxes: &Sandboxes) -> Router {
+    let Functions {
+        config_api,
+        oauth_callback,
+        webhook,
+        crm_card,
+        ..
+    } = functions;
     Router::new()
         .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
-        .route("/openapi.json", lambda_route!(services, config_api::handle))
-        .route("/v1/{*rest}", lambda_route!(services, config_api::handle))
+        .route(
+            "/openapi.json",
+            lambda_route!(config_api, config_api::handle),
+        )
+        .route("/v1/{*rest}", lambda_route!(config_api, config_api::handle))
         .route(
             "/oauth/callback",
-            lambda_route!(services, oauth_callback::handle),
+            lambda_route!(oauth_callback, oauth_callback::handle),
         )
-        .route(
-            "/hubspot/webhooks",
-            lambda_route!(services, webhook::handle),
-        )
-        .route("/hubspot/card", lambda_route!(services, crm_card::handle))
+        .route("/hubspot/webhooks", lambda_route!(webhook, webhook::handle))
+        .route("/hubspot/card", lambda_route!(crm_card, crm_card::handle))
         .route(
             "/hubspot/card/resync",
-            lambda_route!(services, crm_card::handle),
+            lambda_route!(crm_card, crm_card::handle),
         )
         .nest("/_sandbox/hubspot", sandboxes.hubspot.router())
         .nest("/_sandbox/board", sandboxes.board.router())
@@ -199,6 +231,18 @@ pub async fn start_with(
     memory_queue: Option<MemoryQueue>,
     addr: SocketAddr,
 ) -> anyhow::Result<Stack> {
+    let functions = Functions::shared(&services);
+    start_functions(services, functions, memory_queue, addr).await
+}
+
+/// Starts with each function on its own services; `services` are what the
+/// outside parts use (board's event producer, the schedules, the sandboxes).
+pub async fn start_functions(
+    services: Services,
+    functions: Functions,
+    memory_queue: Option<MemoryQueue>,
+    addr: SocketAddr,
+) -> anyhow::Result<Stack> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("bind {addr}"))?;
@@ -206,7 +250,7 @@ pub async fn start_with(
     let (stop, stopped) = watch::channel(false);
 
     let sandboxes = Sandboxes::new(&services);
-    let app = router(&services, &sandboxes);
+    let app = router(&functions, &sandboxes);
     let deliverer = sandboxes.hubspot.spawn_webhook_delivery();
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
@@ -258,7 +302,7 @@ pub async fn start_with(
     });
     let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let worker_handled = handled.clone();
-    let worker_services = services.clone();
+    let worker_services = functions.sync_worker.clone();
     let mut worker_stop = stopped;
     let worker = tokio::spawn(async move {
         loop {

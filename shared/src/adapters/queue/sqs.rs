@@ -47,6 +47,10 @@ impl SqsQueue {
         &self.url
     }
 
+    pub fn dead_letter_url(&self) -> &str {
+        &self.dead_letter_url
+    }
+
     /// The queue's name: the last segment of its URL, as of its ARN.
     pub fn name(&self) -> &str {
         self.url.rsplit('/').next().unwrap_or_default()
