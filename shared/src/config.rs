@@ -28,6 +28,9 @@ pub struct Settings {
     pub public_base_url: String,
     pub hubspot_client_id: String,
     pub hubspot_client_secret: SecretString,
+    /// The client secret before a rotation in HubSpot: signatures made with it
+    /// are still accepted until it is removed (never used to call HubSpot).
+    pub hubspot_client_secret_previous: Option<SecretString>,
     pub hubspot_app_id: u64,
     /// Base of HubSpot's API (`https://api.hubapi.com`, or the sandbox).
     pub hubspot_api_base: String,
@@ -224,6 +227,9 @@ impl Settings {
             store,
             hubspot_client_id: text("HUBSPOT_CLIENT_ID", local.then_some(dev::HUBSPOT_CLIENT_ID))?,
             hubspot_client_secret: secret("HUBSPOT_CLIENT_SECRET", dev::HUBSPOT_CLIENT_SECRET)?,
+            hubspot_client_secret_previous: get("HUBSPOT_CLIENT_SECRET_PREVIOUS")
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from),
             hubspot_app_id,
             hubspot_api_base: text(
                 "HUBSPOT_API_BASE",
@@ -302,6 +308,31 @@ impl Settings {
     pub fn client_secret_bytes(&self) -> &[u8] {
         self.hubspot_client_secret.expose_secret().as_bytes()
     }
+
+    /// The secrets HubSpot's signatures are checked with: the current one, then
+    /// the previous one while a rotation is under way.
+    pub fn signing_secrets(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(&self.hubspot_client_secret)
+            .chain(self.hubspot_client_secret_previous.as_ref())
+            .map(|s| s.expose_secret().as_bytes())
+    }
+
+    /// Accepts what `check` accepts with any signing secret; otherwise the
+    /// current secret's verdict.
+    pub fn verify_signed<E>(&self, check: impl Fn(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        let current = check(self.client_secret_bytes());
+        if current.is_ok() {
+            return current;
+        }
+        if self
+            .signing_secrets()
+            .skip(1)
+            .any(|secret| check(secret).is_ok())
+        {
+            return Ok(());
+        }
+        current
+    }
 }
 
 #[cfg(test)]
@@ -334,6 +365,23 @@ mod tests {
         let printed = format!("{settings:?}");
         assert!(!printed.contains("s3cr3t"), "{printed}");
         assert_eq!(settings.client_secret_bytes(), b"s3cr3t-value");
+    }
+
+    #[test]
+    fn during_a_client_secret_rotation_both_secrets_verify_and_only_the_current_signs() {
+        let env = HashMap::from([
+            ("HUBSPOT_CLIENT_SECRET", "new-secret"),
+            ("HUBSPOT_CLIENT_SECRET_PREVIOUS", "old-secret"),
+        ]);
+        let settings = Settings::from_lookup(|n| env.get(n).map(|v| v.to_string()), true).unwrap();
+        let made_with =
+            |secret: &'static [u8]| move |s: &[u8]| (s == secret).then_some(()).ok_or(());
+        assert_eq!(settings.verify_signed(made_with(b"new-secret")), Ok(()));
+        assert_eq!(settings.verify_signed(made_with(b"old-secret")), Ok(()));
+        assert_eq!(settings.verify_signed(made_with(b"other")), Err(()));
+        assert_eq!(settings.client_secret_bytes(), b"new-secret");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("old-secret"), "{printed}");
     }
 
     #[test]

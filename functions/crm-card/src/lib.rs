@@ -30,13 +30,16 @@ pub async fn handle(
         body: edge::body_bytes(&request),
     };
     let headers = request.headers();
-    if let Err(reason) = verify_v3(
-        services.settings.client_secret_bytes(),
-        &signed,
-        edge::header(headers, "x-hubspot-signature-v3"),
-        edge::header(headers, "x-hubspot-request-timestamp"),
-        services.now_ms(),
-    ) {
+    let now_ms = services.now_ms();
+    if let Err(reason) = services.settings.verify_signed(|secret| {
+        verify_v3(
+            secret,
+            &signed,
+            edge::header(headers, "x-hubspot-signature-v3"),
+            edge::header(headers, "x-hubspot-request-timestamp"),
+            now_ms,
+        )
+    }) {
         tracing::warn!(%reason, "card request signature rejected");
         return Ok(edge::problem(
             StatusCode::UNAUTHORIZED,

@@ -13,8 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use crate::config::Settings;
 
 /// The names a secret may carry; each is read only from the secret.
-pub const SECRET_NAMES: [&str; 5] = [
+pub const SECRET_NAMES: [&str; 6] = [
     "HUBSPOT_CLIENT_SECRET",
+    "HUBSPOT_CLIENT_SECRET_PREVIOUS",
     "BOARD_JWT_SECRET",
     "BOARD_CREDENTIALS",
     "TOKEN_KEY",

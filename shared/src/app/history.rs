@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::Services;
 use crate::domain::history::{Direction, HistoryEntry, Status};
@@ -48,6 +48,19 @@ pub async fn record(services: &Services, attempt: Attempt<'_>) -> HistoryId {
         .await
     {
         warn!(%error, history_id = %entry.id, "history entry not stored");
+    } else {
+        // The runbook's way from a history id (shown in board's screen) to the
+        // invocation that wrote it: this line carries both, and the spans' ids.
+        info!(
+            history_id = %entry.id,
+            account = %entry.account_id,
+            direction = ?entry.direction,
+            status = ?entry.status,
+            code = entry.code.map(|c| c.as_str()),
+            hubspot_id = entry.hubspot.as_ref().map(|h| h.id),
+            board_id = entry.board.as_ref().map(|b| b.id),
+            "history entry recorded"
+        );
     }
     entry.id
 }

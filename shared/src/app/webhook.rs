@@ -41,18 +41,17 @@ pub fn verify(
     headers: &SignatureHeaders<'_>,
     request: &SignedRequest<'_>,
 ) -> Result<(), SignatureError> {
-    let secret = services.settings.client_secret_bytes();
+    let settings = &services.settings;
     if headers.v3.is_some() {
-        return verify_v3(
-            secret,
-            request,
-            headers.v3,
-            headers.timestamp,
-            services.now_ms(),
-        );
+        let now_ms = services.now_ms();
+        return settings.verify_signed(|secret| {
+            verify_v3(secret, request, headers.v3, headers.timestamp, now_ms)
+        });
     }
     match headers.version.map(str::trim) {
-        None | Some("v1") => verify_v1(secret, request.body, headers.v1),
+        None | Some("v1") => {
+            settings.verify_signed(|secret| verify_v1(secret, request.body, headers.v1))
+        }
         Some(_) => Err(SignatureError::Missing),
     }
 }
