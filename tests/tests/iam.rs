@@ -629,9 +629,15 @@ async fn each_function_is_granted_exactly_the_aws_calls_it_makes() {
     };
     // board's producer and the schedules are not ours: their own clients.
     let outside_services = resources.function(&settings, &outside).await;
-    let stack = local_stack::start_functions(outside_services, functions, None, addr)
-        .await
-        .unwrap();
+    let stack = local_stack::start_functions(
+        outside_services,
+        functions,
+        None,
+        addr,
+        local_stack::Options::from_env(),
+    )
+    .await
+    .unwrap();
     let run = Run::on(stack).await;
     drive(&run, &resources).await;
 

@@ -75,13 +75,77 @@ pub async fn handle(
     Ok(response)
 }
 
+/// How Lambda's SQS event source hands messages over: up to `size` per
+/// invocation, gathered for at most `window` (it invokes as soon as the batch
+/// is full; with a zero window, with what is there now).
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    pub size: usize,
+    pub window: Duration,
+}
+
+impl Batching {
+    /// The work queue's event source in `template.yaml`.
+    pub const WORK: Self = Self {
+        size: 10,
+        window: Duration::ZERO,
+    };
+
+    /// board's events queue: 100 per invocation, so their deal writes share a
+    /// call. AWS requires a window of at least 1 s for batches over 10; the
+    /// local stack defaults to none (`BOARD_EVENTS_WINDOW_MS`) to stay snappy.
+    pub fn board_events(window: Duration) -> Self {
+        Self { size: 100, window }
+    }
+}
+
+/// Receives one batch as the event source would: waits up to `wait` for the
+/// first message, then gathers until the batch is full or the window closes.
+pub async fn gather(
+    queue: &dyn WorkQueue,
+    batching: Batching,
+    wait: Duration,
+) -> anyhow::Result<Vec<ReceivedMessage>> {
+    const PER_RECEIVE: usize = 10;
+    let mut messages = queue.receive(PER_RECEIVE.min(batching.size), wait).await?;
+    if messages.is_empty() {
+        return Ok(messages);
+    }
+    let deadline = tokio::time::Instant::now() + batching.window;
+    while messages.len() < batching.size {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let want = PER_RECEIVE.min(batching.size - messages.len());
+        let more = queue.receive(want, left).await?;
+        if more.is_empty() {
+            if left.is_zero() {
+                break;
+            }
+            // SQS waits in whole seconds: do not spin through a shorter window.
+            tokio::time::sleep(left.min(Duration::from_millis(20))).await;
+            continue;
+        }
+        messages.extend(more);
+    }
+    Ok(messages)
+}
+
 /// A host that polls (the local stack): receive, process, delete what is handled.
 pub async fn poll_once(
     services: &Services,
     queue: &dyn WorkQueue,
     wait: Duration,
 ) -> anyhow::Result<BatchOutcome> {
-    let messages = queue.receive(10, wait).await?;
+    poll_batch(services, queue, Batching::WORK, wait).await
+}
+
+/// `poll_once` with the event source's batching.
+pub async fn poll_batch(
+    services: &Services,
+    queue: &dyn WorkQueue,
+    batching: Batching,
+    wait: Duration,
+) -> anyhow::Result<BatchOutcome> {
+    let messages = gather(queue, batching, wait).await?;
     let outcome = process_batch(services, queue, &messages).await;
     for message in messages
         .iter()

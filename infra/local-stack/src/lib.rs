@@ -202,19 +202,35 @@ async fn stopped_signal(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// The batching window of board's events queue locally (`BOARD_EVENTS_WINDOW_MS`,
+/// default 0; the template's is 1 s, AWS's minimum for batches over 10).
+pub fn board_events_window() -> Duration {
+    Duration::from_millis(
+        std::env::var("BOARD_EVENTS_WINDOW_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 /// Polls the work queue and, when it is a separate one, board's events queue;
 /// returns how many messages were handled.
-async fn poll_both(services: &Services) -> anyhow::Result<usize> {
+async fn poll_both(services: &Services, board_window: Duration) -> anyhow::Result<usize> {
     let wait = Duration::from_millis(500);
     let mut handled = sync_worker::poll_once(services, services.queue.as_ref(), wait)
         .await?
         .done
         .len();
     if !std::sync::Arc::ptr_eq(&services.queue, &services.board_queue) {
-        handled += sync_worker::poll_once(services, services.board_queue.as_ref(), Duration::ZERO)
-            .await?
-            .done
-            .len();
+        handled += sync_worker::poll_batch(
+            services,
+            services.board_queue.as_ref(),
+            sync_worker::Batching::board_events(board_window),
+            Duration::ZERO,
+        )
+        .await?
+        .done
+        .len();
     }
     Ok(handled)
 }
@@ -232,7 +248,25 @@ pub async fn start_with(
     addr: SocketAddr,
 ) -> anyhow::Result<Stack> {
     let functions = Functions::shared(&services);
-    start_functions(services, functions, memory_queue, addr).await
+    start_functions(services, functions, memory_queue, addr, Options::from_env()).await
+}
+
+/// How the stack runs its worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Drain the queues in the background (off: the caller drives the worker).
+    pub run_worker: bool,
+    /// The batching window of board's events queue (see `board_events_window`).
+    pub board_events_window: Duration,
+}
+
+impl Options {
+    pub fn from_env() -> Self {
+        Self {
+            run_worker: true,
+            board_events_window: board_events_window(),
+        }
+    }
 }
 
 /// Starts with each function on its own services; `services` are what the
@@ -242,6 +276,7 @@ pub async fn start_functions(
     functions: Functions,
     memory_queue: Option<MemoryQueue>,
     addr: SocketAddr,
+    options: Options,
 ) -> anyhow::Result<Stack> {
     let listener = TcpListener::bind(addr)
         .await
@@ -303,12 +338,17 @@ pub async fn start_functions(
     let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let worker_handled = handled.clone();
     let worker_services = functions.sync_worker.clone();
+    let board_window = options.board_events_window;
     let mut worker_stop = stopped;
+    let run_worker = options.run_worker;
     let worker = tokio::spawn(async move {
+        if !run_worker {
+            return;
+        }
         loop {
             tokio::select! {
                 _ = stopped_signal(&mut worker_stop) => break,
-                polled = poll_both(&worker_services) => {
+                polled = poll_both(&worker_services, board_window) => {
                     match polled {
                         Ok(n) => {
                             worker_handled.fetch_add(n, std::sync::atomic::Ordering::Relaxed);

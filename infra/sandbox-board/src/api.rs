@@ -23,6 +23,8 @@ pub struct AccountCtx(pub String);
 #[derive(Debug, Clone, Serialize)]
 pub struct LoggedRequest {
     pub account: String,
+    /// `service` (the integration's token) or `user` (a person's).
+    pub caller: &'static str,
     pub method: String,
     pub path: String,
     pub status: u16,
@@ -105,9 +107,13 @@ pub async fn gate(
         .into_response();
     }
     let account = key_account;
-    let (per_second, daily) = {
+    let caller = match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        Some(v) if v.contains("sandbox-token-") => "service",
+        _ => "user",
+    };
+    let (per_second, daily, fault_rate) = {
         let c = sandbox.inner.config.lock().expect("config");
-        (c.per_second, c.daily_quota)
+        (c.per_second, c.daily_quota, c.fault_rate)
     };
     let limited = {
         let mut windows = sandbox.inner.windows.lock().expect("windows");
@@ -141,6 +147,11 @@ pub async fn gate(
             );
             response
         }
+        None if fault_rate > 0.0 && rand::random::<f64>() < fault_rate => BoardError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "只今メンテナンス中です。しばらくしてから再度お試しください。",
+        )
+        .into_response(),
         None => {
             request.extensions_mut().insert(AccountCtx(account.clone()));
             next.run(request).await
@@ -153,6 +164,7 @@ pub async fn gate(
         .expect("requests")
         .push(LoggedRequest {
             account,
+            caller,
             method,
             path,
             status: response.status().as_u16(),
@@ -161,7 +173,7 @@ pub async fn gate(
     response
 }
 
-fn resource(raw: &str) -> BoardResult<Resource> {
+pub(crate) fn resource(raw: &str) -> BoardResult<Resource> {
     Resource::parse(raw)
         .ok_or_else(|| BoardError::new(StatusCode::NOT_FOUND, format!("/v1/{raw} は存在しません")))
 }
@@ -586,7 +598,7 @@ pub async fn create(
 
 const LOCKED: &str = "案件がロックされているため更新できません";
 
-fn locked(account: &Account, resource: Resource, id: u64) -> bool {
+pub(crate) fn locked(account: &Account, resource: Resource, id: u64) -> bool {
     resource == Resource::Projects
         && account
             .get(resource, id)

@@ -33,6 +33,8 @@ pub struct Config {
     pub service_url: Option<String>,
     /// HS256 key the settings screen signs its dev JWT with.
     pub jwt_secret: String,
+    /// Share of admitted API requests answered 503 (load and fault tests).
+    pub fault_rate: f64,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             daily_quota: 10_000,
             service_url: None,
             jwt_secret: "dev-only-secret".into(),
+            fault_rate: 0.0,
         }
     }
 }

@@ -400,6 +400,17 @@ pub struct Bulk {
     contacts: Vec<Value>,
     #[serde(default)]
     projects: Vec<Value>,
+    /// Changes to existing records, applied after the creates, in order.
+    #[serde(default)]
+    updates: Vec<BulkUpdate>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BulkUpdate {
+    /// `clients`, `contacts` or `projects`.
+    resource: String,
+    id: u64,
+    fields: Value,
 }
 
 /// Unthrottled bulk creation for load tests; validated like the API, each
@@ -463,7 +474,50 @@ pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -
                 .push(value["id"].as_u64().unwrap_or_default());
         }
     }
-    (StatusCode::CREATED, Json(json!(created))).into_response()
+    let mut updated = 0;
+    for (i, update) in body.updates.iter().enumerate() {
+        let refused = |message: String| {
+            tracing::warn!(index = i, %message, "bulk update refused");
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"message": message, "index": i})),
+            )
+                .into_response()
+        };
+        let Ok(resource) = crate::api::resource(&update.resource) else {
+            return refused(format!("unknown resource {:?}", update.resource));
+        };
+        let fields = update.fields.as_object().cloned().unwrap_or_default();
+        let changes = {
+            let accounts = sandbox.inner.accounts.lock().expect("accounts");
+            let account = &accounts[&body.account_id];
+            let Some(current) = account.get(resource, update.id) else {
+                return refused(format!("{} {} not found", update.resource, update.id));
+            };
+            if crate::api::locked(account, resource, update.id) {
+                return refused(format!("{} {} is locked", update.resource, update.id));
+            }
+            match validate(account, resource, &fields, Some(current)) {
+                Ok(changes) => changes,
+                Err(e) => {
+                    let mut response = e.into_response();
+                    *response.status_mut() = StatusCode::BAD_REQUEST;
+                    return response;
+                }
+            }
+        };
+        write(
+            &sandbox,
+            &body.account_id,
+            resource,
+            Some(update.id),
+            changes,
+        );
+        updated += 1;
+    }
+    let mut out = json!(created);
+    out["updated"] = json!(updated);
+    (StatusCode::CREATED, Json(out)).into_response()
 }
 
 pub async fn events(State(sandbox): State<BoardSandbox>) -> Json<Value> {
@@ -484,6 +538,8 @@ pub struct Settings {
     #[serde(default)]
     per_second: Option<usize>,
     #[serde(default)]
+    fault_rate: Option<f64>,
+    #[serde(default)]
     daily_quota: Option<usize>,
 }
 
@@ -494,6 +550,9 @@ pub async fn settings(
     let mut config = sandbox.inner.config.lock().expect("config");
     if let Some(n) = body.per_second {
         config.per_second = n;
+    }
+    if let Some(rate) = body.fault_rate {
+        config.fault_rate = rate.clamp(0.0, 1.0);
     }
     if let Some(n) = body.daily_quota {
         config.daily_quota = n;

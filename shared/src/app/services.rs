@@ -113,15 +113,17 @@ impl Services {
         }
     }
 
-    /// The embedded store and queue: no AWS, nothing outside the process.
+    /// The embedded store and queues (work, and board's events, each with its
+    /// DLQ, as in AWS): no AWS, nothing outside the process. Returns the work queue.
     pub fn in_memory(settings: Settings) -> (Self, MemoryQueue) {
         let queue = MemoryQueue::new(WORK_VISIBILITY, MAX_RECEIVES);
-        let services = Self::with_store(
+        let mut services = Self::with_store(
             settings,
             TableStore::new(MemoryTable::new()),
             Arc::new(queue.clone()),
             Arc::new(SystemClock),
         );
+        services.board_queue = Arc::new(MemoryQueue::new(WORK_VISIBILITY, MAX_RECEIVES));
         (services, queue)
     }
 

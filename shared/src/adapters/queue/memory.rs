@@ -79,6 +79,11 @@ impl MemoryQueue {
         self.work.lock().len()
     }
 
+    /// Messages in the dead-letter queue.
+    pub fn dead_depth(&self) -> usize {
+        self.dead.lock().len()
+    }
+
     fn take_visible(
         &self,
         lane: &Lane,
