@@ -342,16 +342,54 @@ fn state_of(property: &Value) -> PropertyState {
     }
 }
 
+/// In-place retries of an idempotent call: a 5xx or a refused connection is
+/// tried again after 100–300 ms, a 429 asking for at most a second after that
+/// wait; twice at most. A brief fault then costs one slower call instead of
+/// the whole job's redelivery; anything longer goes back to the queue.
+const IN_PLACE_RETRIES: u32 = 2;
+
+fn in_place_delay(error: &HubSpotError) -> Option<Duration> {
+    let jitter = Duration::from_millis(rand::random_range(0..200));
+    match error {
+        HubSpotError::Unavailable(reason) if reason != "timeout" => {
+            Some(Duration::from_millis(100) + jitter)
+        }
+        HubSpotError::RateLimited { retry_after_ms } if *retry_after_ms <= 1000 => {
+            Some(Duration::from_millis(*retry_after_ms) + jitter)
+        }
+        _ => None,
+    }
+}
+
 impl HubSpotClient {
+    /// Sends what `request` builds (again for each attempt): see `IN_PLACE_RETRIES`.
+    async fn idempotent(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Value, HubSpotError> {
+        let mut attempt = 0;
+        loop {
+            let result = match request().send().await {
+                Ok(response) => json_or_error(response).await,
+                Err(error) => Err(transport(error)),
+            };
+            match result {
+                Err(error) if attempt < IN_PLACE_RETRIES => match in_place_delay(&error) {
+                    Some(delay) => {
+                        attempt += 1;
+                        tracing::debug!(%error, attempt, "retrying an idempotent HubSpot call in place");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(error),
+                },
+                other => return other,
+            }
+        }
+    }
+
     async fn get_json(&self, token: &str, path: &str) -> Result<Value, HubSpotError> {
-        let response = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
+        self.idempotent(|| self.http.get(self.url(path)).bearer_auth(token))
             .await
-            .map_err(transport)?;
-        json_or_error(response).await
     }
 
     /// Follows `paging.next.after` to the end.
@@ -510,15 +548,15 @@ impl HubSpotWrite for HubSpotClient {
                 .map(|(id, properties)| json!({"id": id.to_string(), "properties": properties}))
                 .collect();
             let path = format!("/crm/objects/2026-03/{}/batch/update", plural(object_type));
-            let response = self
-                .http
-                .post(self.url(&path))
-                .bearer_auth(token)
-                .json(&json!({ "inputs": inputs }))
-                .send()
-                .await
-                .map_err(transport)?;
-            json_or_error(response).await?;
+            // Setting the same values again is harmless: idempotent.
+            let body = json!({ "inputs": inputs });
+            self.idempotent(|| {
+                self.http
+                    .post(self.url(&path))
+                    .bearer_auth(token)
+                    .json(&body)
+            })
+            .await?;
         }
         Ok(())
     }
@@ -562,19 +600,19 @@ impl HubSpotWrite for HubSpotClient {
     }
 
     async fn find_note(&self, token: &str, marker: &str) -> Result<Option<u64>, HubSpotError> {
-        let response = self
-            .http
-            .post(self.url("/crm/objects/2026-03/notes/search"))
-            .bearer_auth(token)
-            .json(&json!({
-                "filterGroups": [{"filters": [{"propertyName": "hs_note_body", "operator": "CONTAINS_TOKEN", "value": marker}]}],
-                "properties": ["hs_note_body"],
-                "limit": 10,
-            }))
-            .send()
-            .await
-            .map_err(transport)?;
-        let body = json_or_error(response).await?;
+        let query = json!({
+            "filterGroups": [{"filters": [{"propertyName": "hs_note_body", "operator": "CONTAINS_TOKEN", "value": marker}]}],
+            "properties": ["hs_note_body"],
+            "limit": 10,
+        });
+        let body = self
+            .idempotent(|| {
+                self.http
+                    .post(self.url("/crm/objects/2026-03/notes/search"))
+                    .bearer_auth(token)
+                    .json(&query)
+            })
+            .await?;
         Ok(body["results"]
             .as_array()
             .into_iter()
@@ -605,16 +643,15 @@ impl HubSpotBatch for HubSpotClient {
                 "properties": properties,
             });
             let path = format!("/crm/objects/2026-03/{}/batch/read", plural(object_type));
-            let response = self
-                .http
-                .post(self.url(&path))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .map_err(transport)?;
             // 207: some ids were not found; the rest are in `results`.
-            let body = json_or_error(response).await?;
+            let body = self
+                .idempotent(|| {
+                    self.http
+                        .post(self.url(&path))
+                        .bearer_auth(token)
+                        .json(&body)
+                })
+                .await?;
             for object in body["results"].as_array().into_iter().flatten() {
                 let Ok(id) = text(&object["id"]).parse::<u64>() else {
                     continue;
@@ -656,15 +693,14 @@ impl HubSpotBatch for HubSpotClient {
                 plural(from),
                 plural(to)
             );
-            let response = self
-                .http
-                .post(self.url(&path))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .map_err(transport)?;
-            let body = json_or_error(response).await?;
+            let body = self
+                .idempotent(|| {
+                    self.http
+                        .post(self.url(&path))
+                        .bearer_auth(token)
+                        .json(&body)
+                })
+                .await?;
             for result in body["results"].as_array().into_iter().flatten() {
                 let Ok(from_id) = text(&result["from"]["id"]).parse::<u64>() else {
                     continue;
@@ -711,15 +747,14 @@ impl HubSpotSearch for HubSpotClient {
             body["after"] = json!(after);
         }
         let path = format!("/crm/objects/2026-03/{}/search", plural(object_type));
-        let response = self
-            .http
-            .post(self.url(&path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport)?;
-        let body = json_or_error(response).await?;
+        let body = self
+            .idempotent(|| {
+                self.http
+                    .post(self.url(&path))
+                    .bearer_auth(token)
+                    .json(&body)
+            })
+            .await?;
         let mut out = ModifiedPage::default();
         for result in body["results"].as_array().into_iter().flatten() {
             if let Ok(id) = text(&result["id"]).parse::<u64>() {

@@ -1204,7 +1204,9 @@ pub async fn document_sent(
     else {
         return Ok(Applied::Nothing);
     };
-    if link.state != LinkState::Enabled {
+    // A document sent before its project was deleted still belongs on the deal
+    // (the deletion may even be handled first: events arrive in any order).
+    if !matches!(link.state, LinkState::Enabled | LinkState::Deleted) {
         return Ok(Applied::Nothing);
     }
     let config = services.configs.config(account).await?;

@@ -98,6 +98,19 @@ pub fn coalesce(events: &[HubSpotEvent]) -> Coalesced {
     out
 }
 
+/// A property change our own app made (HubSpot stamps it with our app id as
+/// `sourceId`): the echo of a write we already hold the baseline of, so it is
+/// not worth a re-read. Creations, deletions, merges and association changes
+/// are always re-read.
+pub fn is_own_write(event: &HubSpotEvent, own_app: &str) -> bool {
+    event
+        .subscription_type
+        .as_deref()
+        .is_some_and(|t| t.ends_with(".propertyChange"))
+        && event.change_source.as_deref() == Some("INTEGRATION")
+        && event.source_id.as_deref() == Some(own_app)
+}
+
 /// Applies one batch of events to every connection of the portal.
 #[instrument(skip_all, fields(portal = %connections.first().map(|c| c.portal_id.to_string()).unwrap_or_default()))]
 pub async fn apply(
@@ -108,7 +121,13 @@ pub async fn apply(
     for connection in connections {
         note_webhook(services, connection).await;
     }
-    let coalesced = coalesce(events);
+    let own_app = services.settings.hubspot_app_id.to_string();
+    let theirs: Vec<HubSpotEvent> = events
+        .iter()
+        .filter(|e| !is_own_write(e, &own_app))
+        .cloned()
+        .collect();
+    let coalesced = coalesce(&theirs);
     if coalesced.deals.is_empty() && coalesced.companies.is_empty() && coalesced.contacts.is_empty()
     {
         return Ok(());
@@ -712,5 +731,33 @@ async fn note_webhook(services: &Services, connection: &Connection) {
     updated.last_webhook_at = Some(now);
     if let Err(e) = services.connections.save_connection(&updated).await {
         debug!(error = %e, "last webhook time not recorded (changed meanwhile)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, change_source: &str, source_id: &str) -> HubSpotEvent {
+        serde_json::from_value(serde_json::json!({
+            "portalId": 1000001, "objectId": 42, "subscriptionType": kind,
+            "changeSource": change_source, "sourceId": source_id}))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_our_own_property_changes_are_skipped_as_echoes() {
+        assert!(is_own_write(
+            &event("deal.propertyChange", "INTEGRATION", "777"),
+            "777"
+        ));
+        for other in [
+            event("deal.propertyChange", "INTEGRATION", "888"),
+            event("deal.propertyChange", "CRM_UI", "userId:1"),
+            event("deal.creation", "INTEGRATION", "777"),
+            event("deal.associationChange", "INTEGRATION", "777"),
+        ] {
+            assert!(!is_own_write(&other, "777"), "{other:?}");
+        }
     }
 }
