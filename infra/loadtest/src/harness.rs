@@ -1,0 +1,411 @@
+//! The stack under load: started in-process on the embedded store and queues
+//! with the sandboxes' real limits, driven only through the sandboxes and the
+//! public routes (links may be seeded into the store, as the issue allows).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use board_hubspot::adapters::clock::SystemClock;
+use board_hubspot::adapters::queue::memory::MemoryQueue;
+use board_hubspot::adapters::store::TableStore;
+use board_hubspot::adapters::table::memory::MemoryTable;
+use board_hubspot::app::Services;
+use board_hubspot::app::services::{MAX_RECEIVES, WORK_VISIBILITY};
+use board_hubspot::config::Settings;
+use board_hubspot::domain::link::Baseline;
+use board_hubspot::domain::{
+    AccountId, BoardObjectKind, BoardRef, HubSpotObjectType, HubSpotRef, Link, LinkState, PortalId,
+};
+use serde_json::{Value, json};
+use tests::stack::Run;
+
+pub const ACCOUNT: &str = "acct-a";
+
+/// How the stack is started for a scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// board's events queue batching window (the template's is 1 s).
+    pub board_window: Duration,
+    /// Visibility timeout of both queues (the template's is 360 s).
+    pub visibility: Duration,
+    /// Off: the scenario drives the worker itself.
+    pub run_worker: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            board_window: Duration::from_secs(1),
+            visibility: WORK_VISIBILITY,
+            run_worker: true,
+        }
+    }
+}
+
+pub struct Harness {
+    pub run: Run,
+    pub work: MemoryQueue,
+    pub board: MemoryQueue,
+    /// SQS calls the webhook function's sends would make.
+    pub webhook_sends: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Harness {
+    pub async fn start(setup: Setup) -> anyhow::Result<Self> {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr: SocketAddr = probe.local_addr()?;
+        drop(probe);
+        let public = format!("http://{addr}");
+        let settings = Settings::from_lookup(
+            move |n| (n == "PUBLIC_BASE_URL").then(|| public.clone()),
+            true,
+        )?;
+        let work = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
+        let board = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
+        let mut services = Services::with_store(
+            settings,
+            TableStore::new(MemoryTable::new()),
+            Arc::new(work.clone()),
+            Arc::new(SystemClock),
+        );
+        services.board_queue = Arc::new(board.clone());
+        let mut functions = local_stack::Functions::shared(&services);
+        let webhook_sends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        functions.webhook.queue = Arc::new(crate::counting::CountingQueue {
+            inner: services.queue.clone(),
+            send_calls: webhook_sends.clone(),
+        });
+        let stack = local_stack::start_functions(
+            services,
+            functions,
+            Some(work.clone()),
+            addr,
+            local_stack::Options {
+                run_worker: setup.run_worker,
+                board_events_window: setup.board_window,
+            },
+        )
+        .await?;
+        let run = Run::on(stack).await;
+        Ok(Self {
+            run,
+            work,
+            board,
+            webhook_sends,
+        })
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.run.stack.services
+    }
+
+    pub fn account(&self) -> AccountId {
+        ACCOUNT.parse().expect("valid account")
+    }
+
+    pub async fn portal(&self) -> anyhow::Result<PortalId> {
+        Ok(self
+            .services()
+            .connections
+            .get_connection(&self.account())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("not connected"))?
+            .portal_id)
+    }
+
+    /// A control endpoint of a sandbox (`hubspot` or `board`), unthrottled.
+    pub async fn control(
+        &self,
+        sandbox: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}/_sandbox/{sandbox}{path}", self.run.base);
+        let request = match body {
+            Some(body) => self.run.http.post(url).json(&body),
+            None => self.run.http.get(url),
+        };
+        let response = request.send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{sandbox}{path}: {}",
+            response.status()
+        );
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn clear_logs(&self) -> anyhow::Result<()> {
+        for sandbox in ["hubspot", "board"] {
+            self.run
+                .http
+                .delete(format!(
+                    "{}/_sandbox/{sandbox}/_control/requests",
+                    self.run.base
+                ))
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Our own requests to HubSpot (the app's token) since the log was cleared.
+    pub async fn hubspot_calls(&self) -> anyhow::Result<Vec<Value>> {
+        let log = self.control("hubspot", "/_control/requests", None).await?;
+        Ok(log["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["token"] == "app")
+            .collect())
+    }
+
+    /// Our own requests to board (the integration's token) since the log was cleared.
+    pub async fn board_calls(&self) -> anyhow::Result<Vec<Value>> {
+        let log = self.control("board", "/_control/requests", None).await?;
+        Ok(log["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["caller"] == "service")
+            .collect())
+    }
+
+    /// HubSpot's API as a person, retried as a person would through faults and 429s.
+    pub async fn hubspot(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        for attempt in 0..50 {
+            let mut request = self
+                .run
+                .http
+                .request(
+                    method.clone(),
+                    format!("{}/_sandbox/hubspot{path}", self.run.base),
+                )
+                .bearer_auth("pat-sandbox-user");
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response.json().await.unwrap_or(Value::Null));
+            }
+            if status.as_u16() == 429 || status.is_server_error() {
+                tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
+                continue;
+            }
+            anyhow::bail!(
+                "HubSpot {path}: {status} {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        anyhow::bail!("HubSpot {path}: kept failing")
+    }
+
+    /// Creates deals (100 per call) as a person would; their ids in order.
+    pub async fn create_deals(&self, inputs: Vec<Value>) -> anyhow::Result<Vec<u64>> {
+        let mut ids = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(100) {
+            let created = self
+                .hubspot(
+                    reqwest::Method::POST,
+                    "/crm/objects/2026-03/deals/batch/create",
+                    Some(json!({"inputs": chunk})),
+                )
+                .await?;
+            // Batch create answers in any order: match by the marker in the name.
+            let mut results: Vec<(String, u64)> = created["results"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|r| {
+                    (
+                        r["properties"]["dealname"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        r["id"]
+                            .as_str()
+                            .and_then(|i| i.parse().ok())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            for input in chunk {
+                let name = input["properties"]["dealname"].as_str().unwrap_or_default();
+                let at = results
+                    .iter()
+                    .position(|(n, _)| n == name)
+                    .ok_or_else(|| anyhow::anyhow!("deal {name} not created"))?;
+                ids.push(results.swap_remove(at).1);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// N deals in HubSpot and N projects in board, linked as registration
+    /// leaves them (names equal, stage unmapped so no drafts): (deal, project) pairs.
+    pub async fn linked_pairs(&self, n: usize, prefix: &str) -> anyhow::Result<Vec<(u64, u64)>> {
+        let deals = self
+            .create_deals(
+                (0..n)
+                    .map(|i| {
+                        json!({"properties": {"dealname": format!("{prefix}{i}"), "pipeline": "default",
+                                               "dealstage": "appointmentscheduled"}})
+                    })
+                    .collect(),
+            )
+            .await?;
+        let mut projects = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+            let created = self
+                .control(
+                    "board",
+                    "/_control/bulk",
+                    Some(json!({"account_id": ACCOUNT,
+                        "clients": [{"name": format!("{prefix}顧客"), "name_disp": format!("{prefix}顧客")}],
+                        "projects": chunk.iter().map(|i| json!({"name": format!("{prefix}{i}"), "client_ref": 0,
+                            "user_id": 1, "order_status": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"}))
+                            .collect::<Vec<_>>()})),
+                )
+                .await?;
+            projects.extend(
+                created["projects"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Value::as_u64),
+            );
+        }
+        anyhow::ensure!(
+            projects.len() == n,
+            "board created {} projects",
+            projects.len()
+        );
+        let account = self.account();
+        let portal = self.portal().await?;
+        for (i, (deal, project)) in deals.iter().zip(&projects).enumerate() {
+            let name = Some(format!("{prefix}{i}"));
+            let link = Link {
+                account_id: account.clone(),
+                portal_id: portal,
+                hubspot: HubSpotRef {
+                    object_type: HubSpotObjectType::Deal,
+                    id: *deal,
+                },
+                board: BoardRef {
+                    kind: BoardObjectKind::Project,
+                    id: *project,
+                },
+                state: LinkState::Enabled,
+                last_synced_at: None,
+                baseline: [
+                    ("name", name),
+                    ("stage", Some("default:appointmentscheduled".to_owned())),
+                    ("close_date", None),
+                ]
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_owned(),
+                        Baseline {
+                            hubspot: v.clone(),
+                            board: v,
+                        },
+                    )
+                })
+                .collect(),
+                revision: 0,
+            };
+            self.services()
+                .links
+                .claim_deal(&link)
+                .await
+                .map_err(|e| anyhow::anyhow!("seed link: {e:?}"))?;
+        }
+        Ok(deals.into_iter().zip(projects).collect())
+    }
+
+    /// board's per-account limit (set-up lifts it so seeding is not paced;
+    /// measurements run at board's real 3 requests/s).
+    pub async fn board_limit(&self, per_second: usize) -> anyhow::Result<()> {
+        self.control(
+            "board",
+            "/_control/settings",
+            Some(json!({"per_second": per_second})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Set-up at speed: linked pairs seeded with board's limit lifted, the
+    /// events of their creation drained, then board's real limit back.
+    pub async fn seeded_pairs(&self, n: usize, prefix: &str) -> anyhow::Result<Vec<(u64, u64)>> {
+        self.board_limit(1_000).await?;
+        let pairs = self.linked_pairs(n, prefix).await?;
+        self.drain(Duration::from_secs(180)).await?;
+        self.board_limit(3).await?;
+        Ok(pairs)
+    }
+
+    /// Waits until both queues are empty (nothing visible or in flight).
+    pub async fn drain(&self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.work.depth() + self.board.depth() > 0 {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "queues not drained: {} work, {} board",
+                self.work.depth(),
+                self.board.depth()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    pub async fn stop(self) {
+        self.run.stack.shutdown().await;
+    }
+}
+
+/// The process's peak resident set (the stack runs in it), in MB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0)
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The value at `q` (0–1) of sorted samples.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub fn round(value: f64, digits: i32) -> f64 {
+    let factor = 10f64.powi(digits);
+    (value * factor).round() / factor
+}
