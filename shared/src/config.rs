@@ -64,6 +64,8 @@ pub struct Settings {
     pub max_webhook_bytes: usize,
     /// Consecutive authentication failures (one per 10 minutes) that suspend a connection.
     pub suspend_after: u32,
+    /// board's API limit per account (about 3 per second); the worker uses 80 %.
+    pub board_rate_per_second: u32,
     /// How long history entries and decisions are kept (TTL removes them later).
     pub history_retention: time::Duration,
     pub decision_retention: time::Duration,
@@ -179,6 +181,14 @@ impl Settings {
                 name: "SUSPEND_AFTER",
                 reason: "a positive integer".into(),
             })?;
+        let board_rate_per_second = text("BOARD_RATE_PER_SECOND", Some("3"))?
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or(ConfigError::Invalid {
+                name: "BOARD_RATE_PER_SECOND",
+                reason: "requests per second, 1 to 1000".into(),
+            })?;
         let board_jwt_algorithm = match get("BOARD_JWT_ALGORITHM").as_deref() {
             None | Some("") | Some("HS256") => JwtAlgorithm::Hs256,
             Some("RS256") => JwtAlgorithm::Rs256,
@@ -224,6 +234,7 @@ impl Settings {
             board_jwt_algorithm,
             board_jwks,
             suspend_after,
+            board_rate_per_second,
             store,
             hubspot_client_id: text("HUBSPOT_CLIENT_ID", local.then_some(dev::HUBSPOT_CLIENT_ID))?,
             hubspot_client_secret: secret("HUBSPOT_CLIENT_SECRET", dev::HUBSPOT_CLIENT_SECRET)?,

@@ -711,26 +711,28 @@ async fn owner_of(
         }
     }
     let users = services
-        .board
-        .users(account)
+        .directory
+        .board_users
+        .get_or_load(account.as_str(), || services.board.users(account))
         .await
         .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
     let Some(email) = users
-        .into_iter()
+        .iter()
         .find(|u| u.id.get() == user)
-        .map(|u| u.email)
+        .map(|u| u.email.clone())
         .filter(|e| !e.is_empty())
     else {
         return Ok(None);
     };
     let token = bearer(services, account).await?;
     let owners = services
-        .crm
-        .owners(&token)
+        .directory
+        .hubspot_owners
+        .get_or_load(account.as_str(), || services.crm.owners(&token))
         .await
         .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
     Ok(owners
-        .into_iter()
+        .iter()
         .find(|o| o.email.eq_ignore_ascii_case(&email))
         .map(|o| o.id.to_string())
         // An owner chosen for nobody by an override is not matched by e-mail either.

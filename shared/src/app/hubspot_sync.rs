@@ -265,7 +265,17 @@ pub async fn sync_deals(
     .await?;
     let config = services.configs.config(account).await?;
 
-    for deal in &found {
+    // board's writes are paced (about 2.4 a second): when going through the
+    // deals has taken a while, the rest are read again so a deal changed
+    // meanwhile is written once, as it is now, not twice.
+    let mut found = found;
+    let mut read_at = std::time::Instant::now();
+    for i in 0..found.len() {
+        if read_at.elapsed() > REREAD_AFTER && i + 1 < found.len() {
+            refresh(services, connection, token, &mut found[i..]).await;
+            read_at = std::time::Instant::now();
+        }
+        let deal = &found[i];
         let trigger: Vec<String> = deals
             .get(&deal.id)
             .map(|t| t.iter().cloned().collect())
@@ -318,6 +328,51 @@ pub async fn sync_deals(
         deal_gone(services, connection, &config, id, trigger).await?;
     }
     Ok(())
+}
+
+fn linked_failure(error: super::linked_deals::LinkedError) -> SyncError {
+    use super::linked_deals::LinkedError;
+    match error {
+        LinkedError::Transient(m) => SyncError::Transient(m),
+        LinkedError::Conflict => SyncError::Transient("link changed concurrently".into()),
+        LinkedError::Store(s) => SyncError::Store(s),
+    }
+}
+
+/// How old a read of deals may get before the rest of a batch is read again.
+const REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads `deals` again (within the budget; on any failure they stay as read).
+async fn refresh(
+    services: &Services,
+    connection: &Connection,
+    token: &str,
+    deals: &mut [CrmObject],
+) {
+    let ids: Vec<u64> = deals.iter().map(|d| d.id).collect();
+    let calls = ids.len().div_ceil(100) as u32;
+    if super::budget::hubspot(services, connection.portal_id, calls)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    match services
+        .batch
+        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
+        .await
+    {
+        Ok((fresh, _)) => {
+            let mut fresh: BTreeMap<u64, CrmObject> =
+                fresh.into_iter().map(|o| (o.id, o)).collect();
+            for deal in deals.iter_mut() {
+                if let Some(now) = fresh.remove(&deal.id) {
+                    *deal = now;
+                }
+            }
+        }
+        Err(error) => debug!(%error, "deals not read again; going on with the earlier read"),
+    }
 }
 
 async fn read_names(
@@ -397,18 +452,33 @@ async fn decide(
         reason,
         config_version: config.version,
     };
-    if let Some(link) = services
+    if let Some(mut link) = services
         .links
         .link_by_hubspot(account, portal, deal_ref)
         .await?
     {
         let primary = companies.iter().find(|c| c.primary).map(|c| c.id);
-        let result = super::linked_deals::apply(services, connection, config, link, deal, primary)
-            .await
-            .map_err(|e| match e {
-                super::linked_deals::LinkedError::Transient(m) => SyncError::Transient(m),
-                super::linked_deals::LinkedError::Store(s) => SyncError::Store(s),
-            })?;
+        // The other direction may save the link meanwhile: redo with it, a few times.
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            match super::linked_deals::apply(services, connection, config, link, deal, primary)
+                .await
+            {
+                Ok(result) => break result,
+                Err(super::linked_deals::LinkedError::Conflict) if attempts < 3 => {
+                    match services
+                        .links
+                        .link_by_hubspot(account, portal, deal_ref)
+                        .await?
+                    {
+                        Some(again) => link = again,
+                        None => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(linked_failure(e)),
+            }
+        };
         return log_decision(
             services,
             connection,
@@ -569,10 +639,7 @@ async fn deal_gone(
     {
         let result = super::linked_deals::deal_deleted(services, link, config)
             .await
-            .map_err(|e| match e {
-                super::linked_deals::LinkedError::Transient(m) => SyncError::Transient(m),
-                super::linked_deals::LinkedError::Store(s) => SyncError::Store(s),
-            })?;
+            .map_err(linked_failure)?;
         let decision = Decision {
             at: now,
             trigger,
@@ -618,6 +685,34 @@ pub async fn sync_others(
         Err(_) => return Ok(()),
     };
     let token = token.expose_secret();
+    // Only linked objects are synced: look the links up first (our store),
+    // and spend HubSpot calls on those alone.
+    let linked = |kind: HubSpotObjectType, ids: &BTreeSet<u64>| {
+        let ids = ids.clone();
+        async move {
+            let mut out = BTreeSet::new();
+            for id in ids {
+                let reference = crate::domain::HubSpotRef {
+                    object_type: kind,
+                    id,
+                };
+                if services
+                    .links
+                    .link_by_hubspot(&connection.account_id, connection.portal_id, reference)
+                    .await?
+                    .is_some()
+                {
+                    out.insert(id);
+                }
+            }
+            Ok::<_, StoreError>(out)
+        }
+    };
+    let companies = &linked(HubSpotObjectType::Company, companies).await?;
+    let contacts = &linked(HubSpotObjectType::Contact, contacts).await?;
+    if companies.is_empty() && contacts.is_empty() {
+        return Ok(());
+    }
     let calls = (companies.len().div_ceil(100) + contacts.len().div_ceil(100)) as u32;
     super::budget::hubspot(services, connection.portal_id, calls.max(1))
         .await
@@ -651,10 +746,7 @@ pub async fn sync_others(
             .map_err(transient)?;
         super::linked_others::sync(services, connection, &config, kind, &found, &missing)
             .await
-            .map_err(|e| match e {
-                super::linked_deals::LinkedError::Transient(m) => SyncError::Transient(m),
-                super::linked_deals::LinkedError::Store(s) => SyncError::Store(s),
-            })?;
+            .map_err(linked_failure)?;
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ fn outcome(outcome: &'static str, reason: impl Into<String>) -> Outcome {
 pub enum LinkedError {
     #[error("transient: {0}")]
     Transient(String),
+    /// The link changed while we worked on it (another worker, the other
+    /// direction): read it again and redo, nothing was written.
+    #[error("link changed concurrently")]
+    Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -125,9 +129,7 @@ async fn history(
 async fn save(services: &Services, link: &Link) -> Result<(), LinkedError> {
     match services.links.update_link(link).await {
         Ok(_) => Ok(()),
-        Err(StoreError::Conflict) => {
-            Err(LinkedError::Transient("link changed concurrently".into()))
-        }
+        Err(StoreError::Conflict) => Err(LinkedError::Conflict),
         Err(e) => Err(e.into()),
     }
 }

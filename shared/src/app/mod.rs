@@ -7,6 +7,7 @@ pub mod catch_up;
 pub mod connect;
 pub mod connection_status;
 pub mod diagnosis;
+pub mod directory;
 pub mod disconnect;
 pub mod drafts;
 pub mod history;

@@ -56,6 +56,8 @@ pub struct Services {
     /// embedded queue as `queue`; in AWS its own queue and DLQ.
     pub board_queue: Arc<dyn WorkQueue>,
     pub clock: Arc<dyn Clock>,
+    /// Short-lived copies of board's users and HubSpot's owners.
+    pub directory: Arc<super::directory::Directory>,
 }
 
 impl Services {
@@ -94,6 +96,7 @@ impl Services {
                 inner: Arc::new(board),
                 budget: store.clone(),
                 clock: clock.clone(),
+                per_second: settings.board_rate_per_second,
             }),
             budget: store.clone(),
             configs: store.clone(),
@@ -110,6 +113,7 @@ impl Services {
             board_queue: queue.clone(),
             queue,
             clock,
+            directory: Arc::default(),
         }
     }
 

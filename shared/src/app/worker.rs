@@ -55,11 +55,23 @@ pub async fn process_batch(
     messages: &[ReceivedMessage],
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
-    // Project changes are gathered so their deal writes share batch calls.
+    // Project changes are gathered so their deal writes share batch calls;
+    // webhook events of one portal likewise, so a deal named by several
+    // deliveries is read once and the reads go 100 at a time.
     let mut projects: Vec<(&ReceivedMessage, BoardEvent)> = Vec::new();
+    let mut webhooks: std::collections::BTreeMap<
+        crate::domain::PortalId,
+        (Vec<&ReceivedMessage>, Vec<super::jobs::HubSpotEvent>),
+    > = Default::default();
     for message in messages {
         let result = match QueueMessage::parse(&message.body) {
             Err(reason) => Err(Failure::Poison(reason)),
+            Ok(QueueMessage::Job(Job::HubspotEvents { portal_id, events })) => {
+                let (from, all) = webhooks.entry(portal_id).or_default();
+                from.push(message);
+                all.extend(events);
+                continue;
+            }
             Ok(QueueMessage::Job(job)) => run_job(services, job).await,
             Ok(QueueMessage::BoardEvent(event))
                 if matches!(
@@ -75,6 +87,19 @@ pub async fn process_batch(
             }
         };
         settle(source, message, result, &mut outcome).await;
+    }
+    for (portal_id, (from, events)) in webhooks {
+        let result = run_job(services, Job::HubspotEvents { portal_id, events }).await;
+        for message in from {
+            let copy = match &result {
+                Ok(()) => Ok(()),
+                Err(Failure::Poison(reason)) => Err(Failure::Poison(reason.clone())),
+                Err(Failure::Transient(error)) => Err(Failure::Transient(StoreError::Unavailable(
+                    anyhow::anyhow!(error.to_string()),
+                ))),
+            };
+            settle(source, message, copy, &mut outcome).await;
+        }
     }
     for (message, result) in project_events(services, projects).await {
         settle(source, message, result, &mut outcome).await;

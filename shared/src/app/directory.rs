@@ -1,0 +1,84 @@
+//! Short-lived copies of lists that rarely change and that many changes of one
+//! batch need: board's users of an account and HubSpot's owners of a portal.
+//! A person-in-charge change on 500 projects then costs one read of each, not
+//! 500 (board allows about 3 requests per second). A minute's staleness is
+//! accepted: a new user or owner is matched at most a minute late.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a copy is used.
+pub const TTL: Duration = Duration::from_secs(60);
+
+pub struct Cached<V> {
+    entries: Mutex<HashMap<String, (Instant, Arc<V>)>>,
+    ttl: Duration,
+}
+
+impl<V> Default for Cached<V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            ttl: TTL,
+        }
+    }
+}
+
+impl<V> Cached<V> {
+    /// The copy of `key` younger than the TTL, else what `load` returns (kept
+    /// when it succeeds; failures are never cached).
+    pub async fn get_or_load<E, F>(&self, key: &str, load: impl FnOnce() -> F) -> Result<Arc<V>, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        if let Some((at, value)) = self.entries.lock().expect("cache").get(key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(value.clone());
+        }
+        let value = Arc::new(load().await?);
+        self.entries
+            .lock()
+            .expect("cache")
+            .insert(key.to_owned(), (Instant::now(), value.clone()));
+        Ok(value)
+    }
+}
+
+/// The copies a host keeps (one per Lambda instance, one per local stack).
+#[derive(Default)]
+pub struct Directory {
+    pub board_users: Cached<Vec<crate::ports::BoardUser>>,
+    pub hubspot_owners: Cached<Vec<crate::ports::HsOwner>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_copy_serves_until_it_expires_and_failures_are_not_kept() {
+        let cache: Cached<u32> = Cached::default();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let load =
+            || async { Ok::<_, ()>(calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1) };
+        assert_eq!(*cache.get_or_load("a", load).await.unwrap(), 1);
+        assert_eq!(*cache.get_or_load("a", load).await.unwrap(), 1, "cached");
+        assert_eq!(*cache.get_or_load("b", load).await.unwrap(), 2, "per key");
+        let failed: Result<Arc<u32>, &str> = cache.get_or_load("c", || async { Err("down") }).await;
+        assert!(failed.is_err());
+        assert_eq!(
+            *cache.get_or_load("c", load).await.unwrap(),
+            3,
+            "not cached"
+        );
+        let short: Cached<u32> = Cached {
+            entries: Mutex::new(HashMap::new()),
+            ttl: Duration::ZERO,
+        };
+        assert_eq!(*short.get_or_load("a", load).await.unwrap(), 4);
+        assert_eq!(*short.get_or_load("a", load).await.unwrap(), 5, "expired");
+    }
+}
