@@ -216,12 +216,15 @@ pub fn board_events_window() -> Duration {
 /// Polls the work queue and, when it is a separate one, board's events queue;
 /// returns how many messages were handled.
 async fn poll_both(services: &Services, board_window: Duration) -> anyhow::Result<usize> {
-    let wait = Duration::from_millis(500);
+    let separate = !std::sync::Arc::ptr_eq(&services.queue, &services.board_queue);
+    // One poller for both queues: a short wait on the first keeps the second's
+    // events from waiting behind it.
+    let wait = Duration::from_millis(if separate { 50 } else { 500 });
     let mut handled = sync_worker::poll_once(services, services.queue.as_ref(), wait)
         .await?
         .done
         .len();
-    if !std::sync::Arc::ptr_eq(&services.queue, &services.board_queue) {
+    if separate {
         handled += sync_worker::poll_batch(
             services,
             services.board_queue.as_ref(),

@@ -378,6 +378,19 @@ pub(crate) fn write(
     id: Option<u64>,
     changes: Map<String, Value>,
 ) -> Value {
+    let (rendered, event) = write_record(sandbox, account_id, resource, id, changes);
+    publish(sandbox, vec![event]);
+    rendered
+}
+
+/// Stores a create or an update; the change event is the caller's to publish.
+pub(crate) fn write_record(
+    sandbox: &BoardSandbox,
+    account_id: &str,
+    resource: Resource,
+    id: Option<u64>,
+    changes: Map<String, Value>,
+) -> (Value, ChangeEvent) {
     let new_id = match id {
         Some(id) => id,
         None => {
@@ -431,8 +444,7 @@ pub(crate) fn write(
             ),
         )
     };
-    publish(sandbox, vec![event]);
-    rendered
+    (rendered, event)
 }
 
 pub(crate) fn event(

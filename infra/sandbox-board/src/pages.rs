@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
 use crate::BoardSandbox;
-use crate::api::{event, publish, validate, write};
+use crate::api::{event, publish, validate, write, write_record};
 use crate::model::{Account, Resource, User, today_jst};
 
 pub fn seed_account(account: &str) -> Account {
@@ -403,6 +403,13 @@ pub struct Bulk {
     /// Changes to existing records, applied after the creates, in order.
     #[serde(default)]
     updates: Vec<BulkUpdate>,
+    /// `false` seeds records as if they had always been there: no change events.
+    #[serde(default = "emit_events")]
+    events: bool,
+}
+
+fn emit_events() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -467,7 +474,10 @@ pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -
                     }
                 }
             };
-            let value = write(&sandbox, &body.account_id, resource, None, changes);
+            let (value, event) = write_record(&sandbox, &body.account_id, resource, None, changes);
+            if body.events {
+                publish(&sandbox, vec![event]);
+            }
             created
                 .entry(key)
                 .or_default()
@@ -506,13 +516,16 @@ pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -
                 }
             }
         };
-        write(
+        let (_, event) = write_record(
             &sandbox,
             &body.account_id,
             resource,
             Some(update.id),
             changes,
         );
+        if body.events {
+            publish(&sandbox, vec![event]);
+        }
         updated += 1;
     }
     let mut out = json!(created);

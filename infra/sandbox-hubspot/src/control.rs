@@ -106,6 +106,30 @@ async fn get_faults(State(sandbox): State<HubSpotSandbox>) -> Json<Faults> {
     Json(sandbox.inner.faults.lock().expect("faults").clone())
 }
 
+/// An object of the default portal as stored, all properties, archived too:
+/// for tests and the load harness (no token, no rate limit, not logged).
+async fn inspect(
+    State(sandbox): State<HubSpotSandbox>,
+    axum::extract::Path((raw_type, id)): axum::extract::Path<(String, u64)>,
+) -> Response {
+    let Ok(kind) = ObjectType::parse(&raw_type) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let state = sandbox.inner.state.lock().expect("state");
+    match state
+        .objects
+        .get(&(PORTAL_ID, kind))
+        .and_then(|m| m.get(&id))
+    {
+        Some(record) => {
+            let mut body = crate::crm::render(record, kind, None);
+            body["archived"] = json!(record.archived);
+            Json(body).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn requests(State(sandbox): State<HubSpotSandbox>) -> Json<Value> {
     let state = sandbox.inner.state.lock().expect("state");
     Json(json!({"requests": state.requests}))
@@ -266,4 +290,5 @@ pub fn router() -> Router<HubSpotSandbox> {
         .route("/settings", post(settings))
         .route("/tokens/expire", post(expire_tokens))
         .route("/validation", post(validation))
+        .route("/inspect/{object_type}/{id}", get(inspect))
 }
