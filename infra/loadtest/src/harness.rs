@@ -31,6 +31,8 @@ pub struct Setup {
     pub visibility: Duration,
     /// Off: the scenario drives the worker itself.
     pub run_worker: bool,
+    /// board's limit per account, as the service is told (`BOARD_RATE_PER_SECOND`).
+    pub board_per_second: u32,
 }
 
 impl Default for Setup {
@@ -39,6 +41,7 @@ impl Default for Setup {
             board_window: Duration::from_secs(1),
             visibility: WORK_VISIBILITY,
             run_worker: true,
+            board_per_second: 3,
         }
     }
 }
@@ -57,8 +60,13 @@ impl Harness {
         let addr: SocketAddr = probe.local_addr()?;
         drop(probe);
         let public = format!("http://{addr}");
+        let rate = setup.board_per_second.to_string();
         let settings = Settings::from_lookup(
-            move |n| (n == "PUBLIC_BASE_URL").then(|| public.clone()),
+            move |n| match n {
+                "PUBLIC_BASE_URL" => Some(public.clone()),
+                "BOARD_RATE_PER_SECOND" => Some(rate.clone()),
+                _ => None,
+            },
             true,
         )?;
         let work = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
@@ -270,7 +278,7 @@ impl Harness {
                 .control(
                     "board",
                     "/_control/bulk",
-                    Some(json!({"account_id": ACCOUNT,
+                    Some(json!({"account_id": ACCOUNT, "events": false,
                         "clients": [{"name": format!("{prefix}顧客"), "name_disp": format!("{prefix}顧客")}],
                         "projects": chunk.iter().map(|i| json!({"name": format!("{prefix}{i}"), "client_ref": 0,
                             "user_id": 1, "order_status": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"}))
@@ -352,9 +360,18 @@ impl Harness {
     pub async fn seeded_pairs(&self, n: usize, prefix: &str) -> anyhow::Result<Vec<(u64, u64)>> {
         self.board_limit(1_000).await?;
         let pairs = self.linked_pairs(n, prefix).await?;
-        self.drain(Duration::from_secs(180)).await?;
+        self.settle().await?;
         self.board_limit(3).await?;
         Ok(pairs)
+    }
+
+    /// Waits until HubSpot has delivered every webhook and both queues are empty.
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        for _ in 0..2 {
+            self.drain(Duration::from_secs(180)).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.drain(Duration::from_secs(180)).await
     }
 
     /// Waits until both queues are empty (nothing visible or in flight).

@@ -51,7 +51,7 @@ pub async fn bulk_hubspot(n: usize) -> anyhow::Result<Figures> {
         }
         ids
     };
-    h.drain(Duration::from_secs(60)).await?;
+    h.settle().await?;
     h.clear_logs().await?;
     let started = Instant::now();
     let inputs: Vec<Value> = (0..n)
@@ -415,42 +415,33 @@ pub async fn latency(samples: usize, board_window: Duration) -> anyhow::Result<F
     h.drain(Duration::from_secs(60)).await?;
     let mut to_hubspot = Vec::new();
     for (i, (deal, project)) in pairs.iter().enumerate() {
-        h.clear_logs().await?;
-        let started_ms = now_ms();
+        let name = format!("遅延案件{i}(board)");
+        let started = Instant::now();
         let (status, body) = h
             .run
             .board(
                 reqwest::Method::PATCH,
                 &format!("/projects/{project}"),
                 ACCOUNT,
-                Some(json!({"name": format!("遅延案件{i}(board)")})),
+                Some(json!({"name": name})),
             )
             .await;
         anyhow::ensure!(status == 200, "board: {status} {body}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let acked = loop {
-            let calls = h.hubspot_calls().await?;
-            if let Some(at) = calls
-                .iter()
-                .filter(|r| {
-                    r["status"] == 200
-                        && r["path"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .ends_with("/deals/batch/update")
-                })
-                .filter_map(|r| r["at_ms"].as_i64())
-                .max()
-            {
-                break at;
+        let deadline = started + Duration::from_secs(20);
+        loop {
+            let seen = h
+                .control("hubspot", &format!("/_control/inspect/deals/{deal}"), None)
+                .await?;
+            if seen["properties"]["dealname"] == name.as_str() {
+                break;
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "project {project} never reached deal {deal}"
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        to_hubspot.push((acked - started_ms) as f64);
+        }
+        to_hubspot.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     to_board.sort_by(f64::total_cmp);
     to_hubspot.sort_by(f64::total_cmp);

@@ -413,8 +413,9 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
     let started = Instant::now();
     let h = Harness::start(Setup {
         board_window: Duration::ZERO,
-        visibility: Duration::from_secs(2),
+        visibility: Duration::from_secs(10),
         run_worker: false,
+        board_per_second: options.board_per_second as u32,
     })
     .await?;
     h.control(
