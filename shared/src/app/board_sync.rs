@@ -130,13 +130,10 @@ fn attempt(link: &Link, name: Option<String>, config_version: u64) -> Attempt<'_
 }
 
 async fn save(services: &Services, link: &Link) -> Result<(), BoardSyncError> {
-    match services.links.update_link(link).await {
-        Ok(_) => Ok(()),
-        Err(StoreError::Conflict) => Err(BoardSyncError::Transient(
-            "link changed concurrently".into(),
-        )),
-        Err(e) => Err(e.into()),
-    }
+    // A conflict (another worker saved the link first) passes through: the
+    // worker redoes the event shortly.
+    services.links.update_link(link).await?;
+    Ok(())
 }
 
 /// The connection the event's account syncs through, if it syncs at all.

@@ -334,7 +334,7 @@ fn linked_failure(error: super::linked_deals::LinkedError) -> SyncError {
     use super::linked_deals::LinkedError;
     match error {
         LinkedError::Transient(m) => SyncError::Transient(m),
-        LinkedError::Conflict => SyncError::Transient("link changed concurrently".into()),
+        LinkedError::Conflict => SyncError::Store(StoreError::Conflict),
         LinkedError::Store(s) => SyncError::Store(s),
     }
 }

@@ -26,6 +26,9 @@ pub struct BatchOutcome {
 }
 
 /// Delay before the n-th retry: exponential from 10 s, capped at 15 minutes, with jitter.
+/// How soon a message whose conditional write lost is tried again.
+pub const CONFLICT_RETRY: Duration = Duration::from_secs(1);
+
 pub fn retry_delay(receive_count: u32) -> Duration {
     let base = 10u64.saturating_mul(1 << receive_count.min(7)).min(900);
     let jitter = rand::random::<u64>() % (base / 4 + 1);
@@ -126,7 +129,13 @@ async fn settle(
             }
         }
         Err(Failure::Transient(error)) => {
-            let delay = retry_delay(message.receive_count);
+            // A lost conditional write (the link or ledger changed meanwhile)
+            // is redone soon; anything else backs off.
+            let delay = if matches!(error, StoreError::Conflict) {
+                CONFLICT_RETRY
+            } else {
+                retry_delay(message.receive_count)
+            };
             warn!(message_id = %message.message_id, %error, delay_s = delay.as_secs(), "retrying later");
             if let Err(e) = source.retry_after(&message.receipt, delay).await {
                 warn!(error = %e, "could not delay the retry; it comes back after the visibility timeout");
