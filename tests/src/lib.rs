@@ -111,3 +111,49 @@ pub async fn serve(router: axum::Router) -> String {
     format!("http://{addr}")
 }
 pub mod stack;
+
+/// A deal ↔ project link as registration leaves it: name equal on both sides,
+/// the deal in the default pipeline's unmapped first stage, no close date.
+pub fn registered_deal_link(
+    account: &board_hubspot::domain::AccountId,
+    portal: board_hubspot::domain::PortalId,
+    deal: u64,
+    project: u64,
+    name: &str,
+) -> board_hubspot::domain::Link {
+    use board_hubspot::domain::link::Baseline;
+    use board_hubspot::domain::{
+        BoardObjectKind, BoardRef, HubSpotObjectType, HubSpotRef, Link, LinkState,
+    };
+    Link {
+        account_id: account.clone(),
+        portal_id: portal,
+        hubspot: HubSpotRef {
+            object_type: HubSpotObjectType::Deal,
+            id: deal,
+        },
+        board: BoardRef {
+            kind: BoardObjectKind::Project,
+            id: project,
+        },
+        state: LinkState::Enabled,
+        last_synced_at: None,
+        baseline: [
+            ("name", Some(name.to_owned())),
+            ("stage", Some("default:appointmentscheduled".to_owned())),
+            ("close_date", None),
+        ]
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                Baseline {
+                    hubspot: v.clone(),
+                    board: v,
+                },
+            )
+        })
+        .collect(),
+        revision: 0,
+    }
+}

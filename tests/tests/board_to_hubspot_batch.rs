@@ -2,10 +2,7 @@
 //! within the portal's 110 requests per 10 s, and the one refused record of a
 //! batch is found by bisection while the other 99 land.
 
-use board_hubspot::domain::link::Baseline;
-use board_hubspot::domain::{
-    BoardObjectKind, BoardRef, HubSpotObjectType, HubSpotRef, Link, LinkState,
-};
+use board_hubspot::domain::{BoardObjectKind, BoardRef};
 use board_hubspot::ports::ReceivedMessage;
 use serde_json::{Value, json};
 use tests::stack::Run;
@@ -63,38 +60,13 @@ async fn five_hundred_changes_are_batched_under_the_limit_and_bisected() {
     }
     // Each linked to a project, as registration would have left them.
     for (i, deal) in deals.iter().enumerate() {
-        let name = format!("一括{i}");
-        let link = Link {
-            account_id: account.clone(),
-            portal_id: portal,
-            hubspot: HubSpotRef {
-                object_type: HubSpotObjectType::Deal,
-                id: *deal,
-            },
-            board: BoardRef {
-                kind: BoardObjectKind::Project,
-                id: 10_000 + i as u64,
-            },
-            state: LinkState::Enabled,
-            last_synced_at: None,
-            baseline: [
-                ("name", Some(name)),
-                ("stage", Some("default:appointmentscheduled".to_owned())),
-                ("close_date", None),
-            ]
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k.to_owned(),
-                    Baseline {
-                        hubspot: v.clone(),
-                        board: v,
-                    },
-                )
-            })
-            .collect(),
-            revision: 0,
-        };
+        let link = tests::registered_deal_link(
+            &account,
+            portal,
+            *deal,
+            10_000 + i as u64,
+            &format!("一括{i}"),
+        );
         services.links.claim_deal(&link).await.unwrap();
     }
     // The portal allows deal names of at most 20 characters; one project has 30.

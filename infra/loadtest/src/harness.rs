@@ -13,10 +13,7 @@ use board_hubspot::adapters::table::memory::MemoryTable;
 use board_hubspot::app::Services;
 use board_hubspot::app::services::{MAX_RECEIVES, WORK_VISIBILITY};
 use board_hubspot::config::Settings;
-use board_hubspot::domain::link::Baseline;
-use board_hubspot::domain::{
-    AccountId, BoardObjectKind, BoardRef, HubSpotObjectType, HubSpotRef, Link, LinkState, PortalId,
-};
+use board_hubspot::domain::{AccountId, PortalId};
 use serde_json::{Value, json};
 use tests::stack::Run;
 
@@ -302,38 +299,13 @@ impl Harness {
         let account = self.account();
         let portal = self.portal().await?;
         for (i, (deal, project)) in deals.iter().zip(&projects).enumerate() {
-            let name = Some(format!("{prefix}{i}"));
-            let link = Link {
-                account_id: account.clone(),
-                portal_id: portal,
-                hubspot: HubSpotRef {
-                    object_type: HubSpotObjectType::Deal,
-                    id: *deal,
-                },
-                board: BoardRef {
-                    kind: BoardObjectKind::Project,
-                    id: *project,
-                },
-                state: LinkState::Enabled,
-                last_synced_at: None,
-                baseline: [
-                    ("name", name),
-                    ("stage", Some("default:appointmentscheduled".to_owned())),
-                    ("close_date", None),
-                ]
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_owned(),
-                        Baseline {
-                            hubspot: v.clone(),
-                            board: v,
-                        },
-                    )
-                })
-                .collect(),
-                revision: 0,
-            };
+            let link = tests::registered_deal_link(
+                &account,
+                portal,
+                *deal,
+                *project,
+                &format!("{prefix}{i}"),
+            );
             self.services()
                 .links
                 .claim_deal(&link)

@@ -387,6 +387,17 @@ impl HubSpotClient {
         }
     }
 
+    /// A POST that is safe to repeat (reads, searches, batch updates).
+    async fn post_idempotent(
+        &self,
+        token: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, HubSpotError> {
+        self.idempotent(|| self.http.post(self.url(path)).bearer_auth(token).json(body))
+            .await
+    }
+
     async fn get_json(&self, token: &str, path: &str) -> Result<Value, HubSpotError> {
         self.idempotent(|| self.http.get(self.url(path)).bearer_auth(token))
             .await
@@ -550,13 +561,7 @@ impl HubSpotWrite for HubSpotClient {
             let path = format!("/crm/objects/2026-03/{}/batch/update", plural(object_type));
             // Setting the same values again is harmless: idempotent.
             let body = json!({ "inputs": inputs });
-            self.idempotent(|| {
-                self.http
-                    .post(self.url(&path))
-                    .bearer_auth(token)
-                    .json(&body)
-            })
-            .await?;
+            self.post_idempotent(token, &path, &body).await?;
         }
         Ok(())
     }
@@ -606,12 +611,7 @@ impl HubSpotWrite for HubSpotClient {
             "limit": 10,
         });
         let body = self
-            .idempotent(|| {
-                self.http
-                    .post(self.url("/crm/objects/2026-03/notes/search"))
-                    .bearer_auth(token)
-                    .json(&query)
-            })
+            .post_idempotent(token, "/crm/objects/2026-03/notes/search", &query)
             .await?;
         Ok(body["results"]
             .as_array()
@@ -644,14 +644,7 @@ impl HubSpotBatch for HubSpotClient {
             });
             let path = format!("/crm/objects/2026-03/{}/batch/read", plural(object_type));
             // 207: some ids were not found; the rest are in `results`.
-            let body = self
-                .idempotent(|| {
-                    self.http
-                        .post(self.url(&path))
-                        .bearer_auth(token)
-                        .json(&body)
-                })
-                .await?;
+            let body = self.post_idempotent(token, &path, &body).await?;
             for object in body["results"].as_array().into_iter().flatten() {
                 let Ok(id) = text(&object["id"]).parse::<u64>() else {
                     continue;
@@ -693,14 +686,7 @@ impl HubSpotBatch for HubSpotClient {
                 plural(from),
                 plural(to)
             );
-            let body = self
-                .idempotent(|| {
-                    self.http
-                        .post(self.url(&path))
-                        .bearer_auth(token)
-                        .json(&body)
-                })
-                .await?;
+            let body = self.post_idempotent(token, &path, &body).await?;
             for result in body["results"].as_array().into_iter().flatten() {
                 let Ok(from_id) = text(&result["from"]["id"]).parse::<u64>() else {
                     continue;
@@ -747,14 +733,7 @@ impl HubSpotSearch for HubSpotClient {
             body["after"] = json!(after);
         }
         let path = format!("/crm/objects/2026-03/{}/search", plural(object_type));
-        let body = self
-            .idempotent(|| {
-                self.http
-                    .post(self.url(&path))
-                    .bearer_auth(token)
-                    .json(&body)
-            })
-            .await?;
+        let body = self.post_idempotent(token, &path, &body).await?;
         let mut out = ModifiedPage::default();
         for result in body["results"].as_array().into_iter().flatten() {
             if let Ok(id) = text(&result["id"]).parse::<u64>() {
