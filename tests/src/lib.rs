@@ -144,15 +144,7 @@ pub fn registered_deal_link(
             ("close_date", None),
         ]
         .into_iter()
-        .map(|(k, v)| {
-            (
-                k.to_owned(),
-                Baseline {
-                    hubspot: v.clone(),
-                    board: v,
-                },
-            )
-        })
+        .map(|(k, v)| (k.to_owned(), Baseline::both(v)))
         .collect(),
         revision: 0,
     }

@@ -165,7 +165,8 @@ pub struct Stack {
     pub handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
-    worker: JoinHandle<()>,
+    /// One poller per queue, as Lambda's event sources.
+    workers: Vec<JoinHandle<()>>,
     deliverer: JoinHandle<()>,
     scheduler: JoinHandle<()>,
 }
@@ -176,7 +177,9 @@ impl Stack {
         let _ = self.stop.send(true);
         self.deliverer.abort();
         let _ = self.server.await;
-        let _ = self.worker.await;
+        for worker in self.workers {
+            let _ = worker.await;
+        }
         let _ = self.scheduler.await;
     }
 }
@@ -213,29 +216,38 @@ pub fn board_events_window() -> Duration {
     )
 }
 
-/// Polls the work queue and, when it is a separate one, board's events queue;
-/// returns how many messages were handled.
-async fn poll_both(services: &Services, board_window: Duration) -> anyhow::Result<usize> {
-    let separate = !std::sync::Arc::ptr_eq(&services.queue, &services.board_queue);
-    // One poller for both queues: a short wait on the first keeps the second's
-    // events from waiting behind it.
-    let wait = Duration::from_millis(if separate { 50 } else { 500 });
-    let mut handled = sync_worker::poll_once(services, services.queue.as_ref(), wait)
-        .await?
-        .done
-        .len();
-    if separate {
-        handled += sync_worker::poll_batch(
-            services,
-            services.board_queue.as_ref(),
-            sync_worker::Batching::board_events(board_window),
-            Duration::ZERO,
-        )
-        .await?
-        .done
-        .len();
-    }
-    Ok(handled)
+/// One event source: polls `queue` with `batching` until stopped, as Lambda
+/// does with one poller per queue; adds what it handled to `handled`.
+fn spawn_poller(
+    services: Services,
+    board_queue: bool,
+    batching: sync_worker::Batching,
+    handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let queue = if board_queue {
+            services.board_queue.clone()
+        } else {
+            services.queue.clone()
+        };
+        loop {
+            tokio::select! {
+                _ = stopped_signal(&mut stop) => break,
+                polled = sync_worker::poll_batch(&services, queue.as_ref(), batching, Duration::from_millis(500)) => {
+                    match polled {
+                        Ok(outcome) => {
+                            handled.fetch_add(outcome.done.len(), std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "worker poll failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Binds `addr` (port 0 for any) and starts serving and draining the queue.
@@ -339,32 +351,28 @@ pub async fn start_functions(
         }
     });
     let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let worker_handled = handled.clone();
     let worker_services = functions.sync_worker.clone();
-    let board_window = options.board_events_window;
-    let mut worker_stop = stopped;
-    let run_worker = options.run_worker;
-    let worker = tokio::spawn(async move {
-        if !run_worker {
-            return;
+    let mut workers = Vec::new();
+    if options.run_worker {
+        workers.push(spawn_poller(
+            worker_services.clone(),
+            false,
+            sync_worker::Batching::WORK,
+            handled.clone(),
+            stopped.clone(),
+        ));
+        // board's events have their own queue in AWS (and with the in-memory
+        // queue); on a single shared queue one poller sees both.
+        if !std::sync::Arc::ptr_eq(&worker_services.queue, &worker_services.board_queue) {
+            workers.push(spawn_poller(
+                worker_services,
+                true,
+                sync_worker::Batching::board_events(options.board_events_window),
+                handled.clone(),
+                stopped,
+            ));
         }
-        loop {
-            tokio::select! {
-                _ = stopped_signal(&mut worker_stop) => break,
-                polled = poll_both(&worker_services, board_window) => {
-                    match polled {
-                        Ok(n) => {
-                            worker_handled.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "worker poll failed");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
-            }
-        }
-    });
+    }
 
     Ok(Stack {
         addr,
@@ -374,7 +382,7 @@ pub async fn start_functions(
         handled,
         stop,
         server,
-        worker,
+        workers,
         deliverer,
         scheduler,
     })

@@ -208,6 +208,20 @@ fn resolve_conflicts(pending: &mut PendingDealWrite, deal: &crate::ports::CrmObj
             .iter()
             .find(|(k, _)| *k == key)
             .and_then(|(_, v)| v.clone());
+        let wanted = pending
+            .baselines
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .and_then(|(_, _, hubspot)| hubspot.clone());
+        if wanted.is_some() && now_in_hubspot == wanted {
+            // HubSpot already has board's value (typically board's echo of our
+            // own HubSpot → board write, planned on a link read before that
+            // write was saved): writing it again could overwrite a change made
+            // since the read. The baseline still moves to the agreed value.
+            pending.properties.remove(property);
+            pending.fields.retain(|f| *f != property);
+            continue;
+        }
         let baseline = pending
             .link
             .baseline
@@ -322,7 +336,7 @@ pub async fn plan_project(
     let board_base = |key: &str| link.baseline.get(key).and_then(|b| b.board.clone());
 
     if let Some(name) = &project.name
-        && board_base(NAME).as_ref() != Some(name)
+        && !link.is_board_echo(NAME, Some(name))
     {
         properties.insert("dealname".into(), name.clone());
         fields.push("dealname");
@@ -330,7 +344,7 @@ pub async fn plan_project(
     }
 
     let status_code = project.status.map(|s| s.code().to_string());
-    if status_code.is_some() && board_base(ORDER_STATUS) != status_code {
+    if status_code.is_some() && !link.is_board_echo(ORDER_STATUS, status_code.as_ref()) {
         let status = project.status.expect("checked");
         let current = link
             .baseline
@@ -382,7 +396,7 @@ pub async fn plan_project(
         .status
         .is_some_and(OrderStatus::carries_ordered_date)
         && let Some(date) = &project.order_date
-        && board_base(CLOSE_DATE).as_ref() != Some(date)
+        && !link.is_board_echo(CLOSE_DATE, Some(date))
         && let Some(ms) = midnight_jst_ms(date)
     {
         properties.insert("closedate".into(), ms);
@@ -1044,6 +1058,10 @@ pub async fn customer_or_contact_event(
         let mut first_seen = false;
         let mut changed: Vec<Wanted> = Vec::new();
         for (key, board, props) in wanted {
+            if link.is_board_echo(key, board.as_ref()) {
+                // Ours (possibly still being saved by the other direction).
+                continue;
+            }
             match link.baseline.get(key) {
                 None if current.get(key).cloned().flatten() != board && !props.is_empty() => {
                     changed.push((key, board, props));

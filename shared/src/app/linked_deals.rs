@@ -76,25 +76,11 @@ pub fn initial_baseline(
 ) -> std::collections::BTreeMap<String, Baseline> {
     let mut baseline: std::collections::BTreeMap<String, Baseline> = values
         .into_iter()
-        .map(|(k, v)| {
-            (
-                k.to_owned(),
-                Baseline {
-                    hubspot: v.clone(),
-                    board: v,
-                },
-            )
-        })
+        .map(|(k, v)| (k.to_owned(), Baseline::both(v)))
         .collect();
     if let Some(company) = primary_company {
         let v = Some(company.to_string());
-        baseline.insert(
-            COMPANY.into(),
-            Baseline {
-                hubspot: v.clone(),
-                board: v,
-            },
-        );
+        baseline.insert(COMPANY.into(), Baseline::both(v));
     }
     baseline
 }
@@ -359,6 +345,32 @@ pub async fn apply(
         });
     let order_date =
         close_date.filter(|_| resulting.is_some_and(OrderStatus::carries_ordered_date));
+    if new_status.is_none()
+        && let Some(date) = &order_date
+        && project.text("order_date") != Some(date.as_str())
+    {
+        fields.insert("order_date".into(), json!(date));
+    }
+    if new_status.is_some() || !fields.is_empty() {
+        // Saved before board is written: board's change event for these values
+        // may be handled before the link is saved again, and is our echo.
+        if let Some(v) = fields.get("name").and_then(Value::as_str) {
+            link.sending_to_board(NAME, v.to_owned());
+        }
+        if let Some(s) = new_status {
+            link.sending_to_board(super::board_sync::ORDER_STATUS, s.code().to_string());
+        }
+        if let Some(date) = &order_date
+            && (new_status.is_some() || fields.contains_key("order_date"))
+        {
+            link.sending_to_board(CLOSE_DATE, date.clone());
+        }
+        link.revision = match services.links.update_link(&link).await {
+            Ok(revision) => revision,
+            Err(StoreError::Conflict) => return Err(LinkedError::Conflict),
+            Err(e) => return Err(e.into()),
+        };
+    }
     if let Some(s) = new_status {
         match services
             .board
@@ -368,10 +380,7 @@ pub async fn apply(
             Ok(_) => applied.push(format!("受注ステータス({})", s.label_ja())),
             Err(e) => return board_failure(services, &link, name, e, config).await,
         }
-    } else if let Some(date) = &order_date
-        && project.text("order_date") != Some(date.as_str())
-    {
-        fields.insert("order_date".into(), json!(date));
+    } else if fields.contains_key("order_date") {
         applied.push("受注日".into());
     }
     if !fields.is_empty()
@@ -382,6 +391,7 @@ pub async fn apply(
     {
         return board_failure(services, &link, name, e, config).await;
     }
+    link.sent_to_board();
     for (field, value) in changed {
         let entry = link.baseline.entry(field.to_owned()).or_default();
         entry.hubspot = value.clone();

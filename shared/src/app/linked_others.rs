@@ -275,14 +275,30 @@ pub async fn apply(
             applied.insert(*field);
         }
     }
-    if !fields.is_empty()
-        && let Err(e) = services
+    if !fields.is_empty() {
+        // Saved before board is written: board's change event for these values
+        // may be handled before the link is saved again, and is our echo.
+        for (key, field, value) in &changed {
+            if let Some(v) = value.clone().filter(|_| applied.contains(field)) {
+                link.sending_to_board(key, v);
+            }
+        }
+        link.revision = match services.links.update_link(&link).await {
+            Ok(revision) => revision,
+            Err(StoreError::Conflict) => {
+                return Err(LinkedError::Transient("link changed concurrently".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = services
             .board
             .update(&account, resource(link.board.kind), link.board.id, fields)
             .await
-    {
-        return board_failure(services, &link, config, name, warnings, e).await;
+        {
+            return board_failure(services, &link, config, name, warnings, e).await;
+        }
     }
+    link.sent_to_board();
     for (key, _, value) in changed {
         let b = link.baseline.entry(key.to_owned()).or_default();
         b.hubspot = value.clone();

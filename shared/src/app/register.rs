@@ -360,6 +360,7 @@ async fn register_held(
         crate::domain::link::Baseline {
             hubspot: None,
             board: Some(draft.content.order_status.code().to_string()),
+            board_sent: None,
         },
     );
     link.baseline.insert(
@@ -367,6 +368,7 @@ async fn register_held(
         crate::domain::link::Baseline {
             hubspot: draft.content.owner_id.clone(),
             board: Some(body.user_id.to_string()),
+            board_sent: None,
         },
     );
     match services.links.claim_deal(&link).await {

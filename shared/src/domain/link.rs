@@ -96,6 +96,22 @@ pub struct Baseline {
     pub hubspot: Option<String>,
     #[serde(default)]
     pub board: Option<String>,
+    /// A value being written to board and not yet in `board`: saved before the
+    /// write, so board's change event for it, which may be handled before the
+    /// write's baseline is saved, is still known as our echo (SPEC §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_sent: Option<String>,
+}
+
+impl Baseline {
+    /// Both sides hold `value`.
+    pub fn both(value: Option<String>) -> Self {
+        Self {
+            hubspot: value.clone(),
+            board: value,
+            board_sent: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +131,29 @@ pub struct Link {
     /// Optimistic-concurrency revision, maintained by the store.
     #[serde(default)]
     pub revision: u64,
+}
+
+impl Link {
+    /// Whether board's `value` for `key` is what we last wrote there, or are
+    /// writing there now: our echo, not a change.
+    pub fn is_board_echo(&self, key: &str, value: Option<&String>) -> bool {
+        self.baseline.get(key).is_some_and(|b| {
+            b.board.as_ref() == value || (value.is_some() && b.board_sent.as_ref() == value)
+        })
+    }
+
+    /// Notes that `value` is about to be written to board for `key` (saved
+    /// before the write; see `Baseline::board_sent`).
+    pub fn sending_to_board(&mut self, key: &str, value: String) {
+        self.baseline.entry(key.to_owned()).or_default().board_sent = Some(value);
+    }
+
+    /// The writes to board are done (or given up): no value is in flight.
+    pub fn sent_to_board(&mut self) {
+        for baseline in self.baseline.values_mut() {
+            baseline.board_sent = None;
+        }
+    }
 }
 
 pub(crate) mod string_u64 {
@@ -143,5 +182,45 @@ pub(crate) mod string_u64 {
             Some(Raw::N(n)) => Ok(Some(n)),
             Some(Raw::S(s)) => s.parse().map(Some).map_err(serde::de::Error::custom),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> Link {
+        serde_json::from_value(serde_json::json!({
+            "account_id": "acct-a",
+            "portal_id": 1,
+            "hubspot": {"object_type": "deal", "id": "9"},
+            "board": {"kind": "project", "id": 7},
+            "state": "enabled",
+            "baseline": {"name": {"hubspot": "旧", "board": "旧"}},
+        }))
+        .expect("a link stored before board_sent existed")
+    }
+
+    #[test]
+    fn a_value_in_flight_to_board_is_an_echo_until_the_writes_are_done() {
+        let mut link = link();
+        let new = Some("新".to_owned());
+        assert!(link.is_board_echo("name", Some(&"旧".to_owned())));
+        assert!(!link.is_board_echo("name", new.as_ref()));
+        link.sending_to_board("name", "新".into());
+        assert!(link.is_board_echo("name", new.as_ref()), "in flight");
+        assert!(
+            link.is_board_echo("name", Some(&"旧".to_owned())),
+            "the last written value stays ours"
+        );
+        assert!(!link.is_board_echo("name", None), "never an empty value");
+        assert!(!link.is_board_echo("order_status", Some(&"1".to_owned())));
+        link.sent_to_board();
+        assert!(!link.is_board_echo("name", new.as_ref()));
+        let stored = serde_json::to_value(&link).unwrap();
+        assert!(
+            stored["baseline"]["name"].get("board_sent").is_none(),
+            "nothing in flight, nothing stored: {stored}"
+        );
     }
 }
