@@ -721,17 +721,18 @@ pub struct ModifiedPage {
     pub next: Option<String>,
 }
 
-/// Shared rate budgets (token buckets in the store), so concurrent Lambda
+/// Shared rate budgets (sliding windows in the store), so concurrent Lambda
 /// instances together stay under HubSpot's and board's limits (SPEC §11).
 #[async_trait]
 pub trait RateBudget: Send + Sync {
-    /// Takes `cost` tokens from `bucket` (`capacity` tokens, refilled over `per`);
-    /// `Ok(None)` when taken, `Ok(Some(wait))` when the caller must wait that long.
+    /// Grants `cost` calls from `bucket` if no more than `limit` were granted in
+    /// the last `window`: `Ok(None)` when granted, `Ok(Some(wait))` when the
+    /// caller must wait that long first.
     async fn take(
         &self,
         bucket: &str,
-        capacity: u32,
-        per: Duration,
+        limit: u32,
+        window: Duration,
         cost: u32,
         now: OffsetDateTime,
     ) -> StoreResult<Option<Duration>>;

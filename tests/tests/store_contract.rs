@@ -604,32 +604,58 @@ mod cases {
     pub async fn rate_budgets_never_hand_out_more_than_their_capacity<T: Table>(
         store: TableStore<T>,
     ) {
-        let per = Duration::from_secs(10);
-        for _ in 0..5 {
-            assert_eq!(store.take("hubspot#1", 5, per, 1, NOW).await.unwrap(), None);
+        let window = Duration::from_secs(10);
+        let at = |ms: i64| NOW + time::Duration::milliseconds(ms);
+        for ms in [0, 1_000, 2_000, 3_000] {
+            assert_eq!(
+                store.take("hubspot#1", 5, window, 1, at(ms)).await.unwrap(),
+                None
+            );
         }
         let wait = store
-            .take("hubspot#1", 5, per, 1, NOW)
+            .take("hubspot#1", 5, window, 2, at(4_000))
             .await
             .unwrap()
-            .expect("empty bucket");
+            .expect("two more than the window holds");
         assert_eq!(
             wait,
-            Duration::from_secs(2),
-            "one token refills in 10 s / 5"
+            Duration::from_secs(6),
+            "the first call leaves the window at 10 s"
         );
         assert_eq!(
             store
-                .take("hubspot#1", 5, per, 1, NOW + time::Duration::seconds(2))
+                .take("hubspot#1", 5, window, 1, at(4_000))
                 .await
                 .unwrap(),
             None,
-            "refilled"
+            "one still fits"
+        );
+        let wait = store
+            .take("hubspot#1", 5, window, 1, at(9_999))
+            .await
+            .unwrap()
+            .expect("five in the last 10 s");
+        assert_eq!(wait, Duration::from_millis(1));
+        assert_eq!(
+            store
+                .take("hubspot#1", 5, window, 1, at(10_000))
+                .await
+                .unwrap(),
+            None,
+            "the call at 0 s has left the window"
+        );
+        assert!(
+            store
+                .take("hubspot#1", 5, window, 1, at(10_500))
+                .await
+                .unwrap()
+                .is_some(),
+            "never more than 5 in any 10 s, however long the budget was idle before"
         );
         assert_eq!(
-            store.take("hubspot#2", 5, per, 5, NOW).await.unwrap(),
+            store.take("hubspot#2", 5, window, 5, NOW).await.unwrap(),
             None,
-            "buckets are separate"
+            "budgets are separate"
         );
 
         let store = Arc::new(store);

@@ -1,9 +1,12 @@
 //! Rate budgets (SPEC §11): HubSpot allows 110 requests per 10 s per app and
-//! portal, board about 3 per second per account. Buckets live in the store so
-//! every Lambda instance shares them. Background work uses 80 % of HubSpot's
-//! limit, leaving the rest for people (settings, diagnosis, the card). A short
-//! wait (≤ 1 s, pacing within a per-second limit) is slept; a longer one is
-//! handed back so the queue delays the message instead.
+//! portal, board about 3 per second per account. Budgets live in the store so
+//! every Lambda instance shares them. Background work uses 80 % of each limit,
+//! leaving the rest for people (settings, diagnosis, the card).
+//!
+//! They are sliding windows, not token buckets: both APIs count a rolling
+//! window, and a bucket lets its whole capacity through on top of what it
+//! refills within one window. A wait shorter than the budget's window (pacing)
+//! is slept; a longer one is handed back so the queue delays the message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,52 +20,50 @@ use crate::ports::{
     BoardApi, BoardError, BoardRecord, BoardResource, BoardUser, Clock, RateBudget,
 };
 
-/// The longest wait slept in place.
-pub const MAX_PACE: Duration = Duration::from_secs(1);
-/// HubSpot: 80 % of 110 per 10 s for background work, as a token bucket of 22
-/// refilled at 8.8 per second. HubSpot counts a rolling 10 s window, so a bucket
-/// holding the whole 88 could let 88 + 88 through in one window; with 22 at
-/// most 22 + 88 = 110 — the background never alone exceeds the limit, and
-/// sustains its 80 %.
+/// HubSpot: 80 % of 110 per 10 s for background work, as 22 calls in any
+/// 2.5 s. Any 10 s is four such windows, so the background never takes more
+/// than 88 of HubSpot's rolling 110 and 22 are always left for people, while
+/// a burst still goes at once.
 pub const HUBSPOT_BACKGROUND: (u32, Duration) = (22, Duration::from_millis(2500));
-/// board: 80 % of the account's limit (about 3 per second: 2.4), one call at a
-/// time: calls at least 417 ms apart never put more than 3 in any second.
+
+/// board: 80 % of the account's limit (about 3 per second: 2.4), as
+/// `per_second` calls in any `1 / 0.8` s: never more than `per_second` in any
+/// second, yet a read and its update go together instead of 417 ms apart.
 pub fn board_background(per_second: u32) -> (u32, Duration) {
-    let rate = 0.8 * f64::from(per_second.max(1));
-    (1, Duration::from_secs_f64(1.0 / rate))
+    (per_second.max(1), Duration::from_millis(1250))
 }
 
-/// Waits for `cost` tokens (taken a quarter bucket at a time when more than
-/// that); `Err(wait)` when one wait is too long to sleep.
+/// Waits for `cost` calls (taken a quarter window at a time when more than
+/// that); `Err(wait)` when a wait is longer than the budget's window.
 pub async fn acquire(
     budget: &dyn RateBudget,
     clock: &dyn Clock,
     bucket: &str,
-    (capacity, per): (u32, Duration),
+    (limit, window): (u32, Duration),
     cost: u32,
 ) -> Result<(), Duration> {
-    // In steps of a quarter bucket: each wait stays short enough to sleep, so
-    // a large cost is paced instead of taken, refused, and taken again later.
-    let step = (capacity / 4).max(1);
+    // In steps of a quarter window: each wait stays short enough to sleep, so
+    // a large cost is paced instead of refused and taken again later.
+    let step = (limit / 4).max(1);
     let mut left = cost;
     while left > step {
-        take(budget, clock, bucket, (capacity, per), step).await?;
+        take(budget, clock, bucket, (limit, window), step).await?;
         left -= step;
     }
-    take(budget, clock, bucket, (capacity, per), left).await
+    take(budget, clock, bucket, (limit, window), left).await
 }
 
 async fn take(
     budget: &dyn RateBudget,
     clock: &dyn Clock,
     bucket: &str,
-    (capacity, per): (u32, Duration),
+    (limit, window): (u32, Duration),
     cost: u32,
 ) -> Result<(), Duration> {
     loop {
-        match budget.take(bucket, capacity, per, cost, clock.now()).await {
+        match budget.take(bucket, limit, window, cost, clock.now()).await {
             Ok(None) => return Ok(()),
-            Ok(Some(wait)) if wait <= MAX_PACE => tokio::time::sleep(wait).await,
+            Ok(Some(wait)) if wait <= window => tokio::time::sleep(wait).await,
             Ok(Some(wait)) => return Err(wait),
             Err(error) => {
                 // The budget is a courtesy to HubSpot and board, whose own 429s remain the backstop.
