@@ -385,6 +385,12 @@ pub async fn webhook(requests: usize, events: usize) -> anyhow::Result<Figures> 
     Ok(f)
 }
 
+/// The pause after each latency sample: longer than board's budget window
+/// (1.25 s), so each change meets an idle budget. Back to back, a HubSpot →
+/// board change (a read and an update) would wait for the previous one's calls
+/// — that is throughput, which `board-ceiling` measures.
+const LATENCY_GAP: Duration = Duration::from_millis(1300);
+
 /// `latency`: single changes, one at a time, each way: from the change to
 /// the other side having it.
 pub async fn latency(samples: usize, board_window: Duration) -> anyhow::Result<Figures> {
@@ -411,6 +417,7 @@ pub async fn latency(samples: usize, board_window: Duration) -> anyhow::Result<F
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         to_board.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(LATENCY_GAP).await;
     }
     h.drain(Duration::from_secs(60)).await?;
     let mut to_hubspot = Vec::new();
@@ -442,11 +449,13 @@ pub async fn latency(samples: usize, board_window: Duration) -> anyhow::Result<F
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         to_hubspot.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(LATENCY_GAP).await;
     }
     to_board.sort_by(f64::total_cmp);
     to_hubspot.sort_by(f64::total_cmp);
     let mut f = Figures::new();
     f.insert("samples".into(), json!(samples));
+    f.insert("gap_ms".into(), json!(LATENCY_GAP.as_millis()));
     f.insert(
         "board_events_window_ms".into(),
         json!(board_window.as_millis()),

@@ -3,6 +3,10 @@
 //! A person-in-charge change on 500 projects then costs one read of each, not
 //! 500 (board allows about 3 requests per second). A minute's staleness is
 //! accepted: a new user or owner is matched at most a minute late.
+//!
+//! Likewise the names of companies and contacts that drafts show: many deals
+//! of one burst share a company. A webhook naming a company or contact drops
+//! its copy at once; registration always reads them afresh.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,6 +49,30 @@ impl<V> Cached<V> {
             .insert(key.to_owned(), (Instant::now(), value.clone()));
         Ok(value)
     }
+
+    /// The copy of `key` younger than the TTL.
+    pub fn fresh(&self, key: &str) -> Option<Arc<V>> {
+        self.entries
+            .lock()
+            .expect("cache")
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    pub fn put(&self, key: &str, value: V) {
+        let mut entries = self.entries.lock().expect("cache");
+        // Expired copies go when new ones come, so the map stays the size of a minute's work.
+        if entries.len() >= 10_000 {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+        }
+        entries.insert(key.to_owned(), (Instant::now(), Arc::new(value)));
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.entries.lock().expect("cache").remove(key);
+    }
 }
 
 /// The copies a host keeps (one per Lambda instance, one per local stack).
@@ -52,6 +80,17 @@ impl<V> Cached<V> {
 pub struct Directory {
     pub board_users: Cached<Vec<crate::ports::BoardUser>>,
     pub hubspot_owners: Cached<Vec<crate::ports::HsOwner>>,
+    /// Companies and contacts as drafts show them, by `crm_key`.
+    pub crm_names: Cached<crate::ports::CrmObject>,
+}
+
+/// The key of a company or contact in `Directory::crm_names`.
+pub fn crm_key(
+    portal: crate::domain::PortalId,
+    kind: crate::domain::HubSpotObjectType,
+    id: u64,
+) -> String {
+    format!("{portal}#{}#{id}", kind.as_str())
 }
 
 #[cfg(test)]
@@ -80,5 +119,11 @@ mod tests {
         };
         assert_eq!(*short.get_or_load("a", load).await.unwrap(), 4);
         assert_eq!(*short.get_or_load("a", load).await.unwrap(), 5, "expired");
+        short.put("p", 9);
+        assert!(short.fresh("p").is_none(), "expired at once");
+        cache.put("p", 9);
+        assert_eq!(cache.fresh("p").as_deref(), Some(&9));
+        cache.forget("p");
+        assert!(cache.fresh("p").is_none(), "forgotten");
     }
 }

@@ -98,6 +98,69 @@ pub fn coalesce(events: &[HubSpotEvent]) -> Coalesced {
     out
 }
 
+/// The deal an event may be carried over for: plain deal events only (merges,
+/// companies and contacts are always handled at once).
+fn carriable_deal(event: &HubSpotEvent) -> Option<u64> {
+    let kind = event.subscription_type.as_deref()?;
+    if !kind.starts_with("deal.") || kind == "deal.merge" {
+        return None;
+    }
+    let mut ids = event
+        .object_id
+        .into_iter()
+        .chain(event.primary_object_id)
+        .chain(event.new_object_id)
+        .filter(|id| *id > 0);
+    let first = ids.next()?;
+    ids.all(|id| id == first).then_some(first)
+}
+
+/// Under load, a batch naming more than 100 deals keeps a multiple of 100 and
+/// carries the rest to the next batch, so HubSpot reads (100 per call) go full
+/// instead of ending on a partial call each batch. `fresh` events may be
+/// carried, `carried` ones (already carried once) never are; no deal is split
+/// between the two halves. Returns (handle now, carry over).
+pub fn carry_over(
+    carried: Vec<HubSpotEvent>,
+    fresh: Vec<HubSpotEvent>,
+) -> (Vec<HubSpotEvent>, Vec<HubSpotEvent>) {
+    let limit = crate::adapters::hubspot::BATCH_LIMIT;
+    let mut now_deals: BTreeSet<u64> = coalesce(&carried).deals.into_keys().collect();
+    let fresh_deals: BTreeSet<u64> = coalesce(&fresh).deals.into_keys().collect();
+    let total = now_deals.union(&fresh_deals).count();
+    let surplus = total % limit;
+    if total <= limit || surplus == 0 {
+        return ([carried, fresh].concat(), Vec::new());
+    }
+    // Deals some event must handle now (merges, events naming several objects).
+    for event in &fresh {
+        if carriable_deal(event).is_none() {
+            let c = coalesce(std::slice::from_ref(event));
+            now_deals.extend(c.deals.keys());
+            for (survivor, merged) in c.merges {
+                now_deals.insert(survivor);
+                now_deals.extend(merged);
+            }
+        }
+    }
+    // The newest ids (new deals arrive last) go to the next batch.
+    let later: BTreeSet<u64> = fresh_deals
+        .iter()
+        .rev()
+        .filter(|d| !now_deals.contains(d))
+        .take(surplus)
+        .copied()
+        .collect();
+    if later.len() < surplus {
+        // The reads would end on a partial call either way.
+        return ([carried, fresh].concat(), Vec::new());
+    }
+    let (later_events, now_events): (Vec<HubSpotEvent>, Vec<HubSpotEvent>) = fresh
+        .into_iter()
+        .partition(|e| carriable_deal(e).is_some_and(|d| later.contains(&d)));
+    ([carried, now_events].concat(), later_events)
+}
+
 /// A property change our own app made (HubSpot stamps it with our app id as
 /// `sourceId`): the echo of a write we already hold the baseline of, so it is
 /// not worth a re-read. Creations, deletions, merges and association changes
@@ -120,6 +183,35 @@ pub async fn apply(
 ) -> Result<(), SyncError> {
     for connection in connections {
         note_webhook(services, connection).await;
+    }
+    // Names drafts show are read again once HubSpot says they may have changed
+    // (our own writes included); an association change leaves names alone.
+    let renamed: Vec<HubSpotEvent> = events
+        .iter()
+        .filter(|e| {
+            !e.subscription_type
+                .as_deref()
+                .is_some_and(|t| t.ends_with(".associationChange"))
+        })
+        .cloned()
+        .collect();
+    let named = coalesce(&renamed);
+    for portal in connections.iter().map(|c| c.portal_id) {
+        let names = &services.directory.crm_names;
+        for id in &named.companies {
+            names.forget(&super::directory::crm_key(
+                portal,
+                HubSpotObjectType::Company,
+                *id,
+            ));
+        }
+        for id in &named.contacts {
+            names.forget(&super::directory::crm_key(
+                portal,
+                HubSpotObjectType::Contact,
+                *id,
+            ));
+        }
     }
     let own_app = services.settings.hubspot_app_id.to_string();
     let theirs: Vec<HubSpotEvent> = events
@@ -210,6 +302,7 @@ pub async fn sync_deals(
     };
     let token = token.expose_secret();
     let ids: Vec<u64> = deals.keys().copied().collect();
+    debug!(deals = ids.len(), "reading deals with their associations");
     // Deals, two association reads, companies and contacts: five calls per 100 deals.
     let calls = 5 * ids.len().div_ceil(100) as u32;
     super::budget::hubspot(services, connection.portal_id, calls)
@@ -249,6 +342,7 @@ pub async fn sync_deals(
     let contact_ids: BTreeSet<u64> = with_contacts.values().flatten().map(|a| a.id).collect();
     let companies = read_names(
         services,
+        connection.portal_id,
         token,
         HubSpotObjectType::Company,
         &company_ids,
@@ -257,6 +351,7 @@ pub async fn sync_deals(
     .await?;
     let contacts = read_names(
         services,
+        connection.portal_id,
         token,
         HubSpotObjectType::Contact,
         &contact_ids,
@@ -375,23 +470,41 @@ async fn refresh(
     }
 }
 
+/// Companies' or contacts' names for drafts: copies younger than a minute
+/// (`directory`), the rest read in batches.
 async fn read_names(
     services: &Services,
+    portal: crate::domain::PortalId,
     token: &str,
     kind: HubSpotObjectType,
     ids: &BTreeSet<u64>,
     properties: &[&str],
 ) -> Result<BTreeMap<u64, CrmObject>, SyncError> {
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
+    let names = &services.directory.crm_names;
+    let key = |id: u64| super::directory::crm_key(portal, kind, id);
+    let mut out = BTreeMap::new();
+    let mut missing: Vec<u64> = Vec::new();
+    for id in ids {
+        match names.fresh(&key(*id)) {
+            Some(copy) => {
+                out.insert(*id, (*copy).clone());
+            }
+            None => missing.push(*id),
+        }
     }
-    let ids: Vec<u64> = ids.iter().copied().collect();
+    if missing.is_empty() {
+        return Ok(out);
+    }
     let (found, _) = services
         .batch
-        .batch_read(token, kind, &ids, properties)
+        .batch_read(token, kind, &missing, properties)
         .await
         .map_err(transient)?;
-    Ok(found.into_iter().map(|o| (o.id, o)).collect())
+    for object in found {
+        names.put(&key(object.id), object.clone());
+        out.insert(object.id, object);
+    }
+    Ok(out)
 }
 
 pub fn facts_of(deal: &CrmObject) -> DealFacts {
@@ -851,5 +964,71 @@ mod tests {
         ] {
             assert!(!is_own_write(&other, "777"), "{other:?}");
         }
+    }
+
+    fn on(kind: &str, deal: u64) -> HubSpotEvent {
+        serde_json::from_value(serde_json::json!({
+            "portalId": 1000001, "objectId": deal, "subscriptionType": kind}))
+        .unwrap()
+    }
+
+    fn deals(events: &[HubSpotEvent]) -> BTreeSet<u64> {
+        coalesce(events).deals.into_keys().collect()
+    }
+
+    #[test]
+    fn a_batch_over_100_deals_keeps_a_multiple_of_100_and_carries_the_newest() {
+        // 250 deals, two events each (creation and association).
+        let fresh: Vec<HubSpotEvent> = (1..=250)
+            .flat_map(|d| [on("deal.creation", d), on("deal.associationChange", d)])
+            .collect();
+        let (now, later) = carry_over(Vec::new(), fresh);
+        assert_eq!(deals(&now), (1..=200).collect());
+        assert_eq!(deals(&later), (201..=250).collect());
+        assert_eq!(later.len(), 100, "both events of each carried deal");
+
+        // The carried ones come first next time and are never carried again.
+        let carried = later;
+        let fresh: Vec<HubSpotEvent> = (251..=330).map(|d| on("deal.creation", d)).collect();
+        let (now, later) = carry_over(carried, fresh);
+        assert_eq!(deals(&now), (201..=300).collect());
+        assert_eq!(deals(&later), (301..=330).collect());
+    }
+
+    #[test]
+    fn small_batches_merges_and_carried_deals_are_handled_at_once() {
+        let small: Vec<HubSpotEvent> = (1..=99).map(|d| on("deal.creation", d)).collect();
+        let (now, later) = carry_over(Vec::new(), small.clone());
+        assert_eq!((now.len(), later.len()), (99, 0), "under 100: no waiting");
+        let exact: Vec<HubSpotEvent> = (1..=200).map(|d| on("deal.creation", d)).collect();
+        assert!(carry_over(Vec::new(), exact).1.is_empty());
+
+        // 101 deals where the newest is in a merge and another was carried before:
+        // nothing else can fill the surplus without splitting, so all go now.
+        let mut fresh: Vec<HubSpotEvent> = (1..=100).map(|d| on("deal.creation", d)).collect();
+        fresh.push(
+            serde_json::from_value(serde_json::json!({
+                "portalId": 1000001, "objectId": 500, "primaryObjectId": 500,
+                "mergedObjectIds": [7], "subscriptionType": "deal.merge"}))
+            .unwrap(),
+        );
+        let (now, later) = carry_over(Vec::new(), fresh.clone());
+        assert!(
+            deals(&now).contains(&500),
+            "a merge is never carried: {:?}",
+            deals(&later)
+        );
+        assert_eq!(deals(&later).len(), 1);
+        assert!(!deals(&later).contains(&7), "nor the deal merged away");
+
+        let carried = vec![on("deal.propertyChange", 100)];
+        let fresh: Vec<HubSpotEvent> = (1..=100).map(|d| on("deal.creation", d)).collect();
+        let (now, later) = carry_over(carried, [fresh, vec![on("deal.creation", 101)]].concat());
+        assert!(
+            deals(&now).contains(&100),
+            "deal 100 was carried once already"
+        );
+        assert_eq!(deals(&later), BTreeSet::from([101]));
+        assert_eq!(now.len() + later.len(), 102, "no event lost");
     }
 }

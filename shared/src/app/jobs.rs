@@ -94,6 +94,10 @@ pub enum Job {
     HubspotEvents {
         portal_id: PortalId,
         events: Vec<HubSpotEvent>,
+        /// Carried over from a fuller batch (`hubspot_sync::carry_over`): handled
+        /// in the next batch, never carried again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        carried: bool,
     },
     /// Read HubSpot's webhooks journal for app uninstalls (sent on a schedule).
     PollLifecycle,
@@ -231,9 +235,17 @@ mod tests {
         let job = Job::HubspotEvents {
             portal_id: PortalId::new(1).unwrap(),
             events: vec![],
+            carried: true,
         };
         assert!(
             matches!(QueueMessage::parse(&QueueMessage::to_body(&job)), Ok(QueueMessage::Job(j)) if j == job)
+        );
+        assert!(
+            matches!(
+                QueueMessage::parse(r#"{"job":"hubspot_events","portal_id":1,"events":[]}"#),
+                Ok(QueueMessage::Job(Job::HubspotEvents { carried: false, .. }))
+            ),
+            "jobs queued before carrying existed"
         );
         let event = r#"{"event_id":"e1","account_id":"acct-a","type":"project.updated",
             "occurred_at":"2026-11-30T10:00:00+09:00","version":3,"object":{"id":1}}"#;

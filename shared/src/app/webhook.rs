@@ -83,6 +83,7 @@ pub async fn receive(
                     QueueMessage::to_body(&Job::HubspotEvents {
                         portal_id,
                         events: chunk.to_vec(),
+                        carried: false,
                     })
                 })
                 .collect::<Vec<_>>()

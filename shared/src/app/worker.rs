@@ -62,17 +62,27 @@ pub async fn process_batch(
     // webhook events of one portal likewise, so a deal named by several
     // deliveries is read once and the reads go 100 at a time.
     let mut projects: Vec<(&ReceivedMessage, BoardEvent)> = Vec::new();
+    type Events = Vec<super::jobs::HubSpotEvent>;
+    // Per portal: the messages, events carried over before, fresh events.
     let mut webhooks: std::collections::BTreeMap<
         crate::domain::PortalId,
-        (Vec<&ReceivedMessage>, Vec<super::jobs::HubSpotEvent>),
+        (Vec<&ReceivedMessage>, Events, Events),
     > = Default::default();
     for message in messages {
         let result = match QueueMessage::parse(&message.body) {
             Err(reason) => Err(Failure::Poison(reason)),
-            Ok(QueueMessage::Job(Job::HubspotEvents { portal_id, events })) => {
-                let (from, all) = webhooks.entry(portal_id).or_default();
+            Ok(QueueMessage::Job(Job::HubspotEvents {
+                portal_id,
+                events,
+                carried,
+            })) => {
+                let (from, before, fresh) = webhooks.entry(portal_id).or_default();
                 from.push(message);
-                all.extend(events);
+                if carried {
+                    before.extend(events);
+                } else {
+                    fresh.extend(events);
+                }
                 continue;
             }
             Ok(QueueMessage::Job(job)) => run_job(services, job).await,
@@ -91,8 +101,17 @@ pub async fn process_batch(
         };
         settle(source, message, result, &mut outcome).await;
     }
-    for (portal_id, (from, events)) in webhooks {
-        let result = run_job(services, Job::HubspotEvents { portal_id, events }).await;
+    for (portal_id, (from, before, fresh)) in webhooks {
+        let events = carry_over(source, portal_id, before, fresh).await;
+        let result = run_job(
+            services,
+            Job::HubspotEvents {
+                portal_id,
+                events,
+                carried: false,
+            },
+        )
+        .await;
         for message in from {
             let copy = match &result {
                 Ok(()) => Ok(()),
@@ -265,9 +284,43 @@ async fn release(services: &Services, event: &BoardEvent) {
     }
 }
 
+/// Sends the events `hubspot_sync::carry_over` leaves for the next batch back
+/// to the queue; returns the ones to handle now (all of them if sending fails).
+async fn carry_over(
+    queue: &dyn WorkQueue,
+    portal_id: crate::domain::PortalId,
+    before: Vec<super::jobs::HubSpotEvent>,
+    fresh: Vec<super::jobs::HubSpotEvent>,
+) -> Vec<super::jobs::HubSpotEvent> {
+    let (now, later) = super::hubspot_sync::carry_over(before, fresh);
+    if later.is_empty() {
+        return now;
+    }
+    let body = QueueMessage::to_body(&Job::HubspotEvents {
+        portal_id,
+        events: later.clone(),
+        carried: true,
+    });
+    match queue.send_batch(std::slice::from_ref(&body)).await {
+        Ok(()) => {
+            debug!(
+                events = later.len(),
+                "events carried over to the next batch"
+            );
+            now
+        }
+        Err(error) => {
+            warn!(%error, "events not carried over; handled now");
+            [now, later].concat()
+        }
+    }
+}
+
 async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
     match job {
-        Job::HubspotEvents { portal_id, events } => {
+        Job::HubspotEvents {
+            portal_id, events, ..
+        } => {
             let connections = services
                 .connections
                 .connections_of_portal(portal_id)
