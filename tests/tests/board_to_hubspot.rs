@@ -947,40 +947,44 @@ async fn a_burst_of_changes_on_both_sides_settles() {
         }
     }
     assert!(agreed, "the two sides never agreed");
-    let before = run.history("acct-a").await.len();
+    // Notifications still queued may be re-read after the sides agree (the two
+    // queues are polled in parallel); what must not happen is ping-pong: the
+    // calls and the history stop changing, and the sides still agree.
     // CRM calls only (the scheduled lifecycle poll may read the journal meanwhile).
-    let requests = |log: Value| {
-        log["requests"]
+    let log_url = format!("{}/_sandbox/hubspot/_control/requests", run.base);
+    let activity = || async {
+        let log: Value = run
+            .http
+            .get(&log_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let calls = log["requests"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|r| r["path"].as_str().unwrap_or_default().contains("/crm/"))
-            .count()
+            .count();
+        (run.history("acct-a").await.len(), calls)
     };
-    let log_url = format!("{}/_sandbox/hubspot/_control/requests", run.base);
-    let hubspot_before = requests(
-        run.http
-            .get(&log_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap(),
+    let mut last = activity().await;
+    let mut quiet = false;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = activity().await;
+        if now == last {
+            quiet = true;
+            break;
+        }
+        last = now;
+    }
+    assert!(
+        quiet,
+        "still writing after 16 s (history, HubSpot calls): {last:?}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let hubspot_after = requests(
-        run.http
-            .get(&log_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap(),
-    );
-    assert_eq!(run.history("acct-a").await.len(), before, "history settled");
-    assert_eq!(hubspot_after, hubspot_before, "no more HubSpot calls");
     assert_eq!(
         deal(&run, &id).await["properties"]["dealname"],
         project_name(&run, pid).await
