@@ -112,6 +112,24 @@ pub async fn serve(router: axum::Router) -> String {
 }
 pub mod stack;
 
+/// Evaluates `$fetch` every 50 ms until `$done` holds of it (5 s at most) and
+/// gives the last value, there or not: the caller's assertions say what was
+/// expected. The stack works asynchronously (webhooks, queues), so tests wait.
+#[macro_export]
+macro_rules! eventually {
+    ($fetch:expr, |$value:ident| $done:expr) => {{
+        let mut $value = $fetch;
+        for _ in 0..100 {
+            if $done {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            $value = $fetch;
+        }
+        $value
+    }};
+}
+
 /// A deal ↔ project link as registration leaves it: name equal on both sides,
 /// the deal in the default pipeline's unmapped first stage, no close date.
 pub fn registered_deal_link(

@@ -224,18 +224,14 @@ impl Run {
 
     /// Waits until `account`'s draft of `deal` is in `state` (webhooks are asynchronous).
     pub async fn wait_for_draft(&self, account: &str, deal: &str, state: &str) -> Value {
-        for _ in 0..100 {
-            if let Some(d) = self
-                .drafts(account, state)
+        let found = crate::eventually!(
+            self.drafts(account, state)
                 .await
                 .into_iter()
-                .find(|d| d["id"] == deal)
-            {
-                return d;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{account}: draft {deal} never became {state}");
+                .find(|d| d["id"] == deal),
+            |found| found.is_some()
+        );
+        found.unwrap_or_else(|| panic!("{account}: draft {deal} never became {state}"))
     }
 
     pub async fn history(&self, account: &str) -> Vec<Value> {

@@ -19,17 +19,12 @@ async fn deal(run: &Run, id: &str) -> Value {
 }
 
 async fn wait_deal(run: &Run, id: &str, check: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..100 {
-        let d = deal(run, id).await;
-        if check(&d["properties"]) {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "deal {id} never reached the expected state: {}",
-        deal(run, id).await
+    let d = tests::eventually!(deal(run, id).await, |d| check(&d["properties"]));
+    assert!(
+        check(&d["properties"]),
+        "deal {id} never reached the expected state: {d}"
     );
+    d
 }
 
 async fn entries(run: &Run, key: &str, value: &str) -> Vec<Value> {
@@ -200,14 +195,10 @@ async fn a_deleted_project_marks_its_link_and_hubspot_refusals_are_recorded() {
         Some(json!({"name": "長".repeat(30)})),
     )
     .await;
-    let mut refused = Vec::new();
-    for _ in 0..100 {
-        refused = entries(&run, "code", "hubspot_api_error").await;
-        if !refused.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let refused = tests::eventually!(
+        entries(&run, "code", "hubspot_api_error").await,
+        |refused| !refused.is_empty()
+    );
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["direction"], "board_to_hubspot");
     assert!(
@@ -233,14 +224,9 @@ async fn a_deleted_project_marks_its_link_and_hubspot_refusals_are_recorded() {
         )
         .await;
     assert!(status < 300, "{status}");
-    let mut gone = Vec::new();
-    for _ in 0..100 {
-        gone = entries(&run, "code", "project_not_found").await;
-        if !gone.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let gone = tests::eventually!(entries(&run, "code", "project_not_found").await, |gone| {
+        !gone.is_empty()
+    });
     assert_eq!(gone.len(), 1);
     run.update_deal(&id, json!({"dealname": "削除後の取引"}))
         .await;
@@ -273,14 +259,9 @@ async fn notes_of_deal(run: &Run, id: &str) -> Vec<String> {
 }
 
 async fn wait_notes(run: &Run, id: &str, count: usize) -> Vec<String> {
-    for _ in 0..100 {
-        let notes = notes_of_deal(run, id).await;
-        if notes.len() >= count {
-            return notes;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("deal {id} never had {count} notes");
+    let notes = tests::eventually!(notes_of_deal(run, id).await, |notes| notes.len() >= count);
+    assert!(notes.len() >= count, "deal {id} never had {count} notes");
+    notes
 }
 
 #[tokio::test]
@@ -448,14 +429,10 @@ async fn a_linked_customer_drives_its_company_normalised() {
     let path = format!(
         "/crm/objects/2026-03/companies/{company}?properties=phone,zip,state,city,address,address2,name"
     );
-    let mut props = Value::Null;
-    for _ in 0..100 {
-        props = run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone();
-        if props["phone"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let props = tests::eventually!(
+        run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone(),
+        |props| props["phone"].is_string()
+    );
     assert_eq!(props["phone"], "03-1234-5678");
     assert_eq!(props["zip"], "100-0005");
     assert_eq!(props["state"], "東京都");
@@ -479,14 +456,11 @@ async fn a_linked_customer_drives_its_company_normalised() {
         Some(json!({"zip": "12345", "address2": "丸の内ビル5F"})),
     )
     .await;
-    let mut warned = Vec::new();
-    for _ in 0..100 {
-        warned = entries(&run, "action", "company_updated").await;
-        if warned.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let warned =
+        tests::eventually!(
+            entries(&run, "action", "company_updated").await,
+            |warned| warned.len() == 2
+        );
     assert_eq!(warned.len(), 2);
     let newest = &warned[0];
     assert!(newest["warnings"].to_string().contains("12345"), "{newest}");
@@ -848,14 +822,10 @@ async fn person_in_charge_and_contact_fields_reach_hubspot() {
         "/crm/objects/2026-03/contacts/{}?properties=email,jobtitle,lastname,firstname",
         contact["id"].as_str().unwrap()
     );
-    let mut props = Value::Null;
-    for _ in 0..100 {
-        props = run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone();
-        if props["jobtitle"] == "部長" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let props = tests::eventually!(
+        run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone(),
+        |props| props["jobtitle"] == "部長"
+    );
     assert_eq!(props["jobtitle"], "部長");
     assert_eq!(props["email"], "t.yamada@example.jp");
     assert_eq!(props["lastname"], "山田");
@@ -906,14 +876,10 @@ async fn an_individual_customer_renames_its_contact() {
         "/crm/objects/2026-03/contacts/{}?properties=lastname,firstname",
         contact["id"].as_str().unwrap()
     );
-    let mut props = Value::Null;
-    for _ in 0..100 {
-        props = run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone();
-        if props["firstname"] == "次郎" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let props = tests::eventually!(
+        run.hubspot(reqwest::Method::GET, &path, None).await["properties"].clone(),
+        |props| props["firstname"] == "次郎"
+    );
     assert_eq!(props["lastname"], "個人");
     assert_eq!(props["firstname"], "次郎");
     run.stack.shutdown().await;

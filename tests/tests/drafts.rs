@@ -263,13 +263,7 @@ async fn history_filters_and_paging() {
         )
         .await;
     }
-    for _ in 0..100 {
-        if run.history("acct-a").await.len() == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let all = run.history("acct-a").await;
+    let all = tests::eventually!(run.history("acct-a").await, |all| all.len() == 5);
     assert_eq!(all.len(), 5);
     let (_, page1) = run
         .api(

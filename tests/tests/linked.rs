@@ -3,7 +3,6 @@
 //! date as a Tokyo date, locked projects skipped, exclusion and deletion
 //! disabling the link once, association changes skipped.
 
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tests::stack::Run;
@@ -14,17 +13,12 @@ async fn project(run: &Run, id: u64) -> Value {
 
 /// Waits until the project satisfies `check`.
 async fn wait_project(run: &Run, id: u64, check: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..100 {
-        let p = project(run, id).await;
-        if check(&p) {
-            return p;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "project {id} never reached the expected state: {}",
-        project(run, id).await
+    let p = tests::eventually!(project(run, id).await, |p| check(&p));
+    assert!(
+        check(&p),
+        "project {id} never reached the expected state: {p}"
     );
+    p
 }
 
 async fn entries_with_code(run: &Run, code: &str) -> Vec<Value> {
@@ -36,14 +30,10 @@ async fn entries_with_code(run: &Run, code: &str) -> Vec<Value> {
 }
 
 async fn wait_entry(run: &Run, code: &str, count: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let found = entries_with_code(run, code).await;
-        if found.len() >= count {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no {count}× {code} in the history");
+    let found = tests::eventually!(entries_with_code(run, code).await, |found| found.len()
+        >= count);
+    assert!(found.len() >= count, "no {count}× {code} in the history");
+    found
 }
 
 #[tokio::test]
@@ -321,24 +311,18 @@ async fn companies_contacts_links_resync_and_retry() {
         Some(json!({"properties": {"email": "takahashi@example.jp", "jobtitle": "部長"}})),
     )
     .await;
-    for _ in 0..100 {
-        let p = project(&run, pid).await;
-        if p["client"]["tel"] == "06-9876-5432" && p["contact"]["email"] == "takahashi@example.jp" {
-            assert_eq!(p["client"]["zip"], "530-0001");
-            assert_eq!(p["client"]["pref"], "大阪府");
-            assert_eq!(p["client"]["address1"], "大阪市北区梅田1");
-            assert_eq!(
-                p["client"]["name"], "株式会社シー",
-                "the legal name stays board → HubSpot only by default"
-            );
-            assert_eq!(p["contact"]["title"], "部長");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let p = project(&run, pid).await;
-    assert_eq!(p["client"]["tel"], "06-9876-5432");
-    assert_eq!(p["contact"]["email"], "takahashi@example.jp");
+    let p = wait_project(&run, pid, |p| {
+        p["client"]["tel"] == "06-9876-5432" && p["contact"]["email"] == "takahashi@example.jp"
+    })
+    .await;
+    assert_eq!(p["client"]["zip"], "530-0001");
+    assert_eq!(p["client"]["pref"], "大阪府");
+    assert_eq!(p["client"]["address1"], "大阪市北区梅田1");
+    assert_eq!(
+        p["client"]["name"], "株式会社シー",
+        "the legal name stays board → HubSpot only by default"
+    );
+    assert_eq!(p["contact"]["title"], "部長");
     let actions: Vec<String> = run
         .history("acct-a")
         .await
@@ -517,28 +501,16 @@ async fn a_merge_moves_the_link_to_the_surviving_deal() {
         Some(json!({"primaryObjectId": survivor_id, "objectIdToMerge": id})),
     )
     .await;
-    for _ in 0..100 {
-        let (_, link) = run
-            .api(
-                reqwest::Method::GET,
-                &format!("/v1/hubspot/links/project/{pid}"),
-                "acct-a",
-                None,
-            )
-            .await;
-        if link["hubspot_id"] == survivor_id.as_str() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (_, link) = run
-        .api(
+    let (_, link) = tests::eventually!(
+        run.api(
             reqwest::Method::GET,
             &format!("/v1/hubspot/links/project/{pid}"),
             "acct-a",
             None,
         )
-        .await;
+        .await,
+        |found| found.1["hubspot_id"] == survivor_id.as_str()
+    );
     assert_eq!(
         link["hubspot_id"],
         survivor_id.as_str(),
