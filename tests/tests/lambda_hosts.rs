@@ -123,3 +123,100 @@ async fn an_sqs_batch_dead_letters_the_poison_message_and_completes_the_rest() {
         .unwrap();
     assert!(reason.starts_with("malformed JSON"), "{reason}");
 }
+
+/// An SQS event as Lambda delivers it from `queue` (its ARN names the queue).
+fn sqs_event(queue: &board_hubspot::adapters::queue::sqs::SqsQueue, bodies: &[String]) -> SqsEvent {
+    let name = queue.url().rsplit('/').next().unwrap();
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            serde_json::json!({
+                "messageId": format!("m-{i}"), "receiptHandle": format!("r-{i}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "awsRegion": "ap-northeast-1",
+                "eventSourceARN": format!("arn:aws:sqs:ap-northeast-1:123456789012:{name}"),
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_of_board_events_goes_on_to_the_burst_queue_a_smaller_one_is_handled() {
+    let work = tests::sqs_queue(Duration::from_secs(30), 5).await;
+    let board = tests::sqs_queue(Duration::from_secs(30), 5).await;
+    let burst = tests::sqs_queue(Duration::from_secs(30), 5).await;
+    let urls = [
+        ("BOARD_EVENTS_QUEUE_URL", board.url().to_owned()),
+        ("BOARD_BURST_QUEUE_URL", burst.url().to_owned()),
+    ];
+    let settings = Settings::from_lookup(
+        |name| {
+            urls.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, url)| url.clone())
+                .or_else(|| (name == "PUBLIC_BASE_URL").then(|| PUBLIC_BASE.to_owned()))
+        },
+        true,
+    )
+    .unwrap();
+    let mut services = Services::with_store(
+        settings,
+        tests::dynamo_store().await,
+        Arc::new(work),
+        Arc::new(SystemClock),
+    );
+    services.board_queue = Arc::new(board.clone());
+    services.board_burst_queue = Arc::new(burst.clone());
+    let events = |n: usize, from: u64| -> Vec<String> {
+        (0..n as u64)
+            .map(|i| {
+                serde_json::json!({"event_id": format!("burst-{from}-{i}"), "account_id": "acct-z",
+                    "type": "project.updated", "occurred_at": "2026-11-30T10:00:00+09:00",
+                    "version": 1, "object": {"id": from + i}})
+                .to_string()
+            })
+            .collect()
+    };
+    let handle = |event: SqsEvent| {
+        let services = &services;
+        async move {
+            let response =
+                sync_worker::handle(services, LambdaEvent::new(event, Context::default()))
+                    .await
+                    .unwrap();
+            serde_json::to_value(&response).unwrap()["batchItemFailures"].clone()
+        }
+    };
+
+    // Ten at once from board's events queue: sent on unchanged, done here.
+    let ten = events(10, 100);
+    assert_eq!(handle(sqs_event(&board, &ten)).await, serde_json::json!([]));
+    let mut sent_on = Vec::new();
+    for _ in 0..10 {
+        sent_on.extend(burst.receive(10, Duration::from_secs(1)).await.unwrap());
+        if sent_on.len() == 10 {
+            break;
+        }
+    }
+    let mut bodies: Vec<String> = sent_on.iter().map(|m| m.body.clone()).collect();
+    bodies.sort();
+    let mut expected = ten.clone();
+    expected.sort();
+    assert_eq!(bodies, expected);
+
+    // Three: handled at once (a single change is not held for a burst's window).
+    assert_eq!(
+        handle(sqs_event(&board, &events(3, 200))).await,
+        serde_json::json!([])
+    );
+    assert!(
+        burst.receive(10, Duration::ZERO).await.unwrap().is_empty(),
+        "nothing sent on"
+    );
+
+    // The burst queue's own deliveries are handled, never sent on again.
+    assert_eq!(handle(sqs_event(&burst, &ten)).await, serde_json::json!([]));
+    assert!(burst.receive(10, Duration::ZERO).await.unwrap().is_empty());
+}
