@@ -115,10 +115,10 @@ pub const BURST_TAIL: Duration = Duration::from_secs(1);
 
 /// board's events queue is read 10 at a time without waiting, so a single
 /// change reaches HubSpot in milliseconds. `BURST_AT` or more at once, and any
-/// within `BURST_TAIL` of them, are a burst: sent on, unchanged, to the burst
-/// queue, read 100 at a time over a 1 s window, so the deal writes of a burst
-/// share batch calls (AWS allows batches over 10 only with a window of at
-/// least 1 s). If sending fails, the batch is handled here.
+/// within `BURST_TAIL` of them, are a burst: sent on, unchanged, to the burst queue, read 100 at a time over a
+/// 1 s window, so the deal writes of a burst share batch calls (AWS allows
+/// batches over 10 only with a window of at least 1 s). If sending fails, the
+/// batch is handled here.
 pub async fn board_events(services: &Services, messages: &[ReceivedMessage]) -> BatchOutcome {
     use std::sync::atomic::Ordering;
     let now = services.now_ms();
