@@ -12,7 +12,7 @@ const USAGE: &str = "usage: loadtest --scenario <bulk-hubspot|bulk-board|board-c
   bulk-board     N linked projects changed at once in board (default 500)
   board-ceiling  60 linked deals changed 5 times each in HubSpot
   webhook        200 signed deliveries of 100 events
-  latency        N single changes each way (default 50); --window-ms: the burst queue's batching window (default 1000, AWS's)
+  latency        N single changes each way (default 50); --window-ms: board events batching window (default 1000)
   soak           N mixed events with faults (default 10000); --board-per-second (default 30)";
 
 struct Args {
