@@ -570,7 +570,7 @@ async fn drive(run: &Run, resources: &Resources) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    // A burst from board's producer (ten at once, one of them poison): the
+    // A burst from board's producer (a full batch of 10, one of them poison): the
     // worker sends it on to the burst queue, whose handling moves the poison to
     // that queue's DLQ and returns the failing write for a later retry.
     let mut snapshot = run.inspect_project(project).await;

@@ -101,6 +101,6 @@ fn the_local_pollers_batch_as_the_templates_event_sources() {
         of("BoardBurst"),
         as_declared(Batching::board_burst(std::time::Duration::from_secs(1)))
     );
-    // Without a window a single change goes at once.
+    // Without a window a single change goes at once; a burst is a full batch.
     assert_eq!(Batching::BOARD_EVENTS.window, std::time::Duration::ZERO);
 }

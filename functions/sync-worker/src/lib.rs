@@ -102,34 +102,16 @@ pub fn has_burst_queue(services: &Services) -> bool {
         && !std::sync::Arc::ptr_eq(burst, &services.queue)
 }
 
-/// How many of board's events arriving together make a burst. One or two (a
-/// person editing) go at once; a bulk change in board arrives as a stream
-/// whose first receives hold only a few, so waiting for a full 10 would send
-/// those few on their own (the load harness: 0.034 instead of 0.022 HubSpot
-/// calls per record at 500 projects).
-pub const BURST_AT: usize = 3;
-
-/// For this long after a burst, fewer events are taken as its stragglers and
-/// sent on too: a bulk change arrives as a stream the worker may keep up with.
-pub const BURST_TAIL: Duration = Duration::from_secs(1);
-
 /// board's events queue is read 10 at a time without waiting, so a single
-/// change reaches HubSpot in milliseconds. `BURST_AT` or more at once, and any
-/// within `BURST_TAIL` of them, are a burst: sent on, unchanged, to the burst queue, read 100 at a time over a
-/// 1 s window, so the deal writes of a burst share batch calls (AWS allows
-/// batches over 10 only with a window of at least 1 s). If sending fails, the
-/// batch is handled here.
+/// change reaches HubSpot in milliseconds. A full batch is a burst: it is sent
+/// on, unchanged, to the burst queue, read 100 at a time over a 1 s window, so
+/// the deal writes of a burst share batch calls (AWS allows batches over 10
+/// only with a window of at least 1 s). If sending fails, the batch is handled here.
 pub async fn board_events(services: &Services, messages: &[ReceivedMessage]) -> BatchOutcome {
-    use std::sync::atomic::Ordering;
-    let now = services.now_ms();
-    let tail = i64::try_from(BURST_TAIL.as_millis()).unwrap_or(i64::MAX);
-    let in_burst = now - services.last_burst_ms.load(Ordering::Relaxed) < tail;
-    if has_burst_queue(services) && !messages.is_empty() && (messages.len() >= BURST_AT || in_burst)
-    {
+    if has_burst_queue(services) && messages.len() >= Batching::BOARD_EVENTS.size {
         let bodies: Vec<String> = messages.iter().map(|m| m.body.clone()).collect();
         match services.board_burst_queue.send_batch(&bodies).await {
             Ok(()) => {
-                services.last_burst_ms.store(now, Ordering::Relaxed);
                 tracing::debug!(events = bodies.len(), "a burst of board events sent on");
                 return BatchOutcome {
                     done: messages.iter().map(|m| m.message_id.clone()).collect(),

@@ -211,22 +211,6 @@ struct Worker {
 }
 
 impl Worker {
-    /// Each queue in turn, as its event source would (board's events until
-    /// their queue runs short, so a burst is sent on whole): messages taken.
-    async fn round(&mut self, h: &Harness) -> anyhow::Result<usize> {
-        let mut taken = 0;
-        loop {
-            let n = self.step(h, &h.board, 10).await?;
-            taken += n;
-            if n < 10 {
-                break;
-            }
-        }
-        taken += self.step(h, &h.burst, 100).await?;
-        taken += self.step(h, &h.work, 10).await?;
-        Ok(taken)
-    }
-
     /// One batch from `queue`, as the event source hands it over; every
     /// `every` messages the batch is cut off mid-way (a crashed invocation:
     /// nothing deleted, SQS redelivers after the visibility timeout).
@@ -236,8 +220,6 @@ impl Worker {
         queue: &dyn WorkQueue,
         size: usize,
     ) -> anyhow::Result<usize> {
-        // board's events queue goes through the worker's burst routing, as in Lambda.
-        let board_events = std::ptr::addr_eq(queue, h.services().board_queue.as_ref());
         let batching = sync_worker::Batching {
             size,
             window: Duration::ZERO,
@@ -251,10 +233,15 @@ impl Worker {
             self.next_abort += self.every;
             self.aborts += 1;
             let cut = Duration::from_millis(rand::random_range(0..30));
-            let _ = tokio::time::timeout(cut, handle(h, queue, &messages, board_events)).await;
+            let _ = tokio::time::timeout(
+                cut,
+                board_hubspot::app::worker::process_batch(h.services(), queue, &messages),
+            )
+            .await;
             return Ok(messages.len());
         }
-        let outcome = handle(h, queue, &messages, board_events).await;
+        let outcome =
+            board_hubspot::app::worker::process_batch(h.services(), queue, &messages).await;
         for message in messages
             .iter()
             .filter(|m| outcome.done.contains(&m.message_id))
@@ -262,19 +249,6 @@ impl Worker {
             queue.delete(&message.receipt).await?;
         }
         Ok(messages.len())
-    }
-}
-
-async fn handle(
-    h: &Harness,
-    queue: &dyn WorkQueue,
-    messages: &[board_hubspot::ports::ReceivedMessage],
-    board_events: bool,
-) -> board_hubspot::app::worker::BatchOutcome {
-    if board_events {
-        sync_worker::board_events(h.services(), messages).await
-    } else {
-        board_hubspot::app::worker::process_batch(h.services(), queue, messages).await
     }
 }
 
@@ -469,7 +443,7 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
         }
     }
     let pairs = h.linked_pairs(pairs_n, "耐久").await?;
-    while worker.round(&h).await? > 0 {}
+    while worker.step(&h, &h.board, 100).await? + worker.step(&h, &h.work, 10).await? > 0 {}
     let (changes, expected) = script(&options, pairs_n);
     worker.received = 0;
     worker.next_abort = options.abort_every;
@@ -503,7 +477,9 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
             tokio::select! {
                 done = &mut drive => { done?; break; }
                 polled = async {
-                    worker.round(&h).await
+                    let a = worker.step(&h, &h.board, 100).await?;
+                    let b = worker.step(&h, &h.work, 10).await?;
+                    anyhow::Ok(a + b)
                 } => { polled?; }
             }
         }
@@ -523,8 +499,8 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
     let mut quiet_since = Instant::now();
     worker.next_abort = usize::MAX;
     loop {
-        let n = worker.round(&h).await?;
-        if n > 0 || h.work.depth() + h.board.depth() + h.burst.depth() > 0 {
+        let n = worker.step(&h, &h.board, 100).await? + worker.step(&h, &h.work, 10).await?;
+        if n > 0 || h.work.depth() + h.board.depth() > 0 {
             quiet_since = Instant::now();
         }
         // Quiet for 3 s: retries (visibility delays) and webhooks have landed.
@@ -554,7 +530,7 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
     f.insert("error_codes".into(), json!(verdict.error_codes));
     f.insert(
         "dead_letters".into(),
-        json!(h.work.dead_depth() + h.board.dead_depth() + h.burst.dead_depth()),
+        json!(h.work.dead_depth() + h.board.dead_depth()),
     );
     f.insert(
         "seconds".into(),
@@ -771,6 +747,6 @@ async fn check(
             None => break,
         }
     }
-    verdict.lost += h.work.dead_depth() + h.board.dead_depth() + h.burst.dead_depth();
+    verdict.lost += h.work.dead_depth() + h.board.dead_depth();
     Ok(verdict)
 }

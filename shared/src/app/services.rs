@@ -62,9 +62,6 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Short-lived copies of board's users and HubSpot's owners.
     pub directory: Arc<super::directory::Directory>,
-    /// When this host last sent a burst of board's events on (epoch ms): the
-    /// stragglers of a burst follow it (`sync_worker::board_events`).
-    pub last_burst_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Services {
@@ -122,7 +119,6 @@ impl Services {
             queue,
             clock,
             directory: Arc::default(),
-            last_burst_ms: Arc::default(),
         }
     }
 

@@ -171,9 +171,6 @@ async fn project_events<'m>(
     services: &Services,
     events: Vec<(&'m ReceivedMessage, BoardEvent)>,
 ) -> Vec<(&'m ReceivedMessage, Result<(), Failure>)> {
-    if !events.is_empty() {
-        debug!(events = events.len(), "project events of one batch");
-    }
     let mut results: Vec<(&'m ReceivedMessage, Result<(), Failure>)> = Vec::new();
     let mut newest: std::collections::BTreeMap<(String, u64), usize> = Default::default();
     let mut objects = Vec::with_capacity(events.len());
