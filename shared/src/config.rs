@@ -60,9 +60,6 @@ pub struct Settings {
     /// The queue board's producer writes change events to, and its DLQ.
     pub board_events_queue_url: Option<String>,
     pub board_events_dlq_url: Option<String>,
-    /// Where the worker sends bursts of board's events on to (batches of 100), and its DLQ.
-    pub board_burst_queue_url: Option<String>,
-    pub board_burst_dlq_url: Option<String>,
     /// Webhook bodies above this are refused with 413.
     pub max_webhook_bytes: usize,
     /// Consecutive authentication failures (one per 10 minutes) that suspend a connection.
@@ -285,8 +282,6 @@ impl Settings {
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL").filter(|v| !v.is_empty()),
             board_events_queue_url: get("BOARD_EVENTS_QUEUE_URL").filter(|v| !v.is_empty()),
             board_events_dlq_url: get("BOARD_EVENTS_DLQ_URL").filter(|v| !v.is_empty()),
-            board_burst_queue_url: get("BOARD_BURST_QUEUE_URL").filter(|v| !v.is_empty()),
-            board_burst_dlq_url: get("BOARD_BURST_DLQ_URL").filter(|v| !v.is_empty()),
             max_webhook_bytes,
             public_base_url,
         };

@@ -28,6 +28,10 @@ pub fn jwt(account: &str, role: &str, user: u64) -> String {
 impl Run {
     /// The stack on a free port with webhooks flushed every 20 ms.
     pub async fn start() -> Self {
+        // `RUST_LOG=debug cargo test …` shows the stack's logs.
+        if std::env::var_os("RUST_LOG").is_some() {
+            board_hubspot::telemetry::init();
+        }
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr: SocketAddr = probe.local_addr().unwrap();
         drop(probe);
@@ -44,10 +48,6 @@ impl Run {
 
     /// Drives a stack started by the caller (webhooks flushed every 20 ms).
     pub async fn on(stack: local_stack::Stack) -> Self {
-        // `RUST_LOG=debug cargo test …` shows the stack's logs.
-        if std::env::var_os("RUST_LOG").is_some() {
-            board_hubspot::telemetry::init();
-        }
         let base = format!("http://{}", stack.addr);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -145,7 +145,6 @@ struct Resources {
     table: String,
     work: SqsQueue,
     board: SqsQueue,
-    burst: SqsQueue,
     secret: String,
     key: String,
 }
@@ -163,15 +162,7 @@ impl Resources {
         )
         .await
         .unwrap();
-        let board = SqsQueue::create(
-            sqs.clone(),
-            &tests::unique("board"),
-            WORK_VISIBILITY,
-            MAX_RECEIVES,
-        )
-        .await
-        .unwrap();
-        let burst = SqsQueue::create(sqs, &tests::unique("burst"), WORK_VISIBILITY, MAX_RECEIVES)
+        let board = SqsQueue::create(sqs, &tests::unique("board"), WORK_VISIBILITY, MAX_RECEIVES)
             .await
             .unwrap();
         let kms = aws_sdk_kms::Client::new(&sdk);
@@ -204,7 +195,6 @@ impl Resources {
             table,
             work,
             board,
-            burst,
             secret,
             key,
         }
@@ -215,7 +205,6 @@ impl Resources {
             (self.table.clone(), "Table".to_owned()),
             (self.work.url().to_owned(), "WorkQueue".to_owned()),
             (self.board.url().to_owned(), "BoardEventsQueue".to_owned()),
-            (self.burst.url().to_owned(), "BoardBurstQueue".to_owned()),
             (self.secret.clone(), "Secrets".to_owned()),
             (self.key.clone(), "TokenKey".to_owned()),
         ]);
@@ -226,10 +215,6 @@ impl Resources {
         names.insert(
             self.board.dead_letter_url().to_owned(),
             "BoardEventsDeadLetterQueue".to_owned(),
-        );
-        names.insert(
-            self.burst.dead_letter_url().to_owned(),
-            "BoardBurstDeadLetterQueue".to_owned(),
         );
         names
     }
@@ -275,14 +260,9 @@ impl Resources {
             Arc::new(SystemClock),
         );
         services.board_queue = Arc::new(SqsQueue::new(
-            sqs.clone(),
+            sqs,
             self.board.url(),
             self.board.dead_letter_url(),
-        ));
-        services.board_burst_queue = Arc::new(SqsQueue::new(
-            sqs,
-            self.burst.url(),
-            self.burst.dead_letter_url(),
         ));
         services
     }
@@ -570,30 +550,6 @@ async fn drive(run: &Run, resources: &Resources) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    // A burst from board's producer (a full batch of 10, one of them poison): the
-    // worker sends it on to the burst queue, whose handling moves the poison to
-    // that queue's DLQ and returns the failing write for a later retry.
-    let mut snapshot = run.inspect_project(project).await;
-    // board's own event of the change above is taken first, so the ten go together.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let bodies: Vec<String> = (0..10)
-        .map(|i| {
-            if i == 0 {
-                return "{\"not\": \"an event\"}".to_owned();
-            }
-            snapshot["name"] = json!(format!("監査案件(一括{i})"));
-            json!({"event_id": format!("iam-burst-{i}"), "account_id": "acct-a",
-                   "type": "project.updated", "occurred_at": "2026-11-30T10:00:00+09:00",
-                   "version": 1_000 + i, "object": snapshot})
-            .to_string()
-        })
-        .collect();
-    resources.board.send_batch(&bodies).await.unwrap();
-    let burst_dead = tests::eventually!(
-        resources.burst.receive_dead_letters(10).await.unwrap(),
-        |dead| !dead.is_empty()
-    );
-    assert_eq!(burst_dead.len(), 1, "the poison of the burst");
     // Longer than the in-place retries of one call: the messages go back to their queues.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(faults(json!({})).await.unwrap().status().is_success());
@@ -687,7 +643,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_it_makes() {
 
     let template: Yaml = serde_yaml::from_str(include_str!("../../template.yaml")).unwrap();
     // Lambda's SQS event source polls and deletes with the worker's role.
-    let event_source: BTreeSet<Grant> = ["WorkQueue", "BoardEventsQueue", "BoardBurstQueue"]
+    let event_source: BTreeSet<Grant> = ["WorkQueue", "BoardEventsQueue"]
         .into_iter()
         .flat_map(|queue| {
             [

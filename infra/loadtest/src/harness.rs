@@ -47,8 +47,6 @@ pub struct Harness {
     pub run: Run,
     pub work: MemoryQueue,
     pub board: MemoryQueue,
-    /// Bursts of board events sent on by the worker (read 100 at a time).
-    pub burst: MemoryQueue,
     /// SQS calls the webhook function's sends would make.
     pub webhook_sends: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -70,7 +68,6 @@ impl Harness {
         )?;
         let work = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
         let board = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
-        let burst = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
         let mut services = Services::with_store(
             settings,
             TableStore::new(MemoryTable::new()),
@@ -78,7 +75,6 @@ impl Harness {
             Arc::new(SystemClock),
         );
         services.board_queue = Arc::new(board.clone());
-        services.board_burst_queue = Arc::new(burst.clone());
         let mut functions = local_stack::Functions::shared(&services);
         let webhook_sends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         functions.webhook.queue = Arc::new(crate::counting::CountingQueue {
@@ -101,7 +97,6 @@ impl Harness {
             run,
             work,
             board,
-            burst,
             webhook_sends,
         })
     }
@@ -354,13 +349,12 @@ impl Harness {
     /// Waits until both queues are empty (nothing visible or in flight).
     pub async fn drain(&self, limit: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.work.depth() + self.board.depth() + self.burst.depth() > 0 {
+        while self.work.depth() + self.board.depth() > 0 {
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
-                "queues not drained: {} work, {} board, {} burst",
+                "queues not drained: {} work, {} board",
                 self.work.depth(),
-                self.board.depth(),
-                self.burst.depth()
+                self.board.depth()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

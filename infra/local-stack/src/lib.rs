@@ -216,43 +216,25 @@ pub fn board_events_window() -> Duration {
     )
 }
 
-/// The queues the worker reads, as Lambda's event sources do.
-#[derive(Debug, Clone, Copy)]
-enum Source {
-    Work,
-    BoardEvents,
-    BoardBurst(Duration),
-}
-
-/// One event source: polls its queue until stopped, as Lambda does with one
-/// poller per queue; adds what it handled to `handled`.
+/// One event source: polls `queue` with `batching` until stopped, as Lambda
+/// does with one poller per queue; adds what it handled to `handled`.
 fn spawn_poller(
     services: Services,
-    source: Source,
+    board_queue: bool,
+    batching: sync_worker::Batching,
     handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let wait = Duration::from_millis(500);
+        let queue = if board_queue {
+            services.board_queue.clone()
+        } else {
+            services.queue.clone()
+        };
         loop {
-            let poll = async {
-                match source {
-                    Source::Work => {
-                        let batching = sync_worker::Batching::WORK;
-                        sync_worker::poll_batch(&services, services.queue.as_ref(), batching, wait)
-                            .await
-                    }
-                    Source::BoardEvents => sync_worker::poll_board_events(&services, wait).await,
-                    Source::BoardBurst(window) => {
-                        let batching = sync_worker::Batching::board_burst(window);
-                        let queue = services.board_burst_queue.as_ref();
-                        sync_worker::poll_batch(&services, queue, batching, wait).await
-                    }
-                }
-            };
             tokio::select! {
                 _ = stopped_signal(&mut stop) => break,
-                polled = poll => {
+                polled = sync_worker::poll_batch(&services, queue.as_ref(), batching, Duration::from_millis(500)) => {
                     match polled {
                         Ok(outcome) => {
                             handled.fetch_add(outcome.done.len(), std::sync::atomic::Ordering::Relaxed);
@@ -372,21 +354,22 @@ pub async fn start_functions(
     let worker_services = functions.sync_worker.clone();
     let mut workers = Vec::new();
     if options.run_worker {
-        let mut sources = vec![Source::Work];
-        // board's queues are their own in AWS (and with the in-memory queue);
-        // on a single shared queue one poller sees everything.
+        workers.push(spawn_poller(
+            worker_services.clone(),
+            false,
+            sync_worker::Batching::WORK,
+            handled.clone(),
+            stopped.clone(),
+        ));
+        // board's events have their own queue in AWS (and with the in-memory
+        // queue); on a single shared queue one poller sees both.
         if !std::sync::Arc::ptr_eq(&worker_services.queue, &worker_services.board_queue) {
-            sources.push(Source::BoardEvents);
-        }
-        if sync_worker::has_burst_queue(&worker_services) {
-            sources.push(Source::BoardBurst(options.board_events_window));
-        }
-        for source in sources {
             workers.push(spawn_poller(
-                worker_services.clone(),
-                source,
+                worker_services,
+                true,
+                sync_worker::Batching::board_events(options.board_events_window),
                 handled.clone(),
-                stopped.clone(),
+                stopped,
             ));
         }
     }

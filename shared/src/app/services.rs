@@ -55,10 +55,6 @@ pub struct Services {
     /// The queue board's producer writes change events to. Locally the same
     /// embedded queue as `queue`; in AWS its own queue and DLQ.
     pub board_queue: Arc<dyn WorkQueue>,
-    /// Bursts of board's events, sent on by the worker to be read 100 at a
-    /// time (`sync_worker`); the same queue as `board_queue` where the host
-    /// has no separate one (then nothing is sent on).
-    pub board_burst_queue: Arc<dyn WorkQueue>,
     pub clock: Arc<dyn Clock>,
     /// Short-lived copies of board's users and HubSpot's owners.
     pub directory: Arc<super::directory::Directory>,
@@ -115,7 +111,6 @@ impl Services {
             history: store.clone(),
             board_events: store,
             board_queue: queue.clone(),
-            board_burst_queue: queue.clone(),
             queue,
             clock,
             directory: Arc::default(),
@@ -133,7 +128,6 @@ impl Services {
             Arc::new(SystemClock),
         );
         services.board_queue = Arc::new(MemoryQueue::new(WORK_VISIBILITY, MAX_RECEIVES));
-        services.board_burst_queue = Arc::new(MemoryQueue::new(WORK_VISIBILITY, MAX_RECEIVES));
         (services, queue)
     }
 
@@ -149,22 +143,15 @@ impl Services {
             settings.table_name.clone(),
         );
         let sqs = aws_sdk_sqs::Client::new(config);
-        let (queue, board_queue, burst_queue) = if provision {
+        let (queue, board_queue) = if provision {
             table.create_if_missing().await.context("provision table")?;
             let name = &settings.table_name;
-            let create = |suffix: &str| {
-                let sqs = sqs.clone();
-                let queue_name = format!("{name}-{suffix}");
-                async move { SqsQueue::create(sqs, &queue_name, WORK_VISIBILITY, MAX_RECEIVES).await }
-            };
+            let (work_name, board_name) = (format!("{name}-work"), format!("{name}-board-events"));
+            let work = SqsQueue::create(sqs.clone(), &work_name, WORK_VISIBILITY, MAX_RECEIVES);
+            let board = SqsQueue::create(sqs, &board_name, WORK_VISIBILITY, MAX_RECEIVES);
             (
-                create("work").await.context("provision work queue")?,
-                create("board-events")
-                    .await
-                    .context("provision board queue")?,
-                create("board-burst")
-                    .await
-                    .context("provision board burst queue")?,
+                work.await.context("provision work queue")?,
+                board.await.context("provision board queue")?,
             )
         } else {
             let required = |value: &Option<String>, name: &str| {
@@ -177,14 +164,9 @@ impl Services {
                     required(&settings.dead_letter_queue_url, "DEAD_LETTER_QUEUE_URL")?,
                 ),
                 SqsQueue::new(
-                    sqs.clone(),
+                    sqs,
                     required(&settings.board_events_queue_url, "BOARD_EVENTS_QUEUE_URL")?,
                     required(&settings.board_events_dlq_url, "BOARD_EVENTS_DLQ_URL")?,
-                ),
-                SqsQueue::new(
-                    sqs,
-                    required(&settings.board_burst_queue_url, "BOARD_BURST_QUEUE_URL")?,
-                    required(&settings.board_burst_dlq_url, "BOARD_BURST_DLQ_URL")?,
                 ),
             )
         };
@@ -195,7 +177,6 @@ impl Services {
             Arc::new(SystemClock),
         );
         services.board_queue = Arc::new(board_queue);
-        services.board_burst_queue = Arc::new(burst_queue);
         Ok(services)
     }
 
