@@ -3,7 +3,6 @@
 //! date as a Tokyo date, locked projects skipped, exclusion and deletion
 //! disabling the link once, association changes skipped.
 
-
 use serde_json::{Value, json};
 use tests::stack::Run;
 

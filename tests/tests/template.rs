@@ -60,3 +60,44 @@ fn every_schedule_sends_a_job_the_worker_understands() {
         Ok(QueueMessage::Job(Job::CatchUpAll))
     ));
 }
+
+/// The worker's event sources in the template, as (logical name, batch size, window s).
+fn event_sources() -> Vec<(String, u64, u64)> {
+    let template: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let events = &template["Resources"]["SyncWorkerFunction"]["Properties"]["Events"];
+    events
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(name, event)| {
+            let p = &event["Properties"];
+            (
+                name.as_str().unwrap().to_owned(),
+                p["BatchSize"].as_u64().unwrap(),
+                p["MaximumBatchingWindowInSeconds"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_local_pollers_batch_as_the_templates_event_sources() {
+    use sync_worker::Batching;
+    let as_declared = |b: Batching| (b.size as u64, b.window.as_secs());
+    let declared = event_sources();
+    let of = |name: &str| {
+        declared
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, size, window)| (*size, *window))
+            .unwrap_or_else(|| panic!("event source {name}"))
+    };
+    assert_eq!(declared.len(), 2, "{declared:?}");
+    assert_eq!(of("Work"), as_declared(Batching::WORK));
+    // board's events: 1 s in AWS (its minimum for batches over 10); the local
+    // stack's window is `BOARD_EVENTS_WINDOW_MS`.
+    assert_eq!(
+        of("BoardEvents"),
+        as_declared(Batching::board_events(std::time::Duration::from_secs(1)))
+    );
+}
