@@ -139,23 +139,9 @@ pub fn registered_deal_link(
     project: u64,
     name: &str,
 ) -> board_hubspot::domain::Link {
+    use board_hubspot::domain::Link;
     use board_hubspot::domain::link::Baseline;
-    use board_hubspot::domain::{
-        BoardObjectKind, BoardRef, HubSpotObjectType, HubSpotRef, Link, LinkState,
-    };
     Link {
-        account_id: account.clone(),
-        portal_id: portal,
-        hubspot: HubSpotRef {
-            object_type: HubSpotObjectType::Deal,
-            id: deal,
-        },
-        board: BoardRef {
-            kind: BoardObjectKind::Project,
-            id: project,
-        },
-        state: LinkState::Enabled,
-        last_synced_at: None,
         baseline: [
             ("name", Some(name.to_owned())),
             ("stage", Some("default:appointmentscheduled".to_owned())),
@@ -164,6 +150,6 @@ pub fn registered_deal_link(
         .into_iter()
         .map(|(k, v)| (k.to_owned(), Baseline::both(v)))
         .collect(),
-        revision: 0,
+        ..Link::deal(account.clone(), portal, deal, project)
     }
 }

@@ -27,22 +27,7 @@ fn portal(id: u64) -> PortalId {
 }
 
 fn deal_link(acct: &str, portal_id: u64, deal: u64, project: u64) -> Link {
-    Link {
-        account_id: account(acct),
-        portal_id: portal(portal_id),
-        hubspot: HubSpotRef {
-            object_type: HubSpotObjectType::Deal,
-            id: deal,
-        },
-        board: BoardRef {
-            kind: BoardObjectKind::Project,
-            id: project,
-        },
-        state: LinkState::Enabled,
-        last_synced_at: None,
-        baseline: Default::default(),
-        revision: 0,
-    }
+    Link::deal(account(acct), portal(portal_id), deal, project)
 }
 
 fn history_entry(acct: &str, ms: u64, n: usize) -> HistoryEntry {

@@ -112,9 +112,10 @@ async fn history(
     .await;
 }
 
-async fn save(services: &Services, link: &Link) -> Result<(), LinkedError> {
+/// Saves the link; its new revision.
+async fn save(services: &Services, link: &Link) -> Result<u64, LinkedError> {
     match services.links.update_link(link).await {
-        Ok(_) => Ok(()),
+        Ok(revision) => Ok(revision),
         Err(StoreError::Conflict) => Err(LinkedError::Conflict),
         Err(e) => Err(e.into()),
     }
@@ -365,11 +366,7 @@ pub async fn apply(
         {
             link.sending_to_board(CLOSE_DATE, date.clone());
         }
-        link.revision = match services.links.update_link(&link).await {
-            Ok(revision) => revision,
-            Err(StoreError::Conflict) => return Err(LinkedError::Conflict),
-            Err(e) => return Err(e.into()),
-        };
+        link.revision = save(services, &link).await?;
     }
     if let Some(s) = new_status {
         match services

@@ -143,9 +143,10 @@ async fn entry(services: &Services, link: &Link, config: &AccountConfig, e: Entr
     .await;
 }
 
-async fn save(services: &Services, link: &Link) -> Result<(), LinkedError> {
+/// Saves the link; its new revision.
+async fn save(services: &Services, link: &Link) -> Result<u64, LinkedError> {
     match services.links.update_link(link).await {
-        Ok(_) => Ok(()),
+        Ok(revision) => Ok(revision),
         Err(StoreError::Conflict) => {
             Err(LinkedError::Transient("link changed concurrently".into()))
         }
@@ -283,13 +284,7 @@ pub async fn apply(
                 link.sending_to_board(key, v);
             }
         }
-        link.revision = match services.links.update_link(&link).await {
-            Ok(revision) => revision,
-            Err(StoreError::Conflict) => {
-                return Err(LinkedError::Transient("link changed concurrently".into()));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        link.revision = save(services, &link).await?;
         if let Err(e) = services
             .board
             .update(&account, resource(link.board.kind), link.board.id, fields)

@@ -325,17 +325,6 @@ async fn register_held(
     )
     .await?;
     let link = Link {
-        account_id: account.clone(),
-        portal_id: portal,
-        hubspot: HubSpotRef {
-            object_type: HubSpotObjectType::Deal,
-            id: deal,
-        },
-        board: BoardRef {
-            kind: BoardObjectKind::Project,
-            id: project_id,
-        },
-        state: LinkState::Enabled,
         last_synced_at: Some(services.clock.now()),
         baseline: super::linked_deals::initial_baseline(
             super::linked_deals::deal_values(
@@ -351,7 +340,7 @@ async fn register_held(
                 .find(|c| c.primary)
                 .map(|c| c.id),
         ),
-        revision: 0,
+        ..Link::deal(account.clone(), portal, deal, project_id)
     };
     let mut link = link;
     // board's own fields as registration set them: its change events for them are echoes.

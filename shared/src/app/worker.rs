@@ -25,10 +25,10 @@ pub struct BatchOutcome {
     pub dead_lettered: usize,
 }
 
-/// Delay before the n-th retry: exponential from 10 s, capped at 15 minutes, with jitter.
 /// How soon a message whose conditional write lost is tried again.
 pub const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 
+/// Delay before the n-th retry: exponential from 10 s, capped at 15 minutes, with jitter.
 pub fn retry_delay(receive_count: u32) -> Duration {
     let base = 10u64.saturating_mul(1 << receive_count.min(7)).min(900);
     let jitter = rand::random::<u64>() % (base / 4 + 1);

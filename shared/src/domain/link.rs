@@ -134,6 +134,26 @@ pub struct Link {
 }
 
 impl Link {
+    /// A new, enabled deal ↔ project link with no baselines yet.
+    pub fn deal(account: AccountId, portal: PortalId, deal: u64, project: u64) -> Self {
+        Self {
+            account_id: account,
+            portal_id: portal,
+            hubspot: HubSpotRef {
+                object_type: HubSpotObjectType::Deal,
+                id: deal,
+            },
+            board: BoardRef {
+                kind: BoardObjectKind::Project,
+                id: project,
+            },
+            state: LinkState::Enabled,
+            last_synced_at: None,
+            baseline: Default::default(),
+            revision: 0,
+        }
+    }
+
     /// Whether board's `value` for `key` is what we last wrote there, or are
     /// writing there now: our echo, not a change.
     pub fn is_board_echo(&self, key: &str, value: Option<&String>) -> bool {
