@@ -160,6 +160,20 @@ async fn webhooks_need_a_valid_signature_and_reach_the_queue() {
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["code"], "malformed_body");
 
+    // One event that cannot be read does not cost the delivery its others.
+    let mixed = json!([{"portalId": 1000001, "subscriptionType": "object.propertyChange"},
+        {"portalId": 1000001, "subscriptionType": "object.propertyChange", "objectTypeId": "0-3",
+         "objectId": 44, "propertyName": "amount", "propertyValue": "1"}])
+    .to_string();
+    let partly = post(mixed.clone(), Some(sign_v3("POST", &url, &mixed, ts)), ts)
+        .await
+        .unwrap();
+    assert_eq!(partly.status(), 200);
+    assert_eq!(
+        partly.json::<Value>().await.unwrap(),
+        json!({"accepted": 1, "unknown": 0, "malformed": 1})
+    );
+
     let huge = format!("[{}]", "0,".repeat(600_000) + "0");
     let too_big = post(huge.clone(), Some(sign_v3("POST", &url, &huge, ts)), ts)
         .await

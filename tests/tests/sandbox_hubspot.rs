@@ -933,7 +933,9 @@ async fn webhooks_are_signed_attributed_retried_and_only_sent_while_installed() 
         "retried after a 500 with attemptNumber counting"
     );
     let creation = &events[1];
-    assert_eq!(creation["subscriptionType"], "deal.creation");
+    // Our project subscribes under crmObjects: the generic format.
+    assert_eq!(creation["subscriptionType"], "object.creation");
+    assert_eq!(creation["objectTypeId"], "0-3");
     assert_eq!(
         creation["objectId"].as_u64().unwrap().to_string(),
         deal["id"].as_str().unwrap()
@@ -955,15 +957,20 @@ async fn webhooks_are_signed_attributed_retried_and_only_sent_while_installed() 
         access,
         reqwest::Method::PATCH,
         &format!("/crm/objects/2026-03/deals/{id}"),
-        Some(json!({"properties": {"dealname": "by the app", "amount": "5"}})),
+        Some(json!({"properties": {"dealname": "by the app", "amount": "5", "description": "not subscribed"}})),
     )
     .await;
     let events = wait_for(&received, 4).await;
     let changes: Vec<&Value> = events
         .iter()
-        .filter(|e| e["subscriptionType"] == "deal.propertyChange")
+        .filter(|e| e["subscriptionType"] == "object.propertyChange")
         .collect();
-    assert_eq!(changes.len(), 2, "one event per changed property");
+    assert_eq!(
+        changes.len(),
+        2,
+        "one event per changed subscribed property (description is not subscribed): {changes:?}"
+    );
+    assert!(changes.iter().all(|e| e["objectTypeId"] == "0-3"));
     assert!(
         changes
             .iter()
@@ -983,7 +990,7 @@ async fn webhooks_are_signed_attributed_retried_and_only_sent_while_installed() 
     )
     .await;
     let events = wait_for(&received, 5).await;
-    assert_eq!(events[4]["subscriptionType"], "deal.deletion");
+    assert_eq!(events[4]["subscriptionType"], "object.deletion");
     let restore = hs
         .http
         .post(hs.url("/_control/restore"))
@@ -993,7 +1000,7 @@ async fn webhooks_are_signed_attributed_retried_and_only_sent_while_installed() 
         .unwrap();
     assert_eq!(restore.status(), StatusCode::NO_CONTENT);
     let events = wait_for(&received, 6).await;
-    assert_eq!(events[5]["subscriptionType"], "deal.restore");
+    assert_eq!(events[5]["subscriptionType"], "object.restore");
 
     let uninstall = hs
         .http
@@ -1089,7 +1096,7 @@ async fn merges_association_changes_shuffles_and_duplicates() {
     let events = wait_for(&received, 6).await;
     let merges: Vec<&Value> = events
         .iter()
-        .filter(|e| e["subscriptionType"] == "company.merge")
+        .filter(|e| e["subscriptionType"] == "object.merge" && e["objectTypeId"] == "0-2")
         .collect();
     assert_eq!(merges.len(), 2, "every event duplicated");
     assert_eq!(
@@ -1127,10 +1134,150 @@ async fn merges_association_changes_shuffles_and_duplicates() {
     let events = wait_for(&received, 12).await;
     let change = events
         .iter()
-        .find(|e| e["subscriptionType"] == "deal.associationChange")
+        .find(|e| {
+            e["subscriptionType"] == "object.associationChange" && e["fromObjectTypeId"] == "0-3"
+        })
         .expect("association change");
     assert_eq!(change["associationType"], "DEAL_TO_COMPANY");
     assert_eq!(change["associationRemoved"], false);
+    assert_eq!(change["toObjectTypeId"], "0-2");
+    assert_eq!(change["associationCategory"], "HUBSPOT_DEFINED");
+    assert!(change["associationTypeId"].as_u64().is_some());
+    assert!(
+        change.get("objectId").is_none() && change.get("objectTypeId").is_none(),
+        "HubSpot lists neither for association changes: {change}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["subscriptionType"] == "object.associationChange"
+                && e["fromObjectTypeId"] == "0-2"
+                && e["toObjectId"].as_u64().map(|i| i.to_string()).as_deref()
+                    == deal["id"].as_str()),
+        "one event for each side"
+    );
+}
+
+/// The emulator sends what the project's webhooks file subscribes to, in the
+/// format of its section: a legacy subscription gets `deal.propertyChange`, an
+/// unsubscribed property or kind gets nothing.
+#[tokio::test]
+async fn events_follow_the_subscriptions_file_and_its_sections() {
+    let dir = std::env::temp_dir().join(format!("hsmeta-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("webhooks-hsmeta.json");
+    std::fs::write(
+        &file,
+        json!({"uid": "w", "type": "webhooks", "config": {"settings": {"targetUrl": "https://x"},
+            "subscriptions": {
+                "legacyCrmObjects": [
+                    {"subscriptionType": "deal.propertyChange", "propertyName": "dealname", "active": true},
+                    {"subscriptionType": "deal.deletion", "active": false}
+                ],
+                "crmObjects": [
+                    {"subscriptionType": "object.creation", "objectType": "company", "active": true}
+                ]
+            }}})
+        .to_string(),
+    )
+    .unwrap();
+    let (url, received) = receiver(0).await;
+    let hs = Hs::start(Config {
+        webhook_url: Some(url),
+        webhooks_hsmeta: file,
+        ..quiet()
+    })
+    .await;
+    hs.sandbox.spawn_webhook_delivery();
+    hs.connect(SCOPES, None).await;
+    let (_, deal) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/deals",
+            json!({"properties": {"dealname": "D"}}),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+    hs.call(
+        USER,
+        reqwest::Method::PATCH,
+        &format!("/crm/objects/2026-03/deals/{id}"),
+        Some(json!({"properties": {"dealname": "E", "amount": "3"}})),
+    )
+    .await;
+    hs.call(
+        USER,
+        reqwest::Method::DELETE,
+        &format!("/crm/objects/2026-03/deals/{id}"),
+        None,
+    )
+    .await;
+    hs.post(
+        USER,
+        "/crm/objects/2026-03/companies",
+        json!({"properties": {"name": "C"}}),
+    )
+    .await;
+    wait_for(&received, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = wait_for(&received, 2).await;
+    assert_eq!(
+        events.len(),
+        2,
+        "only the subscribed kinds and property: {events:?}"
+    );
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["subscriptionType"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"deal.propertyChange") && kinds.contains(&"object.creation"),
+        "{kinds:?}"
+    );
+    let change = events
+        .iter()
+        .find(|e| e["subscriptionType"] == "deal.propertyChange")
+        .unwrap();
+    assert_eq!(change["propertyName"], "dealname");
+    assert!(
+        change.get("objectTypeId").is_none(),
+        "the legacy format has no objectTypeId"
+    );
+    let creation = events
+        .iter()
+        .find(|e| e["subscriptionType"] == "object.creation")
+        .unwrap();
+    assert_eq!(creation["objectTypeId"], "0-2");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The file the emulator reads is our project's own, and every entry of it is
+/// understood (a typo in the file fails here, not silently in production).
+#[test]
+fn the_emulator_reads_every_subscription_of_our_project() {
+    let path = sandbox_hubspot::project_webhooks_hsmeta();
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let loaded = sandbox_hubspot::Subscriptions::load(&path).unwrap();
+    let entries: Vec<&Value> = file["config"]["subscriptions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|v| v.as_array().unwrap())
+        .collect();
+    assert_eq!(loaded.0.len(), entries.len());
+    for (entry, sub) in entries.iter().zip(&loaded.0) {
+        assert_eq!(entry["subscriptionType"], sub.subscription_type.as_str());
+        assert_eq!(entry["propertyName"].as_str(), sub.property_name.as_deref());
+        assert_eq!(
+            sub.section,
+            sandbox_hubspot::Section::CrmObjects,
+            "ours stay under crmObjects"
+        );
+    }
+    assert!(sandbox_hubspot::Subscriptions::parse(
+        r#"{"type":"webhooks","config":{"subscriptions":{"crmObjects":[{"subscriptionType":"deal.creation","active":true}]}}}"#
+    )
+    .is_err(), "a legacy type under crmObjects is refused");
 }
 
 #[tokio::test]

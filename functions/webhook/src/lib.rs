@@ -33,9 +33,7 @@ pub async fn handle(
     };
     Ok(
         match webhook::receive(services, &signature, &signed).await {
-            Ok(accepted) => {
-                edge::json(StatusCode::OK, &serde_json::json!({ "accepted": accepted }))
-            }
+            Ok(received) => edge::json(StatusCode::OK, &received),
             Err(WebhookError::Unauthorized(reason)) => {
                 tracing::warn!(%reason, "webhook signature rejected");
                 edge::problem(

@@ -16,7 +16,7 @@ use crate::crm::MAX_BATCH;
 use crate::errors::{ApiError, ApiResult};
 use crate::gate::{Caller, authorize};
 use crate::model::{Edge, ObjectType, State as Model, iso_ms, now_ms};
-use crate::webhooks::{Event, emit};
+use crate::webhooks::{AssociationEnd, Event, emit};
 
 use ObjectType::{Companies, Contacts, Deals, Notes};
 
@@ -173,7 +173,16 @@ fn add(
     if was_associated {
         Vec::new()
     } else {
-        change_events(caller, from, from_id, to, to_id, false, primary)
+        change_events(
+            caller,
+            from,
+            from_id,
+            to,
+            to_id,
+            (type_id, inverse),
+            false,
+            primary,
+        )
     }
 }
 
@@ -192,12 +201,16 @@ fn associated(
     })
 }
 
+/// One event for each end of the association: HubSpot fires one per side
+/// <https://developers.hubspot.com/changelog/public-beta-generic-webhook-subscriptions>.
+#[allow(clippy::too_many_arguments)]
 fn change_events(
     caller: &Caller,
     from: ObjectType,
     from_id: u64,
     to: ObjectType,
     to_id: u64,
+    (forward, backward): (u32, u32),
     removed: bool,
     primary: bool,
 ) -> Vec<Event> {
@@ -205,14 +218,17 @@ fn change_events(
         return Vec::new();
     }
     let mut events = Vec::new();
-    for (a, a_id, b, b_id) in [(from, from_id, to, to_id), (to, to_id, from, from_id)] {
+    for (a, a_id, b, b_id, type_id) in [
+        (from, from_id, to, to_id, forward),
+        (to, to_id, from, from_id, backward),
+    ] {
         let mut event = Event::new(caller, a, a_id, "associationChange");
-        event.extra = json!({
-            "associationType": format!("{}_TO_{}", a.upper(), b.upper()),
-            "fromObjectId": a_id,
-            "toObjectId": b_id,
-            "associationRemoved": removed,
-            "isPrimaryAssociation": primary,
+        event.association = Some(AssociationEnd {
+            to_type: b,
+            to_id: b_id,
+            type_id,
+            removed,
+            primary,
         });
         events.push(event);
     }
@@ -260,7 +276,11 @@ fn remove_all(
         !((e.from_type == from && e.from_id == from_id && e.to_type == to && e.to_id == to_id)
             || (e.from_type == to && e.from_id == to_id && e.to_type == from && e.to_id == from_id))
     });
-    change_events(caller, from, from_id, to, to_id, true, false)
+    let types = (
+        default_type(from, to).unwrap_or_default(),
+        default_type(to, from).unwrap_or_default(),
+    );
+    change_events(caller, from, from_id, to, to_id, types, true, false)
 }
 
 /// Merge: every edge of `from_id` now belongs to `into_id`.

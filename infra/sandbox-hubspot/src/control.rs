@@ -196,7 +196,8 @@ async fn restore(State(sandbox): State<HubSpotSandbox>, Json(body): Json<Restore
 
 #[derive(Deserialize)]
 struct Settings {
-    #[serde(default)]
+    /// `null` stops deliveries; absent leaves the target as it is.
+    #[serde(default, deserialize_with = "present")]
     webhook_url: Option<Option<String>>,
     #[serde(default)]
     limit_per_ten_seconds: Option<usize>,
@@ -204,6 +205,13 @@ struct Settings {
     search_per_second: Option<usize>,
     #[serde(default)]
     webhook_flush_ms: Option<u64>,
+}
+
+/// A field that is present, `null` included.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 async fn settings(State(sandbox): State<HubSpotSandbox>, Json(body): Json<Settings>) -> StatusCode {

@@ -29,6 +29,7 @@ use axum::routing::{delete, get, post};
 
 pub use model::ObjectType;
 pub use seeds::PORTAL_ID;
+pub use webhooks::{Section, Subscription, Subscriptions};
 
 /// The emulator's settings (ARCHITECTURE.md's dev credentials by default).
 #[derive(Debug, Clone)]
@@ -48,6 +49,15 @@ pub struct Config {
     pub webhook_flush: Duration,
     /// How long a webhook delivery may take before it counts as failed.
     pub webhook_timeout: Duration,
+    /// Our HubSpot project's webhooks component: the emulator sends what it
+    /// subscribes to, in the format of the section each subscription sits in.
+    pub webhooks_hsmeta: std::path::PathBuf,
+}
+
+/// `infra/hubspot-app/src/app/webhooks/webhooks-hsmeta.json` in this tree.
+pub fn project_webhooks_hsmeta() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../hubspot-app/src/app/webhooks/webhooks-hsmeta.json")
 }
 
 impl Default for Config {
@@ -62,6 +72,7 @@ impl Default for Config {
             search_per_second: 5,
             webhook_flush: Duration::from_millis(100),
             webhook_timeout: Duration::from_secs(5),
+            webhooks_hsmeta: project_webhooks_hsmeta(),
         }
     }
 }
@@ -79,10 +90,15 @@ pub(crate) struct Inner {
     pub limits: Mutex<gate::Limiter>,
     pub faults: Mutex<control::Faults>,
     pub outbox: Mutex<webhooks::Outbox>,
+    pub subscriptions: webhooks::Subscriptions,
 }
 
 impl HubSpotSandbox {
+    /// Panics when the project's webhooks file cannot be read: without it the
+    /// emulator would send nothing, or what it guesses.
     pub fn new(config: Config) -> Self {
+        let subscriptions = webhooks::Subscriptions::load(&config.webhooks_hsmeta)
+            .unwrap_or_else(|e| panic!("the HubSpot project's webhook subscriptions: {e}"));
         let mut state = model::State::default();
         seeds::seed(&mut state);
         Self {
@@ -92,6 +108,7 @@ impl HubSpotSandbox {
                 limits: Mutex::new(gate::Limiter::default()),
                 faults: Mutex::new(control::Faults::default()),
                 outbox: Mutex::new(webhooks::Outbox::default()),
+                subscriptions,
             }),
         }
     }

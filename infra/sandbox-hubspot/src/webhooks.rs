@@ -24,25 +24,43 @@ use crate::errors::ApiResult;
 use crate::gate::{Caller, authorize};
 use crate::model::{ObjectType, TokenKind, now_ms};
 
+/// One change in the CRM, before it is shaped by the subscription it falls under.
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub subscription_type: String,
+    pub object_type: ObjectType,
+    /// `creation`, `deletion`, `merge`, `restore`, `propertyChange`,
+    /// `associationChange`: the suffix of the subscription type.
+    pub action: &'static str,
     pub object_id: u64,
     pub property_name: Option<String>,
     pub property_value: Option<String>,
+    pub association: Option<AssociationEnd>,
     pub change_source: &'static str,
     pub source_id: String,
     pub occurred_at: i64,
+    /// Fields of the event's kind (a merge's `primaryObjectId`, …).
     pub extra: Value,
 }
 
+/// The other end of an association change, seen from the event's object.
+#[derive(Debug, Clone)]
+pub struct AssociationEnd {
+    pub to_type: ObjectType,
+    pub to_id: u64,
+    pub type_id: u32,
+    pub removed: bool,
+    pub primary: bool,
+}
+
 impl Event {
-    pub fn new(caller: &Caller, kind: ObjectType, id: u64, what: &str) -> Self {
+    pub fn new(caller: &Caller, kind: ObjectType, id: u64, action: &'static str) -> Self {
         Self {
-            subscription_type: format!("{}.{what}", kind.singular()),
+            object_type: kind,
+            action,
             object_id: id,
             property_name: None,
             property_value: None,
+            association: None,
             change_source: caller.change_source(),
             source_id: match caller.kind {
                 TokenKind::App => String::new(),
@@ -52,6 +70,191 @@ impl Event {
             extra: Value::Null,
         }
     }
+}
+
+/// The section of `webhooks-hsmeta.json` a subscription sits in, which decides
+/// the format of its events.
+/// <https://developers.hubspot.com/docs/apps/developer-platform/add-features/configure-webhooks>
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Section {
+    /// `object.creation` with `objectTypeId` (the generic format).
+    CrmObjects,
+    /// `deal.creation` and the like (the classic format).
+    LegacyCrmObjects,
+    /// `contact.privacyDeletion`, `conversation.*`: nothing here emits them.
+    HubEvents,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscription {
+    pub id: u64,
+    pub section: Section,
+    pub subscription_type: String,
+    /// `crmObjects` only: `deal`, `company`, …
+    pub object_type: Option<String>,
+    pub property_name: Option<String>,
+    pub active: bool,
+}
+
+/// The app's webhook subscriptions, read from our own HubSpot project at
+/// start-up so the emulator sends what that project subscribes to, and nothing
+/// else.
+#[derive(Debug, Clone, Default)]
+pub struct Subscriptions(pub Vec<Subscription>);
+
+impl Subscriptions {
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if file["type"] != "webhooks" {
+            return Err("not a webhooks component (type must be \"webhooks\")".into());
+        }
+        let sections = file["config"]["subscriptions"]
+            .as_object()
+            .ok_or("config.subscriptions is missing")?;
+        let mut out = Vec::new();
+        for (name, entries) in sections {
+            let section = match name.as_str() {
+                "crmObjects" => Section::CrmObjects,
+                "legacyCrmObjects" => Section::LegacyCrmObjects,
+                "hubEvents" => Section::HubEvents,
+                other => return Err(format!("unknown subscription section {other}")),
+            };
+            for entry in entries.as_array().ok_or("a section must be a list")? {
+                let text = |k: &str| entry[k].as_str().map(str::to_owned);
+                let subscription_type =
+                    text("subscriptionType").ok_or("subscriptionType missing")?;
+                let object_type = text("objectType");
+                if section == Section::CrmObjects {
+                    // The generic format names the type beside `object.*`.
+                    if !subscription_type.starts_with("object.") {
+                        return Err(format!("{subscription_type} is not a crmObjects type"));
+                    }
+                    let Some(t) = &object_type else {
+                        return Err(format!("{subscription_type} needs objectType"));
+                    };
+                    ObjectType::parse(t).map_err(|_| format!("unknown objectType {t}"))?;
+                }
+                if section == Section::LegacyCrmObjects && subscription_type.starts_with("object.")
+                {
+                    return Err(format!("{subscription_type} belongs under crmObjects"));
+                }
+                if subscription_type.ends_with(".propertyChange") && text("propertyName").is_none()
+                {
+                    return Err(format!("{subscription_type} needs propertyName"));
+                }
+                out.push(Subscription {
+                    id: subscription_id(&format!("{name}/{entry}")),
+                    section,
+                    subscription_type,
+                    object_type,
+                    property_name: text("propertyName"),
+                    active: entry["active"].as_bool().unwrap_or(true),
+                });
+            }
+        }
+        Ok(Self(out))
+    }
+
+    /// The active subscriptions `event` falls under.
+    fn matching<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Subscription> + 'a {
+        self.0.iter().filter(move |s| {
+            let kind_matches = match s.section {
+                Section::CrmObjects => {
+                    s.subscription_type == format!("object.{}", event.action)
+                        && s.object_type
+                            .as_deref()
+                            .and_then(|t| ObjectType::parse(t).ok())
+                            == Some(event.object_type)
+                }
+                Section::LegacyCrmObjects => {
+                    s.subscription_type
+                        == format!("{}.{}", event.object_type.singular(), event.action)
+                }
+                Section::HubEvents => false,
+            };
+            s.active
+                && kind_matches
+                && (event.action != "propertyChange" || s.property_name == event.property_name)
+        })
+    }
+}
+
+/// HubSpot's raw object type ids.
+fn object_type_id(kind: ObjectType) -> &'static str {
+    match kind {
+        ObjectType::Contacts => "0-1",
+        ObjectType::Companies => "0-2",
+        ObjectType::Deals => "0-3",
+        ObjectType::Notes => "0-46",
+    }
+}
+
+/// The event as HubSpot delivers it for `subscription`.
+/// Generic format: <https://developers.hubspot.com/changelog/public-beta-generic-webhook-subscriptions>
+/// (`objectTypeId` on creation, deletion, merge, restore and property change;
+/// association changes carry `fromObjectTypeId`, `toObjectTypeId`,
+/// `associationTypeId` and `associationCategory` instead). Merge and
+/// association fields: <https://developers.hubspot.com/changelog/new-subscription-types-for-webhooks>.
+/// `objectId` is not listed for association changes, so none is sent.
+fn render(
+    event: &Event,
+    subscription: &Subscription,
+    portal: u64,
+    app_id: u64,
+    event_id: u64,
+) -> Value {
+    let generic = subscription.section == Section::CrmObjects;
+    let mut body = json!({
+        "eventId": event_id,
+        "subscriptionId": subscription.id,
+        "portalId": portal,
+        "appId": app_id,
+        "occurredAt": event.occurred_at,
+        "subscriptionType": subscription.subscription_type,
+        "attemptNumber": 0,
+        "changeSource": event.change_source,
+        "sourceId": if event.source_id.is_empty() { app_id.to_string() } else { event.source_id.clone() },
+    });
+    match &event.association {
+        Some(a) => {
+            body["fromObjectId"] = json!(event.object_id);
+            body["toObjectId"] = json!(a.to_id);
+            body["associationType"] = json!(format!(
+                "{}_TO_{}",
+                event.object_type.upper(),
+                a.to_type.upper()
+            ));
+            body["associationRemoved"] = json!(a.removed);
+            body["isPrimaryAssociation"] = json!(a.primary);
+            if generic {
+                body["fromObjectTypeId"] = json!(object_type_id(event.object_type));
+                body["toObjectTypeId"] = json!(object_type_id(a.to_type));
+                body["associationTypeId"] = json!(a.type_id);
+                body["associationCategory"] = json!("HUBSPOT_DEFINED");
+            }
+        }
+        None => {
+            body["objectId"] = json!(event.object_id);
+            if generic {
+                body["objectTypeId"] = json!(object_type_id(event.object_type));
+            }
+        }
+    }
+    if let Some(name) = &event.property_name {
+        body["propertyName"] = json!(name);
+        body["propertyValue"] = json!(event.property_value.clone().unwrap_or_default());
+    }
+    if let Value::Object(extra) = &event.extra {
+        for (k, v) in extra {
+            body[k] = v.clone();
+        }
+    }
+    body
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +280,8 @@ pub struct Outbox {
     next_event_id: u64,
 }
 
-/// Queues events for delivery if the app is installed in the portal.
+/// Queues the events the app's subscriptions ask for, if the app is installed
+/// in the portal: one per matching subscription, in that subscription's format.
 pub fn emit(sandbox: &HubSpotSandbox, portal: u64, events: Vec<Event>) {
     if events.is_empty() {
         return;
@@ -94,42 +298,25 @@ pub fn emit(sandbox: &HubSpotSandbox, portal: u64, events: Vec<Event>) {
         return;
     }
     let app_id = sandbox.inner.config.lock().expect("config").app_id;
+    let subscriptions = &sandbox.inner.subscriptions;
     let mut outbox = sandbox.inner.outbox.lock().expect("outbox");
     let now = Instant::now();
     for event in events {
-        outbox.next_event_id += 1;
-        let mut body = json!({
-            "eventId": outbox.next_event_id,
-            "subscriptionId": subscription_id(&event.subscription_type),
-            "portalId": portal,
-            "appId": app_id,
-            "occurredAt": event.occurred_at,
-            "subscriptionType": event.subscription_type,
-            "attemptNumber": 0,
-            "objectId": event.object_id,
-            "changeSource": event.change_source,
-            "sourceId": if event.source_id.is_empty() { app_id.to_string() } else { event.source_id.clone() },
-        });
-        if let Some(name) = &event.property_name {
-            body["propertyName"] = json!(name);
-            body["propertyValue"] = json!(event.property_value.clone().unwrap_or_default());
+        for subscription in subscriptions.matching(&event) {
+            outbox.next_event_id += 1;
+            let body = render(&event, subscription, portal, app_id, outbox.next_event_id);
+            outbox.queue.push(Pending {
+                body,
+                attempt: 0,
+                due: now,
+            });
         }
-        if let Value::Object(extra) = &event.extra {
-            for (k, v) in extra {
-                body[k] = v.clone();
-            }
-        }
-        outbox.queue.push(Pending {
-            body,
-            attempt: 0,
-            due: now,
-        });
     }
 }
 
-fn subscription_id(subscription_type: &str) -> u64 {
-    // Stable per subscription type, as a HubSpot app's subscriptions are.
-    let digest = Sha256::digest(subscription_type.as_bytes());
+fn subscription_id(key: &str) -> u64 {
+    // Stable per subscription, as a HubSpot app's subscriptions are.
+    let digest = Sha256::digest(key.as_bytes());
     1_000_000 + u64::from(u16::from_be_bytes([digest[0], digest[1]]))
 }
 

@@ -12,13 +12,14 @@ use tracing::{debug, info, instrument, warn};
 
 use super::Services;
 use super::history::{Attempt, record};
-use super::jobs::HubSpotEvent;
+use super::jobs::WebhookEvent;
 use super::tokens::{TokenError, access_token};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::{Connection, ConnectionState};
 use crate::domain::draft::{Draft, DraftCompany, DraftContact, DraftContent, DraftState};
 use crate::domain::gates::{DealFacts, GateReport, evaluate_gates};
 use crate::domain::history::Direction;
+use crate::domain::hubspot_event::EventKind;
 use crate::domain::{Code, DealId, HubSpotObjectType, HubSpotRef, PipelineId, StageId};
 use crate::ports::{CrmObject, Decision, HubSpotError, StoreError};
 
@@ -58,61 +59,42 @@ pub struct Coalesced {
     pub merges: Vec<(u64, Vec<u64>)>,
 }
 
-pub fn coalesce(events: &[HubSpotEvent]) -> Coalesced {
+pub fn coalesce(events: &[WebhookEvent]) -> Coalesced {
     let mut out = Coalesced::default();
     for event in events {
-        let kind = event.subscription_type.as_deref().unwrap_or_default();
-        let Some((object, _)) = kind.split_once('.') else {
-            continue;
-        };
-        if kind == "deal.merge"
-            && let Some(primary) = event.primary_object_id.or(event.object_id)
-        {
-            let merged: Vec<u64> = event
-                .merged_object_ids
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|m| *m != primary)
-                .collect();
-            out.merges.push((primary, merged));
+        if event.kind == EventKind::Merge && event.object.object_type == HubSpotObjectType::Deal {
+            out.merges.push((event.object.id, event.merged.clone()));
         }
-        let mut ids: Vec<u64> = event.object_id.into_iter().collect();
-        ids.extend(event.primary_object_id);
-        ids.extend(event.new_object_id);
-        for id in ids.into_iter().filter(|id| *id > 0) {
-            match object {
-                "deal" => {
-                    out.deals.entry(id).or_default().insert(kind.to_owned());
+        for object in event.objects() {
+            match object.object_type {
+                HubSpotObjectType::Deal => {
+                    out.deals
+                        .entry(object.id)
+                        .or_default()
+                        .insert(event.label());
                 }
-                "company" => {
-                    out.companies.insert(id);
+                HubSpotObjectType::Company => {
+                    out.companies.insert(object.id);
                 }
-                "contact" => {
-                    out.contacts.insert(id);
+                HubSpotObjectType::Contact => {
+                    out.contacts.insert(object.id);
                 }
-                _ => {}
             }
         }
     }
     out
 }
 
-/// The deal an event may be carried over for: plain deal events only (merges,
-/// companies and contacts are always handled at once).
-fn carriable_deal(event: &HubSpotEvent) -> Option<u64> {
-    let kind = event.subscription_type.as_deref()?;
-    if !kind.starts_with("deal.") || kind == "deal.merge" {
+/// The deal an event may be carried over for: events naming one deal and
+/// nothing else (merges, companies and contacts are always handled at once).
+fn carriable_deal(event: &WebhookEvent) -> Option<u64> {
+    if event.kind == EventKind::Merge {
         return None;
     }
-    let mut ids = event
-        .object_id
-        .into_iter()
-        .chain(event.primary_object_id)
-        .chain(event.new_object_id)
-        .filter(|id| *id > 0);
-    let first = ids.next()?;
-    ids.all(|id| id == first).then_some(first)
+    match event.objects().as_slice() {
+        [only] if only.object_type == HubSpotObjectType::Deal => Some(only.id),
+        _ => None,
+    }
 }
 
 /// Under load, a batch naming more than 100 deals keeps a multiple of 100 and
@@ -121,9 +103,9 @@ fn carriable_deal(event: &HubSpotEvent) -> Option<u64> {
 /// carried, `carried` ones (already carried once) never are; no deal is split
 /// between the two halves. Returns (handle now, carry over).
 pub fn carry_over(
-    carried: Vec<HubSpotEvent>,
-    fresh: Vec<HubSpotEvent>,
-) -> (Vec<HubSpotEvent>, Vec<HubSpotEvent>) {
+    carried: Vec<WebhookEvent>,
+    fresh: Vec<WebhookEvent>,
+) -> (Vec<WebhookEvent>, Vec<WebhookEvent>) {
     let limit = crate::adapters::hubspot::BATCH_LIMIT;
     let mut now_deals: BTreeSet<u64> = coalesce(&carried).deals.into_keys().collect();
     let fresh_deals: BTreeSet<u64> = coalesce(&fresh).deals.into_keys().collect();
@@ -155,23 +137,10 @@ pub fn carry_over(
         // The reads would end on a partial call either way.
         return ([carried, fresh].concat(), Vec::new());
     }
-    let (later_events, now_events): (Vec<HubSpotEvent>, Vec<HubSpotEvent>) = fresh
+    let (later_events, now_events): (Vec<WebhookEvent>, Vec<WebhookEvent>) = fresh
         .into_iter()
         .partition(|e| carriable_deal(e).is_some_and(|d| later.contains(&d)));
     ([carried, now_events].concat(), later_events)
-}
-
-/// A property change our own app made (HubSpot stamps it with our app id as
-/// `sourceId`): the echo of a write we already hold the baseline of, so it is
-/// not worth a re-read. Creations, deletions, merges and association changes
-/// are always re-read.
-pub fn is_own_write(event: &HubSpotEvent, own_app: &str) -> bool {
-    event
-        .subscription_type
-        .as_deref()
-        .is_some_and(|t| t.ends_with(".propertyChange"))
-        && event.change_source.as_deref() == Some("INTEGRATION")
-        && event.source_id.as_deref() == Some(own_app)
 }
 
 /// Applies one batch of events to every connection of the portal.
@@ -179,20 +148,16 @@ pub fn is_own_write(event: &HubSpotEvent, own_app: &str) -> bool {
 pub async fn apply(
     services: &Services,
     connections: &[Connection],
-    events: &[HubSpotEvent],
+    events: &[WebhookEvent],
 ) -> Result<(), SyncError> {
     for connection in connections {
         note_webhook(services, connection).await;
     }
     // Names drafts show are read again once HubSpot says they may have changed
     // (our own writes included); an association change leaves names alone.
-    let renamed: Vec<HubSpotEvent> = events
+    let renamed: Vec<WebhookEvent> = events
         .iter()
-        .filter(|e| {
-            !e.subscription_type
-                .as_deref()
-                .is_some_and(|t| t.ends_with(".associationChange"))
-        })
+        .filter(|e| e.kind != EventKind::AssociationChange)
         .cloned()
         .collect();
     let named = coalesce(&renamed);
@@ -214,9 +179,9 @@ pub async fn apply(
         }
     }
     let own_app = services.settings.hubspot_app_id.to_string();
-    let theirs: Vec<HubSpotEvent> = events
+    let theirs: Vec<WebhookEvent> = events
         .iter()
-        .filter(|e| !is_own_write(e, &own_app))
+        .filter(|e| !e.is_own_write(&own_app))
         .cloned()
         .collect();
     let coalesced = coalesce(&theirs);
@@ -943,43 +908,24 @@ async fn note_webhook(services: &Services, connection: &Connection) {
 mod tests {
     use super::*;
 
-    fn event(kind: &str, change_source: &str, source_id: &str) -> HubSpotEvent {
-        serde_json::from_value(serde_json::json!({
-            "portalId": 1000001, "objectId": 42, "subscriptionType": kind,
-            "changeSource": change_source, "sourceId": source_id}))
+    /// A legacy-format event on `deal` (association changes to a line item,
+    /// a type we do not sync, so they name the deal alone).
+    fn on(kind: &str, deal: u64) -> WebhookEvent {
+        WebhookEvent::parse(&serde_json::json!({
+            "portalId": 1000001, "objectId": deal, "subscriptionType": kind,
+            "propertyName": "amount", "fromObjectId": deal, "toObjectId": 9,
+            "associationType": "DEAL_TO_LINE_ITEM"}))
         .unwrap()
     }
 
-    #[test]
-    fn only_our_own_property_changes_are_skipped_as_echoes() {
-        assert!(is_own_write(
-            &event("deal.propertyChange", "INTEGRATION", "777"),
-            "777"
-        ));
-        for other in [
-            event("deal.propertyChange", "INTEGRATION", "888"),
-            event("deal.propertyChange", "CRM_UI", "userId:1"),
-            event("deal.creation", "INTEGRATION", "777"),
-            event("deal.associationChange", "INTEGRATION", "777"),
-        ] {
-            assert!(!is_own_write(&other, "777"), "{other:?}");
-        }
-    }
-
-    fn on(kind: &str, deal: u64) -> HubSpotEvent {
-        serde_json::from_value(serde_json::json!({
-            "portalId": 1000001, "objectId": deal, "subscriptionType": kind}))
-        .unwrap()
-    }
-
-    fn deals(events: &[HubSpotEvent]) -> BTreeSet<u64> {
+    fn deals(events: &[WebhookEvent]) -> BTreeSet<u64> {
         coalesce(events).deals.into_keys().collect()
     }
 
     #[test]
     fn a_batch_over_100_deals_keeps_a_multiple_of_100_and_carries_the_newest() {
         // 250 deals, two events each (creation and association).
-        let fresh: Vec<HubSpotEvent> = (1..=250)
+        let fresh: Vec<WebhookEvent> = (1..=250)
             .flat_map(|d| [on("deal.creation", d), on("deal.associationChange", d)])
             .collect();
         let (now, later) = carry_over(Vec::new(), fresh);
@@ -989,7 +935,7 @@ mod tests {
 
         // The carried ones come first next time and are never carried again.
         let carried = later;
-        let fresh: Vec<HubSpotEvent> = (251..=330).map(|d| on("deal.creation", d)).collect();
+        let fresh: Vec<WebhookEvent> = (251..=330).map(|d| on("deal.creation", d)).collect();
         let (now, later) = carry_over(carried, fresh);
         assert_eq!(deals(&now), (201..=300).collect());
         assert_eq!(deals(&later), (301..=330).collect());
@@ -997,19 +943,19 @@ mod tests {
 
     #[test]
     fn small_batches_merges_and_carried_deals_are_handled_at_once() {
-        let small: Vec<HubSpotEvent> = (1..=99).map(|d| on("deal.creation", d)).collect();
+        let small: Vec<WebhookEvent> = (1..=99).map(|d| on("deal.creation", d)).collect();
         let (now, later) = carry_over(Vec::new(), small.clone());
         assert_eq!((now.len(), later.len()), (99, 0), "under 100: no waiting");
-        let exact: Vec<HubSpotEvent> = (1..=200).map(|d| on("deal.creation", d)).collect();
+        let exact: Vec<WebhookEvent> = (1..=200).map(|d| on("deal.creation", d)).collect();
         assert!(carry_over(Vec::new(), exact).1.is_empty());
 
         // 101 deals where the newest is in a merge and another was carried before:
         // nothing else can fill the surplus without splitting, so all go now.
-        let mut fresh: Vec<HubSpotEvent> = (1..=100).map(|d| on("deal.creation", d)).collect();
+        let mut fresh: Vec<WebhookEvent> = (1..=100).map(|d| on("deal.creation", d)).collect();
         fresh.push(
-            serde_json::from_value(serde_json::json!({
+            WebhookEvent::parse(&serde_json::json!({
                 "portalId": 1000001, "objectId": 500, "primaryObjectId": 500,
-                "mergedObjectIds": [7], "subscriptionType": "deal.merge"}))
+                "mergedObjectIds": [7], "subscriptionType": "object.merge", "objectTypeId": "0-3"}))
             .unwrap(),
         );
         let (now, later) = carry_over(Vec::new(), fresh.clone());
@@ -1022,7 +968,7 @@ mod tests {
         assert!(!deals(&later).contains(&7), "nor the deal merged away");
 
         let carried = vec![on("deal.propertyChange", 100)];
-        let fresh: Vec<HubSpotEvent> = (1..=100).map(|d| on("deal.creation", d)).collect();
+        let fresh: Vec<WebhookEvent> = (1..=100).map(|d| on("deal.creation", d)).collect();
         let (now, later) = carry_over(carried, [fresh, vec![on("deal.creation", 101)]].concat());
         assert!(
             deals(&now).contains(&100),

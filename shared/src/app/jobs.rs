@@ -5,49 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{AccountId, PortalId};
 
-/// One HubSpot webhook event as HubSpot sends it. Every field but `portalId` is
-/// optional: HubSpot's shapes vary by subscription type, and events are only
-/// notifications that make us re-read (SPEC §5, §11).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HubSpotEvent {
-    #[serde(default)]
-    pub event_id: Option<u64>,
-    #[serde(default)]
-    pub subscription_id: Option<u64>,
-    pub portal_id: PortalId,
-    #[serde(default)]
-    pub app_id: Option<u64>,
-    #[serde(default)]
-    pub occurred_at: Option<i64>,
-    /// `subscriptionType` in most of HubSpot's documentation, `eventType` in some.
-    #[serde(default, alias = "eventType")]
-    pub subscription_type: Option<String>,
-    #[serde(default)]
-    pub attempt_number: Option<u32>,
-    #[serde(default)]
-    pub object_id: Option<u64>,
-    #[serde(default)]
-    pub property_name: Option<String>,
-    #[serde(default)]
-    pub change_source: Option<String>,
-    #[serde(default)]
-    pub source_id: Option<String>,
-    #[serde(default)]
-    pub primary_object_id: Option<u64>,
-    #[serde(default)]
-    pub merged_object_ids: Option<Vec<u64>>,
-    #[serde(default)]
-    pub new_object_id: Option<u64>,
-    #[serde(default)]
-    pub from_object_id: Option<u64>,
-    #[serde(default)]
-    pub to_object_id: Option<u64>,
-    #[serde(default)]
-    pub association_type: Option<String>,
-    #[serde(default)]
-    pub association_removed: Option<bool>,
-}
+/// HubSpot's webhook events travel typed: the receiver parses them once.
+pub use crate::domain::hubspot_event::WebhookEvent;
 
 /// A board change event (SPEC §10). The snapshot stays raw JSON text here; the
 /// board → HubSpot use case parses it per object type.
@@ -93,7 +52,8 @@ pub enum Job {
     /// Webhook events of one portal, as received (already signature-checked).
     HubspotEvents {
         portal_id: PortalId,
-        events: Vec<HubSpotEvent>,
+        #[serde(deserialize_with = "typed_or_as_received")]
+        events: Vec<WebhookEvent>,
         /// Carried over from a fuller batch (`hubspot_sync::carry_over`): handled
         /// in the next batch, never carried again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -105,6 +65,29 @@ pub enum Job {
     CatchUp { account_id: AccountId },
     /// Queue a catch-up for every active connection (sent on a schedule).
     CatchUpAll,
+}
+
+/// Events of a job: typed, or as HubSpot sent them when a receiver deployed
+/// before typed events queued the job (still in flight during a deploy).
+/// Events of kinds we do not handle are left out, as the receiver does.
+fn typed_or_as_received<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<WebhookEvent>, D::Error> {
+    use crate::domain::hubspot_event::EventError;
+    let raw: Vec<serde_json::Value> = Deserialize::deserialize(d)?;
+    let mut out = Vec::with_capacity(raw.len());
+    for value in raw {
+        if value.get("kind").is_some() {
+            out.push(serde_json::from_value(value).map_err(serde::de::Error::custom)?);
+            continue;
+        }
+        match WebhookEvent::parse(&value) {
+            Ok(event) => out.push(event),
+            Err(EventError::Unknown { .. }) => {}
+            Err(error) => return Err(serde::de::Error::custom(error)),
+        }
+    }
+    Ok(out)
 }
 
 /// Anything the worker can receive.
@@ -218,19 +201,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn webhook_events_accept_both_type_field_names() {
-        let a: HubSpotEvent = serde_json::from_str(
-            r#"{"portalId":1000001,"subscriptionType":"deal.creation","objectId":5}"#,
-        )
-        .unwrap();
-        let b: HubSpotEvent = serde_json::from_str(
-            r#"{"portalId":1000001,"eventType":"deal.creation","objectId":5}"#,
-        )
-        .unwrap();
-        assert_eq!(a, b);
-    }
-
-    #[test]
     fn messages_are_told_apart_and_bad_ones_explained() {
         let job = Job::HubspotEvents {
             portal_id: PortalId::new(1).unwrap(),
@@ -239,6 +209,16 @@ mod tests {
         };
         assert!(
             matches!(QueueMessage::parse(&QueueMessage::to_body(&job)), Ok(QueueMessage::Job(j)) if j == job)
+        );
+        assert!(
+            matches!(
+                QueueMessage::parse(r#"{"job":"hubspot_events","portal_id":1,"events":[
+                    {"portalId":1,"subscriptionType":"deal.creation","objectId":5},
+                    {"portalId":1,"subscriptionType":"ticket.creation","objectId":6}]}"#),
+                Ok(QueueMessage::Job(Job::HubspotEvents { ref events, .. }))
+                    if events.len() == 1 && events[0].object.id == 5
+            ),
+            "jobs queued with events as HubSpot sent them"
         );
         assert!(
             matches!(

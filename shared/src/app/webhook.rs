@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use tracing::{info, instrument, warn};
 
 use super::Services;
-use super::jobs::{HubSpotEvent, Job, QueueMessage};
+use super::jobs::{Job, QueueMessage, WebhookEvent};
 use crate::domain::PortalId;
+use crate::domain::hubspot_event::EventError;
 use crate::domain::signature::{SignatureError, SignedRequest, verify_v1, verify_v3};
 
 /// Events per queued job; a job stays far below SQS's 256 KiB message limit.
@@ -56,22 +57,73 @@ pub fn verify(
     }
 }
 
-/// Returns how many events were queued.
+/// What became of a delivery's events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Received {
+    /// Events queued for the worker.
+    pub accepted: usize,
+    /// Well-formed events of a kind or object type we do not handle.
+    pub unknown: usize,
+    /// Events that could not be read (the rest of the delivery is kept).
+    pub malformed: usize,
+}
+
+/// Verifies, parses each event once into its typed form and queues them. An
+/// event that cannot be read is logged and counted; the others are kept, since
+/// HubSpot would otherwise retry and finally drop the whole delivery.
 #[instrument(skip_all, fields(bytes = request.body.len()))]
 pub async fn receive(
     services: &Services,
     headers: &SignatureHeaders<'_>,
     request: &SignedRequest<'_>,
-) -> Result<usize, WebhookError> {
+) -> Result<Received, WebhookError> {
     if request.body.len() > services.settings.max_webhook_bytes {
         return Err(WebhookError::TooLarge(request.body.len()));
     }
     verify(services, headers, request).map_err(WebhookError::Unauthorized)?;
-    let events: Vec<HubSpotEvent> =
+    let raw: Vec<serde_json::Value> =
         serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-    let mut by_portal: BTreeMap<PortalId, Vec<HubSpotEvent>> = BTreeMap::new();
-    for event in events {
-        by_portal.entry(event.portal_id).or_default().push(event);
+    let mut outcome = Received::default();
+    let mut by_portal: BTreeMap<PortalId, Vec<WebhookEvent>> = BTreeMap::new();
+    for (index, value) in raw.iter().enumerate() {
+        match WebhookEvent::parse(value) {
+            Ok(event) => by_portal.entry(event.portal_id).or_default().push(event),
+            Err(error) => {
+                // The delivery's correlation data, to find it in HubSpot's logs.
+                let field = |name: &str| value.get(name).map(ToString::to_string);
+                let unknown = matches!(error, EventError::Unknown { .. });
+                if unknown {
+                    outcome.unknown += 1;
+                } else {
+                    outcome.malformed += 1;
+                }
+                warn!(
+                    %error,
+                    index,
+                    event_id = field("eventId"),
+                    portal_id = field("portalId"),
+                    subscription_id = field("subscriptionId"),
+                    attempt_number = field("attemptNumber"),
+                    timestamp = headers.timestamp,
+                    "webhook event not taken"
+                );
+            }
+        }
+    }
+    if outcome.unknown + outcome.malformed > 0 {
+        // Read by the template's metric filters (UnknownWebhookEvents,
+        // MalformedWebhookEvents) and their alarm.
+        warn!(
+            unknown_events = outcome.unknown,
+            malformed_events = outcome.malformed,
+            "webhook events not taken"
+        );
+    }
+    if by_portal.is_empty() && outcome.malformed > 0 {
+        return Err(WebhookError::Malformed(format!(
+            "none of the {} events could be read",
+            raw.len()
+        )));
     }
     let count: usize = by_portal.values().map(Vec::len).sum();
     let bodies: Vec<String> = by_portal
@@ -90,12 +142,13 @@ pub async fn receive(
         })
         .collect();
     if bodies.is_empty() {
-        return Ok(0);
+        return Ok(outcome);
     }
     services.queue.send_batch(&bodies).await.map_err(|e| {
         warn!(error = %e, "webhook events could not be queued; HubSpot will retry");
         WebhookError::Unavailable(e)
     })?;
     info!(events = count, jobs = bodies.len(), "webhook events queued");
-    Ok(count)
+    outcome.accepted = count;
+    Ok(outcome)
 }

@@ -62,7 +62,7 @@ pub async fn process_batch(
     // webhook events of one portal likewise, so a deal named by several
     // deliveries is read once and the reads go 100 at a time.
     let mut projects: Vec<(&ReceivedMessage, BoardEvent)> = Vec::new();
-    type Events = Vec<super::jobs::HubSpotEvent>;
+    type Events = Vec<super::jobs::WebhookEvent>;
     // Per portal: the messages, events carried over before, fresh events.
     let mut webhooks: std::collections::BTreeMap<
         crate::domain::PortalId,
@@ -289,9 +289,9 @@ async fn release(services: &Services, event: &BoardEvent) {
 async fn carry_over(
     queue: &dyn WorkQueue,
     portal_id: crate::domain::PortalId,
-    before: Vec<super::jobs::HubSpotEvent>,
-    fresh: Vec<super::jobs::HubSpotEvent>,
-) -> Vec<super::jobs::HubSpotEvent> {
+    before: Vec<super::jobs::WebhookEvent>,
+    fresh: Vec<super::jobs::WebhookEvent>,
+) -> Vec<super::jobs::WebhookEvent> {
     let (now, later) = super::hubspot_sync::carry_over(before, fresh);
     if later.is_empty() {
         return now;

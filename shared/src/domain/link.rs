@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{AccountId, Code, PortalId};
 
 /// HubSpot's object types that we link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HubSpotObjectType {
     Deal,

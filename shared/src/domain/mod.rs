@@ -8,6 +8,7 @@ pub mod draft;
 pub mod filter_rules;
 pub mod gates;
 pub mod history;
+pub mod hubspot_event;
 pub mod ids;
 pub mod link;
 pub mod normalize;
