@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: provisions the Python tools, lints the SAM template, starts
-# one moto server for the whole run, type-checks and tests the HubSpot app card
-# (npm), and runs every Rust test (unit, contract suite on memory and on
-# DynamoDB/SQS, end to end). Fails if moto cannot start.
+# one moto server for the whole run, parses the HubSpot project with HubSpot's own
+# parser, type-checks and tests the HubSpot app card (npm), and runs every Rust
+# test (unit, contract suite on memory and on DynamoDB/SQS, end to end). Fails if
+# moto cannot start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/dev-tools.sh
@@ -21,6 +22,9 @@ for _ in $(seq 1 100); do
 done
 export MOTO_ENDPOINT="http://127.0.0.1:$port"
 echo "== moto server at $MOTO_ENDPOINT"
+
+echo "== the HubSpot project through HubSpot's own parser (@hubspot/project-parsing-lib)"
+(cd infra/hubspot-app-check && npm ci --no-audit --no-fund --silent && npm run --silent check)
 
 echo "== the HubSpot app card (type-check and component tests)"
 card_status=0

@@ -334,18 +334,29 @@ pub enum PropertyState {
     WrongType { found: String },
 }
 
-/// An app lifecycle entry of HubSpot's webhooks journal.
+/// An app lifecycle event of HubSpot's webhooks journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LifecycleEvent {
     pub portal_id: PortalId,
     pub uninstalled: bool,
+    /// When it happened (milliseconds since the epoch), when HubSpot says.
+    pub occurred_at_ms: Option<i64>,
 }
 
+/// Where a journal read starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalStart<'a> {
+    /// The oldest entry HubSpot still keeps (about 3 days back).
+    Earliest,
+    /// The entry after this offset.
+    After(&'a str),
+}
+
+/// One journal entry: its offset and the lifecycle events of its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalPage {
+pub struct JournalEntry {
+    pub offset: String,
     pub events: Vec<LifecycleEvent>,
-    /// Where the next read starts.
-    pub offset: Option<String>,
 }
 
 /// A failed HubSpot call, classified by what to do next.
@@ -394,13 +405,19 @@ pub trait HubSpotAuth: Send + Sync {
         &self,
         access_token: &str,
     ) -> Result<PropertyState, HubSpotError>;
-    /// An app-level token (client credentials) for app-wide endpoints such as the journal.
+    /// An app-level token (client credentials) for app-wide endpoints: the
+    /// webhooks journal and its subscriptions.
     async fn app_token(&self) -> Result<secrecy::SecretString, HubSpotError>;
-    async fn lifecycle_journal(
+    /// Creates the app's `APP_LIFECYCLE_EVENT` journal subscription unless it
+    /// exists (app-wide, not per connection).
+    async fn ensure_lifecycle_subscription(&self, app_token: &str) -> Result<(), HubSpotError>;
+    /// The journal entry at `start`, its file read (`None`: nothing there yet).
+    /// An offset HubSpot no longer keeps is `NotFound`.
+    async fn journal_entry(
         &self,
-        access_token: &str,
-        after: Option<&str>,
-    ) -> Result<JournalPage, HubSpotError>;
+        app_token: &str,
+        start: JournalStart<'_>,
+    ) -> Result<Option<JournalEntry>, HubSpotError>;
 }
 
 /// A deal pipeline as HubSpot lists it.

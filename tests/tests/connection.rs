@@ -193,6 +193,54 @@ impl Run {
             .unwrap()
     }
 
+    /// The events of the journal's latest entry, read as the app does: its
+    /// client-credentials token, then the entry's pre-signed file.
+    async fn journal_latest(&self) -> Value {
+        let token: Value = self
+            .http
+            .post(format!(
+                "{}/_sandbox/hubspot/oauth/2026-03/token",
+                self.base
+            ))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "sandbox-client-id"),
+                ("client_secret", "sandbox-client-secret"),
+                ("scope", "developer.webhooks_journal.read"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pointer: Value = self
+            .http
+            .get(format!(
+                "{}/_sandbox/hubspot/webhooks-journal/journal/2026-03/latest",
+                self.base
+            ))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            pointer["currentOffset"].is_string() && pointer["expiresAt"].is_string(),
+            "{pointer}"
+        );
+        self.http
+            .get(pointer["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn token_requests(&self, grant: &str) -> usize {
         let log = self.sandbox("/_control/requests").await;
         let _ = grant;
@@ -713,6 +761,11 @@ async fn disconnect_revokes_keeps_the_property_and_reconnect_resumes() {
 #[tokio::test]
 async fn uninstall_is_refused_while_shared_and_noticed_when_done_in_hubspot() {
     let run = start().await;
+    // The first poll creates the app's lifecycle subscription: HubSpot journals
+    // installs and uninstalls only from then on.
+    board_hubspot::app::lifecycle::poll(run.services())
+        .await
+        .unwrap();
     run.connect("acct-a").await;
     run.connect("acct-b").await;
     let (status, body) = run
@@ -756,12 +809,10 @@ async fn uninstall_is_refused_while_shared_and_noticed_when_done_in_hubspot() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "uninstalled");
-    let journal = run
-        .sandbox("/webhooks-journal/journal/2026-03/latest")
-        .await;
+    let journal = run.journal_latest().await;
     assert_eq!(
-        journal["results"].as_array().unwrap().last().unwrap()["action"],
-        "UNINSTALL"
+        journal.as_array().unwrap().last().unwrap()["action"],
+        "APP_UNINSTALL"
     );
 
     // Reconnect, then an admin uninstalls inside HubSpot: the journal tells us.
@@ -795,6 +846,29 @@ async fn uninstall_is_refused_while_shared_and_noticed_when_done_in_hubspot() {
         0,
         "read once"
     );
+
+    // Reconnected; then the stored offset is one HubSpot no longer keeps (over
+    // 3 days old): the poll reads again from the earliest entry, and the old
+    // uninstall does not undo the newer connection. (This test's clock stands
+    // still; the reconnection is later than HubSpot's uninstall.)
+    run.clock.advance(time::Duration::minutes(1));
+    run.connect("acct-a").await;
+    run.services()
+        .watermarks
+        .set_watermark(
+            "hubspot-journal-offset",
+            "00000000-0000-0000-0000-000000000000",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        board_hubspot::app::lifecycle::poll(run.services())
+            .await
+            .unwrap(),
+        0,
+        "a replayed uninstall older than the connection changes nothing"
+    );
+    assert_eq!(run.status("acct-a").await["state"], "active");
     tokio::time::sleep(Duration::from_millis(10)).await;
     run.stack.shutdown().await;
 }

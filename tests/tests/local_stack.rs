@@ -430,18 +430,18 @@ async fn sandbox_webhooks_pass_the_services_signature_check_and_board_events_are
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    // One webhook job and one board event handled by the worker.
+    // The start-up lifecycle poll, one webhook job and one board event handled by the worker.
     let handled = || run.stack.handled.load(std::sync::atomic::Ordering::Relaxed);
     for _ in 0..50 {
-        if handled() >= 2 {
+        if handled() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
         handled(),
-        2,
-        "the webhook job and board's change event were consumed"
+        3,
+        "the start-up lifecycle poll, the webhook job and board's change event were consumed"
     );
     assert_eq!(run.stack.memory_queue.as_ref().unwrap().depth(), 0);
     assert!(

@@ -1028,28 +1028,124 @@ async fn webhooks_are_signed_attributed_retried_and_only_sent_while_installed() 
         StatusCode::UNAUTHORIZED,
         "uninstall revokes the app's tokens"
     );
+}
 
-    let (_, journal) = hs
-        .get(USER, "/webhooks-journal/journal/2026-03/latest")
+/// The webhooks journal as HubSpot documents it: the app's client-credentials
+/// token, `{currentOffset, expiresAt, url}`, the entry in a file behind a
+/// pre-signed URL that expires, lifecycle entries only once subscribed, and
+/// offsets that expire (404).
+#[tokio::test]
+async fn the_journal_serves_lifecycle_entries_as_files_behind_expiring_urls() {
+    let hs = Hs::start(quiet()).await;
+    let (_, app) = hs
+        .exchange(&[
+            ("grant_type", "client_credentials"),
+            (
+                "scope",
+                "developer.webhooks_journal.read developer.webhooks_journal.subscriptions.read \
+                 developer.webhooks_journal.subscriptions.write",
+            ),
+        ])
         .await;
-    let actions: Vec<&str> = journal["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["INSTALL", "UNINSTALL"]);
-    assert!(
-        journal["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["eventType"] == "APP_LIFECYCLE_EVENT")
+    let app = app["access_token"].as_str().unwrap().to_owned();
+    let latest = "/webhooks-journal/journal/2026-03/latest";
+    let (status, _) = hs.get(USER, latest).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a portal's token is refused");
+    let (status, _) = hs.get(&app, latest).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "nothing journaled yet");
+
+    hs.connect(SCOPES, None).await;
+    let (status, _) = hs.get(&app, latest).await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "no lifecycle subscription yet: the install is not journaled"
     );
-    let (_, next) = hs
-        .get(USER, "/webhooks-journal/journal/2026-03/offset/1/next")
+    let subscribe = json!({"subscriptionType": "APP_LIFECYCLE_EVENT", "actions": ["APP_INSTALL", "APP_UNINSTALL"]});
+    let (status, created) = hs
+        .post(
+            &app,
+            "/webhooks-journal/subscriptions/2026-03",
+            subscribe.clone(),
+        )
         .await;
-    assert_eq!(next["results"].as_array().unwrap().len(), 1);
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, again) = hs
+        .post(&app, "/webhooks-journal/subscriptions/2026-03", subscribe)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        again["id"], created["id"],
+        "one lifecycle subscription per app"
+    );
+    let (_, listed) = hs
+        .get(&app, "/webhooks-journal/subscriptions/2026-03")
+        .await;
+    assert_eq!(listed["results"].as_array().unwrap().len(), 1);
+
+    hs.http
+        .post(hs.url("/_control/uninstall"))
+        .json(&json!({"portalId": 1000001}))
+        .send()
+        .await
+        .unwrap();
+    let (status, pointer) = hs.get(&app, latest).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: Vec<&String> = pointer.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["currentOffset", "expiresAt", "url"]);
+    let url = pointer["url"].as_str().unwrap();
+    let file: Value = hs.http.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(file[0]["subscriptionType"], "APP_LIFECYCLE_EVENT");
+    assert_eq!(file[0]["action"], "APP_UNINSTALL");
+    assert_eq!(file[0]["portalId"], 1000001);
+    let tampered = hs
+        .http
+        .get(url.replace("signature=", "signature=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), StatusCode::FORBIDDEN);
+
+    let offset = pointer["currentOffset"].as_str().unwrap();
+    let (_, earliest) = hs
+        .get(&app, "/webhooks-journal/journal/2026-03/earliest")
+        .await;
+    assert_eq!(earliest["currentOffset"], offset, "one entry in all");
+    let next = format!("/webhooks-journal/journal/2026-03/offset/{offset}/next");
+    let (status, _) = hs.get(&app, &next).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "nothing after the latest");
+    let (status, _) = hs
+        .get(
+            &app,
+            "/webhooks-journal/journal/2026-03/offset/no-such-offset/next",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let settings = |body: Value| {
+        hs.http
+            .post(hs.url("/_control/settings"))
+            .json(&body)
+            .send()
+    };
+    settings(json!({"journal_url_ttl_ms": 0})).await.unwrap();
+    let (_, pointer) = hs.get(&app, latest).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let expired = hs
+        .http
+        .get(pointer["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), StatusCode::FORBIDDEN, "the URL expired");
+    settings(json!({"journal_retention_ms": 0})).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (status, _) = hs.get(&app, &next).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the offset is no longer kept"
+    );
 }
 
 #[tokio::test]
@@ -1294,6 +1390,25 @@ async fn injected_faults_answer_instead_of_the_api() {
         assert_eq!(got.as_u16(), status);
         assert_eq!(body["status"], "error");
     }
+    // A 429 names its policy and, as HubSpot does not promise one, has no Retry-After.
+    hs.http
+        .post(hs.url("/_control/faults"))
+        .json(&json!({"error_rates": [[429, 1.0]], "path_prefix": "/crm/objects/2026-03/deals", "policy_name": "DAILY"}))
+        .send()
+        .await
+        .unwrap();
+    let limited = hs
+        .http
+        .get(hs.url("/crm/objects/2026-03/deals"))
+        .bearer_auth(USER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().get("retry-after").is_none());
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["policyName"], "DAILY");
+    assert_eq!(body["errorType"], "RATE_LIMIT");
     hs.http
         .post(hs.url("/_control/faults"))
         .json(&json!({"timeout_rate": 1.0, "timeout_ms": 300}))

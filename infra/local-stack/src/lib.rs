@@ -333,6 +333,15 @@ pub async fn start_functions(
             .unwrap_or(3600)
             .max(1);
         let mut last_catch_up = tokio::time::Instant::now();
+        // A poll at start-up puts the app's lifecycle subscription in place
+        // before anyone connects (in AWS the first scheduled poll does).
+        if let Err(error) = schedule_services
+            .queue
+            .send_batch(std::slice::from_ref(&poll))
+            .await
+        {
+            tracing::warn!(%error, "could not schedule the first lifecycle poll");
+        }
         loop {
             tokio::select! {
                 _ = stopped_signal(&mut schedule_stop) => break,

@@ -44,6 +44,10 @@ pub struct Faults {
     pub path_prefix: String,
     #[serde(default)]
     pub webhooks: WebhookFaults,
+    /// The `policyName` of injected 429s (`SECONDLY`, `TEN_SECONDLY_ROLLING`,
+    /// `DAILY`); `TEN_SECONDLY_ROLLING` when absent.
+    #[serde(default)]
+    pub policy_name: Option<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -77,18 +81,17 @@ pub async fn injected_fault(sandbox: &HubSpotSandbox, path: &str) -> Option<Resp
                         "You have reached your ten_secondly_rolling limit.",
                     );
                     e.extra = Some(
-                        json!({"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}),
+                        json!({"errorType": "RATE_LIMIT", "policyName": faults.policy_name.as_deref().unwrap_or("TEN_SECONDLY_ROLLING")}),
                     );
                     e
                 }
                 _ => ApiError::new(status, "INTERNAL_ERROR", "Internal error (injected)"),
             };
             error.context = None;
-            let mut response = error.into_response();
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                response.headers_mut().insert("Retry-After", 1u64.into());
-            }
-            return Some(response);
+            // HubSpot does not promise a `Retry-After`: none is sent, so the
+            // service must go by `policyName` (the usage guidelines:
+            // https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines).
+            return Some(error.into_response());
         }
     }
     None
@@ -205,6 +208,10 @@ struct Settings {
     search_per_second: Option<usize>,
     #[serde(default)]
     webhook_flush_ms: Option<u64>,
+    #[serde(default)]
+    journal_retention_ms: Option<u64>,
+    #[serde(default)]
+    journal_url_ttl_ms: Option<u64>,
 }
 
 /// A field that is present, `null` included.
@@ -227,6 +234,12 @@ async fn settings(State(sandbox): State<HubSpotSandbox>, Json(body): Json<Settin
     }
     if let Some(ms) = body.webhook_flush_ms {
         config.webhook_flush = std::time::Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = body.journal_retention_ms {
+        config.journal_retention = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = body.journal_url_ttl_ms {
+        config.journal_url_ttl = std::time::Duration::from_millis(ms);
     }
     StatusCode::NO_CONTENT
 }

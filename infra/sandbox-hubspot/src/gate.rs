@@ -144,11 +144,8 @@ fn resolve(sandbox: &HubSpotSandbox, token: &str) -> ApiResult<Caller> {
 }
 
 /// Authenticates the request and checks that the token holds `scopes` (all of them).
-pub fn authorize(
-    sandbox: &HubSpotSandbox,
-    headers: &HeaderMap,
-    scopes: &[&str],
-) -> ApiResult<Caller> {
+/// The caller behind the request's bearer token (401 without one).
+pub fn resolve_bearer(sandbox: &HubSpotSandbox, headers: &HeaderMap) -> ApiResult<Caller> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -156,7 +153,15 @@ pub fn authorize(
             "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
         )
     })?;
-    let caller = resolve(sandbox, token)?;
+    resolve(sandbox, token)
+}
+
+pub fn authorize(
+    sandbox: &HubSpotSandbox,
+    headers: &HeaderMap,
+    scopes: &[&str],
+) -> ApiResult<Caller> {
+    let caller = resolve_bearer(sandbox, headers)?;
     if caller.portal == 0 && !scopes.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -216,7 +221,8 @@ fn rate_limited(policy: &str, interval_ms: u64, max: usize) -> Response {
     );
     headers.insert("X-HubSpot-RateLimit-Max", HeaderValue::from(max as u64));
     headers.insert("X-HubSpot-RateLimit-Remaining", HeaderValue::from(0u64));
-    headers.insert("Retry-After", HeaderValue::from(1u64));
+    // No `Retry-After`: HubSpot does not promise one (usage guidelines,
+    // https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines).
     response
 }
 

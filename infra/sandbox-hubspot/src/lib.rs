@@ -14,6 +14,7 @@ mod control;
 mod crm;
 mod errors;
 mod gate;
+mod journal;
 mod model;
 mod oauth;
 mod schema;
@@ -52,6 +53,10 @@ pub struct Config {
     /// Our HubSpot project's webhooks component: the emulator sends what it
     /// subscribes to, in the format of the section each subscription sits in.
     pub webhooks_hsmeta: std::path::PathBuf,
+    /// How long journal entries are kept (about 3 days at HubSpot).
+    pub journal_retention: Duration,
+    /// How long a journal entry's pre-signed file URL stays valid.
+    pub journal_url_ttl: Duration,
 }
 
 /// `infra/hubspot-app/src/app/webhooks/webhooks-hsmeta.json` in this tree.
@@ -73,6 +78,8 @@ impl Default for Config {
             webhook_flush: Duration::from_millis(100),
             webhook_timeout: Duration::from_secs(5),
             webhooks_hsmeta: project_webhooks_hsmeta(),
+            journal_retention: Duration::from_secs(3 * 24 * 3600),
+            journal_url_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -189,11 +196,19 @@ impl HubSpotSandbox {
             )
             .route(
                 "/webhooks-journal/journal/2026-03/latest",
-                get(webhooks::journal_latest),
+                get(journal::latest),
+            )
+            .route(
+                "/webhooks-journal/journal/2026-03/earliest",
+                get(journal::earliest),
             )
             .route(
                 "/webhooks-journal/journal/2026-03/offset/{offset}/next",
-                get(webhooks::journal_next),
+                get(journal::next),
+            )
+            .route(
+                "/webhooks-journal/subscriptions/2026-03",
+                get(journal::list_subscriptions).post(journal::create_subscription),
             )
             .layer(middleware::from_fn_with_state(self.clone(), gate::gate));
         Router::new()
@@ -201,6 +216,7 @@ impl HubSpotSandbox {
                 "/oauth/authorize",
                 get(oauth::consent_page).post(oauth::consent_decision),
             )
+            .route("/_files/webhooks-journal/{offset}", get(journal::file))
             .merge(api)
             .nest("/_control", control::router())
             .with_state(self.clone())

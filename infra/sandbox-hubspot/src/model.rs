@@ -299,18 +299,13 @@ pub struct Portal {
     pub admin_email: String,
 }
 
+/// One entry of the webhooks journal: its events are served as a file.
 #[derive(Debug, Clone, Serialize)]
 pub struct JournalEntry {
-    pub offset: u64,
-    #[serde(rename = "eventType")]
-    pub event_type: String,
-    #[serde(rename = "portalId")]
-    pub portal_id: u64,
-    #[serde(rename = "appId")]
-    pub app_id: u64,
-    #[serde(rename = "occurredAt")]
-    pub occurred_at: i64,
-    pub action: String,
+    pub offset: String,
+    pub seq: u64,
+    pub at_ms: i64,
+    pub events: Vec<Value>,
 }
 
 /// One logged API request (the tests' window on how the service used HubSpot).
@@ -340,6 +335,9 @@ pub struct State {
     pub teams: HashMap<u64, Vec<Team>>,
     pub edges: HashMap<u64, HashSet<Edge>>,
     pub journal: Vec<JournalEntry>,
+    pub journal_seq: u64,
+    /// The app's webhooks-journal subscriptions (app-wide).
+    pub journal_subscriptions: Vec<Value>,
     pub requests: Vec<LoggedRequest>,
 }
 

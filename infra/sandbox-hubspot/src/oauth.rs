@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::HubSpotSandbox;
 use crate::errors::ApiResult;
 use crate::gate::authorize;
-use crate::model::{AccessToken, AuthCode, JournalEntry, RefreshGrant, now_ms};
+use crate::model::{AccessToken, AuthCode, RefreshGrant, now_ms};
 use crate::seeds::PORTAL_ID;
 
 pub const ACCESS_TOKEN_SECONDS: i64 = 1800;
@@ -161,15 +161,7 @@ pub async fn consent_decision(
                 let portal = state.portals.get_mut(&portal_id).expect("checked above");
                 if !portal.installed {
                     portal.installed = true;
-                    let offset = state.journal.len() as u64 + 1;
-                    state.journal.push(JournalEntry {
-                        offset,
-                        event_type: "APP_LIFECYCLE_EVENT".into(),
-                        portal_id,
-                        app_id,
-                        occurred_at: now_ms(),
-                        action: "INSTALL".into(),
-                    });
+                    crate::journal::record_lifecycle(&mut state, app_id, portal_id, "APP_INSTALL");
                 }
             }
             target.query_pairs_mut().append_pair("code", &code);
@@ -493,15 +485,7 @@ pub(crate) fn uninstall_portal(sandbox: &HubSpotSandbox, portal: u64) -> bool {
     {
         r.revoked = true;
     }
-    let offset = state.journal.len() as u64 + 1;
-    state.journal.push(JournalEntry {
-        offset,
-        event_type: "APP_LIFECYCLE_EVENT".into(),
-        portal_id: portal,
-        app_id,
-        occurred_at: now_ms(),
-        action: "UNINSTALL".into(),
-    });
+    crate::journal::record_lifecycle(&mut state, app_id, portal, "APP_UNINSTALL");
     true
 }
 

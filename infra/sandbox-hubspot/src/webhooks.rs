@@ -5,12 +5,8 @@
 //! app only while it is installed in the portal. Also the webhooks journal, where
 //! app install/uninstall appear as `APP_LIFECYCLE_EVENT`s.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use rand::seq::SliceRandom;
@@ -20,8 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::HubSpotSandbox;
-use crate::errors::ApiResult;
-use crate::gate::{Caller, authorize};
+use crate::gate::Caller;
 use crate::model::{ObjectType, TokenKind, now_ms};
 
 /// One change in the CRM, before it is shaped by the subscription it falls under.
@@ -484,51 +479,4 @@ pub fn spawn(sandbox: HubSpotSandbox) -> tokio::task::JoinHandle<()> {
             }
         }
     })
-}
-
-/// Guessed shape (the journal API is new): entries after an offset, oldest first.
-fn journal_page(sandbox: &HubSpotSandbox, after: u64, latest: bool) -> Value {
-    let state = sandbox.inner.state.lock().expect("state");
-    let entries: Vec<_> = if latest {
-        state
-            .journal
-            .iter()
-            .rev()
-            .take(100)
-            .rev()
-            .cloned()
-            .collect()
-    } else {
-        state
-            .journal
-            .iter()
-            .filter(|e| e.offset > after)
-            .take(100)
-            .cloned()
-            .collect()
-    };
-    let current = entries.last().map(|e| e.offset).unwrap_or(after);
-    json!({"results": entries, "currentOffset": current.to_string()})
-}
-
-pub async fn journal_latest(
-    State(sandbox): State<HubSpotSandbox>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    authorize(&sandbox, &headers, &[])?;
-    Ok(Json(journal_page(&sandbox, 0, true)))
-}
-
-pub async fn journal_next(
-    State(sandbox): State<HubSpotSandbox>,
-    Path(offset): Path<String>,
-    Query(_params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    authorize(&sandbox, &headers, &[])?;
-    Ok(Json(journal_page(
-        &sandbox,
-        offset.parse().unwrap_or(0),
-        false,
-    )))
 }

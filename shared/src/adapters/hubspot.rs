@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::domain::{HubSpotUserId, OwnerId, PipelineId, PortalId, StageId};
 use crate::ports::{
     Associated, CrmObject, HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam, HubSpotAuth,
-    HubSpotBatch, HubSpotCrm, HubSpotError, HubSpotSearch, HubSpotWrite, JournalPage,
-    LifecycleEvent, ModifiedPage, PropertyState, TokenGrant, TokenInfo,
+    HubSpotBatch, HubSpotCrm, HubSpotError, HubSpotSearch, HubSpotWrite, JournalEntry,
+    JournalStart, LifecycleEvent, ModifiedPage, PropertyState, TokenGrant, TokenInfo,
 };
 
 pub const EXCLUSION_PROPERTY: &str = "exclude_from_board_integration";
@@ -74,6 +74,9 @@ fn transport(error: reqwest::Error) -> HubSpotError {
 }
 
 /// Maps HubSpot's error bodies (every field optional) to what to do next.
+/// How long a 429 of HubSpot's daily limit holds a call back.
+pub const DAILY_LIMIT_WAIT_MS: u64 = 3_600_000;
+
 async fn classify(response: Response) -> HubSpotError {
     let status = response.status();
     let retry_after = response
@@ -83,20 +86,47 @@ async fn classify(response: Response) -> HubSpotError {
         .and_then(|v| v.parse::<u64>().ok())
         .map(|s| s * 1000);
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    let message = body["message"].as_str().unwrap_or_default().to_owned();
+    classify_parts(status, retry_after, &body)
+}
+
+/// A refused code or refresh token. HubSpot's OAuth endpoints answer RFC 6749's
+/// `error: invalid_grant` beside their own `status` (`BAD_REFRESH_TOKEN`) and
+/// `message` (changelog "New OAuth v3 API endpoints and standardized error
+/// responses"); the 2026-03 reference also declares the standard error body
+/// (`category`, `message`, `correlationId`), recognised as a fallback.
+fn refused_grant(body: &Value) -> bool {
+    const REFUSED: [&str; 4] = [
+        "BAD_REFRESH_TOKEN",
+        "BAD_AUTH_CODE",
+        "EXPIRED_AUTH_CODE",
+        "INVALID_GRANT",
+    ];
+    body["error"] == "invalid_grant"
+        || [&body["status"], &body["category"], &body["subCategory"]]
+            .into_iter()
+            .any(|v| v.as_str().is_some_and(|s| REFUSED.contains(&s)))
+}
+
+fn classify_parts(status: StatusCode, retry_after: Option<u64>, body: &Value) -> HubSpotError {
+    let message = body["message"]
+        .as_str()
+        .or(body["error_description"].as_str())
+        .unwrap_or_default()
+        .to_owned();
     let category = body["category"].as_str().unwrap_or_default().to_owned();
     match status {
-        StatusCode::BAD_REQUEST if body["error"] == "invalid_grant" => {
-            HubSpotError::InvalidGrant(message)
-        }
+        StatusCode::BAD_REQUEST if refused_grant(body) => HubSpotError::InvalidGrant(message),
         StatusCode::UNAUTHORIZED => HubSpotError::Unauthorized(message),
         StatusCode::FORBIDDEN => HubSpotError::Forbidden(message),
         StatusCode::NOT_FOUND => HubSpotError::NotFound(message),
         StatusCode::TOO_MANY_REQUESTS => {
-            let policy_ms = if body["policyName"] == "SECONDLY" {
-                1000
-            } else {
-                10_000
+            // HubSpot does not promise a `Retry-After`; `policyName` says which
+            // limit was hit (usage guidelines). The daily limit resets at the
+            // portal's midnight: an hour's wait, not a retry every 10 s.
+            let policy_ms = match body["policyName"].as_str() {
+                Some("SECONDLY") => 1000,
+                Some("DAILY") => DAILY_LIMIT_WAIT_MS,
+                _ => 10_000,
             };
             HubSpotError::RateLimited {
                 retry_after_ms: retry_after.unwrap_or(policy_ms),
@@ -285,7 +315,7 @@ impl HubSpotAuth for HubSpotClient {
                 "/oauth/2026-03/token",
                 &[
                     ("grant_type", "client_credentials"),
-                    ("scope", "developer.webhooks_journal.read"),
+                    ("scope", JOURNAL_SCOPES),
                 ],
             )
             .await?;
@@ -295,42 +325,118 @@ impl HubSpotAuth for HubSpotClient {
             .ok_or_else(|| HubSpotError::Unavailable("token response without access_token".into()))
     }
 
-    async fn lifecycle_journal(
+    async fn ensure_lifecycle_subscription(&self, app_token: &str) -> Result<(), HubSpotError> {
+        let path = "/webhooks-journal/subscriptions/2026-03";
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(app_token)
+            .send()
+            .await
+            .map_err(transport)?;
+        let existing = json_or_error(response).await?;
+        let subscribed = existing["results"].as_array().is_some_and(|all| {
+            all.iter().any(|s| {
+                s["subscriptionType"] == "APP_LIFECYCLE_EVENT"
+                    && s["deletedAt"].is_null()
+                    && s["actions"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == "APP_UNINSTALL"))
+            })
+        });
+        if subscribed {
+            return Ok(());
+        }
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(app_token)
+            .json(&json!({"subscriptionType": "APP_LIFECYCLE_EVENT",
+                          "actions": ["APP_INSTALL", "APP_UNINSTALL"]}))
+            .send()
+            .await
+            .map_err(transport)?;
+        json_or_error(response).await.map(|_| ())
+    }
+
+    async fn journal_entry(
         &self,
-        access_token: &str,
-        after: Option<&str>,
-    ) -> Result<JournalPage, HubSpotError> {
-        let path = match after {
-            Some(offset) => format!("/webhooks-journal/journal/2026-03/offset/{offset}/next"),
-            None => "/webhooks-journal/journal/2026-03/latest".to_owned(),
+        app_token: &str,
+        start: JournalStart<'_>,
+    ) -> Result<Option<JournalEntry>, HubSpotError> {
+        let path = match start {
+            JournalStart::After(offset) => {
+                format!("/webhooks-journal/journal/2026-03/offset/{offset}/next")
+            }
+            JournalStart::Earliest => "/webhooks-journal/journal/2026-03/earliest".to_owned(),
         };
         let response = self
             .http
             .get(self.url(&path))
-            .bearer_auth(access_token)
+            .bearer_auth(app_token)
             .send()
             .await
             .map_err(transport)?;
-        let body = json_or_error(response).await?;
-        let events = body["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["eventType"] == "APP_LIFECYCLE_EVENT")
-            .filter_map(|e| {
-                let portal = e["portalId"].as_u64().and_then(|p| PortalId::new(p).ok())?;
-                Some(LifecycleEvent {
-                    portal_id: portal,
-                    uninstalled: e["action"] == "UNINSTALL",
-                })
-            })
-            .collect();
-        let offset = body["currentOffset"]
-            .as_str()
-            .map(str::to_owned)
-            .or(after.map(str::to_owned));
-        Ok(JournalPage { events, offset })
+        let pointer = json_or_error(response).await?;
+        let (Some(offset), Some(url)) =
+            (pointer["currentOffset"].as_str(), pointer["url"].as_str())
+        else {
+            // 204 or an answer without an entry: nothing new yet.
+            return Ok(None);
+        };
+        // The entry's file is behind a pre-signed URL: no Authorization header.
+        let response = self.http.get(url).send().await.map_err(transport)?;
+        if !response.status().is_success() {
+            // Expired or refused: read the entry again on the next poll.
+            return Err(HubSpotError::Unavailable(format!(
+                "journal file answered {}",
+                response.status().as_u16()
+            )));
+        }
+        let file: Value = response
+            .json()
+            .await
+            .map_err(|_| HubSpotError::Unavailable("journal file is not JSON".into()))?;
+        Ok(Some(JournalEntry {
+            offset: offset.to_owned(),
+            events: lifecycle_events(&file),
+        }))
     }
+}
+
+/// The client-credentials scopes the journal and its subscriptions take.
+const JOURNAL_SCOPES: &str = "developer.webhooks_journal.read \
+     developer.webhooks_journal.subscriptions.read \
+     developer.webhooks_journal.subscriptions.write";
+
+/// The app lifecycle events of a journal file. Its layout is not documented:
+/// a list of events, an object holding one (`results`, `events`) or a single
+/// event are all read; anything else in it is skipped.
+fn lifecycle_events(file: &Value) -> Vec<LifecycleEvent> {
+    let events: Vec<&Value> = match file {
+        Value::Array(all) => all.iter().collect(),
+        Value::Object(o) => match o.get("results").or_else(|| o.get("events")) {
+            Some(Value::Array(all)) => all.iter().collect(),
+            _ => vec![file],
+        },
+        _ => Vec::new(),
+    };
+    events
+        .into_iter()
+        .filter(|e| {
+            e["subscriptionType"] == "APP_LIFECYCLE_EVENT"
+                || e["eventType"] == "APP_LIFECYCLE_EVENT"
+        })
+        .filter_map(|e| {
+            let portal = e["portalId"].as_u64().and_then(|p| PortalId::new(p).ok())?;
+            let action = e["action"].as_str().unwrap_or_default();
+            Some(LifecycleEvent {
+                portal_id: portal,
+                uninstalled: matches!(action, "APP_UNINSTALL" | "UNINSTALL"),
+                occurred_at_ms: e["occurredAt"].as_i64(),
+            })
+        })
+        .collect()
 }
 
 fn state_of(property: &Value) -> PropertyState {
@@ -746,5 +852,55 @@ impl HubSpotSearch for HubSpotClient {
         }
         out.next = body["paging"]["next"]["after"].as_str().map(str::to_owned);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::StatusCode;
+
+    use super::classify_parts;
+    use crate::ports::HubSpotError;
+
+    #[test]
+    fn refused_grants_are_recognised_in_both_error_bodies() {
+        let rfc = serde_json::json!({"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid refresh token",
+            "error": "invalid_grant", "error_description": "missing or invalid refresh token"});
+        let standard = serde_json::json!({"status": "error", "message": "refresh token is invalid",
+            "correlationId": "c-1", "category": "BAD_REFRESH_TOKEN"});
+        for body in [rfc, standard] {
+            assert!(
+                matches!(
+                    classify_parts(StatusCode::BAD_REQUEST, None, &body),
+                    HubSpotError::InvalidGrant(m) if !m.is_empty()
+                ),
+                "{body}"
+            );
+        }
+        let validation = serde_json::json!({"status": "error", "category": "VALIDATION_ERROR", "message": "bad"});
+        assert!(matches!(
+            classify_parts(StatusCode::BAD_REQUEST, None, &validation),
+            HubSpotError::Rejected { status: 400, .. }
+        ));
+    }
+
+    #[test]
+    fn rate_limits_wait_by_policy_when_no_retry_after_comes() {
+        let wait = |policy: &str, header: Option<u64>| match classify_parts(
+            StatusCode::TOO_MANY_REQUESTS,
+            header,
+            &serde_json::json!({"status": "error", "errorType": "RATE_LIMIT", "policyName": policy}),
+        ) {
+            HubSpotError::RateLimited { retry_after_ms } => retry_after_ms,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait("SECONDLY", None), 1000);
+        assert_eq!(wait("TEN_SECONDLY_ROLLING", None), 10_000);
+        assert_eq!(wait("DAILY", None), super::DAILY_LIMIT_WAIT_MS);
+        assert_eq!(
+            wait("TEN_SECONDLY_ROLLING", Some(2000)),
+            2000,
+            "a Retry-After, when sent, wins"
+        );
     }
 }
