@@ -641,15 +641,18 @@ pub trait HubSpotBatch: Send + Sync {
     ) -> Result<std::collections::BTreeMap<u64, Vec<Associated>>, HubSpotError>;
 }
 
-/// HubSpot's batch writes: all-or-nothing per call, at most 100 inputs.
+/// HubSpot's batch writes, at most 100 inputs a call.
 #[async_trait]
 pub trait HubSpotWrite: Send + Sync {
+    /// `Err` when the whole batch was refused (e.g. 400 for an invalid value);
+    /// `Ok` with the inputs that failed alone and why (HubSpot's 207
+    /// multi-status), the rest having been written.
     async fn batch_update(
         &self,
         token: &str,
         object_type: crate::domain::HubSpotObjectType,
         updates: &[(u64, std::collections::BTreeMap<String, String>)],
-    ) -> Result<(), HubSpotError>;
+    ) -> Result<Vec<(u64, HubSpotError)>, HubSpotError>;
     /// Creates a note associated with the given objects; its id.
     async fn create_note(
         &self,

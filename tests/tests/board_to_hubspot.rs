@@ -1078,3 +1078,67 @@ async fn a_later_status_in_board_beats_an_earlier_stage_in_hubspot() {
     );
     run.stack.shutdown().await;
 }
+
+/// A worker created a note and died moments ago; CRM search has not indexed
+/// the note yet. The redelivery must not take "not found" for "not created":
+/// it waits for the index rather than create a second note, then adopts it.
+#[tokio::test]
+async fn an_interrupted_note_is_not_created_twice_while_search_lags() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (id, pid) = linked_project(&run, "索引待ち").await;
+    let settings = |body: Value| {
+        run.http
+            .post(format!("{}/_sandbox/hubspot/_control/settings", run.base))
+            .json(&body)
+            .send()
+    };
+    settings(json!({"search_lag_ms": 60_000})).await.unwrap();
+    run.send_invoice("acct-a", pid).await;
+    wait_notes(&run, &id, 1).await;
+    let event = run
+        .board_events()
+        .await
+        .into_iter()
+        .rfind(|e| e["type"] == "document.sent")
+        .unwrap()
+        .clone();
+    // As the dead attempt left it: the create under way since just now.
+    let services = &run.stack.services;
+    let intent = format!("note#{}", event["event_id"].as_str().unwrap());
+    let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    services
+        .board_events
+        .set_intent(&account, &intent, &format!("pending:{now_ms}"), later)
+        .await
+        .unwrap();
+    let redelivered = |count: u32| board_hubspot::ports::ReceivedMessage {
+        message_id: format!("m-again-{count}"),
+        receipt: format!("r-again-{count}"),
+        body: event.to_string(),
+        receive_count: count,
+        attributes: Vec::new(),
+    };
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        &[redelivered(2)],
+    )
+    .await;
+    assert_eq!(outcome.retry.len(), 1, "looked again later: {outcome:?}");
+    assert_eq!(notes_of_deal(&run, &id).await.len(), 1, "no second note");
+
+    // Indexed now: the next redelivery adopts the note.
+    settings(json!({"search_lag_ms": 0})).await.unwrap();
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        &[redelivered(3)],
+    )
+    .await;
+    assert_eq!(outcome.done.len(), 1, "{outcome:?}");
+    assert_eq!(notes_of_deal(&run, &id).await.len(), 1, "adopted");
+    run.stack.shutdown().await;
+}

@@ -238,3 +238,131 @@ async fn five_hundred_changes_are_batched_under_the_limit_and_bisected() {
     assert!(errors[0]["detail"].as_str().unwrap().contains("too long"));
     run.stack.shutdown().await;
 }
+
+/// A deal deleted in HubSpot, between the service's read and its write, among
+/// a batch of project changes: HubSpot answers
+/// the batch update 207, writing the others. The deleted one is recorded as
+/// `deal_not_found` (not as synced), the others sync, and no call is spent
+/// looking for the culprit.
+#[tokio::test]
+async fn a_partly_failed_batch_write_records_each_input_as_it_went() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let services = &run.stack.services;
+    let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
+    let portal = services
+        .connections
+        .get_connection(&account)
+        .await
+        .unwrap()
+        .unwrap()
+        .portal_id;
+    let created = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals/batch/create",
+            Some(json!({"inputs": (0..3).map(|i| json!({"properties": {"dealname": format!("部分{i}"),
+                "pipeline": "default", "dealstage": "appointmentscheduled"}})).collect::<Vec<_>>()})),
+        )
+        .await;
+    let mut deals: Vec<(String, u64)> = created["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["properties"]["dealname"].as_str().unwrap().to_owned(),
+                r["id"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    deals.sort();
+    for (i, (name, deal)) in deals.iter().enumerate() {
+        let link = tests::registered_deal_link(&account, portal, *deal, 20_000 + i as u64, name);
+        services.links.claim_deal(&link).await.unwrap();
+    }
+    // Deleted by a person after the service read it, before its write arrives.
+    let gone = deals[1].1;
+    run.http
+        .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
+        .json(&json!({"delete_before_write": [gone]}))
+        .send()
+        .await
+        .unwrap();
+    run.settle().await;
+    run.http
+        .delete(format!("{}/_sandbox/hubspot/_control/requests", run.base))
+        .send()
+        .await
+        .unwrap();
+
+    let messages: Vec<ReceivedMessage> = (0..3)
+        .map(|i| {
+            let event = json!({"event_id": format!("part-{i}"), "account_id": "acct-a",
+                "type": "project.updated", "occurred_at": "2026-11-30T10:00:00+09:00", "version": 2,
+                "object": {"id": 20_000 + i, "name": format!("部分{i}(改)"), "order_status": 1}});
+            ReceivedMessage {
+                message_id: format!("p-{i}"),
+                receipt: format!("rp-{i}"),
+                body: event.to_string(),
+                receive_count: 1,
+                attributes: Vec::new(),
+            }
+        })
+        .collect();
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        &messages,
+    )
+    .await;
+    assert_eq!(outcome.done.len(), 3, "{outcome:?}");
+
+    let log: Value = run
+        .http
+        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let updates: Vec<&Value> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/deals/batch/update"))
+        .collect();
+    assert_eq!(updates.len(), 1, "one call, no bisection: {updates:?}");
+    assert_eq!(updates[0]["status"], 207);
+
+    let history = run.history("acct-a").await;
+    let not_found: Vec<&Value> = history
+        .iter()
+        .filter(|e| e["code"] == "deal_not_found")
+        .collect();
+    assert_eq!(not_found.len(), 1, "{history:?}");
+    assert_eq!(not_found[0]["board_id"], 20_001);
+    let synced: Vec<&Value> = history
+        .iter()
+        .filter(|e| e["status"] == "success" && e["direction"] == "board_to_hubspot")
+        .collect();
+    assert!(
+        synced.iter().all(|e| e["board_id"] != 20_001),
+        "the deleted deal is not recorded as synced: {synced:?}"
+    );
+    for (i, (_, deal)) in deals.iter().enumerate() {
+        if *deal == gone {
+            continue;
+        }
+        let read = run
+            .hubspot(
+                reqwest::Method::GET,
+                &format!("/crm/objects/2026-03/deals/{deal}?properties=dealname"),
+                None,
+            )
+            .await;
+        assert_eq!(read["properties"]["dealname"], format!("部分{i}(改)"));
+    }
+    run.stack.shutdown().await;
+}

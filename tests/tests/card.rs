@@ -206,6 +206,38 @@ async fn one_labelled_section_per_board_account_with_its_state() {
         .unwrap()
         .clone();
     assert_eq!(a["title"], "1 カード案件(改)");
+
+    // HubSpot retries a 5xx once by itself and people double-click: the same
+    // resync moments later reads the card without syncing again.
+    let calls = || async {
+        let log: Value = run
+            .http
+            .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["token"] == "app" && r["path"].as_str().unwrap().contains("/deals/batch/read")
+            })
+            .count()
+    };
+    let before = calls().await;
+    let (status, again) = card(
+        &run,
+        reqwest::Method::POST,
+        &format!("{query}&accountId=acct-a"),
+        Some(now_ms()),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(calls().await, before, "no second sync within the window");
     let (status, _) = card(
         &run,
         reqwest::Method::POST,

@@ -512,3 +512,58 @@ async fn two_hundred_deals_are_read_in_batches() {
     );
     run.stack.shutdown().await;
 }
+
+/// CRM search indexes changes late and out of order: a deal changed before the
+/// newest one a sweep saw, but indexed after that sweep, is still found by the
+/// next sweep (which looks back past its watermark).
+#[tokio::test]
+async fn a_sweep_finds_a_change_search_indexed_late() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    run.settle().await;
+    let faults = |unindexed: Value| {
+        run.http
+            .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
+            .json(&json!({"webhooks": {"drop_rate": 1.0}, "search_unindexed": unindexed}))
+            .send()
+    };
+    faults(json!([])).await.unwrap();
+    let create = |name: &'static str| {
+        run.hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": name, "dealstage": "contractsent"}})),
+        )
+    };
+    let early = create("索引遅れ(先)").await;
+    let early = early["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let later = create("索引遅れ(後)").await;
+    let later = later["id"].as_str().unwrap().to_owned();
+    // The earlier change is not in the index yet when the first sweep runs.
+    faults(json!([early.parse::<u64>().unwrap()]))
+        .await
+        .unwrap();
+    let sweep = || {
+        run.api(
+            reqwest::Method::POST,
+            "/v1/hubspot/resync-all",
+            "acct-a",
+            None,
+        )
+    };
+    assert_eq!(sweep().await.0, 202);
+    run.wait_for_draft("acct-a", &later, "open").await;
+    assert!(
+        !run.drafts("acct-a", "open")
+            .await
+            .iter()
+            .any(|d| d["id"] == early.as_str()),
+        "not searchable yet"
+    );
+    // Indexed now; the next sweep's watermark is past it, yet it is found.
+    faults(json!([])).await.unwrap();
+    assert_eq!(sweep().await.0, 202);
+    run.wait_for_draft("acct-a", &early, "open").await;
+    run.stack.shutdown().await;
+}

@@ -252,7 +252,11 @@ async fn oauth_consent_token_refresh_introspect_and_revoke() {
         .send()
         .await
         .unwrap();
-    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert!(
+        revoked.text().await.unwrap().is_empty(),
+        "no body is documented"
+    );
     let (status, _) = hs
         .exchange(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
         .await;
@@ -493,6 +497,28 @@ async fn batches_are_bounded_partial_on_read_and_all_or_nothing_on_write() {
         )
         .await;
     assert_eq!(one["properties"]["city"], Value::Null, "all or nothing");
+
+    // An input naming an object that does not exist fails alone: 207.
+    let (status, partial) = hs
+        .post(
+            USER,
+            "/crm/objects/2026-03/companies/batch/update",
+            json!({"inputs": [{"id": ids[1], "properties": {"city": "港区"}},
+                              {"id": "99999999", "properties": {"city": "港区"}}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{partial}");
+    assert_eq!(partial["numErrors"], 1);
+    assert_eq!(partial["results"].as_array().unwrap().len(), 1);
+    assert_eq!(partial["errors"][0]["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(partial["errors"][0]["context"]["ids"], json!(["99999999"]));
+    let (_, one) = hs
+        .get(
+            USER,
+            &format!("/crm/objects/2026-03/companies/{}?properties=city", ids[1]),
+        )
+        .await;
+    assert_eq!(one["properties"]["city"], "港区", "the rest applied");
 
     let (status, upserted) = hs
         .post(USER, "/crm/objects/2026-03/contacts/batch/upsert", json!({"inputs": [

@@ -83,7 +83,14 @@ pub async fn handle(
             object_type: HubSpotObjectType::Deal,
             id: deal.get(),
         };
-        if let Err(e) = links::resync_object(services, &connection, object, "card_resync").await {
+        // `hubspot.fetch` retries a 5xx once by itself, and people double-click:
+        // one resync per account and deal in any RESYNC_WINDOW; a repeat only
+        // reads the card (HubSpot's "Fetching data" guide on the retry).
+        if already_resynced(services, &account, deal).await {
+            tracing::info!(account = %account, deal = %deal, "resync ran moments ago; card only");
+        } else if let Err(e) =
+            links::resync_object(services, &connection, object, "card_resync").await
+        {
             tracing::warn!(error = %e, account = %account, "card resync failed");
             return Ok(edge::problem(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -96,6 +103,22 @@ pub async fn handle(
         Ok(card) => edge::json(StatusCode::OK, &card),
         Err(e) => unavailable(e),
     })
+}
+
+/// How long a card resync of one deal and account stands for the next.
+pub const RESYNC_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// True when the same resync ran within `RESYNC_WINDOW` (the shared rate
+/// store keeps the times; if it is unreachable the resync runs).
+async fn already_resynced(services: &Services, account: &AccountId, deal: DealId) -> bool {
+    let bucket = format!("card-resync#{account}#{deal}");
+    matches!(
+        services
+            .budget
+            .take(&bucket, 1, RESYNC_WINDOW, 1, services.clock.now())
+            .await,
+        Ok(Some(_))
+    )
 }
 
 fn unavailable(error: impl std::fmt::Display) -> HttpResponse {

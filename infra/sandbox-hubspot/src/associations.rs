@@ -447,6 +447,13 @@ pub async fn batch(
     let started = iso_ms(now_ms());
     match action.as_str() {
         "read" => {
+            let page_size = sandbox
+                .inner
+                .config
+                .lock()
+                .expect("config")
+                .association_page_size
+                .max(1);
             let model = sandbox.inner.state.lock().expect("state");
             let mut results = Vec::new();
             let mut missing = Vec::new();
@@ -458,7 +465,21 @@ pub async fn batch(
                         if to_list.is_empty() {
                             missing.push(id.to_string());
                         } else {
-                            results.push(json!({"from": {"id": id.to_string()}, "to": to_list}));
+                            // Each result pages on its own: `paging.next.after`,
+                            // given back beside the id (batch read reference).
+                            let start: usize = input
+                                .get("after")
+                                .and_then(Value::as_str)
+                                .and_then(|a| a.parse().ok())
+                                .unwrap_or(0);
+                            let end = (start + page_size).min(to_list.len());
+                            let mut result = json!({"from": {"id": id.to_string()},
+                                                    "to": to_list.get(start..end).unwrap_or_default()});
+                            if end < to_list.len() {
+                                result["paging"] = json!({"next": {"after": end.to_string(),
+                                    "link": format!("?after={end}")}});
+                            }
+                            results.push(result);
                         }
                     }
                     None => {
@@ -475,7 +496,8 @@ pub async fn batch(
             response["errors"] = missing
                 .iter()
                 .map(|id| json!({"status": "error", "category": "OBJECT_NOT_FOUND", "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                                  "message": format!("No {} is associated with {} {id}.", to.upper(), from.upper()), "context": {"fromObjectId": [id]}}))
+                                  "message": format!("No {} is associated with {} {id}.", to.upper(), from.upper()), "context": {"fromObjectId": [id]},
+                                  "errors": [], "links": {}}))
                 .collect();
             Ok((StatusCode::MULTI_STATUS, Json(response)).into_response())
         }

@@ -48,6 +48,14 @@ pub struct Faults {
     /// `DAILY`); `TEN_SECONDLY_ROLLING` when absent.
     #[serde(default)]
     pub policy_name: Option<String>,
+    /// Objects deleted (as by a person) just before the next batch update
+    /// arrives: the race between a caller's read and its write. Used once.
+    #[serde(default)]
+    pub delete_before_write: Vec<u64>,
+    /// Objects CRM search has not indexed yet (left out of search results
+    /// until the list no longer names them): a change indexed late.
+    #[serde(default)]
+    pub search_unindexed: Vec<u64>,
 }
 
 fn default_timeout() -> u64 {
@@ -212,6 +220,10 @@ struct Settings {
     journal_retention_ms: Option<u64>,
     #[serde(default)]
     journal_url_ttl_ms: Option<u64>,
+    #[serde(default)]
+    association_page_size: Option<usize>,
+    #[serde(default)]
+    search_lag_ms: Option<u64>,
 }
 
 /// A field that is present, `null` included.
@@ -240,6 +252,12 @@ async fn settings(State(sandbox): State<HubSpotSandbox>, Json(body): Json<Settin
     }
     if let Some(ms) = body.journal_url_ttl_ms {
         config.journal_url_ttl = std::time::Duration::from_millis(ms);
+    }
+    if let Some(n) = body.association_page_size {
+        config.association_page_size = n;
+    }
+    if let Some(ms) = body.search_lag_ms {
+        config.search_lag = std::time::Duration::from_millis(ms);
     }
     StatusCode::NO_CONTENT
 }

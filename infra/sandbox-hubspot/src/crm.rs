@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::HubSpotSandbox;
 use crate::associations::{self, AssociationInput};
@@ -287,9 +288,13 @@ fn stamp(
 ) {
     properties.insert("hs_object_id".into(), id.to_string());
     properties.insert("createdate".into(), iso_ms(created));
-    properties.insert("hs_lastmodifieddate".into(), iso_ms(now));
+    // Contacts' last-modified property is `lastmodifieddate` (their default
+    // properties in HubSpot's CRM search reference); deals and companies use
+    // `hs_lastmodifieddate`.
     if kind == ObjectType::Contacts {
         properties.insert("lastmodifieddate".into(), iso_ms(now));
+    } else {
+        properties.insert("hs_lastmodifieddate".into(), iso_ms(now));
     }
 }
 
@@ -644,6 +649,8 @@ pub async fn batch(
                 "category": "OBJECT_NOT_FOUND",
                 "message": format!("Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.", kind.upper()),
                 "context": {"ids": missing},
+                "errors": [],
+                "links": {},
             }]);
             Ok((StatusCode::MULTI_STATUS, Json(body)).into_response())
         }
@@ -687,8 +694,30 @@ pub async fn batch(
             Ok((StatusCode::CREATED, Json(complete(results, &started))).into_response())
         }
         "update" => {
+            // Batch update answers 207 with `errors[]` and `numErrors` when some
+            // inputs fail (changelog "Simplifying batch update response codes
+            // for CRM v3 APIs"). Which failures go that way is not documented:
+            // here inputs naming objects that do not exist fail alone (a guess),
+            // while invalid values refuse the whole batch with 400.
+            let mut not_found: Vec<String> = Vec::new();
+            // A person deleting some of these objects just before the write
+            // arrives (after the caller read them): a race the faults can stage.
+            let deleted_meanwhile = std::mem::take(
+                &mut sandbox
+                    .inner
+                    .faults
+                    .lock()
+                    .expect("faults")
+                    .delete_before_write,
+            );
             let (records, events) = {
                 let mut model = sandbox.inner.state.lock().expect("state");
+                for id in deleted_meanwhile {
+                    if let Some(r) = model.objects_mut(caller.portal, kind).get_mut(&id) {
+                        r.archived = true;
+                        r.archived_ms = Some(now_ms());
+                    }
+                }
                 let mut planned = Vec::new();
                 let mut seen = std::collections::HashSet::new();
                 for (i, input) in body.inputs.iter().enumerate() {
@@ -698,16 +727,10 @@ pub async fn batch(
                             "Duplicate IDs found in batch input: [{id}]. IDs must be unique"
                         )));
                     }
-                    let current =
-                        model
-                            .live(caller.portal, kind, id)
-                            .cloned()
-                            .ok_or_else(|| {
-                                ApiError::not_found(format!(
-                                    "inputs[{i}]: Object not found. objectId are usually numeric."
-                                ))
-                                .with_context(json!({"ids": [id.to_string()]}))
-                            })?;
+                    let Some(current) = model.live(caller.portal, kind, id).cloned() else {
+                        not_found.push(id.to_string());
+                        continue;
+                    };
                     let props = input
                         .get("properties")
                         .and_then(Value::as_object)
@@ -732,7 +755,27 @@ pub async fn batch(
             };
             emit(&sandbox, caller.portal, events);
             let results = records.iter().map(|r| render(r, kind, None)).collect();
-            Ok(Json(complete(results, &started)).into_response())
+            if not_found.is_empty() {
+                return Ok(Json(complete(results, &started)).into_response());
+            }
+            let mut body = complete(results, &started);
+            body["numErrors"] = json!(not_found.len());
+            body["errors"] = Value::Array(
+                not_found
+                    .iter()
+                    .map(|id| {
+                        json!({
+                            "status": "error",
+                            "category": "OBJECT_NOT_FOUND",
+                            "message": format!("Object not found. objectId are usually numeric. ({id})"),
+                            "context": {"ids": [id]},
+                            "errors": [],
+                            "links": {},
+                        })
+                    })
+                    .collect(),
+            );
+            Ok((StatusCode::MULTI_STATUS, Json(body)).into_response())
         }
         "upsert" => {
             let (results, events) = {
@@ -907,6 +950,22 @@ fn matches(record: &Record, filter: &Filter) -> ApiResult<bool> {
     })
 }
 
+/// CRM search sees a change only once it is indexed, some seconds later, and
+/// not in the order the changes were made. Each change here becomes visible
+/// after its own delay of up to `search_lag` (derived from the object and the
+/// time of its change); until then the object is missing from search results.
+fn indexed(record: &Record, lag_ms: i64, now: i64) -> bool {
+    if lag_ms <= 0 {
+        return true;
+    }
+    let digest = Sha256::digest(format!("{}:{}", record.id, record.updated_ms).as_bytes());
+    let spread = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    // Between half the lag and all of it: never at once, never in order.
+    let half = lag_ms as u64 / 2;
+    let delay = (half + spread % (lag_ms as u64 - half + 1)) as i64;
+    now >= record.updated_ms + delay
+}
+
 pub async fn search(
     State(sandbox): State<HubSpotSandbox>,
     Path(raw_type): Path<String>,
@@ -934,6 +993,21 @@ pub async fn search(
         .and_then(value_text)
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
+    let lag_ms = sandbox
+        .inner
+        .config
+        .lock()
+        .expect("config")
+        .search_lag
+        .as_millis() as i64;
+    let now = now_ms();
+    let held = sandbox
+        .inner
+        .faults
+        .lock()
+        .expect("faults")
+        .search_unindexed
+        .clone();
     let model = sandbox.inner.state.lock().expect("state");
     let mut found: Vec<&Record> = Vec::new();
     for record in model
@@ -943,7 +1017,7 @@ pub async fn search(
         .into_iter()
         .flatten()
     {
-        if record.archived {
+        if record.archived || !indexed(record, lag_ms, now) || held.contains(&record.id) {
             continue;
         }
         let mut matched = body.filter_groups.is_empty();

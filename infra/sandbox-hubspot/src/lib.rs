@@ -57,6 +57,11 @@ pub struct Config {
     pub journal_retention: Duration,
     /// How long a journal entry's pre-signed file URL stays valid.
     pub journal_url_ttl: Duration,
+    /// Associations per result of a v4 batch read before it pages.
+    pub association_page_size: usize,
+    /// CRM search's indexing delay: each change shows in search results after
+    /// its own delay of up to this (0: at once).
+    pub search_lag: Duration,
 }
 
 /// `infra/hubspot-app/src/app/webhooks/webhooks-hsmeta.json` in this tree.
@@ -80,6 +85,8 @@ impl Default for Config {
             webhooks_hsmeta: project_webhooks_hsmeta(),
             journal_retention: Duration::from_secs(3 * 24 * 3600),
             journal_url_ttl: Duration::from_secs(60),
+            association_page_size: 10,
+            search_lag: Duration::ZERO,
         }
     }
 }

@@ -228,7 +228,10 @@ fn issue(
             refresh_token: refresh.clone(),
         },
     );
+    // `token_use` is always present in the token response (the refresh-token
+    // reference page).
     json!({
+        "token_use": "access_token",
         "token_type": "bearer",
         "access_token": access,
         "refresh_token": refresh,
@@ -360,7 +363,7 @@ pub async fn token(
                         refresh_token: String::new(),
                     },
                 );
-            Json(json!({"token_type": "bearer", "access_token": access, "expires_in": ACCESS_TOKEN_SECONDS, "scopes": scopes}))
+            Json(json!({"token_use": "access_token", "token_type": "bearer", "access_token": access, "expires_in": ACCESS_TOKEN_SECONDS, "scopes": scopes}))
                 .into_response()
         }
         _ => oauth_error(
@@ -400,7 +403,7 @@ pub async fn introspect(
         let mut body = json!({
             "active": true, "token_type": kind, "client_id": client_id, "app_id": app_id,
             "hub_id": portal, "hub_domain": domain, "user_id": user_id, "user": email,
-            "scopes": scopes, "scope": scopes.join(" "),
+            "scopes": scopes, "scope": scopes.join(" "), "is_private_distribution": false,
         });
         if let Some(seconds) = expires_in {
             body["expires_in"] = json!(seconds);
@@ -454,9 +457,11 @@ pub async fn revoke(
     let token = form.get("token").cloned().unwrap_or_default();
     let mut state = sandbox.inner.state.lock().expect("state");
     match state.refresh_tokens.get_mut(&token) {
+        // HubSpot documents no body for a revoke: 200 with none (harder than
+        // a 204, which clients treat as empty by definition).
         Some(r) => {
             r.revoked = true;
-            StatusCode::NO_CONTENT.into_response()
+            StatusCode::OK.into_response()
         }
         None => oauth_error(
             "BAD_REFRESH_TOKEN",

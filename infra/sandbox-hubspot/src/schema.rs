@@ -201,10 +201,24 @@ pub async fn list_pipelines(
     Ok(Json(json!({"results": results})))
 }
 
+/// A pipeline with the fields HubSpot's reference marks as always present, on
+/// its stages too (`createdAt`, `updatedAt`, `archived`, `writePermissions`,
+/// `metadata`): <https://developers.hubspot.com/docs/api-reference/latest/crm/pipelines/get-pipelines>.
 fn pipeline_json(pipeline: &crate::model::Pipeline) -> Value {
     let mut value = serde_json::to_value(pipeline).expect("serializes");
     value["createdAt"] = json!("2020-01-01T00:00:00Z");
     value["updatedAt"] = json!("2020-01-01T00:00:00Z");
+    for stage in value["stages"].as_array_mut().into_iter().flatten() {
+        stage["createdAt"] = json!("2020-01-01T00:00:00Z");
+        stage["updatedAt"] = json!("2020-01-01T00:00:00Z");
+        stage["writePermissions"] = json!("CRM_PERMISSIONS_ENFORCEMENT");
+        if stage.get("archived").is_none() {
+            stage["archived"] = json!(false);
+        }
+        if stage.get("metadata").is_none() {
+            stage["metadata"] = json!({});
+        }
+    }
     value
 }
 

@@ -104,16 +104,6 @@ fn builtins(kind: ObjectType) -> Vec<PropertyDef> {
         def.read_only = true;
         defs.push(def);
     }
-    if kind == ObjectType::Contacts {
-        let mut def = PropertyDef::builtin(
-            "hs_lastmodifieddate",
-            "Object last modified date/time",
-            "datetime",
-            "date",
-        );
-        def.read_only = true;
-        defs.push(def);
-    }
     defs
 }
 

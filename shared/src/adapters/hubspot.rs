@@ -74,6 +74,54 @@ fn transport(error: reqwest::Error) -> HubSpotError {
 }
 
 /// Maps HubSpot's error bodies (every field optional) to what to do next.
+/// The inputs of a batch write that failed alone: a 207 answer lists the
+/// written objects in `results` and the failures in `errors[]` (each naming
+/// its inputs in `context.ids`, with a `category` and `message`). An input
+/// neither written nor named by an error counts as failed too.
+fn failed_inputs(ids: &[u64], answer: &Value) -> Vec<(u64, HubSpotError)> {
+    let Some(errors) = answer["errors"].as_array().filter(|e| !e.is_empty()) else {
+        return Vec::new();
+    };
+    let written: std::collections::BTreeSet<u64> = answer["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str().and_then(|id| id.parse().ok()))
+        .collect();
+    let error_of = |e: &Value| {
+        let message = e["message"].as_str().unwrap_or_default().to_owned();
+        let category = e["category"].as_str().unwrap_or_default();
+        match category {
+            "OBJECT_NOT_FOUND" => HubSpotError::NotFound(message),
+            _ => HubSpotError::Rejected {
+                status: e["status"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(400),
+                category: category.to_owned(),
+                message,
+            },
+        }
+    };
+    let mut out = Vec::new();
+    for id in ids.iter().filter(|id| !written.contains(id)) {
+        let named = errors.iter().find(|e| {
+            e["context"]["ids"]
+                .as_array()
+                .is_some_and(|named| named.iter().any(|n| n.as_str() == Some(&id.to_string())))
+                || e["id"].as_str() == Some(&id.to_string())
+        });
+        let error = named.or(errors.first()).map(error_of).unwrap_or_else(|| {
+            HubSpotError::Unavailable("batch update left the input unwritten".into())
+        });
+        out.push((*id, error));
+    }
+    out
+}
+
+/// Pages of associations read per object at most (a safety stop).
+const MAX_ASSOCIATION_PAGES: usize = 50;
+
 /// How long a 429 of HubSpot's daily limit holds a call back.
 pub const DAILY_LIMIT_WAIT_MS: u64 = 3_600_000;
 
@@ -242,15 +290,23 @@ impl HubSpotAuth for HubSpotClient {
     }
 
     async fn revoke(&self, refresh_token: &str) -> Result<(), HubSpotError> {
-        self.form(
-            "/oauth/2026-03/token/revoke",
-            &[
+        // No body is documented for a revoke: any 2xx is success.
+        let response = self
+            .http
+            .post(self.url("/oauth/2026-03/token/revoke"))
+            .form(&[
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", self.client_secret.expose_secret()),
                 ("token", refresh_token),
                 ("token_type_hint", "refresh_token"),
-            ],
-        )
-        .await
-        .map(|_| ())
+            ])
+            .send()
+            .await
+            .map_err(transport)?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(classify(response).await)
     }
 
     async fn uninstall(&self, access_token: &str) -> Result<(), HubSpotError> {
@@ -658,7 +714,8 @@ impl HubSpotWrite for HubSpotClient {
         token: &str,
         object_type: crate::domain::HubSpotObjectType,
         updates: &[(u64, std::collections::BTreeMap<String, String>)],
-    ) -> Result<(), HubSpotError> {
+    ) -> Result<Vec<(u64, HubSpotError)>, HubSpotError> {
+        let mut failed = Vec::new();
         for chunk in updates.chunks(BATCH_LIMIT) {
             let inputs: Vec<Value> = chunk
                 .iter()
@@ -667,9 +724,11 @@ impl HubSpotWrite for HubSpotClient {
             let path = format!("/crm/objects/2026-03/{}/batch/update", plural(object_type));
             // Setting the same values again is harmless: idempotent.
             let body = json!({ "inputs": inputs });
-            self.post_idempotent(token, &path, &body).await?;
+            let answer = self.post_idempotent(token, &path, &body).await?;
+            let ids: Vec<u64> = chunk.iter().map(|(id, _)| *id).collect();
+            failed.extend(failed_inputs(&ids, &answer));
         }
-        Ok(())
+        Ok(failed)
     }
 
     async fn create_note(
@@ -784,37 +843,55 @@ impl HubSpotBatch for HubSpotClient {
         to: crate::domain::HubSpotObjectType,
         ids: &[u64],
     ) -> Result<std::collections::BTreeMap<u64, Vec<Associated>>, HubSpotError> {
-        let mut out = std::collections::BTreeMap::new();
-        for chunk in ids.chunks(BATCH_LIMIT) {
-            let body = json!({"inputs": chunk.iter().map(|id| json!({"id": id.to_string()})).collect::<Vec<_>>()});
-            let path = format!(
-                "/crm/associations/2026-03/{}/{}/batch/read",
-                plural(from),
-                plural(to)
-            );
-            let body = self.post_idempotent(token, &path, &body).await?;
-            for result in body["results"].as_array().into_iter().flatten() {
-                let Ok(from_id) = text(&result["from"]["id"]).parse::<u64>() else {
-                    continue;
-                };
-                let targets = result["to"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| {
-                        Some(Associated {
-                            id: text(&t["toObjectId"]).parse().ok()?,
-                            type_ids: t["associationTypes"]
-                                .as_array()
-                                .into_iter()
-                                .flatten()
-                                .filter_map(|a| a["typeId"].as_u64().map(|v| v as u32))
-                                .collect(),
-                        })
-                    })
-                    .collect();
-                out.insert(from_id, targets);
+        let mut out: std::collections::BTreeMap<u64, Vec<Associated>> =
+            std::collections::BTreeMap::new();
+        let path = format!(
+            "/crm/associations/2026-03/{}/{}/batch/read",
+            plural(from),
+            plural(to)
+        );
+        // Each result pages on its own (`results[].paging.next.after`): the
+        // next request names those objects again with their `after`.
+        let mut inputs: Vec<Value> = ids.iter().map(|id| json!({"id": id.to_string()})).collect();
+        let mut rounds = 0;
+        while !inputs.is_empty() {
+            rounds += 1;
+            if rounds > MAX_ASSOCIATION_PAGES {
+                return Err(HubSpotError::Unavailable(
+                    "association paging did not end".into(),
+                ));
             }
+            let mut next_inputs = Vec::new();
+            for chunk in inputs.chunks(BATCH_LIMIT) {
+                let body = json!({"inputs": chunk});
+                let body = self.post_idempotent(token, &path, &body).await?;
+                for result in body["results"].as_array().into_iter().flatten() {
+                    let Ok(from_id) = text(&result["from"]["id"]).parse::<u64>() else {
+                        continue;
+                    };
+                    if let Some(after) = result["paging"]["next"]["after"].as_str() {
+                        next_inputs.push(json!({"id": from_id.to_string(), "after": after}));
+                    }
+                    let targets = result["to"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| {
+                            Some(Associated {
+                                id: text(&t["toObjectId"]).parse().ok()?,
+                                type_ids: t["associationTypes"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(|a| a["typeId"].as_u64().map(|v| v as u32))
+                                    .collect(),
+                            })
+                        })
+                        .collect::<Vec<_>>();
+                    out.entry(from_id).or_default().extend(targets);
+                }
+            }
+            inputs = next_inputs;
         }
         Ok(out)
     }
@@ -829,10 +906,17 @@ impl HubSpotSearch for HubSpotClient {
         after_ms: i64,
         page: Option<&str>,
     ) -> Result<ModifiedPage, HubSpotError> {
+        // Contacts keep their last change in `lastmodifieddate` (their default
+        // properties in HubSpot's CRM search reference); deals and companies in
+        // `hs_lastmodifieddate`.
+        let modified_property = match object_type {
+            crate::domain::HubSpotObjectType::Contact => "lastmodifieddate",
+            _ => "hs_lastmodifieddate",
+        };
         let mut body = json!({
-            "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GT", "value": after_ms.to_string()}]}],
-            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
-            "properties": ["hs_lastmodifieddate"],
+            "filterGroups": [{"filters": [{"propertyName": modified_property, "operator": "GT", "value": after_ms.to_string()}]}],
+            "sorts": [{"propertyName": modified_property, "direction": "ASCENDING"}],
+            "properties": [modified_property],
             "limit": 100,
         });
         if let Some(after) = page {
@@ -846,7 +930,7 @@ impl HubSpotSearch for HubSpotClient {
                 out.ids.push(id);
             }
             let modified = crate::app::register::parse_time_ms(&text(
-                &result["properties"]["hs_lastmodifieddate"],
+                &result["properties"][modified_property],
             ));
             out.newest_ms = out.newest_ms.max(modified);
         }

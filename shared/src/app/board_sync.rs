@@ -598,7 +598,14 @@ fn bisect<'a>(
             .batch_update(token, HubSpotObjectType::Deal, &updates)
             .await
         {
-            Ok(()) => items.into_iter().map(|(i, _, _)| (i, Ok(()))).collect(),
+            // Written, but for the inputs that failed alone (a 207).
+            Ok(failed) => items
+                .into_iter()
+                .map(|(i, id, _)| match failed.iter().find(|(f, _)| *f == id) {
+                    Some((_, error)) => (i, Err(error.clone())),
+                    None => (i, Ok(())),
+                })
+                .collect(),
             Err(HubSpotError::Rejected { .. } | HubSpotError::NotFound(_)) if items.len() > 1 => {
                 let mut items = items;
                 let right = items.split_off(items.len() / 2);
@@ -778,6 +785,10 @@ async fn write(
         )
         .await
         .map_err(WriteError::HubSpot)
+        .and_then(|failed| match failed.into_iter().next() {
+            Some((_, error)) => Err(WriteError::HubSpot(error)),
+            None => Ok(()),
+        })
 }
 
 /// A refused or failed write, as the error catalog says (SPEC §6, §9).
@@ -1129,6 +1140,22 @@ pub async fn customer_or_contact_event(
     Ok(last)
 }
 
+/// A note's intent while its create is under way (`pending:<ms since the epoch>`;
+/// a bare `pending` was written before the time was kept).
+const PENDING: &str = "pending";
+
+/// A note's intent after HubSpot refused the create (nothing was created).
+const NOT_CREATED: &str = "not_created";
+
+/// How long CRM search may take to show a new note (HubSpot indexes
+/// asynchronously, in seconds): an unfound note whose create may have
+/// happened less than this ago is looked for again later.
+const NOTE_INDEX_WAIT_MS: i64 = 30_000;
+
+fn pending_since(intent: &str) -> Option<i64> {
+    intent.strip_prefix("pending:")?.parse().ok()
+}
+
 /// The marker that makes a note findable after a crash between HubSpot's create and our write.
 pub fn note_marker(event_id: &str) -> String {
     format!("[board-doc:{event_id}]")
@@ -1261,13 +1288,14 @@ pub async fn document_sent(
         }
     };
     let token = secrecy::ExposeSecret::expose_secret(&token).to_owned();
+    let now_ms = services.now_ms();
     match services
         .board_events
         .intent(account, &intent, services.clock.now())
         .await?
         .as_deref()
     {
-        Some("pending") => {
+        Some(pending) if pending.starts_with(PENDING) => {
             // A previous attempt may have created it before failing: adopt it.
             match services.write.find_note(&token, &marker).await {
                 Ok(Some(id)) => {
@@ -1277,6 +1305,18 @@ pub async fn document_sent(
                         .await?;
                     info!(note = id, "note adopted after an interrupted attempt");
                     return Ok(Applied::Nothing);
+                }
+                // CRM search sees a new note only once it is indexed: a note the
+                // last attempt may have created moments ago cannot be ruled out
+                // yet, so look again later rather than create a second one.
+                Ok(None)
+                    if !last_attempt
+                        && pending_since(pending)
+                            .is_some_and(|at| now_ms - at < NOTE_INDEX_WAIT_MS) =>
+                {
+                    return Err(BoardSyncError::Transient(
+                        "an earlier attempt's note may not be searchable yet".into(),
+                    ));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -1292,8 +1332,8 @@ pub async fn document_sent(
                 }
             }
         }
+        Some(NOT_CREATED) | None => {}
         Some(_) => return Ok(Applied::Nothing),
-        None => {}
     }
     // Associations: the deal, its primary company, the project's contact when linked.
     let mut associations = vec![link.hubspot];
@@ -1335,10 +1375,6 @@ pub async fn document_sent(
         Err(e) if !last_attempt => return Err(BoardSyncError::Transient(e.to_string())),
         Err(e) => warn!(error = %e, "project not read; the note goes without its contact"),
     }
-    services
-        .board_events
-        .set_intent(account, &intent, "pending", keep_until)
-        .await?;
     if let Err(wait) = super::budget::hubspot(services, connection.portal_id, 1).await {
         let error = HubSpotError::RateLimited {
             retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
@@ -1353,6 +1389,10 @@ pub async fn document_sent(
         )
         .await;
     }
+    services
+        .board_events
+        .set_intent(account, &intent, &format!("{PENDING}:{now_ms}"), keep_until)
+        .await?;
     let timestamp = services.clock.now().unix_timestamp() * 1000;
     let body = note_body(object, event_id);
     match services
@@ -1378,6 +1418,14 @@ pub async fn document_sent(
         }
         // The deal is gone: the note cannot be attached; the link is disabled once.
         Err(e) => {
+            if !matches!(e, HubSpotError::Unavailable(_)) {
+                // HubSpot answered and refused: nothing was created, so the
+                // next attempt need not wait for the search index.
+                services
+                    .board_events
+                    .set_intent(account, &intent, NOT_CREATED, keep_until)
+                    .await?;
+            }
             failure(
                 services,
                 link,

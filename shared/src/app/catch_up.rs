@@ -22,6 +22,10 @@ use crate::ports::StoreError;
 const SEARCH_PACE: Duration = Duration::from_millis(210);
 /// At most this many objects per type and sweep (HubSpot's search pages 10,000 deep).
 const MAX_OBJECTS: usize = 10_000;
+/// How far before its watermark a sweep looks: CRM search indexes changes
+/// seconds late and out of order.
+pub const SWEEP_OVERLAP_MS: i64 = 120_000;
+
 /// Without a watermark, a sweep looks back as far as HubSpot retries webhooks.
 const DEFAULT_LOOKBACK: time::Duration = time::Duration::hours(24);
 
@@ -120,6 +124,11 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
         .and_then(|w| w.parse::<i64>().ok())
         .unwrap_or(now_ms - DEFAULT_LOOKBACK.whole_milliseconds() as i64);
     let mut newest = since;
+    // CRM search indexes changes some seconds late and not in order: an object
+    // changed before the newest one seen may appear only later. Each sweep
+    // looks back this much before its watermark; what it finds again is
+    // re-read, and re-applying what the baselines already hold writes nothing.
+    let overlap = SWEEP_OVERLAP_MS;
     let mut swept = Swept::default();
     for kind in [
         HubSpotObjectType::Deal,
@@ -131,7 +140,7 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
         loop {
             let result = services
                 .search
-                .modified_since(token, kind, since, page.as_deref())
+                .modified_since(token, kind, since - overlap, page.as_deref())
                 .await
                 .map_err(|e| SyncError::Transient(e.to_string()))?;
             ids.extend(result.ids);
