@@ -185,7 +185,7 @@ async fn one_labelled_section_per_board_account_with_its_state() {
     let (status, _) = card(
         &run,
         reqwest::Method::POST,
-        &format!("{query}&accountId=acct-a"),
+        &format!("{query}&boardAccountId=acct-a"),
         None,
     )
     .await;
@@ -193,7 +193,7 @@ async fn one_labelled_section_per_board_account_with_its_state() {
     let (status, body) = card(
         &run,
         reqwest::Method::POST,
-        &format!("{query}&accountId=acct-a"),
+        &format!("{query}&boardAccountId=acct-a"),
         Some(now_ms()),
     )
     .await;
@@ -232,7 +232,7 @@ async fn one_labelled_section_per_board_account_with_its_state() {
     let (status, again) = card(
         &run,
         reqwest::Method::POST,
-        &format!("{query}&accountId=acct-a"),
+        &format!("{query}&boardAccountId=acct-a"),
         Some(now_ms()),
     )
     .await;
@@ -241,11 +241,64 @@ async fn one_labelled_section_per_board_account_with_its_state() {
     let (status, _) = card(
         &run,
         reqwest::Method::POST,
-        &format!("{query}&accountId=acct-z"),
+        &format!("{query}&boardAccountId=acct-z"),
         Some(now_ms()),
     )
     .await;
     assert_eq!(status, 404);
+    run.stack.shutdown().await;
+}
+
+/// The card's code builds its query in the user's browser and HubSpot appends
+/// the trusted identity: a user of any portal could put another portal's id
+/// first. A request naming an identity twice gets nothing and runs nothing.
+#[tokio::test]
+async fn a_second_portal_id_in_the_query_gets_nothing() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "他ポータル", "dealstage": "contractsent"}})),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap();
+    for (method, extra) in [
+        (reqwest::Method::GET, ""),
+        (reqwest::Method::POST, "&boardAccountId=acct-a"),
+    ] {
+        for twice in [
+            "portalId=1000001",
+            "userId=9",
+            "appId=1",
+            "accountId=1000001",
+        ] {
+            let query = format!(
+                "{twice}&objectId={id}&objectType=DEAL{extra}&portalId=2000002&userId=1&appId=777&accountId=2000002"
+            );
+            let (status, body) = card(&run, method.clone(), &query, Some(now_ms())).await;
+            assert_eq!(status, 400, "{method} {twice}: {body}");
+            assert_eq!(body["code"], "ambiguous_identity");
+        }
+    }
+    let log: Value = run
+        .http
+        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"].as_str().unwrap().contains("/deals/batch/read")),
+        "no resync ran"
+    );
     run.stack.shutdown().await;
 }
 

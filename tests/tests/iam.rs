@@ -445,7 +445,7 @@ async fn drive(run: &Run, resources: &Resources) {
         (reqwest::Method::GET, "/hubspot/card?"),
         (
             reqwest::Method::POST,
-            "/hubspot/card/resync?accountId=acct-a&",
+            "/hubspot/card/resync?boardAccountId=acct-a&",
         ),
     ] {
         let url = format!(

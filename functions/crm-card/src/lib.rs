@@ -47,6 +47,24 @@ pub async fn handle(
             reason.to_string(),
         ));
     }
+    // HubSpot's proxy appends the caller's identity to the card's own query
+    // and signs it all; the card's code builds the rest in the user's browser.
+    // A second value of an identity parameter can only come from that code:
+    // refuse, so identity is only ever what HubSpot appended.
+    if let Some(name) = IDENTITY_PARAMETERS.iter().find(|name| {
+        edge::query_pairs(&request)
+            .iter()
+            .filter(|(k, _)| k == *name)
+            .count()
+            > 1
+    }) {
+        tracing::warn!(parameter = name, "card request names an identity twice");
+        return Ok(edge::problem(
+            StatusCode::BAD_REQUEST,
+            "ambiguous_identity",
+            format!("{name} appears more than once"),
+        ));
+    }
     let portal = edge::query_param(&request, "portalId").and_then(|p| p.parse::<PortalId>().ok());
     let deal = edge::query_param(&request, "objectId").and_then(|d| d.parse::<DealId>().ok());
     let (Some(portal), Some(deal)) = (portal, deal) else {
@@ -58,45 +76,56 @@ pub async fn handle(
     };
     let locale = Locale::parse(edge::query_param(&request, "locale").as_deref());
     if resync {
-        let Some(account) =
-            edge::query_param(&request, "accountId").and_then(|a| AccountId::new(a).ok())
-        else {
-            return Ok(edge::problem(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "accountId is required",
-            ));
-        };
-        // Only a board account connected to this very portal can be resynced from its card.
-        let connection = match services.connections.get_connection(&account).await {
-            Ok(Some(c)) if c.portal_id == portal && c.tokens.is_some() => c,
-            Ok(_) => {
-                return Ok(edge::problem(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "no such board account on this portal",
-                ));
+        // One board account (`boardAccountId`, the section's button) or, when
+        // none is named, every board account connected to this very portal.
+        let connections = match edge::query_param(&request, "boardAccountId") {
+            Some(raw) => {
+                let Ok(account) = AccountId::new(raw) else {
+                    return Ok(edge::problem(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_query",
+                        "boardAccountId is not a board account id",
+                    ));
+                };
+                match services.connections.get_connection(&account).await {
+                    Ok(Some(c)) if c.portal_id == portal && c.tokens.is_some() => vec![c],
+                    Ok(_) => {
+                        return Ok(edge::problem(
+                            StatusCode::NOT_FOUND,
+                            "not_found",
+                            "no such board account on this portal",
+                        ));
+                    }
+                    Err(e) => return Ok(unavailable(e)),
+                }
             }
-            Err(e) => return Ok(unavailable(e)),
+            None => match services.connections.connections_of_portal(portal).await {
+                Ok(all) => all.into_iter().filter(|c| c.tokens.is_some()).collect(),
+                Err(e) => return Ok(unavailable(e)),
+            },
         };
         let object = HubSpotRef {
             object_type: HubSpotObjectType::Deal,
             id: deal.get(),
         };
-        // `hubspot.fetch` retries a 5xx once by itself, and people double-click:
-        // one resync per account and deal in any RESYNC_WINDOW; a repeat only
-        // reads the card (HubSpot's "Fetching data" guide on the retry).
-        if already_resynced(services, &account, deal).await {
-            tracing::info!(account = %account, deal = %deal, "resync ran moments ago; card only");
-        } else if let Err(e) =
-            links::resync_object(services, &connection, object, "card_resync").await
-        {
-            tracing::warn!(error = %e, account = %account, "card resync failed");
-            return Ok(edge::problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "今すぐ同期できませんでした。しばらくしてから再度お試しください",
-            ));
+        for connection in connections {
+            let account = connection.account_id.clone();
+            // `hubspot.fetch` retries a 5xx once by itself, and people
+            // double-click: one resync per account and deal in any
+            // RESYNC_WINDOW; a repeat only reads the card (HubSpot's
+            // "Fetching data" guide on the retry).
+            if already_resynced(services, &account, deal).await {
+                tracing::info!(account = %account, deal = %deal, "resync ran moments ago; card only");
+            } else if let Err(e) =
+                links::resync_object(services, &connection, object, "card_resync").await
+            {
+                tracing::warn!(error = %e, account = %account, "card resync failed");
+                return Ok(edge::problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "今すぐ同期できませんでした。しばらくしてから再度お試しください",
+                ));
+            }
         }
     }
     Ok(match card::card(services, portal, deal, locale).await {
@@ -104,6 +133,9 @@ pub async fn handle(
         Err(e) => unavailable(e),
     })
 }
+
+/// The query parameters HubSpot appends to a `hubspot.fetch` request.
+const IDENTITY_PARAMETERS: [&str; 4] = ["portalId", "userId", "appId", "accountId"];
 
 /// How long a card resync of one deal and account stands for the next.
 pub const RESYNC_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);

@@ -87,11 +87,16 @@ describe("the board card", () => {
     await waitFor(() => expect(find(EmptyState).props.title).toEqual("boardと未連携"));
   });
 
-  test("the URL carries what the signed endpoint needs, and the locale follows the user", () => {
-    expect(cardUrl("https://svc", 1000001, 42, "en")).toEqual(
-      "https://svc/hubspot/card?portalId=1000001&objectId=42&objectType=DEAL&locale=en",
+  test("the URL carries the deal and locale, never the identity HubSpot appends", () => {
+    expect(cardUrl("https://svc", 42, "en")).toEqual(
+      "https://svc/hubspot/card?objectId=42&objectType=DEAL&locale=en",
     );
-    expect(cardUrl("https://svc", 1000001, 42, "ja", "acct-a")).toContain("/hubspot/card/resync?");
+    const resync = cardUrl("https://svc", 42, "ja", "acct-a");
+    expect(resync).toContain("/hubspot/card/resync?");
+    expect(resync).toContain("boardAccountId=acct-a");
+    for (const appended of ["portalId=", "userId=", "appId=", "accountId="]) {
+      expect(resync.replace("boardAccountId=", "")).not.toContain(appended);
+    }
     expect(localeOf("en-us")).toEqual("en");
     expect(localeOf("ja-jp")).toEqual("ja");
     expect(localeOf(undefined)).toEqual("ja");

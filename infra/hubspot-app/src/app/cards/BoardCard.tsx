@@ -7,7 +7,6 @@ import { SERVICE_BASE_URL } from "./config";
 // The deal record's board card: one section per board account connected to the portal.
 hubspot.extend<"crm.record.sidebar">(({ context }) => {
   const locale = localeOf(context.user.locale);
-  const portalId = context.portal.id;
   const dealId = context.crm.objectId;
   const get = async (url: string, method: "GET" | "POST"): Promise<CardData> => {
     const response = await hubspot.fetch(url, { method, timeout: 5000 });
@@ -19,8 +18,8 @@ hubspot.extend<"crm.record.sidebar">(({ context }) => {
   return (
     <BoardCardView
       locale={locale}
-      load={() => get(cardUrl(SERVICE_BASE_URL, portalId, dealId, locale), "GET")}
-      resync={(accountId) => get(cardUrl(SERVICE_BASE_URL, portalId, dealId, locale, accountId), "POST")}
+      load={() => get(cardUrl(SERVICE_BASE_URL, dealId, locale), "GET")}
+      resync={(accountId) => get(cardUrl(SERVICE_BASE_URL, dealId, locale, accountId), "POST")}
     />
   );
 });

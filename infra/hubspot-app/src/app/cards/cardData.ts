@@ -64,12 +64,17 @@ export function localeOf(raw: string | undefined): Locale {
   return raw && raw.toLowerCase().startsWith("en") ? "en" : "ja";
 }
 
-/** The card's query: our endpoint needs the portal and the deal; HubSpot signs the whole URL. */
-export function cardUrl(base: string, portalId: number, dealId: number | string, locale: Locale, accountId?: string): string {
-  const path = accountId === undefined ? "/hubspot/card" : "/hubspot/card/resync";
-  const params = new URLSearchParams({ portalId: String(portalId), objectId: String(dealId), objectType: "DEAL", locale });
-  if (accountId !== undefined) {
-    params.set("accountId", accountId);
+/**
+ * The card's query: the deal, the locale and, for a resync, the board account.
+ * Never the portal or the user: HubSpot's proxy appends `portalId`, `userId`,
+ * `userEmail` and `appId` itself and signs the whole URL, and the service takes
+ * identity only from those (it refuses a request naming one of them twice).
+ */
+export function cardUrl(base: string, dealId: number | string, locale: Locale, boardAccountId?: string): string {
+  const path = boardAccountId === undefined ? "/hubspot/card" : "/hubspot/card/resync";
+  const params = new URLSearchParams({ objectId: String(dealId), objectType: "DEAL", locale });
+  if (boardAccountId !== undefined) {
+    params.set("boardAccountId", boardAccountId);
   }
   return `${base}${path}?${params.toString()}`;
 }
