@@ -221,6 +221,16 @@ async fn the_config_api_checks_tokens_and_roles() {
     let mut expired = claims("admin");
     expired["exp"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 3600);
     assert_eq!(get(Some(jwt(expired))).await.unwrap().status(), 401);
+    let mut early = claims("admin");
+    early["nbf"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 3600);
+    let refused = get(Some(jwt(early))).await.unwrap();
+    assert_eq!(refused.status(), 401, "not valid for another hour");
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "invalid_token");
+    assert_eq!(
+        problem["detail"], "the token was not accepted",
+        "no library internals in the answer"
+    );
 
     let mut wrong_audience = claims("admin");
     wrong_audience["aud"] = json!("someone-else");

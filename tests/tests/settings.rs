@@ -302,6 +302,20 @@ async fn filter_rules_options_label_owners_and_options() {
         )
         .await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("label")));
+    for bad in ["A\u{0}B", "A\u{202E}B"] {
+        let (status, problem) = run
+            .put("/v1/hubspot/account-label", json!({"label": bad}))
+            .await;
+        assert_eq!(
+            (status, problem["field"].as_str()),
+            (400, Some("label")),
+            "{bad:?}"
+        );
+    }
+    let (_, kept) = run.get("/v1/hubspot/account-label").await;
+    assert_eq!(kept["label"], "A事業部", "refused labels change nothing");
+    let (status, problem) = run.get("/v1/hubspot/drafts?cursor=zzz").await;
+    assert_eq!(status, 400, "a malformed cursor: {problem}");
     let (_, cleared) = run
         .put("/v1/hubspot/account-label", json!({"label": ""}))
         .await;

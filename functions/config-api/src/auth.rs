@@ -140,6 +140,8 @@ impl Verifier {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        // A token not valid yet (`nbf` ahead of our clock, past the leeway) is refused too.
+        validation.validate_nbf = true;
         validation.leeway = 30;
         Ok(Self {
             algorithm,

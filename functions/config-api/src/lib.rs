@@ -79,12 +79,19 @@ pub async fn handle(
     Ok(dispatch(services, &caller, route.op, &matched.params, &request).await)
 }
 
+/// 401 with a short reason of ours; the library's own words (which name its
+/// internals) go to the log only.
 fn unauthorized(error: &AuthError) -> HttpResponse {
-    let code = match error {
-        AuthError::Missing => "missing_token",
-        AuthError::Invalid(_) | AuthError::MissingPermissions => "invalid_token",
+    let (code, detail) = match error {
+        AuthError::Missing => ("missing_token", "a board token is required"),
+        AuthError::Invalid(_) => ("invalid_token", "the token was not accepted"),
+        AuthError::MissingPermissions => (
+            "invalid_token",
+            "a custom role's token must carry its permissions",
+        ),
     };
-    edge::problem(StatusCode::UNAUTHORIZED, code, error.to_string())
+    tracing::info!(%error, "request refused");
+    edge::problem(StatusCode::UNAUTHORIZED, code, detail)
 }
 
 fn unavailable(error: impl std::fmt::Display, caller: &Caller) -> HttpResponse {
@@ -618,6 +625,10 @@ fn draft_result<T: Serialize>(result: Result<T, DraftError>, caller: &Caller) ->
                 entry.code,
                 entry.message_ja,
             )
+        }
+        // A cursor that is not one of ours (the store cannot decode it).
+        Err(DraftError::Store(board_hubspot::ports::StoreError::Limit(m))) => {
+            invalid_query("cursor", &m)
         }
         Err(DraftError::Store(e)) => unavailable(e, caller),
     }

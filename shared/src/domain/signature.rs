@@ -106,7 +106,7 @@ pub fn verify_v3(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now_ms - sent_ms).abs() > MAX_SKEW_MS {
+    if now_ms.abs_diff(sent_ms) > MAX_SKEW_MS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let given = STANDARD
@@ -202,6 +202,13 @@ mod tests {
             verify_v3(SECRET, &req, Some(&sig), Some("soon"), NOW),
             Err(SignatureError::BadTimestamp)
         );
+        // The extremes of i64 are stale, not an overflow (a debug build panicked).
+        for extreme in [i64::MIN, i64::MAX] {
+            assert_eq!(
+                verify_v3(SECRET, &req, Some(&sig), Some(&extreme.to_string()), NOW),
+                Err(SignatureError::Stale)
+            );
+        }
     }
 
     #[test]
