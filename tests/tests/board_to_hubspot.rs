@@ -1142,3 +1142,44 @@ async fn an_interrupted_note_is_not_created_twice_while_search_lags() {
     assert_eq!(notes_of_deal(&run, &id).await.len(), 1, "adopted");
     run.stack.shutdown().await;
 }
+
+/// board's account may send to its events queue, so a job there (which would
+/// run as one of ours: a sweep of every connection, say) is poison.
+#[tokio::test]
+async fn a_job_on_boards_queue_is_poison_not_run() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let services = &run.stack.services;
+    let message = board_hubspot::ports::ReceivedMessage {
+        message_id: "m-job".into(),
+        receipt: "r-job".into(),
+        body: r#"{"job":"catch_up_all"}"#.into(),
+        receive_count: 1,
+        attributes: Vec::new(),
+    };
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        std::slice::from_ref(&message),
+    )
+    .await;
+    assert!(outcome.retry.is_empty(), "{outcome:?}");
+    let dead = services.board_queue.receive_dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "dead-lettered");
+    let reason = dead[0]
+        .attributes
+        .iter()
+        .find(|(k, _)| k == "reason")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(reason.contains("only board change events"), "{reason}");
+    // The same job from our own work queue runs.
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.queue.as_ref(),
+        std::slice::from_ref(&message),
+    )
+    .await;
+    assert_eq!(outcome.done.len(), 1, "{outcome:?}");
+    run.stack.shutdown().await;
+}

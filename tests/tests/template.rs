@@ -101,3 +101,73 @@ fn the_local_pollers_batch_as_the_templates_event_sources() {
         as_declared(Batching::board_events(std::time::Duration::from_secs(1)))
     );
 }
+
+/// CloudWatch can publish only to a topic whose key lets it: never the
+/// AWS-managed `alias/aws/sns` key.
+#[test]
+fn alarms_can_be_delivered_to_the_encrypted_topic() {
+    let template: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let resources = &template["Resources"];
+    let key_ref = &resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"];
+    assert_ne!(key_ref.as_str(), Some("alias/aws/sns"));
+    let serde_yaml::Value::Tagged(tagged) = key_ref else {
+        panic!("KmsMasterKeyId is a !Ref: {key_ref:?}");
+    };
+    assert_eq!(tagged.value.as_str(), Some("AlarmTopicKey"));
+    let statements = resources["AlarmTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let cloudwatch = statements
+        .iter()
+        .find(|s| s["Principal"]["Service"].as_str() == Some("cloudwatch.amazonaws.com"))
+        .expect("a statement for CloudWatch");
+    let actions: Vec<&str> = cloudwatch["Action"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(actions.contains(&"kms:Decrypt") && actions.contains(&"kms:GenerateDataKey*"));
+}
+
+/// Only board's producer role may send to the board-events queue, not any
+/// principal of board's account.
+#[test]
+fn only_the_producer_role_sends_to_the_board_events_queue() {
+    let template: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let statements = template["Resources"]["BoardEventsQueuePolicy"]["Properties"]
+        ["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    for statement in statements {
+        let condition = &statement["Condition"]["ArnLike"]["aws:PrincipalArn"];
+        let serde_yaml::Value::Tagged(tagged) = condition else {
+            panic!("each statement names the producer role: {statement:?}");
+        };
+        assert_eq!(tagged.value.as_str(), Some("BoardProducerRoleArn"));
+    }
+}
+
+/// The webhook receiver's counts of events it did not take reach a metric and an alarm.
+#[test]
+fn events_not_taken_are_counted_and_alarmed() {
+    let template: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let resources = &template["Resources"];
+    for (filter, field) in [
+        ("UnknownWebhookEventsMetric", "unknown_events"),
+        ("MalformedWebhookEventsMetric", "malformed_events"),
+    ] {
+        let pattern = resources[filter]["Properties"]["FilterPattern"]
+            .as_str()
+            .unwrap();
+        assert!(
+            pattern.contains(&format!("$.{field}")),
+            "{filter}: {pattern}"
+        );
+    }
+    assert!(
+        resources["WebhookEventsNotTakenAlarm"]["Properties"]["AlarmActions"]
+            .as_sequence()
+            .is_some_and(|a| !a.is_empty())
+    );
+}

@@ -49,8 +49,18 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// Whether `source` is the services' board-events queue (the very instance:
+/// the Lambda handler and the local pollers pass the services' own queues).
+fn is_board_queue(services: &Services, source: &dyn WorkQueue) -> bool {
+    std::ptr::addr_eq(
+        source as *const dyn WorkQueue,
+        std::sync::Arc::as_ptr(&services.board_queue),
+    )
+}
+
 /// Processes messages received from `source`, the queue that dead letters and
-/// delayed retries go back through.
+/// delayed retries go back through. Messages from board's events queue must be
+/// board change events: a job there is poison.
 #[instrument(skip_all, fields(messages = messages.len()))]
 pub async fn process_batch(
     services: &Services,
@@ -68,9 +78,14 @@ pub async fn process_batch(
         crate::domain::PortalId,
         (Vec<&ReceivedMessage>, Events, Events),
     > = Default::default();
+    let from_board = is_board_queue(services, source);
     for message in messages {
         let result = match QueueMessage::parse(&message.body) {
             Err(reason) => Err(Failure::Poison(reason)),
+            // board's account may send to its queue; our jobs never travel there.
+            Ok(QueueMessage::Job(_)) if from_board => Err(Failure::Poison(
+                "a job on board's events queue: only board change events are taken there".into(),
+            )),
             Ok(QueueMessage::Job(Job::HubspotEvents {
                 portal_id,
                 events,
