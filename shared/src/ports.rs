@@ -177,9 +177,34 @@ pub trait HistoryStore: Send + Sync {
     ) -> StoreResult<Page<HistoryEntry>>;
 }
 
+/// What admission decided for a board change event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// First sighting, and its version (if it has one) moved forward: apply it.
+    Admitted,
+    /// The event id was taken before (a second copy, or this message again).
+    Seen,
+    /// First sighting, but a version at least as new was applied: skip it
+    /// (the event is now marked seen).
+    Stale,
+}
+
 /// board change events: one effect per event, versions only forward (SPEC §11).
 #[async_trait]
 pub trait BoardEventLedger: Send + Sync {
+    /// Admits an event in one step: marks `event_id` seen and moves the
+    /// object's version forward together (`versioned: None` for events that are
+    /// not versions of an object, such as a sent document), or writes nothing
+    /// (then it says why, or fails and a retry starts afresh). A failure can
+    /// never leave the event seen with its version not applied.
+    async fn admit(
+        &self,
+        account: &AccountId,
+        event_id: &str,
+        versioned: Option<(BoardRef, u64)>,
+        now: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> StoreResult<Admission>;
     /// True the first time an `event_id` is seen before it expires.
     async fn first_sighting(
         &self,

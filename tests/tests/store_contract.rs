@@ -814,6 +814,163 @@ contract_suite!(
     rate_budgets_never_hand_out_more_than_their_capacity,
 );
 
+/// A table whose `n`-th write fails after the write took effect (the answer
+/// is lost: a timeout, a crash between two steps). Reads pass through.
+struct LosesAnswerOfWrite<T: Table> {
+    inner: T,
+    writes: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+impl<T: Table> LosesAnswerOfWrite<T> {
+    fn new(inner: T, fail_at: usize) -> Self {
+        Self {
+            inner,
+            writes: std::sync::atomic::AtomicUsize::new(0),
+            fail_at,
+        }
+    }
+
+    fn lost<R>(&self, result: Result<R, TableError>) -> Result<R, TableError> {
+        let n = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        if n == self.fail_at && result.is_ok() {
+            return Err(TableError::Backend(anyhow::anyhow!("timed out (injected)")));
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: Table> Table for LosesAnswerOfWrite<T> {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), TableError> {
+        let r = self.inner.put(item, cond).await;
+        self.lost(r)
+    }
+    async fn delete(&self, key: &Key, cond: Cond) -> Result<Option<Item>, TableError> {
+        let r = self.inner.delete(key, cond).await;
+        self.lost(r)
+    }
+    async fn update(
+        &self,
+        key: &Key,
+        changes: Vec<board_hubspot::adapters::table::Change>,
+        cond: Cond,
+    ) -> Result<Item, TableError> {
+        let r = self.inner.update(key, changes, cond).await;
+        self.lost(r)
+    }
+    async fn query(
+        &self,
+        query: Query,
+    ) -> Result<board_hubspot::adapters::table::QueryPage, TableError> {
+        self.inner.query(query).await
+    }
+    async fn transact(&self, ops: Vec<TxOp>) -> Result<(), TableError> {
+        let r = self.inner.transact(ops).await;
+        self.lost(r)
+    }
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), TableError> {
+        let r = self.inner.batch_put(items).await;
+        self.lost(r)
+    }
+}
+
+/// Admission fails at every step it takes in turn; whatever was written, the
+/// redelivered event (receive count 2) is not judged "seen, newer version
+/// applied" and dropped: either nothing was written and it is admitted now, or
+/// the event and its version were both written and the version is the event's.
+async fn admission_is_all_or_nothing<T: Table>(make: impl AsyncFn() -> T) {
+    let a = account("acct-a");
+    let keep = NOW + time::Duration::days(14);
+    let project = BoardRef {
+        kind: BoardObjectKind::Project,
+        id: 70,
+    };
+    for fail_at in 1..=3 {
+        let store = TableStore::new(LosesAnswerOfWrite::new(make().await, fail_at));
+        let event = format!("ev-{fail_at}");
+        let first = store.admit(&a, &event, Some((project, 5)), NOW, keep).await;
+        if let Ok(admission) = first {
+            assert_eq!(admission, Admission::Admitted, "step {fail_at}");
+            continue;
+        }
+        // The redelivery: admitted afresh, or seen with its own version applied.
+        match store
+            .admit(&a, &event, Some((project, 5)), NOW, keep)
+            .await
+            .unwrap()
+        {
+            Admission::Admitted => {}
+            Admission::Seen => assert_eq!(
+                store.applied_version(&a, project).await.unwrap(),
+                Some(5),
+                "step {fail_at}: seen, so its version must be applied"
+            ),
+            Admission::Stale => panic!("step {fail_at}: the event's own version is not stale"),
+        }
+    }
+    // Stale and seen are told apart, and a second copy of a stale event is seen.
+    let store = TableStore::new(make().await);
+    assert_eq!(
+        store
+            .admit(&a, "ev-new", Some((project, 9)), NOW, keep)
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        store
+            .admit(&a, "ev-old", Some((project, 8)), NOW, keep)
+            .await
+            .unwrap(),
+        Admission::Stale
+    );
+    assert_eq!(
+        store
+            .admit(&a, "ev-old", Some((project, 8)), NOW, keep)
+            .await
+            .unwrap(),
+        Admission::Seen
+    );
+    assert_eq!(
+        store.admit(&a, "doc-1", None, NOW, keep).await.unwrap(),
+        Admission::Admitted,
+        "documents are not versions"
+    );
+    assert_eq!(
+        store.admit(&a, "doc-1", None, NOW, keep).await.unwrap(),
+        Admission::Seen
+    );
+    assert!(
+        matches!(
+            store
+                .admit(&a, "ev-huge", Some((project, u64::MAX)), NOW, keep)
+                .await,
+            Err(StoreError::Limit(_))
+        ),
+        "a version the store cannot hold"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_admission_is_all_or_nothing() {
+    admission_is_all_or_nothing(async || {
+        board_hubspot::adapters::table::memory::MemoryTable::new()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_admission_is_all_or_nothing() {
+    admission_is_all_or_nothing(tests::dynamo_table).await;
+}
+
 #[tokio::test]
 async fn the_dynamodb_table_declares_ttl_on_the_ttl_attribute() {
     let table = tests::dynamo_table().await;

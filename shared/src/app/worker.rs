@@ -11,7 +11,7 @@ use tracing::{debug, info, instrument, warn};
 use super::Services;
 use super::jobs::{BoardEvent, BoardEventType, Job, QueueMessage};
 use crate::domain::{BoardObjectKind, BoardRef, PortalId};
-use crate::ports::{ReceivedMessage, StoreError, WorkQueue};
+use crate::ports::{Admission, ReceivedMessage, StoreError, WorkQueue};
 
 /// How long an event id is remembered: beyond SQS retention and a DLQ replay.
 pub const EVENT_MEMORY: time::Duration = time::Duration::days(14);
@@ -50,12 +50,16 @@ impl From<StoreError> for Failure {
 }
 
 /// Whether `source` is the services' board-events queue (the very instance:
-/// the Lambda handler and the local pollers pass the services' own queues).
+/// the Lambda handler and the local pollers pass the services' own queues),
+/// and a queue of its own (services built on one queue for both carry jobs).
 fn is_board_queue(services: &Services, source: &dyn WorkQueue) -> bool {
-    std::ptr::addr_eq(
-        source as *const dyn WorkQueue,
-        std::sync::Arc::as_ptr(&services.board_queue),
-    )
+    let same = |queue: &std::sync::Arc<dyn WorkQueue>| {
+        std::ptr::addr_eq(
+            source as *const dyn WorkQueue,
+            std::sync::Arc::as_ptr(queue),
+        )
+    };
+    same(&services.board_queue) && !same(&services.queue)
 }
 
 /// Processes messages received from `source`, the queue that dead letters and
@@ -418,7 +422,9 @@ fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
 }
 
 /// Whether an event is to be applied: first sightings whose version moves
-/// forward, and redeliveries of this very message while no newer version was applied.
+/// forward (admitted in one store operation, so a failure can never leave an
+/// event seen without its version), and redeliveries of this very message
+/// while no newer version was applied.
 async fn admit(
     services: &Services,
     event: &BoardEvent,
@@ -426,41 +432,52 @@ async fn admit(
 ) -> Result<bool, Failure> {
     let object = board_object(event)?;
     let now = services.clock.now();
-    let first = services
+    // Documents are events, not versions of the project.
+    let versioned =
+        (event.event_type != BoardEventType::DocumentSent).then_some((object, event.version));
+    let admission = services
         .board_events
-        .first_sighting(&event.account_id, &event.event_id, now, now + EVENT_MEMORY)
-        .await?;
-    let versioned = event.event_type != BoardEventType::DocumentSent;
-    if first {
-        // Documents are events, not versions of the project.
-        if versioned
-            && !services
-                .board_events
-                .advance_version(&event.account_id, object, event.version)
-                .await?
-        {
+        .admit(
+            &event.account_id,
+            &event.event_id,
+            versioned,
+            now,
+            now + EVENT_MEMORY,
+        )
+        .await
+        .map_err(|e| match e {
+            // A version the store cannot hold will never be admitted.
+            StoreError::Limit(reason) => Failure::Poison(format!("invalid board event: {reason}")),
+            other => Failure::Transient(other),
+        })?;
+    match admission {
+        Admission::Admitted => Ok(true),
+        Admission::Stale => {
             debug!(event_id = %event.event_id, %object, version = event.version, "older than what was applied");
-            return Ok(false);
+            Ok(false)
         }
-        Ok(true)
-    } else if receive_count <= 1 {
-        // Another copy of an event already taken (board's producer or SQS sent it twice).
-        debug!(event_id = %event.event_id, "duplicate board event");
-        Ok(false)
-    } else if versioned
-        && services
-            .board_events
-            .applied_version(&event.account_id, object)
-            .await?
-            != Some(event.version)
-    {
-        debug!(event_id = %event.event_id, "redelivered, and a newer version was applied since");
-        Ok(false)
-    } else {
-        // This very message came back: the worker may have died mid-way. Applying
-        // again is safe (baselines; notes are found by their marker).
-        debug!(event_id = %event.event_id, receive_count, "redelivered board event applied again");
-        Ok(true)
+        Admission::Seen if receive_count <= 1 => {
+            // Another copy of an event already taken (board's producer or SQS sent it twice).
+            debug!(event_id = %event.event_id, "duplicate board event");
+            Ok(false)
+        }
+        Admission::Seen
+            if versioned.is_some()
+                && services
+                    .board_events
+                    .applied_version(&event.account_id, object)
+                    .await?
+                    != Some(event.version) =>
+        {
+            debug!(event_id = %event.event_id, "redelivered, and a newer version was applied since");
+            Ok(false)
+        }
+        Admission::Seen => {
+            // This very message came back: the worker may have died mid-way. Applying
+            // again is safe (baselines; notes are found by their marker).
+            debug!(event_id = %event.event_id, receive_count, "redelivered board event applied again");
+            Ok(true)
+        }
     }
 }
 

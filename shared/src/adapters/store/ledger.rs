@@ -2,15 +2,89 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{TableStore, epoch_ms, ttl_seconds};
-use crate::adapters::table::{Change, Cond, Item, Key, Table, TableError, Value, attr};
+use crate::adapters::table::{Change, Cond, Item, Key, Table, TableError, TxOp, Value, attr};
 use crate::domain::{AccountId, BoardRef};
-use crate::ports::{BoardEventLedger, StoreResult};
+use crate::ports::{Admission, BoardEventLedger, StoreResult};
 
 const VERSION: &str = "version";
 const INTENT: &str = "intent";
 
+fn event_key(account: &AccountId, event_id: &str) -> Key {
+    Key::new(format!("ACCT#{account}#EVT#{event_id}"), "EVT")
+}
+
+fn version_key(account: &AccountId, object: BoardRef) -> Key {
+    Key::new(
+        format!("ACCT#{account}#VER#{}#{}", object.kind.as_str(), object.id),
+        "VER",
+    )
+}
+
+fn stored_version(version: u64) -> Result<i64, crate::ports::StoreError> {
+    i64::try_from(version)
+        .map_err(|_| crate::ports::StoreError::Limit("version out of range".into()))
+}
+
 #[async_trait]
 impl<T: Table> BoardEventLedger for TableStore<T> {
+    async fn admit(
+        &self,
+        account: &AccountId,
+        event_id: &str,
+        versioned: Option<(BoardRef, u64)>,
+        now: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> StoreResult<Admission> {
+        let Some((object, version)) = versioned else {
+            return Ok(
+                if self
+                    .first_sighting(account, event_id, now, keep_until)
+                    .await?
+                {
+                    Admission::Admitted
+                } else {
+                    Admission::Seen
+                },
+            );
+        };
+        let version = stored_version(version)?;
+        let seen = Item::new(event_key(account, event_id))
+            .with_n(attr::EXPIRES_AT, epoch_ms(keep_until))
+            .with_n(attr::TTL, ttl_seconds(keep_until));
+        let unseen = Cond::Or(vec![
+            Cond::NotExists,
+            Cond::Le(attr::EXPIRES_AT.into(), epoch_ms(now)),
+        ]);
+        let applied = Item::new(version_key(account, object)).with_n(VERSION, version);
+        let older = Cond::Or(vec![
+            Cond::AttrNotExists(VERSION.into()),
+            Cond::Lt(VERSION.into(), version),
+        ]);
+        // One transaction: both written, or neither.
+        match self
+            .table
+            .transact(vec![TxOp::Put(seen, unseen), TxOp::Put(applied, older)])
+            .await
+        {
+            Ok(()) => Ok(Admission::Admitted),
+            Err(TableError::TransactionCanceled(reasons))
+                if reasons.first().is_some_and(Option::is_some) =>
+            {
+                Ok(Admission::Seen)
+            }
+            Err(TableError::TransactionCanceled(reasons))
+                if reasons.get(1).is_some_and(Option::is_some) =>
+            {
+                // Stale: remember the id so a second copy is a plain duplicate.
+                // Losing this write only means judging it stale again.
+                self.first_sighting(account, event_id, now, keep_until)
+                    .await?;
+                Ok(Admission::Stale)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn first_sighting(
         &self,
         account: &AccountId,
