@@ -127,6 +127,40 @@ async fn secrets_come_from_the_secret_and_the_token_key_from_kms() {
     assert_ne!(wrapped, plain, "the secret holds only the wrapped key");
 }
 
+/// board's JWKS can outgrow Lambda's 4 KB of environment (a few keys, `x5c`
+/// chains): RS256 deployments keep it in the secret, never the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boards_jwks_comes_from_the_secret_whatever_its_size() {
+    let sdk = tests::aws_config().await;
+    let kms = kms_key().await;
+    let (wrapped, _) = data_key(&kms, KMS_CONTEXT).await;
+    let chain = "MIIC".to_owned() + &"A".repeat(3000);
+    let keys: Vec<serde_json::Value> = (0..3)
+        .map(|i| json!({"kty": "RSA", "kid": format!("k{i}"), "n": "AQAB", "e": "AQAB", "x5c": [chain]}))
+        .collect();
+    let jwks = json!({ "keys": keys }).to_string();
+    assert!(jwks.len() > 4096, "larger than Lambda's whole environment");
+    let arn = secret(json!({
+        "HUBSPOT_CLIENT_SECRET": "s",
+        "BOARD_CREDENTIALS": "{}",
+        "BOARD_JWKS": jwks,
+        "TOKEN_DATA_KEY": wrapped,
+    }))
+    .await;
+    let vars = with(&[
+        ("SECRETS_ARN", &arn),
+        ("TOKEN_KMS_KEY_ID", &kms.key_id),
+        ("BOARD_JWT_ALGORITHM", "RS256"),
+        ("BOARD_JWKS", r#"{"keys": []}"#),
+    ]);
+    let settings = lambda_settings(&sdk, env(&vars)).await.unwrap();
+    assert_eq!(
+        settings.board_jwks.as_deref(),
+        Some(jwks.as_str()),
+        "the secret's, not the environment's"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_field_a_foreign_data_key_or_no_kms_key_stop_the_cold_start() {
     let sdk = tests::aws_config().await;

@@ -171,3 +171,34 @@ fn events_not_taken_are_counted_and_alarmed() {
             .is_some_and(|a| !a.is_empty())
     );
 }
+
+/// A first deployment must not stumble on the account's concurrency quota, on
+/// the public origin, or on Lambda's 4 KB environment.
+#[test]
+fn a_first_deployment_needs_no_quota_raise_and_can_have_its_own_domain() {
+    let template: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let parameters = &template["Parameters"];
+    assert_eq!(
+        parameters["WorkerReservedConcurrency"]["Default"].as_u64(),
+        Some(0),
+        "not reserved unless asked"
+    );
+    let reserved =
+        &template["Resources"]["SyncWorkerFunction"]["Properties"]["ReservedConcurrentExecutions"];
+    assert!(
+        matches!(reserved, serde_yaml::Value::Tagged(t) if t.tag == "If"),
+        "a condition decides: {reserved:?}"
+    );
+    for name in ["DomainName", "CertificateArn"] {
+        assert_eq!(
+            parameters[name]["Default"].as_str(),
+            Some(""),
+            "{name} optional"
+        );
+    }
+    assert!(template["Resources"]["ApiDomain"]["Condition"].as_str() == Some("HasCustomDomain"));
+    assert!(
+        !TEMPLATE.contains("BOARD_JWKS:") && parameters.get("BoardJwks").is_none(),
+        "board's JWKS lives in the secret, not the environment"
+    );
+}

@@ -13,10 +13,13 @@ use base64::engine::general_purpose::STANDARD;
 use crate::config::Settings;
 
 /// The names a secret may carry; each is read only from the secret.
-pub const SECRET_NAMES: [&str; 6] = [
+/// `BOARD_JWKS` is public, but a JWKS with a few keys or `x5c` chains outgrows
+/// Lambda's 4 KB of environment: it lives in the secret too.
+pub const SECRET_NAMES: [&str; 7] = [
     "HUBSPOT_CLIENT_SECRET",
     "HUBSPOT_CLIENT_SECRET_PREVIOUS",
     "BOARD_JWT_SECRET",
+    "BOARD_JWKS",
     "BOARD_CREDENTIALS",
     "TOKEN_KEY",
     "TOKEN_KEY_PREVIOUS",
