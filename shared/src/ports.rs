@@ -405,9 +405,10 @@ pub enum HubSpotError {
         category: String,
         message: String,
     },
-    /// 429: retry after this many milliseconds.
+    /// 429: retry after this many milliseconds; `daily` when HubSpot's daily
+    /// limit was hit (`policyName: DAILY`), which lasts until the portal's midnight.
     #[error("rate limited, retry after {retry_after_ms} ms")]
-    RateLimited { retry_after_ms: u64 },
+    RateLimited { retry_after_ms: u64, daily: bool },
     /// 5xx, timeouts, connection failures.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -655,7 +656,7 @@ pub trait HubSpotBatch: Send + Sync {
         object_type: crate::domain::HubSpotObjectType,
         ids: &[u64],
         properties: &[&str],
-    ) -> Result<(Vec<CrmObject>, Vec<u64>), HubSpotError>;
+    ) -> Result<Metered<(Vec<CrmObject>, Vec<u64>)>, HubSpotError>;
     /// For each `from` id, its associated objects of `to` (ids without any are absent).
     async fn batch_associations(
         &self,
@@ -663,7 +664,25 @@ pub trait HubSpotBatch: Send + Sync {
         from: crate::domain::HubSpotObjectType,
         to: crate::domain::HubSpotObjectType,
         ids: &[u64],
-    ) -> Result<std::collections::BTreeMap<u64, Vec<Associated>>, HubSpotError>;
+    ) -> Result<Metered<std::collections::BTreeMap<u64, Vec<Associated>>>, HubSpotError>;
+}
+
+/// What HubSpot said of its rate limit on a response (`X-HubSpot-RateLimit-Max`,
+/// `-Remaining`, `-Interval-Milliseconds`; each optional, so present only when
+/// all three were sent): calls left in the app's window for the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub max: u32,
+    pub remaining: u32,
+    pub interval_ms: u64,
+}
+
+/// A HubSpot result with the rate-limit window its response reported (the
+/// last one when a call took several requests): the budget consumes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metered<T> {
+    pub value: T,
+    pub rate: Option<RateWindow>,
 }
 
 /// HubSpot's batch writes, at most 100 inputs a call.
@@ -677,7 +696,7 @@ pub trait HubSpotWrite: Send + Sync {
         token: &str,
         object_type: crate::domain::HubSpotObjectType,
         updates: &[(u64, std::collections::BTreeMap<String, String>)],
-    ) -> Result<Vec<(u64, HubSpotError)>, HubSpotError>;
+    ) -> Result<Metered<Vec<(u64, HubSpotError)>>, HubSpotError>;
     /// Creates a note associated with the given objects; its id.
     async fn create_note(
         &self,
@@ -756,7 +775,7 @@ pub trait HubSpotSearch: Send + Sync {
         object_type: crate::domain::HubSpotObjectType,
         after_ms: i64,
         page: Option<&str>,
-    ) -> Result<ModifiedPage, HubSpotError>;
+    ) -> Result<Metered<ModifiedPage>, HubSpotError>;
 }
 
 #[derive(Debug, Clone, Default)]

@@ -58,7 +58,14 @@ async fn association_reads_follow_each_results_paging() {
         )
         .await
         .unwrap();
-    assert_eq!(read[&deal].len(), 25, "all three pages of ten");
+    assert_eq!(read.value[&deal].len(), 25, "all three pages of ten");
+    let rate = read
+        .rate
+        .expect("HubSpot's rate-limit headers, read beside the result");
+    assert!(
+        rate.max > 0 && rate.remaining < rate.max && rate.interval_ms == 10_000,
+        "{rate:?}"
+    );
 }
 
 /// Contacts keep their last change in `lastmodifieddate`; the catch-up's
@@ -94,7 +101,8 @@ async fn the_modified_since_search_uses_each_types_property() {
             .search
             .modified_since(&token, kind, before, None)
             .await
-            .unwrap();
+            .unwrap()
+            .value;
         let id: u64 = created["id"].as_str().unwrap().parse().unwrap();
         assert!(page.ids.contains(&id), "{kind:?}: {page:?}");
         assert!(
@@ -102,4 +110,132 @@ async fn the_modified_since_search_uses_each_types_property() {
             "{kind:?}: {page:?}"
         );
     }
+}
+
+async fn batch_reads(run: &Run) -> usize {
+    let log: Value = run
+        .http
+        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["token"] == "app" && r["path"] == "/crm/objects/2026-03/deals/batch/read")
+        .count()
+}
+
+async fn paused(run: &Run) -> Value {
+    let (_, status) = run
+        .api(
+            reqwest::Method::GET,
+            "/v1/hubspot/connection",
+            "acct-a",
+            None,
+        )
+        .await;
+    status["hubspot_paused"].clone()
+}
+
+/// HubSpot's daily limit: the 429 says `DAILY` and no `Retry-After`. The
+/// portal's background work is held for an hour instead of retried every
+/// 10 s, and the connection status says so.
+#[tokio::test]
+async fn a_daily_limit_holds_the_portals_background_work_and_shows_it() {
+    let run = Run::start().await;
+    run.connect("acct-a", Some("8000001")).await;
+    run.settle().await;
+    let faults = |body: Value| {
+        run.http
+            .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
+            .json(&body)
+            .send()
+    };
+    faults(
+        json!({"error_rates": [[429, 1.0]], "path_prefix": "/crm/objects/2026-03/deals/batch/read",
+                  "policy_name": "DAILY"}),
+    )
+    .await
+    .unwrap();
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "日次上限", "dealstage": "contractsent", "hubspot_team_id": "8000001"}})),
+        )
+        .await;
+    let held = tests::eventually!(paused(&run).await, |held| !held.is_null());
+    assert_eq!(held["reason"], "daily_limit", "{held}");
+    let until = time::OffsetDateTime::parse(
+        held["until"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(until > time::OffsetDateTime::now_utc() + time::Duration::minutes(50));
+    // HubSpot answers again, but the hold stands: no background read of deals.
+    faults(json!({})).await.unwrap();
+    let before = batch_reads(&run).await;
+    run.update_deal(deal["id"].as_str().unwrap(), json!({"amount": "1"}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(batch_reads(&run).await, before, "held, not retried");
+    run.stack.shutdown().await;
+}
+
+/// HubSpot's rate-limit headers say the app's window for the portal is nearly
+/// spent (by calls the budget did not count): background work waits for the
+/// window to roll over, leaving HubSpot's last 20 % to people.
+#[tokio::test]
+async fn hubspots_rate_headers_correct_the_budget() {
+    let run = Run::start().await;
+    run.connect("acct-a", Some("8000001")).await;
+    run.settle().await;
+    run.http
+        .post(format!("{}/_sandbox/hubspot/_control/settings", run.base))
+        .json(&json!({"limit_per_ten_seconds": 20}))
+        .send()
+        .await
+        .unwrap();
+    // Calls the budget does not see, with the app's token, until 4 are left.
+    let app = token(&run).await;
+    for _ in 0..20 {
+        let response = run
+            .http
+            .get(format!(
+                "{}/_sandbox/hubspot/crm/objects/2026-03/deals?limit=1",
+                run.base
+            ))
+            .bearer_auth(&app)
+            .send()
+            .await
+            .unwrap();
+        let left: u32 = response.headers()["x-hubspot-ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if left <= 4 {
+            break;
+        }
+    }
+    run.hubspot(
+        reqwest::Method::POST,
+        "/crm/objects/2026-03/deals",
+        Some(json!({"properties": {"dealname": "窓の残り", "dealstage": "contractsent", "hubspot_team_id": "8000001"}})),
+    )
+    .await;
+    let held = tests::eventually!(paused(&run).await, |held| !held.is_null());
+    assert_eq!(held["reason"], "rate_limit", "{held}");
+    let until = time::OffsetDateTime::parse(
+        held["until"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(until < time::OffsetDateTime::now_utc() + time::Duration::seconds(11));
+    run.stack.shutdown().await;
 }

@@ -401,6 +401,8 @@ fn schemas() -> Value {
             "required": ["state", "scopes", "consecutive_auth_failures", "checklist"],
             "properties": {
                 "state": {"type": "string", "enum": ["not_connected", "pending", "active", "suspended", "disconnected", "uninstalled"]},
+                "hubspot_paused": {"type": ["object", "null"], "description": "Background HubSpot work of the portal held until `until` (HubSpot's daily limit, or its rate window nearly spent).",
+                    "properties": {"until": {"type": "string", "format": "date-time"}, "reason": {"type": "string", "enum": ["daily_limit", "rate_limit"]}}},
                 "portal_id": {"type": ["integer", "null"]},
                 "hub_domain": {"type": ["string", "null"]},
                 "authorized_by": {"type": ["object", "null"], "properties": {"user_id": {"type": "string"}, "email": {"type": "string"}}},

@@ -13,7 +13,8 @@ use crate::domain::{HubSpotUserId, OwnerId, PipelineId, PortalId, StageId};
 use crate::ports::{
     Associated, CrmObject, HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam, HubSpotAuth,
     HubSpotBatch, HubSpotCrm, HubSpotError, HubSpotSearch, HubSpotWrite, JournalEntry,
-    JournalStart, LifecycleEvent, ModifiedPage, PropertyState, TokenGrant, TokenInfo,
+    JournalStart, LifecycleEvent, Metered, ModifiedPage, PropertyState, RateWindow, TokenGrant,
+    TokenInfo,
 };
 
 pub const EXCLUSION_PROPERTY: &str = "exclude_from_board_integration";
@@ -119,6 +120,21 @@ fn failed_inputs(ids: &[u64], answer: &Value) -> Vec<(u64, HubSpotError)> {
     out
 }
 
+/// HubSpot's rate-limit headers, when all three came (none is promised).
+fn rate_window(headers: &reqwest::header::HeaderMap) -> Option<RateWindow> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(RateWindow {
+        max: u32::try_from(number("x-hubspot-ratelimit-max")?).ok()?,
+        remaining: u32::try_from(number("x-hubspot-ratelimit-remaining")?).ok()?,
+        interval_ms: number("x-hubspot-ratelimit-interval-milliseconds")?,
+    })
+}
+
 /// Pages of associations read per object at most (a safety stop).
 const MAX_ASSOCIATION_PAGES: usize = 50;
 
@@ -178,6 +194,7 @@ fn classify_parts(status: StatusCode, retry_after: Option<u64>, body: &Value) ->
             };
             HubSpotError::RateLimited {
                 retry_after_ms: retry_after.unwrap_or(policy_ms),
+                daily: body["policyName"] == "DAILY",
             }
         }
         s if s.is_server_error() => HubSpotError::Unavailable(format!("{} {message}", s.as_u16())),
@@ -516,7 +533,7 @@ fn in_place_delay(error: &HubSpotError) -> Option<Duration> {
         HubSpotError::Unavailable(reason) if reason != "timeout" => {
             Some(Duration::from_millis(100) + jitter)
         }
-        HubSpotError::RateLimited { retry_after_ms } if *retry_after_ms <= 1000 => {
+        HubSpotError::RateLimited { retry_after_ms, .. } if *retry_after_ms <= 1000 => {
             Some(Duration::from_millis(*retry_after_ms) + jitter)
         }
         _ => None,
@@ -529,10 +546,23 @@ impl HubSpotClient {
         &self,
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Value, HubSpotError> {
+        self.idempotent_metered(request)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// `idempotent`, with the rate-limit window the answer reported.
+    async fn idempotent_metered(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<(Value, Option<RateWindow>), HubSpotError> {
         let mut attempt = 0;
         loop {
             let result = match request().send().await {
-                Ok(response) => json_or_error(response).await,
+                Ok(response) => {
+                    let rate = rate_window(response.headers());
+                    json_or_error(response).await.map(|value| (value, rate))
+                }
                 Err(error) => Err(transport(error)),
             };
             match result {
@@ -557,6 +587,17 @@ impl HubSpotClient {
         body: &Value,
     ) -> Result<Value, HubSpotError> {
         self.idempotent(|| self.http.post(self.url(path)).bearer_auth(token).json(body))
+            .await
+    }
+
+    /// `post_idempotent`, with the rate-limit window the answer reported.
+    async fn post_metered(
+        &self,
+        token: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<(Value, Option<RateWindow>), HubSpotError> {
+        self.idempotent_metered(|| self.http.post(self.url(path)).bearer_auth(token).json(body))
             .await
     }
 
@@ -714,8 +755,9 @@ impl HubSpotWrite for HubSpotClient {
         token: &str,
         object_type: crate::domain::HubSpotObjectType,
         updates: &[(u64, std::collections::BTreeMap<String, String>)],
-    ) -> Result<Vec<(u64, HubSpotError)>, HubSpotError> {
+    ) -> Result<Metered<Vec<(u64, HubSpotError)>>, HubSpotError> {
         let mut failed = Vec::new();
+        let mut rate = None;
         for chunk in updates.chunks(BATCH_LIMIT) {
             let inputs: Vec<Value> = chunk
                 .iter()
@@ -724,11 +766,15 @@ impl HubSpotWrite for HubSpotClient {
             let path = format!("/crm/objects/2026-03/{}/batch/update", plural(object_type));
             // Setting the same values again is harmless: idempotent.
             let body = json!({ "inputs": inputs });
-            let answer = self.post_idempotent(token, &path, &body).await?;
+            let (answer, window) = self.post_metered(token, &path, &body).await?;
+            rate = window.or(rate);
             let ids: Vec<u64> = chunk.iter().map(|(id, _)| *id).collect();
             failed.extend(failed_inputs(&ids, &answer));
         }
-        Ok(failed)
+        Ok(Metered {
+            value: failed,
+            rate,
+        })
     }
 
     async fn create_note(
@@ -799,9 +845,10 @@ impl HubSpotBatch for HubSpotClient {
         object_type: crate::domain::HubSpotObjectType,
         ids: &[u64],
         properties: &[&str],
-    ) -> Result<(Vec<CrmObject>, Vec<u64>), HubSpotError> {
+    ) -> Result<Metered<(Vec<CrmObject>, Vec<u64>)>, HubSpotError> {
         let mut found = Vec::new();
         let mut missing = Vec::new();
+        let mut rate = None;
         for chunk in ids.chunks(BATCH_LIMIT) {
             let body = json!({
                 "inputs": chunk.iter().map(|id| json!({"id": id.to_string()})).collect::<Vec<_>>(),
@@ -809,7 +856,8 @@ impl HubSpotBatch for HubSpotClient {
             });
             let path = format!("/crm/objects/2026-03/{}/batch/read", plural(object_type));
             // 207: some ids were not found; the rest are in `results`.
-            let body = self.post_idempotent(token, &path, &body).await?;
+            let (body, window) = self.post_metered(token, &path, &body).await?;
+            rate = window.or(rate);
             for object in body["results"].as_array().into_iter().flatten() {
                 let Ok(id) = text(&object["id"]).parse::<u64>() else {
                     continue;
@@ -833,7 +881,10 @@ impl HubSpotBatch for HubSpotClient {
                 }
             }
         }
-        Ok((found, missing))
+        Ok(Metered {
+            value: (found, missing),
+            rate,
+        })
     }
 
     async fn batch_associations(
@@ -842,7 +893,8 @@ impl HubSpotBatch for HubSpotClient {
         from: crate::domain::HubSpotObjectType,
         to: crate::domain::HubSpotObjectType,
         ids: &[u64],
-    ) -> Result<std::collections::BTreeMap<u64, Vec<Associated>>, HubSpotError> {
+    ) -> Result<Metered<std::collections::BTreeMap<u64, Vec<Associated>>>, HubSpotError> {
+        let mut rate = None;
         let mut out: std::collections::BTreeMap<u64, Vec<Associated>> =
             std::collections::BTreeMap::new();
         let path = format!(
@@ -864,7 +916,8 @@ impl HubSpotBatch for HubSpotClient {
             let mut next_inputs = Vec::new();
             for chunk in inputs.chunks(BATCH_LIMIT) {
                 let body = json!({"inputs": chunk});
-                let body = self.post_idempotent(token, &path, &body).await?;
+                let (body, window) = self.post_metered(token, &path, &body).await?;
+                rate = window.or(rate);
                 for result in body["results"].as_array().into_iter().flatten() {
                     let Ok(from_id) = text(&result["from"]["id"]).parse::<u64>() else {
                         continue;
@@ -893,7 +946,7 @@ impl HubSpotBatch for HubSpotClient {
             }
             inputs = next_inputs;
         }
-        Ok(out)
+        Ok(Metered { value: out, rate })
     }
 }
 
@@ -905,7 +958,7 @@ impl HubSpotSearch for HubSpotClient {
         object_type: crate::domain::HubSpotObjectType,
         after_ms: i64,
         page: Option<&str>,
-    ) -> Result<ModifiedPage, HubSpotError> {
+    ) -> Result<Metered<ModifiedPage>, HubSpotError> {
         // Contacts keep their last change in `lastmodifieddate` (their default
         // properties in HubSpot's CRM search reference); deals and companies in
         // `hs_lastmodifieddate`.
@@ -923,7 +976,7 @@ impl HubSpotSearch for HubSpotClient {
             body["after"] = json!(after);
         }
         let path = format!("/crm/objects/2026-03/{}/search", plural(object_type));
-        let body = self.post_idempotent(token, &path, &body).await?;
+        let (body, rate) = self.post_metered(token, &path, &body).await?;
         let mut out = ModifiedPage::default();
         for result in body["results"].as_array().into_iter().flatten() {
             if let Ok(id) = text(&result["id"]).parse::<u64>() {
@@ -935,7 +988,7 @@ impl HubSpotSearch for HubSpotClient {
             out.newest_ms = out.newest_ms.max(modified);
         }
         out.next = body["paging"]["next"]["after"].as_str().map(str::to_owned);
-        Ok(out)
+        Ok(Metered { value: out, rate })
     }
 }
 
@@ -975,7 +1028,7 @@ mod tests {
             header,
             &serde_json::json!({"status": "error", "errorType": "RATE_LIMIT", "policyName": policy}),
         ) {
-            HubSpotError::RateLimited { retry_after_ms } => retry_after_ms,
+            HubSpotError::RateLimited { retry_after_ms, .. } => retry_after_ms,
             other => panic!("{other:?}"),
         };
         assert_eq!(wait("SECONDLY", None), 1000);

@@ -497,24 +497,30 @@ pub async fn write_deals(
                 .collect();
             if !two_way.is_empty() {
                 let read = match super::budget::hubspot(services, portal, 1).await {
-                    Ok(()) => services
-                        .batch
-                        .batch_read(
-                            &token,
-                            HubSpotObjectType::Deal,
-                            &two_way,
-                            &[
-                                "dealname",
-                                "pipeline",
-                                "dealstage",
-                                "closedate",
-                                "hs_lastmodifieddate",
-                            ],
-                        )
-                        .await
-                        .map(|(found, _)| found),
+                    Ok(()) => super::budget::metered(
+                        services,
+                        portal,
+                        services
+                            .batch
+                            .batch_read(
+                                &token,
+                                HubSpotObjectType::Deal,
+                                &two_way,
+                                &[
+                                    "dealname",
+                                    "pipeline",
+                                    "dealstage",
+                                    "closedate",
+                                    "hs_lastmodifieddate",
+                                ],
+                            )
+                            .await,
+                    )
+                    .await
+                    .map(|(found, _)| found),
                     Err(wait) => Err(HubSpotError::RateLimited {
                         retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        daily: false,
                     }),
                 };
                 match read {
@@ -585,6 +591,7 @@ fn bisect<'a>(
         if let Err(wait) = super::budget::hubspot(services, portal, 1).await {
             let error = HubSpotError::RateLimited {
                 retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                daily: false,
             };
             return items
                 .into_iter()
@@ -593,10 +600,15 @@ fn bisect<'a>(
         }
         let updates: Vec<(u64, BTreeMap<String, String>)> =
             items.iter().map(|(_, id, p)| (*id, p.clone())).collect();
-        match services
-            .write
-            .batch_update(token, HubSpotObjectType::Deal, &updates)
-            .await
+        match super::budget::metered(
+            services,
+            portal,
+            services
+                .write
+                .batch_update(token, HubSpotObjectType::Deal, &updates)
+                .await,
+        )
+        .await
         {
             // Written, but for the inputs that failed alone (a 207).
             Ok(failed) => items
@@ -774,15 +786,18 @@ async fn write(
     if let Err(wait) = super::budget::hubspot(services, connection.portal_id, 1).await {
         return Err(WriteError::HubSpot(HubSpotError::RateLimited {
             retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            daily: false,
         }));
     }
-    services
+    let written = services
         .write
         .batch_update(
             secrecy::ExposeSecret::expose_secret(&token),
             link.hubspot.object_type,
             &[(link.hubspot.id, properties)],
         )
+        .await;
+    super::budget::metered(services, connection.portal_id, written)
         .await
         .map_err(WriteError::HubSpot)
         .and_then(|failed| match failed.into_iter().next() {
@@ -971,6 +986,7 @@ async fn hubspot_values(
             properties,
         )
         .await
+        .map(|m| m.value)
         .map_err(WriteError::HubSpot)?;
     let Some(object) = found.into_iter().next() else {
         return Err(WriteError::HubSpot(HubSpotError::NotFound(
@@ -1378,6 +1394,7 @@ pub async fn document_sent(
     if let Err(wait) = super::budget::hubspot(services, connection.portal_id, 1).await {
         let error = HubSpotError::RateLimited {
             retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            daily: false,
         };
         return failure(
             services,

@@ -74,11 +74,152 @@ async fn take(
     }
 }
 
+/// How long a 429 of HubSpot's rolling windows holds background work.
+const SHORT_HOLD_MS: u64 = 2_000;
+
+/// Why a portal's background HubSpot work is held.
+pub const HELD_DAILY_LIMIT: &str = "daily_limit";
+pub const HELD_RATE_LIMIT: &str = "rate_limit";
+
+fn hold_key(portal: PortalId) -> String {
+    format!("hubspot-hold#{portal}")
+}
+
+/// Holds the portal's background HubSpot work until `until_ms` (shared by
+/// every instance through the store), for `reason`.
+pub async fn hold(services: &super::Services, portal: PortalId, until_ms: i64, reason: &str) {
+    if let Some((current, _)) = held(services, portal).await
+        && current >= until_ms
+    {
+        return;
+    }
+    match services
+        .watermarks
+        .set_watermark(&hold_key(portal), &format!("{until_ms}:{reason}"))
+        .await
+    {
+        Ok(()) => {
+            warn!(portal = %portal, until_ms, reason, "background HubSpot work held");
+            cache()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&cache_key(services, portal));
+        }
+        Err(error) => warn!(%error, "hold not stored; HubSpot's own 429s remain the backstop"),
+    }
+}
+
+/// The hold on the portal's background work, if one is in force: until when
+/// (ms since the epoch) and why.
+pub async fn held(services: &super::Services, portal: PortalId) -> Option<(i64, String)> {
+    let now = services.now_ms();
+    let raw = services
+        .watermarks
+        .watermark(&hold_key(portal))
+        .await
+        .ok()
+        .flatten()?;
+    let (until, reason) = raw.split_once(':')?;
+    let until: i64 = until.parse().ok()?;
+    (until > now).then(|| (until, reason.to_owned()))
+}
+
+/// Holds read from the store, kept a second per instance: budget checks run
+/// before every background batch and need not read the store each time.
+/// Keyed by the store too (a process may hold several, as tests do).
+type HoldCache = std::collections::HashMap<(usize, PortalId), (std::time::Instant, Option<i64>)>;
+
+fn cache() -> &'static std::sync::Mutex<HoldCache> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<HoldCache>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn cache_key(services: &super::Services, portal: PortalId) -> (usize, PortalId) {
+    (
+        Arc::as_ptr(&services.watermarks) as *const () as usize,
+        portal,
+    )
+}
+
+async fn hold_in_force(services: &super::Services, portal: PortalId) -> Option<Duration> {
+    let cached = cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&cache_key(services, portal))
+        .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
+        .map(|(_, until)| *until);
+    let until = match cached {
+        Some(until) => until,
+        None => {
+            let until = held(services, portal).await.map(|(until, _)| until);
+            cache().lock().unwrap_or_else(|p| p.into_inner()).insert(
+                cache_key(services, portal),
+                (std::time::Instant::now(), until),
+            );
+            until
+        }
+    };
+    let left = until? - services.now_ms();
+    (left > 0).then(|| Duration::from_millis(left as u64))
+}
+
+/// A background HubSpot answer, told to the budget before its value is used
+/// (SPEC §11): when HubSpot's own headers say the app's window for the portal
+/// has less than the 20 % people need left (other instances, people's calls,
+/// a smaller limit than assumed), background work waits for the window to
+/// roll over; a 429 holds it for as long as HubSpot's policy says (the daily
+/// limit for an hour: a retry every 10 s would only spend more), and the
+/// connection status shows it.
+pub async fn metered<T>(
+    services: &super::Services,
+    portal: PortalId,
+    result: Result<crate::ports::Metered<T>, crate::ports::HubSpotError>,
+) -> Result<T, crate::ports::HubSpotError> {
+    match result {
+        Ok(metered) => {
+            if let Some(rate) = metered.rate
+                && u64::from(rate.remaining) * 5 < u64::from(rate.max)
+            {
+                let until = services.now_ms() + i64::try_from(rate.interval_ms).unwrap_or(10_000);
+                hold(services, portal, until, HELD_RATE_LIMIT).await;
+            }
+            Ok(metered.value)
+        }
+        Err(error) => {
+            // HubSpot's own 429: every instance backs off — an hour for the
+            // daily limit, a short pause for the rolling windows (the headers
+            // of the next answers then say whether the window has room).
+            if let crate::ports::HubSpotError::RateLimited {
+                retry_after_ms,
+                daily,
+            } = &error
+            {
+                let wait = if *daily {
+                    *retry_after_ms
+                } else {
+                    (*retry_after_ms).min(SHORT_HOLD_MS)
+                };
+                let until = services.now_ms() + i64::try_from(wait).unwrap_or(i64::MAX / 2);
+                let reason = if *daily {
+                    HELD_DAILY_LIMIT
+                } else {
+                    HELD_RATE_LIMIT
+                };
+                hold(services, portal, until, reason).await;
+            }
+            Err(error)
+        }
+    }
+}
+
 pub async fn hubspot(
     services: &super::Services,
     portal: PortalId,
     cost: u32,
 ) -> Result<(), Duration> {
+    if let Some(wait) = hold_in_force(services, portal).await {
+        return Err(wait);
+    }
     acquire(
         services.budget.as_ref(),
         services.clock.as_ref(),

@@ -386,7 +386,8 @@ async fn not_in_board_reason(
             &DEAL_PROPERTIES,
         )
         .await
-        .ok()?;
+        .ok()?
+        .value;
     let object = found.first()?;
     let pipelines = services.crm.pipelines(token).await.unwrap_or_default();
     let mut facts = facts_of(object);

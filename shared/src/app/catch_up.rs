@@ -138,11 +138,16 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
         let mut ids = Vec::new();
         let mut page: Option<String> = None;
         loop {
-            let result = services
-                .search
-                .modified_since(token, kind, since - overlap, page.as_deref())
-                .await
-                .map_err(|e| SyncError::Transient(e.to_string()))?;
+            let result = super::budget::metered(
+                services,
+                connection.portal_id,
+                services
+                    .search
+                    .modified_since(token, kind, since - overlap, page.as_deref())
+                    .await,
+            )
+            .await
+            .map_err(|e| SyncError::Transient(e.to_string()))?;
             ids.extend(result.ids);
             newest = newest.max(result.newest_ms.unwrap_or(since));
             tokio::time::sleep(SEARCH_PACE).await;

@@ -50,6 +50,17 @@ pub struct ConnectionStatus {
     pub other_accounts_on_portal: Vec<AccountId>,
     pub checklist: Vec<ChecklistItem>,
     pub config_version: u64,
+    /// Background HubSpot work of the portal held (HubSpot's daily limit hit,
+    /// or its window nearly spent): until when and why.
+    pub hubspot_paused: Option<Paused>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Paused {
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: time::OffsetDateTime,
+    /// `daily_limit` or `rate_limit`.
+    pub reason: String,
 }
 
 fn state_name(state: ConnectionState) -> &'static str {
@@ -87,6 +98,7 @@ pub async fn status(services: &Services, account: &AccountId) -> StoreResult<Con
             other_accounts_on_portal: Vec::new(),
             checklist: Vec::new(),
             config_version: services.configs.config(account).await?.version,
+            hubspot_paused: None,
         });
     };
     let (message, message_en, guidance) = match c.state {
@@ -186,5 +198,12 @@ pub async fn status(services: &Services, account: &AccountId) -> StoreResult<Con
         other_accounts_on_portal: others,
         checklist,
         config_version: config.version,
+        hubspot_paused: super::budget::held(services, c.portal_id).await.and_then(
+            |(until, reason)| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(until) * 1_000_000)
+                    .ok()
+                    .map(|until| Paused { until, reason })
+            },
+        ),
     })
 }

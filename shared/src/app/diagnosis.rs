@@ -53,7 +53,8 @@ pub async fn deal(
             &[id.get()],
             &DEAL_PROPERTIES,
         )
-        .await?;
+        .await?
+        .value;
     let pipelines = services.crm.pipelines(token).await?;
     let config = services.configs.config(account).await?;
     let portal = connection.portal_id;

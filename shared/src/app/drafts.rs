@@ -248,7 +248,8 @@ async fn company_phone(services: &Services, account: &AccountId, company: u64) -
             &["phone"],
         )
         .await
-        .ok()?;
+        .ok()?
+        .value;
     found
         .first()
         .and_then(|c| c.get("phone").map(str::to_owned))

@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use tracing::{debug, info, instrument, warn};
 
 use super::Services;
+use super::budget::metered;
 use super::history::{Attempt, record};
 use super::jobs::WebhookEvent;
 use super::tokens::{TokenError, access_token};
@@ -278,31 +279,47 @@ pub async fn sync_deals(
                 wait.as_millis()
             ))
         })?;
-    let (found, missing) = services
-        .batch
-        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
-        .await
-        .map_err(transient)?;
-    let with_companies = services
-        .batch
-        .batch_associations(
-            token,
-            HubSpotObjectType::Deal,
-            HubSpotObjectType::Company,
-            &ids,
-        )
-        .await
-        .map_err(transient)?;
-    let with_contacts = services
-        .batch
-        .batch_associations(
-            token,
-            HubSpotObjectType::Deal,
-            HubSpotObjectType::Contact,
-            &ids,
-        )
-        .await
-        .map_err(transient)?;
+    let portal = connection.portal_id;
+    let (found, missing) = metered(
+        services,
+        portal,
+        services
+            .batch
+            .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
+            .await,
+    )
+    .await
+    .map_err(transient)?;
+    let with_companies = metered(
+        services,
+        portal,
+        services
+            .batch
+            .batch_associations(
+                token,
+                HubSpotObjectType::Deal,
+                HubSpotObjectType::Company,
+                &ids,
+            )
+            .await,
+    )
+    .await
+    .map_err(transient)?;
+    let with_contacts = metered(
+        services,
+        portal,
+        services
+            .batch
+            .batch_associations(
+                token,
+                HubSpotObjectType::Deal,
+                HubSpotObjectType::Contact,
+                &ids,
+            )
+            .await,
+    )
+    .await
+    .map_err(transient)?;
     let company_ids: BTreeSet<u64> = with_companies.values().flatten().map(|a| a.id).collect();
     let contact_ids: BTreeSet<u64> = with_contacts.values().flatten().map(|a| a.id).collect();
     let companies = read_names(
@@ -417,11 +434,11 @@ async fn refresh(
     {
         return;
     }
-    match services
+    let read = services
         .batch
         .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
-        .await
-    {
+        .await;
+    match metered(services, connection.portal_id, read).await {
         Ok((fresh, _)) => {
             let mut fresh: BTreeMap<u64, CrmObject> =
                 fresh.into_iter().map(|o| (o.id, o)).collect();
@@ -460,11 +477,16 @@ async fn read_names(
     if missing.is_empty() {
         return Ok(out);
     }
-    let (found, _) = services
-        .batch
-        .batch_read(token, kind, &missing, properties)
-        .await
-        .map_err(transient)?;
+    let (found, _) = metered(
+        services,
+        portal,
+        services
+            .batch
+            .batch_read(token, kind, &missing, properties)
+            .await,
+    )
+    .await
+    .map_err(transient)?;
     for object in found {
         names.put(&key(object.id), object.clone());
         out.insert(object.id, object);
@@ -817,11 +839,16 @@ pub async fn sync_others(
             continue;
         }
         let ids: Vec<u64> = ids.iter().copied().collect();
-        let (found, missing) = services
-            .batch
-            .batch_read(token, kind, &ids, properties)
-            .await
-            .map_err(transient)?;
+        let (found, missing) = metered(
+            services,
+            connection.portal_id,
+            services
+                .batch
+                .batch_read(token, kind, &ids, properties)
+                .await,
+        )
+        .await
+        .map_err(transient)?;
         super::linked_others::sync(services, connection, &config, kind, &found, &missing)
             .await
             .map_err(linked_failure)?;

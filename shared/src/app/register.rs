@@ -474,7 +474,8 @@ async fn customer(
                                 "name", "phone", "zip", "state", "city", "address", "address2",
                             ],
                         )
-                        .await?;
+                        .await?
+                        .value;
                     let props = found
                         .first()
                         .map(|c| c.properties.clone())
