@@ -156,6 +156,7 @@ fn events_not_taken_are_counted_and_alarmed() {
     for (filter, field) in [
         ("UnknownWebhookEventsMetric", "unknown_events"),
         ("MalformedWebhookEventsMetric", "malformed_events"),
+        ("StaleWebhookEventsMetric", "stale_events"),
     ] {
         let pattern = resources[filter]["Properties"]["FilterPattern"]
             .as_str()

@@ -102,7 +102,7 @@ async fn generic_events_make_drafts_and_one_bad_event_does_not_sink_the_delivery
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"accepted": 1, "unknown": 1, "malformed": 1}),
+        json!({"accepted": 1, "unknown": 1, "malformed": 1, "stale": 0}),
         "what became of each event"
     );
     let draft = run.wait_for_draft("acct-a", &id.to_string(), "open").await;
@@ -156,4 +156,58 @@ async fn generic_events_make_drafts_and_one_bad_event_does_not_sink_the_delivery
         1,
         "the deal's company change is recorded once: {changed:?}"
     );
+}
+
+/// v1 has no timestamp: a captured v1-only delivery could be replayed for
+/// ever. Events of one older than 26 hours (HubSpot's last retry comes about
+/// 24 hours after the event) are dropped and counted; v3 is judged whenever
+/// present; a timestamp at i64's extreme is refused, not an overflow.
+#[tokio::test]
+async fn v1_only_deliveries_cannot_replay_old_events() {
+    use sha2::Digest;
+    let run = Run::start().await;
+    let url = format!("{}/hubspot/webhooks", run.base);
+    let day_ago = now_ms() - 27 * 3600 * 1000;
+    let body = json!([
+        {"eventId": 1, "portalId": 1000001, "subscriptionType": "object.propertyChange", "objectTypeId": "0-3",
+         "objectId": 5, "propertyName": "amount", "propertyValue": "1", "occurredAt": now_ms()},
+        {"eventId": 2, "portalId": 1000001, "subscriptionType": "object.propertyChange", "objectTypeId": "0-3",
+         "objectId": 6, "propertyName": "amount", "propertyValue": "1", "occurredAt": day_ago}
+    ])
+    .to_string();
+    let v1: String = sha2::Sha256::digest(format!("sandbox-client-secret{body}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let response = run
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("X-HubSpot-Signature", &v1)
+        .header("X-HubSpot-Signature-Version", "v1")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"accepted": 1, "unknown": 0, "malformed": 0, "stale": 1})
+    );
+    // With v3 beside it, v3 judges: its timestamp bounds the replay instead.
+    let (status, received) = deliver(&run, serde_json::from_str(&body).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(received["accepted"], 2);
+    let extreme = run
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("X-HubSpot-Signature-v3", "AAAA")
+        .header("X-HubSpot-Request-Timestamp", i64::MIN.to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(extreme.status(), 401);
+    run.stack.shutdown().await;
 }

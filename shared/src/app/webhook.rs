@@ -35,24 +35,39 @@ pub enum WebhookError {
     Unavailable(#[source] crate::ports::StoreError),
 }
 
-/// Checks v3 when HubSpot sent it, v1 otherwise (HubSpot still signs some
-/// CRM object subscriptions with v1 only).
+/// Which signature a delivery was accepted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signed {
+    /// v3: timestamped, so a capture is stale after 5 minutes.
+    V3,
+    /// v1 only: no timestamp, so the events' own `occurredAt` bounds a replay.
+    V1,
+}
+
+/// HubSpot's last retry of a delivery comes about 24 hours after the event:
+/// an event older than this under a v1-only signature can only be a replay.
+pub const V1_MAX_AGE_MS: i64 = 26 * 3600 * 1000;
+
+/// Judges by v3 whenever HubSpot sent it; v1 only when v3 is absent (HubSpot
+/// still signs some CRM object subscriptions with v1 only).
 pub fn verify(
     services: &Services,
     headers: &SignatureHeaders<'_>,
     request: &SignedRequest<'_>,
-) -> Result<(), SignatureError> {
+) -> Result<Signed, SignatureError> {
     let settings = &services.settings;
     if headers.v3.is_some() {
         let now_ms = services.now_ms();
-        return settings.verify_signed(|secret| {
-            verify_v3(secret, request, headers.v3, headers.timestamp, now_ms)
-        });
+        return settings
+            .verify_signed(|secret| {
+                verify_v3(secret, request, headers.v3, headers.timestamp, now_ms)
+            })
+            .map(|()| Signed::V3);
     }
     match headers.version.map(str::trim) {
-        None | Some("v1") => {
-            settings.verify_signed(|secret| verify_v1(secret, request.body, headers.v1))
-        }
+        None | Some("v1") => settings
+            .verify_signed(|secret| verify_v1(secret, request.body, headers.v1))
+            .map(|()| Signed::V1),
         Some(_) => Err(SignatureError::Missing),
     }
 }
@@ -66,6 +81,9 @@ pub struct Received {
     pub unknown: usize,
     /// Events that could not be read (the rest of the delivery is kept).
     pub malformed: usize,
+    /// Events of a v1-only delivery older than `V1_MAX_AGE_MS` (or without
+    /// `occurredAt`): a replayed capture, since v1 has no timestamp.
+    pub stale: usize,
 }
 
 /// Verifies, parses each event once into its typed form and queues them. An
@@ -80,13 +98,25 @@ pub async fn receive(
     if request.body.len() > services.settings.max_webhook_bytes {
         return Err(WebhookError::TooLarge(request.body.len()));
     }
-    verify(services, headers, request).map_err(WebhookError::Unauthorized)?;
+    let signed = verify(services, headers, request).map_err(WebhookError::Unauthorized)?;
+    let oldest_ms = services.now_ms() - V1_MAX_AGE_MS;
     let raw: Vec<serde_json::Value> =
         serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     let mut outcome = Received::default();
     let mut by_portal: BTreeMap<PortalId, Vec<WebhookEvent>> = BTreeMap::new();
     for (index, value) in raw.iter().enumerate() {
         match WebhookEvent::parse(value) {
+            Ok(event)
+                if signed == Signed::V1 && event.occurred_at.is_none_or(|at| at < oldest_ms) =>
+            {
+                outcome.stale += 1;
+                warn!(
+                    event_id = event.event_id,
+                    portal_id = %event.portal_id,
+                    occurred_at = event.occurred_at,
+                    "v1-signed event too old to be a delivery: dropped as a replay"
+                );
+            }
             Ok(event) => by_portal.entry(event.portal_id).or_default().push(event),
             Err(error) => {
                 // The delivery's correlation data, to find it in HubSpot's logs.
@@ -110,12 +140,13 @@ pub async fn receive(
             }
         }
     }
-    if outcome.unknown + outcome.malformed > 0 {
+    if outcome.unknown + outcome.malformed + outcome.stale > 0 {
         // Read by the template's metric filters (UnknownWebhookEvents,
-        // MalformedWebhookEvents) and their alarm.
+        // MalformedWebhookEvents, StaleWebhookEvents) and their alarm.
         warn!(
             unknown_events = outcome.unknown,
             malformed_events = outcome.malformed,
+            stale_events = outcome.stale,
             "webhook events not taken"
         );
     }
