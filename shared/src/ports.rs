@@ -289,6 +289,8 @@ pub trait TokenCipher: Send + Sync {
     /// value cannot be moved to another record.
     fn seal(&self, plaintext: &str, context: &str) -> String;
     fn open(&self, sealed: &str, context: &str) -> Result<secrecy::SecretString, CipherError>;
+    /// Whether `sealed` opens with the current key (not only the previous one).
+    fn sealed_with_current(&self, sealed: &str, context: &str) -> bool;
     /// A keyed digest: equal inputs give equal digests, nothing else can be learnt.
     fn digest(&self, plaintext: &str) -> String;
     /// Signs a short value (OAuth state) and checks such a signature.

@@ -138,6 +138,23 @@ impl TokenCipher for AesGcmCipher {
             .map_err(|_| CipherError)
     }
 
+    fn sealed_with_current(&self, sealed: &str, context: &str) -> bool {
+        let Some(body) = sealed.strip_prefix(&format!("{VERSION}:")) else {
+            return false;
+        };
+        let Ok(bytes) = STANDARD.decode(body) else {
+            return false;
+        };
+        if bytes.len() < 12 + 16 {
+            return false;
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        let Ok(nonce) = <[u8; 12]>::try_from(nonce) else {
+            return false;
+        };
+        self.current.open(nonce, ciphertext, context).is_some()
+    }
+
     fn digest(&self, plaintext: &str) -> String {
         self.current
             .mac(plaintext.as_bytes())

@@ -57,6 +57,9 @@ pub async fn request_all(services: &Services) -> Result<usize, StoreError> {
             .connections
             .all_connections(500, cursor.as_ref())
             .await?;
+        for connection in &page.items {
+            reseal(services, connection).await;
+        }
         let bodies: Vec<String> = page
             .items
             .iter()
@@ -200,4 +203,44 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
         "caught up"
     );
     Ok(swept)
+}
+
+/// Re-seals a connection's tokens still sealed with the previous token key
+/// (suspended connections never refresh, so nothing else would), so the
+/// previous key can be removed once a whole hourly pass finds none: the
+/// worker logs `tokens re-sealed` per connection and the runbook waits for
+/// an hour without it.
+pub async fn reseal(services: &Services, connection: &crate::domain::connection::Connection) {
+    use secrecy::ExposeSecret;
+    let Some(tokens) = &connection.tokens else {
+        return;
+    };
+    let context = connection.account_id.as_str();
+    let cipher = services.cipher.as_ref();
+    if cipher.sealed_with_current(&tokens.refresh_token, context)
+        && cipher.sealed_with_current(&tokens.access_token, context)
+    {
+        return;
+    }
+    let (Ok(access), Ok(refresh)) = (
+        cipher.open(&tokens.access_token, context),
+        cipher.open(&tokens.refresh_token, context),
+    ) else {
+        tracing::warn!(account = %connection.account_id, "tokens sealed with a removed key: the connection needs reconnecting");
+        return;
+    };
+    let mut updated = connection.clone();
+    updated.tokens = Some(crate::domain::connection::SealedTokens {
+        access_token: cipher.seal(access.expose_secret(), context),
+        refresh_token: cipher.seal(refresh.expose_secret(), context),
+        refresh_token_digest: cipher.digest(refresh.expose_secret()),
+        access_expires_at: tokens.access_expires_at,
+    });
+    match services.connections.save_connection(&updated).await {
+        Ok(_) => {
+            tracing::info!(account = %connection.account_id, "tokens re-sealed with the current key")
+        }
+        // Changed meanwhile (a refresh re-seals anyway): the next pass looks again.
+        Err(error) => tracing::debug!(%error, "tokens not re-sealed now"),
+    }
 }

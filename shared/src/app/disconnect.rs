@@ -81,9 +81,13 @@ pub async fn disconnect(
     }
     let tokens = connection.tokens.clone().expect("checked above");
     let shared_token = others.iter().any(|c| {
-        c.tokens
-            .as_ref()
-            .is_some_and(|t| t.refresh_token_digest == tokens.refresh_token_digest)
+        c.tokens.as_ref().is_some_and(|t| {
+            holds_same_refresh_token(
+                services.cipher.as_ref(),
+                (account, &tokens),
+                (&c.account_id, t),
+            )
+        })
     });
     if !shared_token && !outcome.uninstalled {
         match services
@@ -123,4 +127,83 @@ pub async fn disconnect(
         "disconnected"
     );
     Ok(outcome)
+}
+
+/// Whether two connections hold the same refresh token, whichever key sealed
+/// each: their digests are compared (equal only when made with the same key),
+/// then the tokens themselves, opened with the current or the previous key.
+/// After a key rotation one connection's digest may be the new key's and the
+/// other's the old one's; a shared token must still be found, or disconnecting
+/// one account would revoke the token the other still uses.
+fn holds_same_refresh_token(
+    cipher: &dyn crate::ports::TokenCipher,
+    (account, mine): (&AccountId, &crate::domain::connection::SealedTokens),
+    (other, theirs): (&AccountId, &crate::domain::connection::SealedTokens),
+) -> bool {
+    if mine.refresh_token_digest == theirs.refresh_token_digest {
+        return true;
+    }
+    match (
+        cipher.open(&mine.refresh_token, account.as_str()),
+        cipher.open(&theirs.refresh_token, other.as_str()),
+    ) {
+        (Ok(a), Ok(b)) => {
+            use subtle::ConstantTimeEq;
+            bool::from(
+                a.expose_secret()
+                    .as_bytes()
+                    .ct_eq(b.expose_secret().as_bytes()),
+            )
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::adapters::crypto::AesGcmCipher;
+    use crate::domain::connection::SealedTokens;
+    use crate::ports::TokenCipher;
+
+    fn key(byte: u8) -> SecretString {
+        SecretString::from(base64::engine::general_purpose::STANDARD.encode([byte; 32]))
+    }
+
+    fn sealed(cipher: &AesGcmCipher, account: &AccountId, refresh: &str) -> SealedTokens {
+        SealedTokens {
+            access_token: cipher.seal("at", account.as_str()),
+            refresh_token: cipher.seal(refresh, account.as_str()),
+            refresh_token_digest: cipher.digest(refresh),
+            access_expires_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_shared_refresh_token_is_found_across_a_key_rotation() {
+        let (a, b): (AccountId, AccountId) = ("acct-a".parse().unwrap(), "acct-b".parse().unwrap());
+        let old = AesGcmCipher::from_base64(&key(1)).unwrap();
+        let b_before = sealed(&old, &b, "rt-shared");
+        // Rotated: acct-a refreshed since, so its seal and digest are the new key's.
+        let new = AesGcmCipher::from_base64(&key(2))
+            .unwrap()
+            .with_previous(&key(1))
+            .unwrap();
+        let a_after = sealed(&new, &a, "rt-shared");
+        assert_ne!(a_after.refresh_token_digest, b_before.refresh_token_digest);
+        assert!(holds_same_refresh_token(
+            &new,
+            (&a, &a_after),
+            (&b, &b_before)
+        ));
+        let c_other = sealed(&new, &b, "rt-other");
+        assert!(!holds_same_refresh_token(
+            &new,
+            (&a, &a_after),
+            (&b, &c_other)
+        ));
+    }
 }
