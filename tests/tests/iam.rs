@@ -14,7 +14,7 @@ use aws_sdk_kms::types::DataKeySpec;
 use base64::Engine as _;
 use board_hubspot::adapters::clock::SystemClock;
 use board_hubspot::adapters::queue::sqs::SqsQueue;
-use board_hubspot::adapters::secrets::{KMS_CONTEXT, SecretSource};
+use board_hubspot::adapters::secrets::{KMS_CONTEXT, SECRET_NAMES, SIGNING_NAMES, SecretSource};
 use board_hubspot::adapters::store::TableStore;
 use board_hubspot::adapters::table::dynamodb::DynamoTable;
 use board_hubspot::app::Services;
@@ -146,6 +146,8 @@ struct Resources {
     work: SqsQueue,
     board: SqsQueue,
     secret: String,
+    /// The webhook function's own secret (the HubSpot client secret only).
+    signing_secret: String,
     key: String,
 }
 
@@ -191,11 +193,22 @@ impl Resources {
             .arn()
             .unwrap()
             .to_owned();
+        let signing_secret = aws_sdk_secretsmanager::Client::new(&sdk)
+            .create_secret()
+            .name(tests::unique("signing"))
+            .secret_string(json!({"HUBSPOT_CLIENT_SECRET": "sandbox-client-secret"}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_owned();
         Self {
             table,
             work,
             board,
             secret,
+            signing_secret,
             key,
         }
     }
@@ -206,6 +219,7 @@ impl Resources {
             (self.work.url().to_owned(), "WorkQueue".to_owned()),
             (self.board.url().to_owned(), "BoardEventsQueue".to_owned()),
             (self.secret.clone(), "Secrets".to_owned()),
+            (self.signing_secret.clone(), "SigningSecret".to_owned()),
             (self.key.clone(), "TokenKey".to_owned()),
         ]);
         names.insert(
@@ -221,8 +235,10 @@ impl Resources {
 
     /// One function's cold start: its secrets read through its own recorded
     /// clients, then its services.
-    async fn function(&self, settings: &Settings, recorder: &Recorder) -> Services {
+    async fn function(&self, name: &str, settings: &Settings, recorder: &Recorder) -> Services {
         let sdk = tests::aws_config().await;
+        // The public webhook function reads only its own signing secret.
+        let signing = name == "webhook";
         let secrets = SecretSource {
             secrets: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(&sdk)
@@ -234,11 +250,24 @@ impl Resources {
                     .interceptor(recorder.clone())
                     .build(),
             ),
-            secret_id: self.secret.clone(),
-            kms_key_id: self.key.clone(),
+            secret_id: if signing {
+                self.signing_secret.clone()
+            } else {
+                self.secret.clone()
+            },
+            kms_key_id: if signing {
+                String::new()
+            } else {
+                self.key.clone()
+            },
+            names: if signing {
+                &SIGNING_NAMES
+            } else {
+                &SECRET_NAMES
+            },
         };
         let values = secrets.fetch().await.expect("the function's secrets");
-        assert!(values.contains_key("TOKEN_KEY"));
+        assert_eq!(values.contains_key("TOKEN_KEY"), !signing, "{name}");
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&sdk)
                 .interceptor(recorder.clone())
@@ -618,7 +647,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_it_makes() {
         .collect();
     let mut built = BTreeMap::new();
     for (name, recorder) in &recorders {
-        built.insert(*name, resources.function(&settings, recorder).await);
+        built.insert(*name, resources.function(name, &settings, recorder).await);
     }
     let functions = local_stack::Functions {
         config_api: built["config-api"].clone(),
@@ -628,7 +657,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_it_makes() {
         sync_worker: built["sync-worker"].clone(),
     };
     // board's producer and the schedules are not ours: their own clients.
-    let outside_services = resources.function(&settings, &outside).await;
+    let outside_services = resources.function("outside", &settings, &outside).await;
     let stack = local_stack::start_functions(
         outside_services,
         functions,

@@ -127,6 +127,25 @@ async fn secrets_come_from_the_secret_and_the_token_key_from_kms() {
     assert_ne!(wrapped, plain, "the secret holds only the wrapped key");
 }
 
+/// The public webhook function reads its own secret, which holds only the
+/// HubSpot client secret: no KMS key, no board credentials; anything more in
+/// it is refused at cold start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_function_starts_on_the_signing_secret_alone() {
+    let sdk = tests::aws_config().await;
+    let arn = secret(json!({"HUBSPOT_CLIENT_SECRET": "signing-only"})).await;
+    let vars = with(&[("SECRETS_ARN", &arn), ("SECRETS_SCOPE", "signing")]);
+    let settings = lambda_settings(&sdk, env(&vars)).await.unwrap();
+    assert_eq!(settings.client_secret_bytes(), b"signing-only");
+    let leaky = secret(json!({"HUBSPOT_CLIENT_SECRET": "s", "BOARD_CREDENTIALS": "{}"})).await;
+    let vars = with(&[("SECRETS_ARN", &leaky), ("SECRETS_SCOPE", "signing")]);
+    let refused = lambda_settings(&sdk, env(&vars)).await.unwrap_err();
+    assert!(
+        format!("{refused:#}").contains("BOARD_CREDENTIALS"),
+        "board's credentials do not belong in the signing secret: {refused:#}"
+    );
+}
+
 /// board's JWKS can outgrow Lambda's 4 KB of environment (a few keys, `x5c`
 /// chains): RS256 deployments keep it in the secret, never the environment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,3 +203,24 @@ fn a_first_deployment_needs_no_quota_raise_and_can_have_its_own_domain() {
         "board's JWKS lives in the secret, not the environment"
     );
 }
+
+/// The public webhook function reads its own secret (the HubSpot client
+/// secret only) and may use no KMS key: it can reach neither board's
+/// credentials nor the token key.
+#[test]
+fn the_webhook_function_holds_only_the_signing_secret() {
+    let template: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let resources = &template["Resources"];
+    let variables = &resources["WebhookFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["SECRETS_SCOPE"].as_str(), Some("signing"));
+    let serde_yaml::Value::Tagged(arn) = &variables["SECRETS_ARN"] else {
+        panic!("SECRETS_ARN is a !Ref");
+    };
+    assert_eq!(arn.value.as_str(), Some("SigningSecret"));
+    let policy = serde_yaml::to_string(&resources["WebhookFunctionRole"]).unwrap();
+    assert!(
+        !policy.contains("kms:"),
+        "no KMS for the webhook function: {policy}"
+    );
+    assert!(!policy.contains("- Secrets\n") && !policy.contains("Ref Secrets\n"));
+}

@@ -35,13 +35,20 @@ const WRAPPED_KEYS: [(&str, &str); 2] = [
 /// a data key made for something else does not unwrap here.
 pub const KMS_CONTEXT: (&str, &str) = ("purpose", "board-hubspot/token-key");
 
+/// What the public webhook function's own secret may hold: the HubSpot
+/// client secret it checks signatures with, and nothing else.
+pub const SIGNING_NAMES: [&str; 2] = ["HUBSPOT_CLIENT_SECRET", "HUBSPOT_CLIENT_SECRET_PREVIOUS"];
+
 pub struct SecretSource {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub kms: aws_sdk_kms::Client,
     /// The secret's ARN (`SECRETS_ARN`).
     pub secret_id: String,
     /// The token key's KMS key (`TOKEN_KMS_KEY_ID`): unwrapping is pinned to it.
+    /// Empty for the signing secret, which holds no wrapped key.
     pub kms_key_id: String,
+    /// The fields the secret may hold (`SECRET_NAMES`, or `SIGNING_NAMES`).
+    pub names: &'static [&'static str],
 }
 
 impl SecretSource {
@@ -51,6 +58,7 @@ impl SecretSource {
             kms: aws_sdk_kms::Client::new(sdk),
             secret_id,
             kms_key_id,
+            names: &SECRET_NAMES,
         }
     }
 
@@ -70,12 +78,13 @@ impl SecretSource {
             serde_json::from_str(text).context("the secret is not a JSON object of strings")?;
         let mut values = HashMap::new();
         for (name, value) in fields {
-            if let Some((_, unwrapped)) = WRAPPED_KEYS.iter().find(|(w, _)| *w == name) {
+            let wrapped = WRAPPED_KEYS.iter().find(|(w, _)| *w == name);
+            if let Some((_, unwrapped)) = wrapped.filter(|_| self.names == SECRET_NAMES) {
                 values.insert(
                     (*unwrapped).to_owned(),
                     self.unwrap_key(&name, &value).await?,
                 );
-            } else if SECRET_NAMES.contains(&name.as_str()) {
+            } else if self.names.contains(&name.as_str()) {
                 values.insert(name, value);
             } else {
                 bail!("the secret has an unknown field {name:?}");
@@ -115,6 +124,9 @@ pub async fn lambda_settings(
     env: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Settings> {
     let secret_id = env("SECRETS_ARN").filter(|v| !v.is_empty());
+    if env("SECRETS_SCOPE").as_deref() == Some("signing") {
+        return signing_settings(sdk, secret_id, env).await;
+    }
     let secrets = match secret_id {
         Some(secret_id) => {
             let kms_key_id = env("TOKEN_KMS_KEY_ID")
@@ -130,6 +142,37 @@ pub async fn lambda_settings(
     };
     let lookup = |name: &str| match &secrets {
         Some(secrets) if SECRET_NAMES.contains(&name) => secrets.get(name).cloned(),
+        _ => env(name),
+    };
+    Settings::from_lookup(lookup, false).context("configuration")
+}
+
+/// Settings of the public webhook function (`SECRETS_SCOPE=signing`): its
+/// secret holds only the HubSpot client secret; its role can read nothing
+/// else and unwrap no key. What the shared settings require beyond that is
+/// filled with values that open nothing: an ephemeral token key (it never
+/// seals or opens tokens), no board credentials, a random JWT secret and an
+/// empty JWKS (it never calls board nor verifies board's JWTs).
+async fn signing_settings(
+    sdk: &aws_config::SdkConfig,
+    secret_id: Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Settings> {
+    let secret_id = secret_id.context("SECRETS_ARN is required with SECRETS_SCOPE=signing")?;
+    let source = SecretSource {
+        names: &SIGNING_NAMES,
+        ..SecretSource::new(sdk, secret_id, String::new())
+    };
+    let secrets = source.fetch().await?;
+    let random = || STANDARD.encode(rand::random::<[u8; 32]>());
+    let (token_key, jwt_secret) = (random(), random());
+    let lookup = |name: &str| match name {
+        n if SIGNING_NAMES.contains(&n) => secrets.get(n).cloned(),
+        "TOKEN_KEY" => Some(token_key.clone()),
+        "BOARD_JWT_SECRET" => Some(jwt_secret.clone()),
+        "BOARD_CREDENTIALS" => Some("{}".to_owned()),
+        "BOARD_JWKS" => Some(r#"{"keys":[]}"#.to_owned()),
+        n if SECRET_NAMES.contains(&n) => None,
         _ => env(name),
     };
     Settings::from_lookup(lookup, false).context("configuration")
