@@ -318,6 +318,29 @@ impl Run {
         body["events"].as_array().unwrap().clone()
     }
 
+    /// The HubSpot emulator's request log (what tests count calls from).
+    pub async fn hubspot_requests(&self) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{}/_sandbox/hubspot/_control/requests", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["requests"].as_array().unwrap().clone()
+    }
+
+    /// Empties the HubSpot emulator's request log.
+    pub async fn clear_hubspot_requests(&self) {
+        self.http
+            .delete(format!("{}/_sandbox/hubspot/_control/requests", self.base))
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn settle(&self) {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }

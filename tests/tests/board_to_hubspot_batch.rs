@@ -290,11 +290,7 @@ async fn a_partly_failed_batch_write_records_each_input_as_it_went() {
         .await
         .unwrap();
     run.settle().await;
-    run.http
-        .delete(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-        .send()
-        .await
-        .unwrap();
+    run.clear_hubspot_requests().await;
 
     let messages: Vec<ReceivedMessage> = (0..3)
         .map(|i| {
@@ -318,19 +314,10 @@ async fn a_partly_failed_batch_write_records_each_input_as_it_went() {
     .await;
     assert_eq!(outcome.done.len(), 3, "{outcome:?}");
 
-    let log: Value = run
-        .http
-        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-        .send()
+    let updates: Vec<Value> = run
+        .hubspot_requests()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let updates: Vec<&Value> = log["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .filter(|r| r["path"].as_str().unwrap().ends_with("/deals/batch/update"))
         .collect();
     assert_eq!(updates.len(), 1, "one call, no bisection: {updates:?}");

@@ -210,18 +210,8 @@ async fn one_labelled_section_per_board_account_with_its_state() {
     // HubSpot retries a 5xx once by itself and people double-click: the same
     // resync moments later reads the card without syncing again.
     let calls = || async {
-        let log: Value = run
-            .http
-            .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-            .send()
+        run.hubspot_requests()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        log["requests"]
-            .as_array()
-            .unwrap()
             .iter()
             .filter(|r| {
                 r["token"] == "app" && r["path"].as_str().unwrap().contains("/deals/batch/read")
@@ -282,19 +272,9 @@ async fn a_second_portal_id_in_the_query_gets_nothing() {
             assert_eq!(body["code"], "ambiguous_identity");
         }
     }
-    let log: Value = run
-        .http
-        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert!(
-        !log["requests"]
-            .as_array()
-            .unwrap()
+        !run.hubspot_requests()
+            .await
             .iter()
             .any(|r| r["path"].as_str().unwrap().contains("/deals/batch/read")),
         "no resync ran"

@@ -113,18 +113,8 @@ async fn the_modified_since_search_uses_each_types_property() {
 }
 
 async fn batch_reads(run: &Run) -> usize {
-    let log: Value = run
-        .http
-        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-        .send()
+    run.hubspot_requests()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    log["requests"]
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|r| r["token"] == "app" && r["path"] == "/crm/objects/2026-03/deals/batch/read")
         .count()
