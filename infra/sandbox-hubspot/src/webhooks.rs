@@ -382,16 +382,17 @@ pub fn spawn(sandbox: HubSpotSandbox) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::new();
         loop {
-            let (flush, url, secret, timeout) = {
+            let flush = sandbox.inner.config.lock().expect("config").webhook_flush;
+            tokio::time::sleep(flush).await;
+            // Read after the wait: a target set meanwhile applies to this batch.
+            let (url, secret, timeout) = {
                 let c = sandbox.inner.config.lock().expect("config");
                 (
-                    c.webhook_flush,
                     c.webhook_url.clone(),
                     c.client_secret.clone(),
                     c.webhook_timeout,
                 )
             };
-            tokio::time::sleep(flush).await;
             let Some(url) = url else { continue };
             let faults = sandbox
                 .inner
