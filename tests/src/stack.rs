@@ -304,32 +304,30 @@ impl Run {
         body["project_id"].as_u64().unwrap()
     }
 
-    /// Every change event the board emulator has emitted.
-    pub async fn board_events(&self) -> Vec<Value> {
+    /// A list an emulator's `/_control` answers (`{key: [...]}`).
+    async fn control_list(&self, path: &str, key: &str) -> Vec<Value> {
         let body: Value = self
             .http
-            .get(format!("{}/_sandbox/board/_control/events", self.base))
+            .get(format!("{}{path}", self.base))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        body["events"].as_array().unwrap().clone()
+        body[key].as_array().unwrap().clone()
+    }
+
+    /// Every change event the board emulator has emitted.
+    pub async fn board_events(&self) -> Vec<Value> {
+        self.control_list("/_sandbox/board/_control/events", "events")
+            .await
     }
 
     /// The HubSpot emulator's request log (what tests count calls from).
     pub async fn hubspot_requests(&self) -> Vec<Value> {
-        let body: Value = self
-            .http
-            .get(format!("{}/_sandbox/hubspot/_control/requests", self.base))
-            .send()
+        self.control_list("/_sandbox/hubspot/_control/requests", "requests")
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["requests"].as_array().unwrap().clone()
     }
 
     /// Empties the HubSpot emulator's request log.

@@ -77,11 +77,7 @@ async fn five_hundred_changes_are_batched_under_the_limit_and_bisected() {
         .await
         .unwrap();
     run.settle().await;
-    run.http
-        .delete(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-        .send()
-        .await
-        .unwrap();
+    run.clear_hubspot_requests().await;
 
     // board's producer sends 500 changes; Lambda hands them over 100 at a time.
     let messages: Vec<ReceivedMessage> = (0..N)
@@ -148,21 +144,8 @@ async fn five_hundred_changes_are_batched_under_the_limit_and_bisected() {
     }
     assert_eq!(done, N);
 
-    let log: Value = run
-        .http
-        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ours: Vec<&Value> = log["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["token"] == "app")
-        .collect();
+    let log = run.hubspot_requests().await;
+    let ours: Vec<&Value> = log.iter().filter(|r| r["token"] == "app").collect();
     let updates: Vec<&&Value> = ours
         .iter()
         .filter(|r| r["path"].as_str().unwrap().ends_with("/deals/batch/update"))

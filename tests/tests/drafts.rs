@@ -410,11 +410,7 @@ async fn a_catch_up_finds_what_dropped_webhooks_missed() {
 async fn two_hundred_deals_are_read_in_batches() {
     let run = Run::start().await;
     run.connect("acct-a", None).await;
-    run.http
-        .delete(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-        .send()
-        .await
-        .unwrap();
+    run.clear_hubspot_requests().await;
     let mut ids = Vec::new();
     for chunk in 0..2 {
         let inputs: Vec<Value> = (0..100)
@@ -459,21 +455,8 @@ async fn two_hundred_deals_are_read_in_batches() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(open, 200);
-    let log: Value = run
-        .http
-        .get(format!("{}/_sandbox/hubspot/_control/requests", run.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app: Vec<&Value> = log["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["token"] == "app")
-        .collect();
+    let log = run.hubspot_requests().await;
+    let app: Vec<&Value> = log.iter().filter(|r| r["token"] == "app").collect();
     let deal_reads = app
         .iter()
         .filter(|r| r["path"] == "/crm/objects/2026-03/deals/batch/read")
