@@ -466,7 +466,8 @@ pub async fn batch(
                             missing.push(id.to_string());
                         } else {
                             // Each result pages on its own: `paging.next.after`,
-                            // given back beside the id (batch read reference).
+                            // given back beside the id (batch read reference,
+                            // https://developers.hubspot.com/docs/api-reference/latest/crm/associations/associate-records/batch/get-associations).
                             let start: usize = input
                                 .get("after")
                                 .and_then(Value::as_str)

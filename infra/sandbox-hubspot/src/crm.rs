@@ -289,8 +289,9 @@ fn stamp(
     properties.insert("hs_object_id".into(), id.to_string());
     properties.insert("createdate".into(), iso_ms(created));
     // Contacts' last-modified property is `lastmodifieddate` (their default
-    // properties in HubSpot's CRM search reference); deals and companies use
-    // `hs_lastmodifieddate`.
+    // properties in HubSpot's CRM search reference,
+    // https://developers.hubspot.com/docs/api-reference/2026-03/crm/search-the-crm);
+    // deals and companies use `hs_lastmodifieddate`.
     if kind == ObjectType::Contacts {
         properties.insert("lastmodifieddate".into(), iso_ms(now));
     } else {
@@ -696,7 +697,8 @@ pub async fn batch(
         "update" => {
             // Batch update answers 207 with `errors[]` and `numErrors` when some
             // inputs fail (changelog "Simplifying batch update response codes
-            // for CRM v3 APIs"). Which failures go that way is not documented:
+            // for CRM v3 APIs",
+            // https://developers.hubspot.com/changelog/simplifying-batch-update-response-codes-for-crm-v3-apis). Which failures go that way is not documented:
             // here inputs naming objects that do not exist fail alone (a guess),
             // while invalid values refuse the whole batch with 400.
             let mut not_found: Vec<String> = Vec::new();
@@ -951,7 +953,8 @@ fn matches(record: &Record, filter: &Filter) -> ApiResult<bool> {
 }
 
 /// CRM search sees a change only once it is indexed, some seconds later, and
-/// not in the order the changes were made. Each change here becomes visible
+/// not in the order the changes were made (the delay's size and order are not
+/// documented: a guess, listed in the README). Each change here becomes visible
 /// after its own delay of up to `search_lag` (derived from the object and the
 /// time of its change); until then the object is missing from search results.
 fn indexed(record: &Record, lag_ms: i64, now: i64) -> bool {

@@ -229,7 +229,8 @@ fn issue(
         },
     );
     // `token_use` is always present in the token response (the refresh-token
-    // reference page).
+    // reference page,
+    // https://developers.hubspot.com/docs/api-reference/legacy/authentication/oauth-tokens/v1/refresh-oauth-token).
     json!({
         "token_use": "access_token",
         "token_type": "bearer",
@@ -403,6 +404,8 @@ pub async fn introspect(
         let mut body = json!({
             "active": true, "token_type": kind, "client_id": client_id, "app_id": app_id,
             "hub_id": portal, "hub_domain": domain, "user_id": user_id, "user": email,
+            // `is_private_distribution`: named by the 2026-03 reference as we were
+            // told; the field list was not found in the docs (README, guesses).
             "scopes": scopes, "scope": scopes.join(" "), "is_private_distribution": false,
         });
         if let Some(seconds) = expires_in {
