@@ -19,41 +19,61 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
         .expect("valid response")
 }
 
-/// An RFC 9457 problem with a stable `code`.
-pub fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> HttpResponse {
-    let body = serde_json::json!({
-        "type": format!("urn:board-hubspot:problem:{code}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "code": code,
-        "detail": detail.into(),
-    });
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/problem+json")
-        .header(CACHE_CONTROL, "no-store")
-        .body(Body::from(
-            serde_json::to_vec(&body).expect("problem serializes"),
-        ))
-        .expect("valid response")
+/// An RFC 9457 problem with a stable `code`: the body of every 4xx and 5xx the
+/// HTTP functions answer (`application/problem+json`).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// `urn:board-hubspot:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// The stable code clients switch on (a catalog code, `invalid_field`, `not_connected`, …).
+    pub code: String,
+    pub detail: String,
+    /// The body field or query parameter at fault (`invalid_field`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub field: Option<String>,
+    /// board's own message, when board refused a registration (`board_api_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub board_message: Option<String>,
+    /// board's errors per field, when board refused a registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub errors: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
-/// A problem with extra members (e.g. the `field` a validation error names).
-pub fn problem_with(
-    status: StatusCode,
-    code: &str,
-    detail: impl Into<String>,
-    extra: serde_json::Value,
-) -> HttpResponse {
-    let mut response = problem(status, code, detail);
-    let body: serde_json::Value =
-        serde_json::from_slice(response.body().as_ref()).expect("our own JSON");
-    let mut body = body;
-    if let (Some(target), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
-        target.extend(extra);
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:board-hubspot:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code: code.to_owned(),
+            detail: detail.into(),
+            field: None,
+            board_message: None,
+            errors: None,
+        }
     }
-    *response.body_mut() = lambda_http::Body::from(serde_json::to_vec(&body).expect("serializes"));
-    response
+
+    pub fn response(&self) -> HttpResponse {
+        Response::builder()
+            .status(self.status)
+            .header(CONTENT_TYPE, "application/problem+json")
+            .header(CACHE_CONTROL, "no-store")
+            .body(Body::from(
+                serde_json::to_vec(self).expect("problem serializes"),
+            ))
+            .expect("valid response")
+    }
+}
+
+pub fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> HttpResponse {
+    Problem::new(status, code, detail).response()
 }
 
 pub fn redirect(location: &str) -> HttpResponse {

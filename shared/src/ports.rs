@@ -312,6 +312,7 @@ pub trait WatermarkStore: Send + Sync {
 /// A notice for a board account's administrators (SPEC §3.11): board turns
 /// these into e-mail or in-app notices.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Notification {
     pub id: String,
     pub account_id: AccountId,
@@ -473,12 +474,14 @@ pub struct HsOwner {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HsTeam {
     pub id: String,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HsOption {
     pub label: String,
     pub value: String,
@@ -734,6 +737,7 @@ pub trait DraftStore: Send + Sync {
 
 /// One decision about a deal (the diagnosis's "why was my change ignored").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,

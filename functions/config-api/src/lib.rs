@@ -1,6 +1,7 @@
 //! The config and business API (`/v1/...`) and its OpenAPI document.
 #![recursion_limit = "512"]
 
+pub mod api;
 pub mod auth;
 pub mod routes;
 
@@ -17,13 +18,13 @@ use board_hubspot::domain::HistoryId;
 use board_hubspot::domain::connection::ConnectionState;
 use board_hubspot::domain::draft::DraftState;
 use board_hubspot::domain::history::{Direction, Status};
-use board_hubspot::edge::{self, HttpResponse};
+use board_hubspot::edge::{self, HttpResponse, Problem};
 use board_hubspot::ports::Cursor;
 use board_hubspot::ports::{BoardError, HubSpotError};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use auth::{AuthError, Caller, Verifier};
@@ -39,16 +40,23 @@ pub async fn handle(
     let path = request.uri().path().to_owned();
     let method = request.method().as_str().to_owned();
     if path == "/openapi.json" && method == "GET" {
-        return Ok(edge::json(StatusCode::OK, &routes::openapi()));
+        return Ok(edge::json(StatusCode::OK, &routes::openapi_json()));
     }
     let matched = match routes::find(&method, &path) {
         Ok(found) => found,
-        Err(routes::NoMatch::Method) => {
-            return Ok(edge::problem(
+        Err(routes::NoMatch::Method(allowed)) => {
+            let mut response = edge::problem(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 format!("{method} {path}"),
-            ));
+            );
+            // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+            if let Ok(value) = allowed.join(", ").parse() {
+                response
+                    .headers_mut()
+                    .insert(lambda_http::http::header::ALLOW, value);
+            }
+            return Ok(response);
         }
         Err(routes::NoMatch::Path) => {
             return Ok(edge::problem(
@@ -129,14 +137,6 @@ fn starter(caller: &Caller) -> Starter {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfirmBody {
-    confirmation: String,
-    #[serde(default)]
-    archive_previous_portal: bool,
-}
-
 async fn dispatch(
     services: &Services,
     caller: &Caller,
@@ -168,11 +168,8 @@ async fn dispatch(
                 Op::Link => links::get(services, account, kind, board_id).await,
                 Op::ResyncLink => links::resync(services, account, kind, board_id).await,
                 _ => {
-                    let enabled = match body::<Value>(request) {
-                        Ok(b) => match b.get("sync_enabled").and_then(Value::as_bool) {
-                            Some(e) => e,
-                            None => return invalid_query("sync_enabled", "true or false"),
-                        },
+                    let enabled = match body::<api::SetLinkBody>(request) {
+                        Ok(b) => b.sync_enabled,
                         Err(response) => return *response,
                     };
                     let staff = (caller.role == auth::Role::Staff).then_some(&caller.user_id);
@@ -188,14 +185,14 @@ async fn dispatch(
             link_result(
                 links::retry(services, account, &id)
                     .await
-                    .map(|()| json!({"retried": true})),
+                    .map(|()| api::Retried { retried: true }),
                 caller,
             )
         }
         Op::ResyncAll => match services.connections.get_connection(account).await {
             Ok(Some(c)) if c.state == ConnectionState::Active => {
                 match catch_up::request(services, account).await {
-                    Ok(()) => edge::json(StatusCode::ACCEPTED, &json!({"queued": true})),
+                    Ok(()) => edge::json(StatusCode::ACCEPTED, &api::Queued { queued: true }),
                     Err(e) => unavailable(e, caller),
                 }
             }
@@ -228,9 +225,10 @@ async fn dispatch(
             draft_result(
                 drafts::list(services, account, state, limit, cursor.as_ref())
                     .await
-                    .map(
-                        |page| json!({"items": page.items, "next_cursor": page.next.map(|c| c.0)}),
-                    ),
+                    .map(|page| api::DraftsPage {
+                        items: page.items,
+                        next_cursor: page.next.map(|c| c.0),
+                    }),
                 caller,
             )
         }
@@ -259,7 +257,7 @@ async fn dispatch(
             )
             .await
             {
-                Ok(project_id) => edge::json(StatusCode::OK, &json!({"project_id": project_id})),
+                Ok(project_id) => edge::json(StatusCode::OK, &api::Registered { project_id }),
                 Err(e) => register_error(e, caller),
             }
         }
@@ -276,7 +274,10 @@ async fn dispatch(
             match history::list(services, account, &filter, limit, cursor.as_ref()).await {
                 Ok(page) => edge::json(
                     StatusCode::OK,
-                    &json!({"items": page.items, "next_cursor": page.next.map(|c| c.0)}),
+                    &api::HistoryPage {
+                        items: page.items,
+                        next_cursor: page.next.map(|c| c.0),
+                    },
                 ),
                 Err(board_hubspot::ports::StoreError::Limit(m)) => invalid_query("cursor", &m),
                 Err(e) => unavailable(e, caller),
@@ -313,15 +314,21 @@ async fn dispatch(
         Op::FilterRules => settings_result(
             settings::filter_rules(services, account)
                 .await
-                .map(|(rules, v)| json!({"rules": rules, "config_version": v})),
+                .map(|(rules, config_version)| api::FilterRulesView {
+                    rules,
+                    config_version,
+                }),
             caller,
         ),
         Op::SetFilterRules => match body::<Value>(request) {
             Ok(b) => settings_result(
                 async {
                     settings::set_filter_rules(services, account, &b).await?;
-                    let (rules, v) = settings::filter_rules(services, account).await?;
-                    Ok(json!({"rules": rules, "config_version": v}))
+                    let (rules, config_version) = settings::filter_rules(services, account).await?;
+                    Ok(api::FilterRulesView {
+                        rules,
+                        config_version,
+                    })
                 }
                 .await,
                 caller,
@@ -334,7 +341,7 @@ async fn dispatch(
         Op::AccountLabel => settings_result(
             settings::account_label(services, account)
                 .await
-                .map(|(label, v)| json!({"label": label, "config_version": v})),
+                .map(|(label, v)| label_view(label, v)),
             caller,
         ),
         Op::SetAccountLabel => match body::<Value>(request) {
@@ -342,7 +349,7 @@ async fn dispatch(
                 async {
                     settings::set_account_label(services, account, &b).await?;
                     let (label, v) = settings::account_label(services, account).await?;
-                    Ok(json!({"label": label, "config_version": v}))
+                    Ok(label_view(label, v))
                 }
                 .await,
                 caller,
@@ -362,7 +369,7 @@ async fn dispatch(
         Op::Options => settings_result(
             settings::options(services, account)
                 .await
-                .map(|(o, v)| options_json(&o, v)),
+                .map(|(o, v)| api::OptionsView::new(&o, v)),
             caller,
         ),
         Op::SetOptions => match body::<Value>(request) {
@@ -370,7 +377,7 @@ async fn dispatch(
                 async {
                     settings::set_options(services, account, &b).await?;
                     let (o, v) = settings::options(services, account).await?;
-                    Ok(options_json(&o, v))
+                    Ok(api::OptionsView::new(&o, v))
                 }
                 .await,
                 caller,
@@ -383,11 +390,11 @@ async fn dispatch(
             Err(e) => unavailable(e, caller),
         },
         Op::Authorize => match connect::authorize_url(services, &starter(caller)).await {
-            Ok(url) => edge::json(StatusCode::OK, &serde_json::json!({ "authorize_url": url })),
+            Ok(authorize_url) => edge::json(StatusCode::OK, &api::AuthorizeUrl { authorize_url }),
             Err(e) => unavailable(e, caller),
         },
         Op::Confirm => {
-            let body: ConfirmBody = match body(request) {
+            let body: api::ConfirmBody = match body(request) {
                 Ok(b) => b,
                 Err(response) => return *response,
             };
@@ -426,11 +433,15 @@ async fn dispatch(
             match disconnect::disconnect(services, &caller.account_id, uninstall).await {
                 Ok(done) => edge::json(
                     StatusCode::OK,
-                    &serde_json::json!({
-                        "state": if done.uninstalled { "uninstalled" } else { "disconnected" },
-                        "revoked": done.revoked,
-                        "uninstalled": done.uninstalled,
-                    }),
+                    &api::Disconnected {
+                        state: if done.uninstalled {
+                            "uninstalled"
+                        } else {
+                            "disconnected"
+                        },
+                        revoked: done.revoked,
+                        uninstalled: done.uninstalled,
+                    },
                 ),
                 Err(DisconnectError::NotConnected) => edge::problem(
                     StatusCode::NOT_FOUND,
@@ -462,18 +473,20 @@ async fn dispatch(
             .notifications(&caller.account_id, 50)
             .await
         {
-            Ok(items) => edge::json(StatusCode::OK, &serde_json::json!({ "items": items })),
+            Ok(items) => edge::json(StatusCode::OK, &api::Notifications { items }),
             Err(e) => unavailable(e, caller),
         },
     }
 }
 
-fn options_json(options: &settings::Options, version: u64) -> Value {
-    json!({
-        "amount_basis": options.amount_basis,
-        "two_way_customer_names": options.two_way_customer_names,
-        "config_version": version,
-    })
+fn label_view(
+    label: Option<board_hubspot::domain::AccountLabel>,
+    config_version: u64,
+) -> api::AccountLabelView {
+    api::AccountLabelView {
+        label: label.map(|l| l.as_str().to_owned()),
+        config_version,
+    }
 }
 
 fn settings_result<T: Serialize>(
@@ -498,12 +511,7 @@ fn settings_error(error: SettingsError, caller: &Caller) -> HttpResponse {
             let entry = Code::IntegrationSuspended.entry();
             edge::problem(StatusCode::CONFLICT, entry.code, entry.message_ja)
         }
-        SettingsError::Invalid { field, message } => edge::problem_with(
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-            format!("{field}: {message}"),
-            json!({"field": field}),
-        ),
+        SettingsError::Invalid { field, message } => invalid_field(&field, &message),
         SettingsError::NotFound(what) => edge::problem(StatusCode::NOT_FOUND, "not_found", what),
         SettingsError::HubSpot(HubSpotError::Forbidden(m)) => {
             let entry = Code::HubspotScopeInsufficient.entry();
@@ -548,12 +556,18 @@ fn settings_error(error: SettingsError, caller: &Caller) -> HttpResponse {
 }
 
 fn invalid_query(field: &str, message: &str) -> HttpResponse {
-    edge::problem_with(
+    invalid_field(field, message)
+}
+
+/// 400 naming the body field or query parameter at fault.
+fn invalid_field(field: &str, message: &str) -> HttpResponse {
+    let mut problem = Problem::new(
         StatusCode::BAD_REQUEST,
         "invalid_field",
         format!("{field}: {message}"),
-        json!({"field": field}),
-    )
+    );
+    problem.field = Some(field.to_owned());
+    problem.response()
 }
 
 fn limit_param(request: &Request) -> Result<usize, Box<HttpResponse>> {
@@ -644,12 +658,7 @@ fn register_error(error: RegisterError, caller: &Caller) -> HttpResponse {
         RegisterError::NotFound(id) => {
             edge::problem(StatusCode::NOT_FOUND, "not_found", format!("no draft {id}"))
         }
-        RegisterError::Invalid { field, message } => edge::problem_with(
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-            format!("{field}: {message}"),
-            json!({"field": field}),
-        ),
+        RegisterError::Invalid { field, message } => invalid_field(&field, &message),
         RegisterError::Forbidden(message) => {
             edge::problem(StatusCode::FORBIDDEN, "forbidden", message)
         }
@@ -661,14 +670,14 @@ fn register_error(error: RegisterError, caller: &Caller) -> HttpResponse {
         }
         RegisterError::Board { message, fields } => {
             let entry = Code::BoardApiError.entry();
-            let errors: serde_json::Map<String, Value> =
-                fields.into_iter().map(|(k, v)| (k, json!(v))).collect();
-            edge::problem_with(
+            let mut problem = Problem::new(
                 StatusCode::BAD_REQUEST,
                 entry.code,
                 format!("{} {message}", entry.message_ja),
-                json!({"board_message": message, "errors": errors}),
-            )
+            );
+            problem.board_message = Some(message);
+            problem.errors = Some(fields.into_iter().map(|(k, v)| (k, json!(v))).collect());
+            problem.response()
         }
         RegisterError::Unavailable(m) => {
             tracing::warn!(error = %m, account = %caller.account_id, "registration failed");

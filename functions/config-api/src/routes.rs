@@ -1,9 +1,67 @@
 //! The route table: dispatch and the OpenAPI document both come from it, so the
-//! document cannot describe an endpoint the code does not serve, or miss one.
+//! document cannot describe an endpoint the code does not serve, or miss one;
+//! each route names the Rust types its handler reads and writes, and the
+//! document's schemas are derived from those types (utoipa), so a field added
+//! to a view is documented the day it is served.
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
 
+use board_hubspot::app::connection_status::ConnectionStatus;
+use board_hubspot::app::diagnosis::Diagnosis;
+use board_hubspot::app::drafts::DraftDetail;
+use board_hubspot::app::history::EntryView;
+use board_hubspot::app::links::LinkView;
+use board_hubspot::app::register::Registration;
+use board_hubspot::app::settings::{FilterOptions, OwnerMapping, RulesBody};
+use board_hubspot::edge::Problem;
+use serde_json::Value;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, KnownFormat, OpenApi, OpenApiBuilder,
+    PathsBuilder, RefOr, Required, ResponseBuilder,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::api::{
+    AccountLabelBody, AccountLabelView, AuthorizeUrl, ConfirmBody, Disconnected, DraftsPage,
+    FilterRulesView, HistoryPage, Notifications, OptionsBody, OptionsView, OwnerMappingBody,
+    Pipelines, Queued, Registered, Retried, SetLinkBody, StatusMappingBody,
+};
 use crate::auth::Access;
+
+/// A Rust type as the document sees it: its name and schema, and the schemas
+/// it refers to.
+#[derive(Clone, Copy)]
+pub struct Body {
+    name: fn() -> Cow<'static, str>,
+    schema: fn() -> RefOr<Schema>,
+    refers_to: fn(&mut Vec<(String, RefOr<Schema>)>),
+}
+
+pub const fn body<T: ToSchema>() -> Body {
+    Body {
+        name: T::name,
+        schema: <T as PartialSchema>::schema,
+        refers_to: T::schemas,
+    }
+}
+
+/// A query parameter a route reads.
+pub struct Query {
+    pub name: &'static str,
+    pub schema: fn() -> Schema,
+    pub description: &'static str,
+}
+
+/// Every route's problem answers (`application/problem+json`). A client must
+/// expect any of them: 409 when the account is not connected or is suspended,
+/// 413 for an oversized body, 429/502/503 when HubSpot or board refuse or fail.
+pub const PROBLEM_STATUSES: &[u16] = &[400, 401, 403, 404, 409, 413, 429, 502, 503];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -45,7 +103,11 @@ pub struct Route {
     pub op: Op,
     pub access: Access,
     pub summary: &'static str,
-    pub response: &'static str,
+    /// The success status (200, or 202 for queued work).
+    pub success: u16,
+    pub response: Body,
+    pub request: Option<Body>,
+    pub query: &'static [Query],
 }
 
 pub const ROUTES: &[Route] = &[
@@ -55,7 +117,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::ConnectionStatus,
         access: Access::Settings,
         summary: "The board account's HubSpot connection: state, portal, authorizing user, scopes, activity, checklist.",
-        response: "ConnectionStatus",
+        success: 200,
+        response: body::<ConnectionStatus>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "POST",
@@ -63,7 +128,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Authorize,
         access: Access::Settings,
         summary: "Starts connecting: HubSpot's authorize URL with a signed, single-use, 10-minute state.",
-        response: "AuthorizeUrl",
+        success: 200,
+        response: body::<AuthorizeUrl>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "POST",
@@ -71,7 +139,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Confirm,
         access: Access::Settings,
         summary: "Activates the connection the OAuth flow prepared; only the user who started, in the same account. Body {confirmation, archive_previous_portal?}.",
-        response: "ConnectionStatus",
+        success: 200,
+        response: body::<ConnectionStatus>(),
+        request: Some(body::<ConfirmBody>()),
+        query: &[],
     },
     Route {
         method: "DELETE",
@@ -79,7 +150,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Disconnect,
         access: Access::Settings,
         summary: "Disconnects: deletes the tokens (revoked unless shared), keeps configuration and links; ?uninstall=true also uninstalls the app.",
-        response: "Disconnected",
+        success: 200,
+        response: body::<Disconnected>(),
+        request: None,
+        query: UNINSTALL,
     },
     Route {
         method: "GET",
@@ -87,7 +161,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Notifications,
         access: Access::Settings,
         summary: "Notices for administrators (suspension, uninstall), newest first.",
-        response: "Notifications",
+        success: 200,
+        response: body::<Notifications>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "GET",
@@ -95,7 +172,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Pipelines,
         access: Access::Settings,
         summary: "HubSpot's deal pipelines and stages (live, display order) with each stage's mapped 受注ステータス, the stage used per status, problems, and a suggested mapping for the default pipeline.",
-        response: "Pipelines",
+        success: 200,
+        response: body::<Pipelines>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "PUT",
@@ -103,7 +183,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::SetStatusMapping,
         access: Access::Settings,
         summary: "Sets or clears stage → status mappings of one pipeline: {\"stages\": {\"<stage_id>\": 4, \"<stage_id>\": null}}.",
-        response: "Pipelines",
+        success: 200,
+        response: body::<Pipelines>(),
+        request: Some(body::<StatusMappingBody>()),
+        query: &[],
     },
     Route {
         method: "GET",
@@ -111,7 +194,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::FilterRules,
         access: Access::Settings,
         summary: "The deal filter rules: a deal passes if all conditions of any rule hold; no rules, every deal.",
-        response: "FilterRules",
+        success: 200,
+        response: body::<FilterRulesView>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "PUT",
@@ -119,7 +205,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::SetFilterRules,
         access: Access::Settings,
         summary: "Replaces the filter rules: {\"rules\": [{\"conditions\": [{\"field\": \"team\"|\"owner\"|\"filter_key\", \"values\": [..]}]}]}.",
-        response: "FilterRules",
+        success: 200,
+        response: body::<FilterRulesView>(),
+        request: Some(body::<RulesBody>()),
+        query: &[],
     },
     Route {
         method: "GET",
@@ -127,7 +216,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::FilterOptions,
         access: Access::Settings,
         summary: "HubSpot's teams, owners and the options of board_custom_filter_key (or why it cannot be used).",
-        response: "FilterOptions",
+        success: 200,
+        response: body::<FilterOptions>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "GET",
@@ -135,7 +227,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::AccountLabel,
         access: Access::Settings,
         summary: "The label the CRM card shows for this board account.",
-        response: "AccountLabel",
+        success: 200,
+        response: body::<AccountLabelView>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "PUT",
@@ -143,7 +238,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::SetAccountLabel,
         access: Access::Settings,
         summary: "Sets the label: {\"label\": \"…\"}, trimmed, at most 50 characters; empty clears.",
-        response: "AccountLabel",
+        success: 200,
+        response: body::<AccountLabelView>(),
+        request: Some(body::<AccountLabelBody>()),
+        query: &[],
     },
     Route {
         method: "GET",
@@ -151,7 +249,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::OwnerMapping,
         access: Access::Settings,
         summary: "HubSpot owners ↔ board persons in charge: matched by e-mail, overridden by administrators.",
-        response: "OwnerMapping",
+        success: 200,
+        response: body::<OwnerMapping>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "PUT",
@@ -159,7 +260,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::SetOwnerMapping,
         access: Access::Settings,
         summary: "Overrides entries: {\"overrides\": {\"<owner_id>\": <board user id>|null}, \"reset\": [\"<owner_id>\"]}.",
-        response: "OwnerMapping",
+        success: 200,
+        response: body::<OwnerMapping>(),
+        request: Some(body::<OwnerMappingBody>()),
+        query: &[],
     },
     Route {
         method: "GET",
@@ -167,7 +271,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Options,
         access: Access::Settings,
         summary: "Amount basis (excluding_tax by default) and two-way customer names.",
-        response: "Options",
+        success: 200,
+        response: body::<OptionsView>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "PUT",
@@ -175,7 +282,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::SetOptions,
         access: Access::Settings,
         summary: "Sets {\"amount_basis\": \"excluding_tax\"|\"including_tax\", \"two_way_customer_names\": bool}.",
-        response: "Options",
+        success: 200,
+        response: body::<OptionsView>(),
+        request: Some(body::<OptionsBody>()),
+        query: &[],
     },
     Route {
         method: "GET",
@@ -183,7 +293,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Drafts,
         access: Access::Business,
         summary: "Draft projects (?state=open|withdrawn|discarded|registered, default open; limit ≤ 200; cursor), most recently changed first.",
-        response: "Drafts",
+        success: 200,
+        response: body::<DraftsPage>(),
+        request: None,
+        query: DRAFTS_QUERY,
     },
     Route {
         method: "GET",
@@ -191,7 +304,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Draft,
         access: Access::Business,
         summary: "One draft (id = the HubSpot deal id) with the suggested person in charge.",
-        response: "Draft",
+        success: 200,
+        response: body::<DraftDetail>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "POST",
@@ -199,7 +315,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::DiscardDraft,
         access: Access::Business,
         summary: "Discards a draft: later changes of the deal do not recreate it until it is restored.",
-        response: "Draft",
+        success: 200,
+        response: body::<DraftDetail>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "POST",
@@ -207,7 +326,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::RestoreDraft,
         access: Access::Business,
         summary: "Restores a discarded or withdrawn draft if its deal qualifies now (409 with the reason otherwise).",
-        response: "Draft",
+        success: 200,
+        response: body::<DraftDetail>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "GET",
@@ -215,7 +337,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::History,
         access: Access::Settings,
         summary: "Sync history, newest first: ?status=success|skip|error&direction=&object_type=&q=&from=&to=&limit=&cursor=.",
-        response: "History",
+        success: 200,
+        response: body::<HistoryPage>(),
+        request: None,
+        query: HISTORY_QUERY,
     },
     Route {
         method: "GET",
@@ -223,7 +348,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::HistoryEntry,
         access: Access::Settings,
         summary: "One history entry by its id (the id support asks for).",
-        response: "HistoryEntry",
+        success: 200,
+        response: body::<EntryView>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "GET",
@@ -231,7 +359,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Diagnosis,
         access: Access::Settings,
         summary: "Why a deal is or is not in board: each gate with the deciding value, link and draft state, decisions of the last 30 days.",
-        response: "Diagnosis",
+        success: 200,
+        response: body::<Diagnosis>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "POST",
@@ -239,7 +370,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::RegisterDraft,
         access: Access::Business,
         summary: "Registers a draft as a board project: {client_id|null, contact_id|null, user_id, invoice_timing_kbn, invoice_date | contract_start_date+contract_end_date | invoice_dates, company_id?, contact_ids?} → {project_id}. Idempotent; staff only as their own person in charge.",
-        response: "Registered",
+        success: 200,
+        response: body::<Registered>(),
+        request: Some(body::<Registration>()),
+        query: &[],
     },
     Route {
         method: "GET",
@@ -247,7 +381,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::Link,
         access: Access::Business,
         summary: "A board record's HubSpot link (kind: project|customer|contact): HubSpot id, sync enabled, reason, last sync.",
-        response: "Link",
+        success: 200,
+        response: body::<LinkView>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "PUT",
@@ -255,7 +392,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::SetLink,
         access: Access::Business,
         summary: "Turns sync on or off for one record: {\"sync_enabled\": bool}. Staff only for their own projects.",
-        response: "Link",
+        success: 200,
+        response: body::<LinkView>(),
+        request: Some(body::<SetLinkBody>()),
+        query: &[],
     },
     Route {
         method: "POST",
@@ -263,7 +403,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::ResyncLink,
         access: Access::Business,
         summary: "Re-reads the linked HubSpot object and applies it now.",
-        response: "Link",
+        success: 200,
+        response: body::<LinkView>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "POST",
@@ -271,7 +414,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::RetryHistory,
         access: Access::Settings,
         summary: "Retries an error or skip entry: the object is read again and applied (a new entry records the outcome).",
-        response: "Retried",
+        success: 200,
+        response: body::<Retried>(),
+        request: None,
+        query: &[],
     },
     Route {
         method: "POST",
@@ -279,7 +425,10 @@ pub const ROUTES: &[Route] = &[
         op: Op::ResyncAll,
         access: Access::Settings,
         summary: "Queues a catch-up sweep: deals, companies and contacts modified in HubSpot since the watermark are processed as if notified.",
-        response: "Queued",
+        success: 202,
+        response: body::<Queued>(),
+        request: None,
+        query: &[],
     },
 ];
 
@@ -291,8 +440,8 @@ pub struct Matched {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum NoMatch {
-    /// The path exists with another method (405).
-    Method,
+    /// The path exists with other methods (405, with these in `Allow`).
+    Method(Vec<&'static str>),
     /// No such path (404).
     Path,
 }
@@ -300,7 +449,7 @@ pub enum NoMatch {
 /// Finds the route for a method and path, with the path parameters.
 pub fn find(method: &str, path: &str) -> Result<Matched, NoMatch> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let mut path_matched = false;
+    let mut allowed = Vec::new();
     for route in ROUTES {
         let pattern: Vec<&str> = route.path.split('/').collect();
         if pattern.len() != segments.len() {
@@ -316,153 +465,267 @@ pub fn find(method: &str, path: &str) -> Result<Matched, NoMatch> {
             }
         });
         if matched {
-            path_matched = true;
             if route.method == method {
                 return Ok(Matched { route, params });
             }
+            allowed.push(route.method);
         }
     }
-    Err(if path_matched {
-        NoMatch::Method
-    } else {
+    Err(if allowed.is_empty() {
         NoMatch::Path
+    } else {
+        NoMatch::Method(allowed)
     })
 }
 
-fn schemas() -> Value {
-    json!({
-        "Problem": {
-            "type": "object",
-            "required": ["type", "title", "status", "code"],
-            "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"},
-                "status": {"type": "integer"}, "code": {"type": "string"}, "detail": {"type": "string"}
-            }
-        },
-        "Pipelines": {"type": "object", "required": ["items", "problems", "config_version"], "properties": {
-            "items": {"type": "array", "items": {"type": "object", "properties": {
-                "id": {"type": "string"}, "label": {"type": "string"},
-                "stages": {"type": "array", "items": {"type": "object", "properties": {
-                    "id": {"type": "string"}, "label": {"type": "string"}, "display_order": {"type": "integer"},
-                    "order_status": {"type": ["integer", "null"]}, "order_status_label": {"type": ["string", "null"]}}}},
-                "stage_for_status": {"type": "object"}, "suggested_mapping": {"type": ["object", "null"]},
-                "problems": {"type": "array"}}}},
-            "problems": {"type": "array"}, "config_version": {"type": "integer"}}},
-        "FilterRules": {"type": "object", "required": ["rules", "config_version"], "properties": {
-            "rules": {"type": "array", "items": {"type": "object", "properties": {"conditions": {"type": "array", "items": {"type": "object", "properties": {
-                "field": {"type": "string", "enum": ["team", "owner", "filter_key"]}, "values": {"type": "array", "items": {"type": "string"}}}}}}}},
-            "config_version": {"type": "integer"}}},
-        "FilterOptions": {"type": "object", "properties": {"teams": {"type": "array"}, "owners": {"type": "array"}, "filter_key": {"type": "object"}}},
-        "AccountLabel": {"type": "object", "required": ["label", "config_version"], "properties": {"label": {"type": ["string", "null"]}, "config_version": {"type": "integer"}}},
-        "OwnerMapping": {"type": "object", "required": ["items", "config_version"], "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
-            "owner_id": {"type": "string"}, "owner_name": {"type": "string"}, "owner_email": {"type": "string"},
-            "board_user_id": {"type": ["integer", "null"]}, "board_user_name": {"type": ["string", "null"]},
-            "source": {"type": "string", "enum": ["email", "override", "none"]}}}}, "config_version": {"type": "integer"}}},
-        "Options": {"type": "object", "required": ["amount_basis", "two_way_customer_names", "config_version"], "properties": {
-            "amount_basis": {"type": "string", "enum": ["excluding_tax", "including_tax"]}, "two_way_customer_names": {"type": "boolean"},
-            "config_version": {"type": "integer"}}},
-                "Drafts": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Draft"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "Draft": {"type": "object", "required": ["id", "deal_id", "name", "order_status", "state"], "properties": {
-            "id": {"type": "string"}, "deal_id": {"type": "string"}, "name": {"type": "string"}, "order_status": {"type": "integer"},
-            "order_status_label": {"type": "string"}, "state": {"type": "string", "enum": ["open", "withdrawn", "discarded", "registered"]},
-            "reason": {"type": ["string", "null"]}, "amount": {"type": ["string", "null"]}, "close_date": {"type": ["string", "null"]},
-            "owner_id": {"type": ["string", "null"]}, "companies": {"type": "array"}, "contacts": {"type": "array"},
-            "project_id": {"type": ["integer", "null"]}, "suggested_user_id": {"type": ["integer", "null"]},
-            "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
-        "Link": {"type": "object", "required": ["hubspot_id", "sync_enabled", "state"], "properties": {
-            "hubspot_id": {"type": "string"}, "hubspot_object_type": {"type": "string"}, "sync_enabled": {"type": "boolean"},
-            "state": {"type": "string", "enum": ["enabled", "disabled", "deleted", "archived", "off"]},
-            "reason_code": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
-            "last_synced_at": {"type": ["string", "null"], "format": "date-time"}}},
-        "Queued": {"type": "object", "required": ["queued"], "properties": {"queued": {"type": "boolean"}}},
-        "Retried": {"type": "object", "required": ["retried"], "properties": {"retried": {"type": "boolean"}}},
-        "Registered": {"type": "object", "required": ["project_id"], "properties": {"project_id": {"type": "integer"}}},
-        "History": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "HistoryEntry": {"type": "object", "required": ["id", "occurred_at", "direction", "status", "config_version"], "properties": {
-            "id": {"type": "string"}, "occurred_at": {"type": "string", "format": "date-time"},
-            "direction": {"type": "string", "enum": ["hubspot_to_board", "board_to_hubspot"]}, "object_type": {"type": ["string", "null"]},
-            "hubspot_id": {"type": ["string", "null"]}, "board_id": {"type": ["integer", "null"]}, "name": {"type": ["string", "null"]},
-            "status": {"type": "string", "enum": ["success", "skip", "error"]}, "code": {"type": ["string", "null"]},
-            "message": {"type": ["string", "null"]}, "message_en": {"type": ["string", "null"]}, "guidance": {"type": ["string", "null"]},
-            "action": {"type": ["string", "null"]}, "detail": {"type": ["string", "null"]}, "warnings": {"type": "array", "items": {"type": "string"}},
-            "config_version": {"type": "integer"}}},
-        "Diagnosis": {"type": "object", "required": ["deal_id", "decisions"], "properties": {
-            "deal_id": {"type": "string"}, "deal": {"type": ["object", "null"]}, "gates": {"type": ["object", "null"]},
-            "qualifies": {"type": ["boolean", "null"]}, "link": {"type": ["object", "null"]}, "draft": {"type": ["object", "null"]},
-            "decisions": {"type": "array"}, "config_version": {"type": "integer"}}},
-        "AuthorizeUrl": {"type": "object", "required": ["authorize_url"], "properties": {"authorize_url": {"type": "string", "format": "uri"}}},
-        "Disconnected": {"type": "object", "required": ["state", "revoked", "uninstalled"], "properties": {
-            "state": {"type": "string"}, "revoked": {"type": "boolean"}, "uninstalled": {"type": "boolean"}}},
-        "Notifications": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
-            "id": {"type": "string"}, "occurred_at": {"type": "string", "format": "date-time"}, "kind": {"type": "string"},
-            "message": {"type": "string"}, "message_en": {"type": "string"}}}}}},
-        "ConnectionStatus": {
-            "type": "object",
-            "required": ["state", "scopes", "consecutive_auth_failures", "checklist"],
-            "properties": {
-                "state": {"type": "string", "enum": ["not_connected", "pending", "active", "suspended", "disconnected", "uninstalled"]},
-                "hubspot_paused": {"type": ["object", "null"], "description": "Background HubSpot work of the portal held until `until` (HubSpot's daily limit, or its rate window nearly spent).",
-                    "properties": {"until": {"type": "string", "format": "date-time"}, "reason": {"type": "string", "enum": ["daily_limit", "rate_limit"]}}},
-                "portal_id": {"type": ["integer", "null"]},
-                "hub_domain": {"type": ["string", "null"]},
-                "authorized_by": {"type": ["object", "null"], "properties": {"user_id": {"type": "string"}, "email": {"type": "string"}}},
-                "scopes": {"type": "array", "items": {"type": "string"}},
-                "connected_at": {"type": ["string", "null"], "format": "date-time"},
-                "last_webhook_at": {"type": ["string", "null"], "format": "date-time"},
-                "last_sync_at": {"type": "object", "properties": {
-                    "hubspot_to_board": {"type": ["string", "null"], "format": "date-time"},
-                    "board_to_hubspot": {"type": ["string", "null"], "format": "date-time"}}},
-                "consecutive_auth_failures": {"type": "integer"},
-                "account_name": {"type": ["string", "null"]},
-                "message": {"type": ["string", "null"]},
-                "message_en": {"type": ["string", "null"]},
-                "guidance": {"type": ["string", "null"]},
-                "exclusion_property": {"type": ["object", "null"]},
-                "other_accounts_on_portal": {"type": "array", "items": {"type": "string"}},
-                "checklist": {"type": "array", "items": {"type": "object", "properties": {
-                    "item": {"type": "string"}, "done": {"type": "boolean"}, "required": {"type": "boolean"}, "message": {"type": "string"}}}}
-            }
-        }
-    })
+fn string_enum(values: &'static [&'static str]) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+        .into()
 }
 
-pub fn openapi() -> Value {
-    let mut paths = serde_json::Map::new();
+fn limit() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(200))
+        .default(Some(50.into()))
+        .build()
+        .into()
+}
+
+fn text() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .build()
+        .into()
+}
+
+fn date_time() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .build()
+        .into()
+}
+
+const CURSOR: Query = Query {
+    name: "cursor",
+    schema: text,
+    description: "The `next_cursor` of the previous page, as given (opaque; anything else is 400).",
+};
+const LIMIT: Query = Query {
+    name: "limit",
+    schema: limit,
+    description: "Items per page, 1 to 200.",
+};
+
+const UNINSTALL: &[Query] = &[Query {
+    name: "uninstall",
+    schema: || string_enum(&["true", "false"]),
+    description: "`true` also uninstalls the app from the HubSpot account (refused with 409 while another board account uses it).",
+}];
+
+const DRAFTS_QUERY: &[Query] = &[
+    Query {
+        name: "state",
+        schema: || string_enum(&["open", "withdrawn", "discarded", "registered"]),
+        description: "Which drafts (default `open`).",
+    },
+    LIMIT,
+    CURSOR,
+];
+
+const HISTORY_QUERY: &[Query] = &[
+    Query {
+        name: "status",
+        schema: || string_enum(&["success", "skip", "error"]),
+        description: "Only entries with this outcome.",
+    },
+    Query {
+        name: "direction",
+        schema: || string_enum(&["hubspot_to_board", "board_to_hubspot"]),
+        description: "Only entries of this direction.",
+    },
+    Query {
+        name: "object_type",
+        schema: text,
+        description: "Only entries about this object type (`deal`, `company`, `contact`, …).",
+    },
+    Query {
+        name: "q",
+        schema: text,
+        description: "Entries whose 案件名 (or object name) contains this text.",
+    },
+    Query {
+        name: "from",
+        schema: date_time,
+        description: "Entries at or after this RFC 3339 time.",
+    },
+    Query {
+        name: "to",
+        schema: date_time,
+        description: "Entries before this RFC 3339 time.",
+    },
+    LIMIT,
+    CURSOR,
+];
+
+/// The schema of one path parameter, by its name in the route table.
+fn path_parameter(name: &str) -> Parameter {
+    let (schema, description): (Schema, &str) = match name {
+        "kind" => (
+            string_enum(&["project", "customer", "contact"]),
+            "The board record's kind.",
+        ),
+        "board_id" => (
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .build()
+                .into(),
+            "The board record's id.",
+        ),
+        "id" | "deal_id" => (
+            text(),
+            "A HubSpot deal id (a draft's id), or a history entry's id; anything unknown is 404.",
+        ),
+        _ => (text(), "A HubSpot pipeline id."),
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+/// Content whose schema is a reference to the type's component.
+fn content(body: &Body) -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+            (body.name)(),
+        ))))
+        .build()
+}
+
+/// The OpenAPI 3.1 document of the config and business API, from the route
+/// table and the types the handlers serialize.
+pub fn openapi() -> OpenApi {
+    let mut components = ComponentsBuilder::new().security_scheme(
+        "boardJwt",
+        SecurityScheme::Http(
+            Http::builder()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    let mut schemas: Vec<(String, RefOr<Schema>)> = Vec::new();
+    let mut add = |body: &Body| {
+        schemas.push(((body.name)().into_owned(), (body.schema)()));
+        (body.refers_to)(&mut schemas);
+    };
+    add(&body::<Problem>());
+    let mut paths = PathsBuilder::new();
     for route in ROUTES {
-        let parameters: Vec<Value> = route
+        add(&route.response);
+        if let Some(request) = &route.request {
+            add(request);
+        }
+        let mut parameters: Vec<Parameter> = route
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(path_parameter)
             .collect();
+        parameters.extend(route.query.iter().map(|q| {
+            ParameterBuilder::new()
+                .name(q.name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(q.description))
+                .schema(Some((q.schema)()))
+                .build()
+        }));
         let access = match route.access {
             Access::Settings => "Settings: master, admin, or custom with hubspot_settings.",
             Access::Business => {
                 "Business: master, admin, manager, leader, staff, or custom with hubspot_business."
             }
         };
-        let problem = json!({"description": "Problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
-        let operation = json!({
-            "summary": route.summary,
-            "description": access,
-            "operationId": format!("{:?}", route.op),
-            "parameters": parameters,
-            "security": [{"boardJwt": []}],
-            "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", route.response)}}}},
-                "400": problem, "401": problem, "403": problem, "404": problem
-            }
-        });
-        let entry = paths.entry(route.path).or_insert_with(|| json!({}));
-        entry[route.method.to_ascii_lowercase()] = operation;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "board ⇄ HubSpot config and business API", "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"boardJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": schemas()
+        let mut operation = OperationBuilder::new()
+            .operation_id(Some(format!("{:?}", route.op)))
+            .summary(Some(route.summary))
+            .description(Some(access))
+            .parameters(Some(parameters))
+            .security(SecurityRequirement::new("boardJwt", Vec::<String>::new()))
+            .response(
+                route.success.to_string(),
+                ResponseBuilder::new()
+                    .description(if route.success == 202 {
+                        "Accepted"
+                    } else {
+                        "OK"
+                    })
+                    .content("application/json", content(&route.response)),
+            );
+        if let Some(request) = &route.request {
+            operation = operation.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", content(request))
+                    .build(),
+            ));
         }
-    })
+        for status in PROBLEM_STATUSES {
+            let reason = lambda_http::http::StatusCode::from_u16(*status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Problem");
+            operation = operation.response(
+                status.to_string(),
+                ResponseBuilder::new()
+                    .description(reason)
+                    .content("application/problem+json", content(&body::<Problem>())),
+            );
+        }
+        let method = match route.method {
+            "GET" => HttpMethod::Get,
+            "POST" => HttpMethod::Post,
+            "PUT" => HttpMethod::Put,
+            "DELETE" => HttpMethod::Delete,
+            other => unreachable!("route table method {other}"),
+        };
+        paths = paths.path(route.path, PathItem::new(method, operation.build()));
+    }
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    // Two types under one name would make one of them undocumented.
+    for pair in schemas.windows(2) {
+        assert!(
+            pair[0].0 != pair[1].0 || pair[0].1 == pair[1].1,
+            "two types are named {} in the OpenAPI document",
+            pair[0].0
+        );
+    }
+    schemas.dedup_by(|a, b| a.0 == b.0);
+    components = components.schemas_from_iter(schemas);
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("board ⇄ HubSpot config and business API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(components.build()))
+        .build()
+}
+
+/// The document as JSON (what `GET /openapi.json` serves).
+pub fn openapi_json() -> Value {
+    serde_json::to_value(openapi()).expect("the OpenAPI document serializes")
 }

@@ -11,6 +11,7 @@ use crate::domain::{AccountId, Code, PortalId};
 use crate::ports::StoreResult;
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LastSync {
     #[serde(with = "time::serde::rfc3339::option")]
     pub hubspot_to_board: Option<time::OffsetDateTime>,
@@ -19,6 +20,7 @@ pub struct LastSync {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChecklistItem {
     pub item: &'static str,
     pub done: bool,
@@ -27,6 +29,7 @@ pub struct ChecklistItem {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionStatus {
     /// `not_connected`, `pending`, or the connection's state.
     pub state: &'static str,
@@ -56,6 +59,7 @@ pub struct ConnectionStatus {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Paused {
     #[serde(with = "time::serde::rfc3339")]
     pub until: time::OffsetDateTime,

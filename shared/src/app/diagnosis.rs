@@ -13,6 +13,7 @@ use crate::domain::{AccountId, DealId, HubSpotObjectType, HubSpotRef};
 use crate::ports::Decision;
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Diagnosis {
     pub deal_id: String,
     /// The deal as HubSpot has it now, or null if HubSpot does not have it.

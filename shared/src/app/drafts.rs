@@ -33,6 +33,7 @@ impl From<SyncError> for DraftError {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DraftView {
     pub id: String,
     pub deal_id: DealId,
@@ -134,6 +135,7 @@ async fn load(
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DraftDetail {
     #[serde(flatten)]
     pub draft: DraftView,
@@ -144,6 +146,7 @@ pub struct DraftDetail {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerSuggestion {
     /// The HubSpot company it is about.
     pub company_id: String,

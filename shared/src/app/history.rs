@@ -67,6 +67,7 @@ pub async fn record(services: &Services, attempt: Attempt<'_>) -> HistoryId {
 
 /// An entry as the API shows it: with the catalog's messages and guidance.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntryView {
     pub id: HistoryId,
     #[serde(with = "time::serde::rfc3339")]

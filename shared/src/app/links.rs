@@ -50,6 +50,7 @@ pub fn kind(raw: &str) -> Option<BoardObjectKind> {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkView {
     pub hubspot_id: String,
     pub hubspot_object_type: HubSpotObjectType,

@@ -27,6 +27,7 @@ use crate::domain::{
 use crate::ports::{BoardError, BoardResource, ClaimError, HubSpotError, StoreError};
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     /// An existing board customer; null: create one from the deal's company (or contact).

@@ -85,6 +85,7 @@ async fn update(
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageView {
     pub id: StageId,
     pub label: String,
@@ -94,19 +95,23 @@ pub struct StageView {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PipelineView {
     pub id: PipelineId,
     pub label: String,
     pub stages: Vec<StageView>,
     /// For each status, the stage board → HubSpot sync moves a deal to when it is
     /// not in a stage of that status already.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub stage_for_status: BTreeMap<u8, StageId>,
     /// Offered for HubSpot's default pipeline, never saved by itself.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, u8>>))]
     pub suggested_mapping: Option<BTreeMap<StageId, OrderStatus>>,
     pub problems: Vec<Problem>,
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PipelinesView {
     pub items: Vec<PipelineView>,
     /// Mappings of pipelines HubSpot no longer has.
@@ -272,6 +277,7 @@ pub async fn set_status_mapping(
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RulesBody {
     pub rules: Vec<FilterRule>,
 }
@@ -344,6 +350,7 @@ pub async fn set_filter_rules(
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OwnerOption {
     pub id: String,
     pub name: String,
@@ -351,6 +358,7 @@ pub struct OwnerOption {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FilterKeyInfo {
     pub property: &'static str,
     pub present: bool,
@@ -362,6 +370,7 @@ pub struct FilterKeyInfo {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FilterOptions {
     pub teams: Vec<crate::ports::HsTeam>,
     pub owners: Vec<OwnerOption>,
@@ -439,6 +448,7 @@ pub async fn set_account_label(
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OwnerMappingRow {
     pub owner_id: String,
     pub owner_name: String,
@@ -450,6 +460,7 @@ pub struct OwnerMappingRow {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OwnerMapping {
     pub items: Vec<OwnerMappingRow>,
     pub config_version: u64,
@@ -564,6 +575,7 @@ pub async fn set_owner_mapping(
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     pub amount_basis: AmountBasis,

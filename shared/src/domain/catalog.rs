@@ -215,6 +215,16 @@ impl Serialize for Code {
     }
 }
 
+openapi_schema!(
+    Code,
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
+        .description(Some("An error catalog code (SPEC's catalog)."))
+        .build()
+        .into()
+);
+
 impl<'de> Deserialize<'de> for Code {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?

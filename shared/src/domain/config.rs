@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{AccountLabel, BoardUserId, OrderStatus, PipelineId, StageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FilterField {
     /// `hubspot_team_id`
@@ -29,6 +30,7 @@ impl FilterField {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Condition {
     pub field: FilterField,
     pub values: Vec<String>,
@@ -36,11 +38,13 @@ pub struct Condition {
 
 /// All conditions must hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FilterRule {
     pub conditions: Vec<Condition>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AmountBasis {
     #[default]

@@ -23,6 +23,7 @@ impl ConnectionState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorizedBy {
     pub user_id: HubSpotUserId,
     pub email: String,

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use super::{AccountId, DealId, OrderStatus, PipelineId, PortalId, StageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DraftState {
     Open,
@@ -40,16 +41,20 @@ impl DraftState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DraftCompany {
     #[serde(with = "crate::domain::link::string_u64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: u64,
     pub name: String,
     pub primary: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DraftContact {
     #[serde(with = "crate::domain::link::string_u64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: u64,
     pub last_name: String,
     pub first_name: String,

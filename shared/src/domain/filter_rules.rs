@@ -6,6 +6,7 @@ use super::config::{FilterField, FilterRule};
 
 /// How the rules decided, with the value that decided it (for the diagnosis).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum FilterDecision {
     NoRules,
@@ -21,6 +22,7 @@ impl FilterDecision {
 
 /// Why one rule did not match: its first failing condition and the deal's value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleFailure {
     pub rule: usize,
     pub field: FilterField,

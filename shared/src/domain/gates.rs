@@ -24,6 +24,7 @@ pub struct DealFacts {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Gate {
     StatusMapping,
@@ -33,6 +34,7 @@ pub enum Gate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateResult {
     pub gate: Gate,
     pub passed: bool,
@@ -43,6 +45,7 @@ pub struct GateResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateReport {
     pub gates: Vec<GateResult>,
     /// The mapped status when the mapping gate passed.

@@ -57,6 +57,13 @@ macro_rules! hubspot_object_id {
             }
         }
 
+        openapi_schema!($name, utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[1-9][0-9]*$"))
+            .description(Some(concat!("A HubSpot ", $kind, ", written as a string.")))
+            .build()
+            .into());
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 match StringOrNumber::deserialize(d)? {
@@ -75,6 +82,14 @@ macro_rules! board_object_id {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(u64);
+
+        openapi_schema!($name, utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+            .minimum(Some(1))
+            .description(Some(concat!("A board ", $kind, ".")))
+            .build()
+            .into());
 
         impl $name {
             pub fn new(value: u64) -> Result<Self, InvalidId> {
@@ -159,6 +174,14 @@ macro_rules! text_id {
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        openapi_schema!($name, utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some($max))
+            .description(Some(concat!("A ", $kind, ".")))
+            .build()
+            .into());
 
         impl $name {
             pub fn new(value: impl Into<String>) -> Result<Self, InvalidId> {

@@ -9,6 +9,7 @@ use super::{AccountId, Code, PortalId};
 
 /// HubSpot's object types that we link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HubSpotObjectType {
     Deal,

@@ -98,6 +98,16 @@ impl Serialize for OrderStatus {
     }
 }
 
+openapi_schema!(
+    OrderStatus,
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some(OrderStatus::ALL.iter().map(|s| s.code())))
+        .description(Some("受注ステータス, by its code in board."))
+        .build()
+        .into()
+);
+
 impl<'de> Deserialize<'de> for OrderStatus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Self::from_code(i64::deserialize(d)?).map_err(serde::de::Error::custom)

@@ -33,6 +33,7 @@ pub fn stage_for_status<'a>(
 
 /// What a mapping refers to that no longer exists in HubSpot.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MappingProblem))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     PipelineMissing {
