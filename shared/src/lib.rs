@@ -31,3 +31,4 @@ pub mod domain;
 pub mod edge;
 pub mod ports;
 pub mod telemetry;
+pub mod wiring;

@@ -651,6 +651,10 @@ pub struct Associated {
     pub type_ids: Vec<u32>,
 }
 
+/// HubSpot's batch endpoints take at most 100 inputs (the adapter chunks
+/// longer lists; use cases plan their batches with it).
+pub const HUBSPOT_BATCH_LIMIT: usize = 100;
+
 /// HubSpot's batch reads: at most 100 ids a call, chunked by the adapter.
 #[async_trait]
 pub trait HubSpotBatch: Send + Sync {

@@ -105,7 +105,7 @@ fn webhooks_cover_every_object_event_and_every_property_the_sync_reads() {
             assert!(has(kind, object, None), "{object} {kind}");
         }
     }
-    for property in board_hubspot::app::hubspot_sync::DEAL_PROPERTIES
+    for property in board_hubspot::app::hubspot_to_board::DEAL_PROPERTIES
         .iter()
         .filter(|p| !p.starts_with("hs_") && **p != "deal_currency_code")
     {
@@ -114,13 +114,13 @@ fn webhooks_cover_every_object_event_and_every_property_the_sync_reads() {
             "deal.{property}"
         );
     }
-    for property in board_hubspot::app::linked_others::COMPANY_PROPERTIES {
+    for property in board_hubspot::domain::mapping::COMPANY_PROPERTIES {
         assert!(
             has("object.propertyChange", "company", Some(property)),
             "company.{property}"
         );
     }
-    for property in board_hubspot::app::linked_others::CONTACT_PROPERTIES {
+    for property in board_hubspot::domain::mapping::CONTACT_PROPERTIES {
         assert!(
             has("object.propertyChange", "contact", Some(property)),
             "contact.{property}"

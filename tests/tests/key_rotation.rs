@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use board_hubspot::adapters::crypto::AesGcmCipher;
-use board_hubspot::app::Services;
+use board_hubspot::app::{Services, disconnect};
 use board_hubspot::config::Settings;
 use board_hubspot::domain::connection::{Connection, ConnectionState, SealedTokens};
 use board_hubspot::domain::{AccountId, PortalId};
@@ -73,4 +73,40 @@ async fn the_hourly_pass_reseals_what_the_previous_key_sealed() {
     );
     assert_eq!(tokens.refresh_token_digest, new_only.digest("rt-1"));
     assert_eq!(stored.state, ConnectionState::Suspended, "state untouched");
+}
+
+fn sealed(cipher: &AesGcmCipher, account: &AccountId, refresh: &str) -> SealedTokens {
+    SealedTokens {
+        access_token: cipher.seal("at", account.as_str()),
+        refresh_token: cipher.seal(refresh, account.as_str()),
+        refresh_token_digest: cipher.digest(refresh),
+        access_expires_at: time::OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+/// Disconnect finds other accounts holding the same refresh token by its
+/// digest, whichever key sealed each.
+#[test]
+fn a_shared_refresh_token_is_found_across_a_key_rotation() {
+    let (a, b): (AccountId, AccountId) = ("acct-a".parse().unwrap(), "acct-b".parse().unwrap());
+    let old = AesGcmCipher::from_base64(&key(1)).unwrap();
+    let b_before = sealed(&old, &b, "rt-shared");
+    // Rotated: acct-a refreshed since, so its seal and digest are the new key's.
+    let new = AesGcmCipher::from_base64(&key(2))
+        .unwrap()
+        .with_previous(&key(1))
+        .unwrap();
+    let a_after = sealed(&new, &a, "rt-shared");
+    assert_ne!(a_after.refresh_token_digest, b_before.refresh_token_digest);
+    assert!(disconnect::holds_same_refresh_token(
+        &new,
+        (&a, &a_after),
+        (&b, &b_before)
+    ));
+    let c_other = sealed(&new, &b, "rt-other");
+    assert!(!disconnect::holds_same_refresh_token(
+        &new,
+        (&a, &a_after),
+        (&b, &c_other)
+    ));
 }

@@ -745,8 +745,7 @@ fn plural(object_type: crate::domain::HubSpotObjectType) -> &'static str {
     }
 }
 
-/// HubSpot's batch endpoints take at most 100 inputs.
-pub const BATCH_LIMIT: usize = 100;
+use crate::ports::HUBSPOT_BATCH_LIMIT as BATCH_LIMIT;
 
 #[async_trait]
 impl HubSpotWrite for HubSpotClient {
@@ -982,7 +981,7 @@ impl HubSpotSearch for HubSpotClient {
             if let Ok(id) = text(&result["id"]).parse::<u64>() {
                 out.ids.push(id);
             }
-            let modified = crate::app::register::parse_time_ms(&text(
+            let modified = crate::domain::dates::parse_time_ms(&text(
                 &result["properties"][modified_property],
             ));
             out.newest_ms = out.newest_ms.max(modified);

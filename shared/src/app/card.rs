@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Services;
-use super::hubspot_sync::{DEAL_PROPERTIES, facts_of};
+use super::hubspot_to_board::{DEAL_PROPERTIES, facts_of};
 use super::tokens::access_token;
 use crate::domain::config::{AccountConfig, AmountBasis};
 use crate::domain::connection::{Connection, ConnectionState};

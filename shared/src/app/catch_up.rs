@@ -11,7 +11,7 @@ use serde::Serialize;
 use tracing::{info, instrument};
 
 use super::Services;
-use super::hubspot_sync::{SyncError, sync_deals, sync_others};
+use super::hubspot_to_board::{SyncError, sync_deals, sync_others};
 use super::jobs::{Job, QueueMessage};
 use super::tokens::{TokenError, access_token};
 use crate::domain::connection::ConnectionState;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Services;
-use super::hubspot_sync::{DEAL_PROPERTIES, facts_of};
+use super::hubspot_to_board::{DEAL_PROPERTIES, facts_of};
 use super::settings::SettingsError;
 use super::tokens::access_token;
 use crate::domain::gates::{GateReport, evaluate_gates};

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Services;
-use super::hubspot_sync::{SyncError, sync_deals};
+use super::hubspot_to_board::{SyncError, sync_deals};
 use super::settings::SettingsError;
 use crate::domain::draft::{Draft, DraftState};
 use crate::domain::{AccountId, BoardUserId, DealId, OrderStatus};

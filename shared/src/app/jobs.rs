@@ -54,7 +54,7 @@ pub enum Job {
         portal_id: PortalId,
         #[serde(deserialize_with = "typed_or_as_received")]
         events: Vec<WebhookEvent>,
-        /// Carried over from a fuller batch (`hubspot_sync::carry_over`): handled
+        /// Carried over from a fuller batch (`hubspot_to_board::carry_over`): handled
         /// in the next batch, never carried again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         carried: bool,
@@ -89,6 +89,9 @@ fn typed_or_as_received<'de, D: serde::Deserializer<'de>>(
     }
     Ok(out)
 }
+
+/// How long an event id is remembered: beyond SQS retention and a DLQ replay.
+pub const EVENT_MEMORY: time::Duration = time::Duration::days(14);
 
 /// Anything the worker can receive.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Services;
-use super::hubspot_sync::{SyncError, sync_deals, sync_others};
+use super::hubspot_to_board::{SyncError, sync_deals, sync_others};
 use crate::domain::connection::Connection;
 use crate::domain::{
     AccountId, BoardObjectKind, BoardRef, HistoryId, HubSpotObjectType, HubSpotRef, Link,
@@ -277,10 +277,10 @@ async fn retry_from_board(
     let snapshot = serde_json::Value::Object(snapshot);
     let result = match board.kind {
         K::Project => {
-            super::board_sync::project_event(services, account, false, &snapshot, true).await
+            super::board_to_hubspot::project_event(services, account, false, &snapshot, true).await
         }
         kind => {
-            super::board_sync::customer_or_contact_event(
+            super::board_to_hubspot::customer_or_contact_event(
                 services, account, kind, false, &snapshot, true,
             )
             .await
@@ -288,7 +288,9 @@ async fn retry_from_board(
     };
     match result {
         Ok(_) => Ok(()),
-        Err(super::board_sync::BoardSyncError::Store(e)) => Err(e.into()),
-        Err(super::board_sync::BoardSyncError::Transient(m)) => Err(LinkError::Unavailable(m)),
+        Err(super::board_to_hubspot::BoardSyncError::Store(e)) => Err(e.into()),
+        Err(super::board_to_hubspot::BoardSyncError::Transient(m)) => {
+            Err(LinkError::Unavailable(m))
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Use cases: what each function does, written against the ports.
 
-pub mod board_sync;
+pub mod board_to_hubspot;
 pub mod budget;
 pub mod card;
 pub mod catch_up;
@@ -11,11 +11,9 @@ pub mod directory;
 pub mod disconnect;
 pub mod drafts;
 pub mod history;
-pub mod hubspot_sync;
+pub mod hubspot_to_board;
 pub mod jobs;
 pub mod lifecycle;
-pub mod linked_deals;
-pub mod linked_others;
 pub mod links;
 pub mod register;
 pub mod services;

@@ -8,20 +8,15 @@ use std::collections::BTreeSet;
 use serde_json::{Map, json};
 use tracing::info;
 
-use super::Services;
-use super::history::{Attempt, record};
 use super::linked_deals::{LinkedError, Outcome};
+use crate::app::Services;
+use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
 use crate::domain::history::Direction;
 use crate::domain::normalize;
 use crate::domain::{BoardObjectKind, Code, HubSpotObjectType, HubSpotRef, Link, LinkState};
 use crate::ports::{BoardError, BoardResource, CrmObject, StoreError};
-
-pub const COMPANY_PROPERTIES: [&str; 7] = [
-    "name", "phone", "zip", "state", "city", "address", "address2",
-];
-pub const CONTACT_PROPERTIES: [&str; 4] = ["lastname", "firstname", "email", "jobtitle"];
 
 /// (baseline key, board field, value).
 pub(crate) type Wanted = (&'static str, &'static str, Option<String>);

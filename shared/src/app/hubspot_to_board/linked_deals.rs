@@ -7,22 +7,17 @@
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
-use super::Services;
-use super::history::{Attempt, record};
-use super::register::jst_date;
+use crate::app::Services;
+use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
+use crate::domain::dates::jst_date;
 use crate::domain::gates::EXCLUDED_VALUE;
 use crate::domain::history::Direction;
-use crate::domain::link::Baseline;
+use crate::domain::mapping::{CLOSE_DATE, COMPANY, NAME, ORDER_STATUS, STAGE, deal_values};
 use crate::domain::normalize::nfkc;
 use crate::domain::{Code, Link, LinkState, OrderStatus, PipelineId, StageId};
 use crate::ports::{BoardError, BoardResource, CrmObject, StoreError};
-
-pub const NAME: &str = "name";
-pub const STAGE: &str = "stage";
-pub const CLOSE_DATE: &str = "close_date";
-pub const COMPANY: &str = "company";
 
 /// What happened, for the decision log.
 pub struct Outcome {
@@ -47,42 +42,6 @@ pub enum LinkedError {
     Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// The deal's synced values, normalised as baselines are.
-pub fn deal_values(
-    deal_name: Option<&str>,
-    pipeline: Option<&str>,
-    stage: Option<&str>,
-    close_date: Option<&str>,
-) -> Vec<(&'static str, Option<String>)> {
-    vec![
-        (NAME, deal_name.map(nfkc).filter(|n| !n.is_empty())),
-        (
-            STAGE,
-            match (pipeline, stage) {
-                (Some(p), Some(s)) => Some(format!("{p}:{s}")),
-                _ => None,
-            },
-        ),
-        (CLOSE_DATE, close_date.and_then(jst_date)),
-    ]
-}
-
-/// Baselines right after registration: both sides hold these values.
-pub fn initial_baseline(
-    values: Vec<(&'static str, Option<String>)>,
-    primary_company: Option<u64>,
-) -> std::collections::BTreeMap<String, Baseline> {
-    let mut baseline: std::collections::BTreeMap<String, Baseline> = values
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), Baseline::both(v)))
-        .collect();
-    if let Some(company) = primary_company {
-        let v = Some(company.to_string());
-        baseline.insert(COMPANY.into(), Baseline::both(v));
-    }
-    baseline
 }
 
 async fn history(
@@ -309,7 +268,7 @@ pub async fn apply(
                 // board's status moved away from what it last had from us.
                 let status_baseline = link
                     .baseline
-                    .get(super::board_sync::ORDER_STATUS)
+                    .get(ORDER_STATUS)
                     .and_then(|b| b.board.clone());
                 let board_changed = status_baseline.is_some()
                     && current_status.map(|c| c.code().to_string()) != status_baseline;
@@ -359,7 +318,7 @@ pub async fn apply(
             link.sending_to_board(NAME, v.to_owned());
         }
         if let Some(s) = new_status {
-            link.sending_to_board(super::board_sync::ORDER_STATUS, s.code().to_string());
+            link.sending_to_board(ORDER_STATUS, s.code().to_string());
         }
         if let Some(date) = &order_date
             && (new_status.is_some() || fields.contains_key("order_date"))
@@ -399,7 +358,7 @@ pub async fn apply(
     if let Some(s) = new_status {
         // board's change event for this status is our echo.
         link.baseline
-            .entry(super::board_sync::ORDER_STATUS.to_owned())
+            .entry(ORDER_STATUS.to_owned())
             .or_default()
             .board = Some(s.code().to_string());
     }

@@ -1,0 +1,325 @@
+//! Deals read again in batches (with their companies, contacts and names) and handed to the
+//! linked-deal sync or the draft decision; deleted deals end their drafts and links.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use secrecy::ExposeSecret;
+use tracing::{debug, warn};
+
+use super::decisions::*;
+use super::failure::*;
+use crate::app::Services;
+use crate::app::budget::metered;
+use crate::app::tokens::{TokenError, access_token};
+use crate::domain::config::AccountConfig;
+use crate::domain::connection::Connection;
+use crate::domain::draft::{DraftCompany, DraftContact, DraftState};
+use crate::domain::{HubSpotObjectType, HubSpotRef};
+use crate::ports::{CrmObject, Decision};
+
+/// Deal properties the sync reads.
+pub const DEAL_PROPERTIES: [&str; 11] = [
+    "dealname",
+    "amount",
+    "closedate",
+    "pipeline",
+    "dealstage",
+    "hubspot_owner_id",
+    "hubspot_team_id",
+    "board_custom_filter_key",
+    "exclude_from_board_integration",
+    "deal_currency_code",
+    "hs_lastmodifieddate",
+];
+
+/// deal → company "primary" association type.
+pub(super) const PRIMARY_COMPANY: u32 = 5;
+
+/// Reads the deals, their associations, companies and contacts in batches and
+/// decides each deal for one board account.
+pub async fn sync_deals(
+    services: &Services,
+    connection: &Connection,
+    deals: &BTreeMap<u64, BTreeSet<String>>,
+) -> Result<(), SyncError> {
+    let account = &connection.account_id;
+    let token = match access_token(services, account).await {
+        Ok(t) => t,
+        Err(TokenError::Suspended | TokenError::NotConnected) => return Ok(()),
+        Err(TokenError::AuthInvalid) => {
+            warn!(account = %account, "HubSpot refused the refresh token; counted toward suspension");
+            return Ok(());
+        }
+        Err(TokenError::Unavailable(e)) => return Err(SyncError::Transient(e)),
+        Err(TokenError::Store(e)) => return Err(e.into()),
+    };
+    let token = token.expose_secret();
+    let ids: Vec<u64> = deals.keys().copied().collect();
+    debug!(deals = ids.len(), "reading deals with their associations");
+    // Deals, two association reads, companies and contacts: five calls per 100 deals.
+    let calls = 5 * ids.len().div_ceil(100) as u32;
+    crate::app::budget::hubspot(services, connection.portal_id, calls)
+        .await
+        .map_err(|wait| {
+            SyncError::Transient(format!(
+                "HubSpot budget spent; retry in {} ms",
+                wait.as_millis()
+            ))
+        })?;
+    let portal = connection.portal_id;
+    let (found, missing) = metered(
+        services,
+        portal,
+        services
+            .batch
+            .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
+            .await,
+    )
+    .await
+    .map_err(transient)?;
+    let with_companies = metered(
+        services,
+        portal,
+        services
+            .batch
+            .batch_associations(
+                token,
+                HubSpotObjectType::Deal,
+                HubSpotObjectType::Company,
+                &ids,
+            )
+            .await,
+    )
+    .await
+    .map_err(transient)?;
+    let with_contacts = metered(
+        services,
+        portal,
+        services
+            .batch
+            .batch_associations(
+                token,
+                HubSpotObjectType::Deal,
+                HubSpotObjectType::Contact,
+                &ids,
+            )
+            .await,
+    )
+    .await
+    .map_err(transient)?;
+    let company_ids: BTreeSet<u64> = with_companies.values().flatten().map(|a| a.id).collect();
+    let contact_ids: BTreeSet<u64> = with_contacts.values().flatten().map(|a| a.id).collect();
+    let companies = read_names(
+        services,
+        connection.portal_id,
+        token,
+        HubSpotObjectType::Company,
+        &company_ids,
+        &["name"],
+    )
+    .await?;
+    let contacts = read_names(
+        services,
+        connection.portal_id,
+        token,
+        HubSpotObjectType::Contact,
+        &contact_ids,
+        &["lastname", "firstname", "email"],
+    )
+    .await?;
+    let config = services.configs.config(account).await?;
+
+    // board's writes are paced (about 2.4 a second): when going through the
+    // deals has taken a while, the rest are read again so a deal changed
+    // meanwhile is written once, as it is now, not twice.
+    let mut found = found;
+    let mut read_at = std::time::Instant::now();
+    for i in 0..found.len() {
+        if read_at.elapsed() > REREAD_AFTER && i + 1 < found.len() {
+            refresh(services, connection, token, &mut found[i..]).await;
+            read_at = std::time::Instant::now();
+        }
+        let deal = &found[i];
+        let trigger: Vec<String> = deals
+            .get(&deal.id)
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        let draft_companies = with_companies
+            .get(&deal.id)
+            .into_iter()
+            .flatten()
+            .map(|a| DraftCompany {
+                id: a.id,
+                name: companies
+                    .get(&a.id)
+                    .and_then(|c| c.get("name"))
+                    .unwrap_or_default()
+                    .to_owned(),
+                primary: a.type_ids.contains(&PRIMARY_COMPANY),
+            })
+            .collect();
+        let draft_contacts = with_contacts
+            .get(&deal.id)
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let c = contacts.get(&a.id);
+                let field = |name: &str| c.and_then(|c| c.get(name)).unwrap_or_default().to_owned();
+                DraftContact {
+                    id: a.id,
+                    last_name: field("lastname"),
+                    first_name: field("firstname"),
+                    email: field("email"),
+                }
+            })
+            .collect();
+        decide(
+            services,
+            connection,
+            &config,
+            deal,
+            draft_companies,
+            draft_contacts,
+            trigger,
+        )
+        .await?;
+    }
+    for id in missing {
+        let trigger: Vec<String> = deals
+            .get(&id)
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        deal_gone(services, connection, &config, id, trigger).await?;
+    }
+    Ok(())
+}
+
+/// How old a read of deals may get before the rest of a batch is read again.
+pub(super) const REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads `deals` again (within the budget; on any failure they stay as read).
+pub(super) async fn refresh(
+    services: &Services,
+    connection: &Connection,
+    token: &str,
+    deals: &mut [CrmObject],
+) {
+    let ids: Vec<u64> = deals.iter().map(|d| d.id).collect();
+    let calls = ids.len().div_ceil(100) as u32;
+    if crate::app::budget::hubspot(services, connection.portal_id, calls)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let read = services
+        .batch
+        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
+        .await;
+    match metered(services, connection.portal_id, read).await {
+        Ok((fresh, _)) => {
+            let mut fresh: BTreeMap<u64, CrmObject> =
+                fresh.into_iter().map(|o| (o.id, o)).collect();
+            for deal in deals.iter_mut() {
+                if let Some(now) = fresh.remove(&deal.id) {
+                    *deal = now;
+                }
+            }
+        }
+        Err(error) => debug!(%error, "deals not read again; going on with the earlier read"),
+    }
+}
+
+/// Companies' or contacts' names for drafts: copies younger than a minute
+/// (`directory`), the rest read in batches.
+pub(super) async fn read_names(
+    services: &Services,
+    portal: crate::domain::PortalId,
+    token: &str,
+    kind: HubSpotObjectType,
+    ids: &BTreeSet<u64>,
+    properties: &[&str],
+) -> Result<BTreeMap<u64, CrmObject>, SyncError> {
+    let names = &services.directory.crm_names;
+    let key = |id: u64| crate::app::directory::crm_key(portal, kind, id);
+    let mut out = BTreeMap::new();
+    let mut missing: Vec<u64> = Vec::new();
+    for id in ids {
+        match names.fresh(&key(*id)) {
+            Some(copy) => {
+                out.insert(*id, (*copy).clone());
+            }
+            None => missing.push(*id),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let (found, _) = metered(
+        services,
+        portal,
+        services
+            .batch
+            .batch_read(token, kind, &missing, properties)
+            .await,
+    )
+    .await
+    .map_err(transient)?;
+    for object in found {
+        names.put(&key(object.id), object.clone());
+        out.insert(object.id, object);
+    }
+    Ok(out)
+}
+
+/// A deal HubSpot no longer has: its open draft is withdrawn.
+pub(super) async fn deal_gone(
+    services: &Services,
+    connection: &Connection,
+    config: &AccountConfig,
+    deal: u64,
+    trigger: Vec<String>,
+) -> Result<(), SyncError> {
+    let now = services.clock.now();
+    let deal_ref = HubSpotRef {
+        object_type: HubSpotObjectType::Deal,
+        id: deal,
+    };
+    if let Some(link) = services
+        .links
+        .link_by_hubspot(&connection.account_id, connection.portal_id, deal_ref)
+        .await?
+    {
+        let result = super::linked_deals::deal_deleted(services, link, config)
+            .await
+            .map_err(linked_failure)?;
+        let decision = Decision {
+            at: now,
+            trigger,
+            outcome: result.outcome.into(),
+            reason: result.reason,
+            config_version: config.version,
+        };
+        return log_decision(services, connection, deal, decision).await;
+    }
+    let reason = "HubSpotで取引が削除されました".to_owned();
+    if let Some(mut draft) = services
+        .drafts
+        .draft(&connection.account_id, connection.portal_id, deal)
+        .await?
+        && draft.state == DraftState::Open
+    {
+        draft.state = DraftState::Withdrawn;
+        draft.reason = Some(reason.clone());
+        draft.updated_at = now;
+        save(services, &draft).await?;
+    }
+    let decision = Decision {
+        at: now,
+        trigger,
+        outcome: "deleted".into(),
+        reason,
+        config_version: config.version,
+    };
+    log_decision(services, connection, deal, decision).await
+}

@@ -1,0 +1,242 @@
+//! The draft decision for an unlinked deal: the entry gates decide whether it becomes, stays or
+//! stops being a draft; every decision goes to the decision log (the diagnosis reads it).
+
+use tracing::{debug, info};
+
+use super::failure::*;
+use crate::app::Services;
+use crate::app::history::{Attempt, record};
+use crate::domain::config::AccountConfig;
+use crate::domain::connection::Connection;
+use crate::domain::draft::{Draft, DraftCompany, DraftContact, DraftContent, DraftState};
+use crate::domain::gates::DealFacts;
+use crate::domain::gates::{GateReport, evaluate_gates};
+use crate::domain::history::Direction;
+use crate::domain::{DealId, HubSpotObjectType, HubSpotRef};
+use crate::domain::{PipelineId, StageId};
+use crate::ports::{CrmObject, Decision, StoreError};
+
+pub(super) async fn log_decision(
+    services: &Services,
+    connection: &Connection,
+    deal: u64,
+    decision: Decision,
+) -> Result<(), SyncError> {
+    let expires = decision.at + services.settings.decision_retention;
+    debug!(deal, outcome = %decision.outcome, "decision");
+    services
+        .decisions
+        .record_decision(
+            &connection.account_id,
+            connection.portal_id,
+            deal,
+            &decision,
+            expires,
+        )
+        .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn decide(
+    services: &Services,
+    connection: &Connection,
+    config: &AccountConfig,
+    deal: &CrmObject,
+    companies: Vec<DraftCompany>,
+    contacts: Vec<DraftContact>,
+    trigger: Vec<String>,
+) -> Result<(), SyncError> {
+    let account = &connection.account_id;
+    let portal = connection.portal_id;
+    let now = services.clock.now();
+    let deal_ref = HubSpotRef {
+        object_type: HubSpotObjectType::Deal,
+        id: deal.id,
+    };
+    let decision = |outcome: &str, reason: String| Decision {
+        at: now,
+        trigger: trigger.clone(),
+        outcome: outcome.to_owned(),
+        reason,
+        config_version: config.version,
+    };
+    if let Some(mut link) = services
+        .links
+        .link_by_hubspot(account, portal, deal_ref)
+        .await?
+    {
+        let primary = companies.iter().find(|c| c.primary).map(|c| c.id);
+        // The other direction may save the link meanwhile: redo with it, a few times.
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            match super::linked_deals::apply(services, connection, config, link, deal, primary)
+                .await
+            {
+                Ok(result) => break result,
+                Err(super::linked_deals::LinkedError::Conflict) if attempts < 3 => {
+                    match services
+                        .links
+                        .link_by_hubspot(account, portal, deal_ref)
+                        .await?
+                    {
+                        Some(again) => link = again,
+                        None => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(linked_failure(e)),
+            }
+        };
+        return log_decision(
+            services,
+            connection,
+            deal.id,
+            decision(result.outcome, result.reason),
+        )
+        .await;
+    }
+    let mut facts = facts_of(deal);
+    facts.claimed_by = services
+        .links
+        .deal_claimed_by(portal, deal.id)
+        .await?
+        .filter(|a| a != account);
+    let report: GateReport = evaluate_gates(config, &facts, |s| s.to_string());
+    let existing = services.drafts.draft(account, portal, deal.id).await?;
+    let Some(status) = report.order_status.filter(|_| report.passed()) else {
+        let reason = report
+            .first_failure()
+            .map(|g| g.detail.clone())
+            .unwrap_or_default();
+        if let Some(mut draft) = existing.filter(|d| d.state == DraftState::Open) {
+            draft.state = DraftState::Withdrawn;
+            draft.reason = Some(reason.clone());
+            draft.updated_at = now;
+            save(services, &draft).await?;
+            info!(account = %account, deal = deal.id, %reason, "draft withdrawn");
+            return log_decision(services, connection, deal.id, decision("withdrawn", reason))
+                .await;
+        }
+        return log_decision(
+            services,
+            connection,
+            deal.id,
+            decision("not_entered", reason),
+        )
+        .await;
+    };
+    let content = DraftContent {
+        name: deal.get("dealname").unwrap_or_default().to_owned(),
+        order_status: status,
+        pipeline_id: facts.pipeline.clone().expect("mapped"),
+        stage_id: facts.stage.clone().expect("mapped"),
+        amount: deal.get("amount").map(str::to_owned),
+        close_date: deal.get("closedate").map(str::to_owned),
+        owner_id: facts.owner.clone(),
+        companies,
+        contacts,
+    };
+    let (draft, action) = match existing {
+        Some(d) if d.state == DraftState::Discarded => {
+            return log_decision(
+                services,
+                connection,
+                deal.id,
+                decision("kept_discarded", "ユーザーが破棄した下書き案件です".into()),
+            )
+            .await;
+        }
+        Some(d) if d.state == DraftState::Registered => {
+            return log_decision(
+                services,
+                connection,
+                deal.id,
+                decision("registered", "案件として登録済みです".into()),
+            )
+            .await;
+        }
+        Some(d) if d.state == DraftState::Open && d.content == content => {
+            return log_decision(
+                services,
+                connection,
+                deal.id,
+                decision("unchanged", "下書き案件に変更はありません".into()),
+            )
+            .await;
+        }
+        Some(mut d) => {
+            let action = if d.state == DraftState::Withdrawn {
+                "draft_restored"
+            } else {
+                "draft_updated"
+            };
+            d.content = content;
+            d.state = DraftState::Open;
+            d.reason = None;
+            d.updated_at = now;
+            (d, action)
+        }
+        None => (
+            Draft {
+                account_id: account.clone(),
+                portal_id: portal,
+                deal_id: DealId::new(deal.id).expect("HubSpot ids are positive"),
+                content,
+                state: DraftState::Open,
+                reason: None,
+                project_id: None,
+                created_at: now,
+                updated_at: now,
+                revision: 0,
+            },
+            "draft_created",
+        ),
+    };
+    save(services, &draft).await?;
+    record(
+        services,
+        Attempt {
+            account,
+            direction: Direction::HubspotToBoard,
+            hubspot: Some(deal_ref),
+            board: None,
+            name: Some(draft.content.name.clone()),
+            code: None,
+            action: Some(action),
+            detail: None,
+            warnings: Vec::new(),
+            config_version: config.version,
+        },
+    )
+    .await;
+    log_decision(
+        services,
+        connection,
+        deal.id,
+        decision(action, format!("受注ステータス「{}」", status.label_ja())),
+    )
+    .await
+}
+
+pub(super) async fn save(services: &Services, draft: &Draft) -> Result<(), SyncError> {
+    match services.drafts.save_draft(draft).await {
+        Ok(_) => Ok(()),
+        // Another worker changed it meanwhile: retry the message; we re-read then.
+        Err(StoreError::Conflict) => Err(SyncError::Transient("draft changed concurrently".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn facts_of(deal: &CrmObject) -> DealFacts {
+    let text = |name: &str| deal.get(name).map(str::to_owned);
+    DealFacts {
+        pipeline: deal.get("pipeline").and_then(|p| PipelineId::new(p).ok()),
+        stage: deal.get("dealstage").and_then(|s| StageId::new(s).ok()),
+        team: text("hubspot_team_id"),
+        owner: text("hubspot_owner_id"),
+        filter_key: text("board_custom_filter_key"),
+        exclusion: text("exclude_from_board_integration"),
+        claimed_by: None,
+    }
+}

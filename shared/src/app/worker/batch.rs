@@ -1,0 +1,155 @@
+//! One batch from a queue: each message parsed once, project events planned together and their
+//! deals written in one batch, every message settled (deleted, delayed or dead-lettered).
+
+use tracing::{instrument, warn};
+
+use crate::app::Services;
+use crate::app::jobs::{BoardEvent, BoardEventType, Job, QueueMessage};
+use crate::ports::{ReceivedMessage, StoreError, WorkQueue};
+
+use super::board_events::*;
+use super::failure::*;
+use super::hubspot_jobs::*;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Message ids to report as failures (their visibility was already set).
+    pub retry: Vec<String>,
+    /// Message ids handled: a host that polls deletes these (Lambda does it itself).
+    pub done: Vec<String>,
+    pub dead_lettered: usize,
+}
+
+/// Whether `source` is the services' board-events queue (the very instance:
+/// the Lambda handler and the local pollers pass the services' own queues),
+/// and a queue of its own (services built on one queue for both carry jobs).
+pub(super) fn is_board_queue(services: &Services, source: &dyn WorkQueue) -> bool {
+    let same = |queue: &std::sync::Arc<dyn WorkQueue>| {
+        std::ptr::addr_eq(
+            source as *const dyn WorkQueue,
+            std::sync::Arc::as_ptr(queue),
+        )
+    };
+    same(&services.board_queue) && !same(&services.queue)
+}
+
+/// Processes messages received from `source`, the queue that dead letters and
+/// delayed retries go back through. Messages from board's events queue must be
+/// board change events: a job there is poison.
+#[instrument(skip_all, fields(messages = messages.len()))]
+pub async fn process_batch(
+    services: &Services,
+    source: &dyn WorkQueue,
+    messages: &[ReceivedMessage],
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    // Project changes are gathered so their deal writes share batch calls;
+    // webhook events of one portal likewise, so a deal named by several
+    // deliveries is read once and the reads go 100 at a time.
+    let mut projects: Vec<(&ReceivedMessage, BoardEvent)> = Vec::new();
+    type Events = Vec<crate::app::jobs::WebhookEvent>;
+    // Per portal: the messages, events carried over before, fresh events.
+    let mut webhooks: std::collections::BTreeMap<
+        crate::domain::PortalId,
+        (Vec<&ReceivedMessage>, Events, Events),
+    > = Default::default();
+    let from_board = is_board_queue(services, source);
+    for message in messages {
+        let result = match QueueMessage::parse(&message.body) {
+            Err(reason) => Err(Failure::Poison(reason)),
+            // board's account may send to its queue; our jobs never travel there.
+            Ok(QueueMessage::Job(_)) if from_board => Err(Failure::Poison(
+                "a job on board's events queue: only board change events are taken there".into(),
+            )),
+            Ok(QueueMessage::Job(Job::HubspotEvents {
+                portal_id,
+                events,
+                carried,
+            })) => {
+                let (from, before, fresh) = webhooks.entry(portal_id).or_default();
+                from.push(message);
+                if carried {
+                    before.extend(events);
+                } else {
+                    fresh.extend(events);
+                }
+                continue;
+            }
+            Ok(QueueMessage::Job(job)) => run_job(services, job).await,
+            Ok(QueueMessage::BoardEvent(event))
+                if matches!(
+                    event.event_type,
+                    BoardEventType::ProjectCreated | BoardEventType::ProjectUpdated
+                ) =>
+            {
+                projects.push((message, event));
+                continue;
+            }
+            Ok(QueueMessage::BoardEvent(event)) => {
+                board_event(services, &event, message.receive_count).await
+            }
+        };
+        settle(source, message, result, &mut outcome).await;
+    }
+    for (portal_id, (from, before, fresh)) in webhooks {
+        let events = carry_over(source, portal_id, before, fresh).await;
+        let result = run_job(
+            services,
+            Job::HubspotEvents {
+                portal_id,
+                events,
+                carried: false,
+            },
+        )
+        .await;
+        for message in from {
+            let copy = match &result {
+                Ok(()) => Ok(()),
+                Err(Failure::Poison(reason)) => Err(Failure::Poison(reason.clone())),
+                Err(Failure::Transient(error)) => Err(Failure::Transient(StoreError::Unavailable(
+                    anyhow::anyhow!(error.to_string()),
+                ))),
+            };
+            settle(source, message, copy, &mut outcome).await;
+        }
+    }
+    for (message, result) in project_events(services, projects).await {
+        settle(source, message, result, &mut outcome).await;
+    }
+    outcome
+}
+
+pub(super) async fn settle(
+    source: &dyn WorkQueue,
+    message: &ReceivedMessage,
+    result: Result<(), Failure>,
+    outcome: &mut BatchOutcome,
+) {
+    match result {
+        Ok(()) => outcome.done.push(message.message_id.clone()),
+        Err(Failure::Poison(reason)) => {
+            warn!(message_id = %message.message_id, %reason, "moving message to the dead-letter queue");
+            match source.dead_letter(message, &reason).await {
+                Ok(()) => outcome.dead_lettered += 1,
+                Err(e) => {
+                    warn!(message_id = %message.message_id, error = %e, "dead-lettering failed; SQS's redrive policy will");
+                    outcome.retry.push(message.message_id.clone());
+                }
+            }
+        }
+        Err(Failure::Transient(error)) => {
+            // A lost conditional write (the link or ledger changed meanwhile)
+            // is redone soon; anything else backs off.
+            let delay = if matches!(error, StoreError::Conflict) {
+                CONFLICT_RETRY
+            } else {
+                retry_delay(message.receive_count)
+            };
+            warn!(message_id = %message.message_id, %error, delay_s = delay.as_secs(), "retrying later");
+            if let Err(e) = source.retry_after(&message.receipt, delay).await {
+                warn!(error = %e, "could not delay the retry; it comes back after the visibility timeout");
+            }
+            outcome.retry.push(message.message_id.clone());
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! board's change events: admitted once per event id and version (one store operation), then
+//! applied by kind (project, customer/contact, document sent).
+
+use std::collections::HashSet;
+
+use tracing::{debug, warn};
+
+use crate::app::Services;
+use crate::app::jobs::{BoardEvent, BoardEventType};
+use crate::domain::{BoardObjectKind, BoardRef};
+use crate::ports::{Admission, ReceivedMessage, StoreError};
+
+use crate::app::jobs::EVENT_MEMORY;
+
+use super::failure::*;
+
+/// Project changes of one batch: the newest event per project (older ones in the
+/// same batch are covered by its full snapshot), planned one by one, their deal
+/// writes sent together.
+pub(super) async fn project_events<'m>(
+    services: &Services,
+    events: Vec<(&'m ReceivedMessage, BoardEvent)>,
+) -> Vec<(&'m ReceivedMessage, Result<(), Failure>)> {
+    let mut results: Vec<(&'m ReceivedMessage, Result<(), Failure>)> = Vec::new();
+    let mut newest: std::collections::BTreeMap<(String, u64), usize> = Default::default();
+    let mut objects = Vec::with_capacity(events.len());
+    for (i, (message, event)) in events.iter().enumerate() {
+        match board_object(event) {
+            Ok(object) => {
+                objects.push(Some(object));
+                let key = (event.account_id.to_string(), object.id);
+                let keep = newest
+                    .get(&key)
+                    .is_none_or(|j| events[*j].1.version < event.version);
+                if keep {
+                    newest.insert(key, i);
+                }
+            }
+            Err(failure) => {
+                objects.push(None);
+                results.push((message, Err(failure)));
+            }
+        }
+    }
+    let chosen: HashSet<usize> = newest.values().copied().collect();
+    let mut pending = Vec::new();
+    for (i, (message, event)) in events.iter().enumerate() {
+        if objects[i].is_none() {
+            continue;
+        }
+        if !chosen.contains(&i) {
+            debug!(event_id = %event.event_id, version = event.version, "superseded by a newer event in the same batch");
+            results.push((message, Ok(())));
+            continue;
+        }
+        let planned = async {
+            if !admit(services, event, message.receive_count).await? {
+                return Ok(None);
+            }
+            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
+                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+            crate::app::board_to_hubspot::plan_project(
+                services,
+                &event.account_id,
+                false,
+                &snapshot,
+            )
+            .await
+            .map_err(sync_failure)
+            .map(Some)
+        };
+        match planned.await {
+            Ok(Some(crate::app::board_to_hubspot::Plan::Write(write))) => {
+                let last = message.receive_count >= crate::app::services::MAX_RECEIVES;
+                let at = time::OffsetDateTime::parse(
+                    &event.occurred_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok();
+                pending.push((i, (*write).with_occurred_at(at), last));
+            }
+            Ok(plan) => {
+                debug!(event_id = %event.event_id, admitted = plan.is_some(), version = event.version, "project event needs no write");
+                results.push((message, Ok(())));
+            }
+            Err(failure) => {
+                if matches!(failure, Failure::Transient(_)) {
+                    release(services, event).await;
+                }
+                results.push((message, Err(failure)));
+            }
+        }
+    }
+    let order: Vec<usize> = pending.iter().map(|(i, _, _)| *i).collect();
+    let writes = pending.into_iter().map(|(_, w, last)| (w, last)).collect();
+    let written = crate::app::board_to_hubspot::write_deals(services, writes).await;
+    for (i, result) in order.into_iter().zip(written) {
+        let (message, event) = &events[i];
+        let result = match result {
+            Ok(applied) => {
+                debug!(event_id = %event.event_id, ?applied, "project event applied");
+                Ok(())
+            }
+            Err(e) => {
+                release(services, event).await;
+                Err(sync_failure(e))
+            }
+        };
+        results.push((message, result));
+    }
+    results
+}
+
+pub(super) fn sync_failure(error: crate::app::board_to_hubspot::BoardSyncError) -> Failure {
+    match error {
+        crate::app::board_to_hubspot::BoardSyncError::Store(s) => Failure::Transient(s),
+        crate::app::board_to_hubspot::BoardSyncError::Transient(m) => {
+            Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
+        }
+    }
+}
+
+/// Forgets an event whose effect failed transiently, so its redelivery is applied.
+pub(super) async fn release(services: &Services, event: &BoardEvent) {
+    let Ok(object) = board_object(event) else {
+        return;
+    };
+    let version = if event.event_type == BoardEventType::DocumentSent {
+        0
+    } else {
+        event.version
+    };
+    if let Err(e) = services
+        .board_events
+        .release_event(&event.account_id, &event.event_id, object, version)
+        .await
+    {
+        warn!(error = %e, "board event not released; its redelivery will be taken for a duplicate");
+    }
+}
+
+pub(super) fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
+    use crate::app::jobs::BoardEventType as T;
+    let kind = match event.event_type {
+        T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted | T::DocumentSent => {
+            BoardObjectKind::Project
+        }
+        T::CustomerCreated | T::CustomerUpdated | T::CustomerDeleted => BoardObjectKind::Customer,
+        T::ContactCreated | T::ContactUpdated | T::ContactDeleted => {
+            BoardObjectKind::CustomerContact
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Snapshot {
+        #[serde(default)]
+        id: Option<u64>,
+        #[serde(default)]
+        project_id: Option<u64>,
+    }
+    let snapshot: Snapshot = serde_json::from_str(event.object.get())
+        .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+    let id = if event.event_type == crate::app::jobs::BoardEventType::DocumentSent {
+        snapshot.project_id
+    } else {
+        snapshot.id
+    };
+    let id = id
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Failure::Poison("invalid board event: object has no id".into()))?;
+    Ok(BoardRef { kind, id })
+}
+
+/// Whether an event is to be applied: first sightings whose version moves
+/// forward (admitted in one store operation, so a failure can never leave an
+/// event seen without its version), and redeliveries of this very message
+/// while no newer version was applied.
+pub(super) async fn admit(
+    services: &Services,
+    event: &BoardEvent,
+    receive_count: u32,
+) -> Result<bool, Failure> {
+    let object = board_object(event)?;
+    let now = services.clock.now();
+    // Documents are events, not versions of the project.
+    let versioned =
+        (event.event_type != BoardEventType::DocumentSent).then_some((object, event.version));
+    let admission = services
+        .board_events
+        .admit(
+            &event.account_id,
+            &event.event_id,
+            versioned,
+            now,
+            now + EVENT_MEMORY,
+        )
+        .await
+        .map_err(|e| match e {
+            // A version the store cannot hold will never be admitted.
+            StoreError::Limit(reason) => Failure::Poison(format!("invalid board event: {reason}")),
+            other => Failure::Transient(other),
+        })?;
+    match admission {
+        Admission::Admitted => Ok(true),
+        Admission::Stale => {
+            debug!(event_id = %event.event_id, %object, version = event.version, "older than what was applied");
+            Ok(false)
+        }
+        Admission::Seen if receive_count <= 1 => {
+            // Another copy of an event already taken (board's producer or SQS sent it twice).
+            debug!(event_id = %event.event_id, "duplicate board event");
+            Ok(false)
+        }
+        Admission::Seen
+            if versioned.is_some()
+                && services
+                    .board_events
+                    .applied_version(&event.account_id, object)
+                    .await?
+                    != Some(event.version) =>
+        {
+            debug!(event_id = %event.event_id, "redelivered, and a newer version was applied since");
+            Ok(false)
+        }
+        Admission::Seen => {
+            // This very message came back: the worker may have died mid-way. Applying
+            // again is safe (baselines; notes are found by their marker).
+            debug!(event_id = %event.event_id, receive_count, "redelivered board event applied again");
+            Ok(true)
+        }
+    }
+}
+
+pub(super) async fn board_event(
+    services: &Services,
+    event: &BoardEvent,
+    receive_count: u32,
+) -> Result<(), Failure> {
+    use crate::app::jobs::BoardEventType as T;
+    let last_attempt = receive_count >= crate::app::services::MAX_RECEIVES;
+    let object = board_object(event)?;
+    if !admit(services, event, receive_count).await? {
+        return Ok(());
+    }
+    let result = match event.event_type {
+        T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted => {
+            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
+                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+            crate::app::board_to_hubspot::project_event(
+                services,
+                &event.account_id,
+                event.event_type == T::ProjectDeleted,
+                &snapshot,
+                last_attempt,
+            )
+            .await
+            .map(|applied| debug!(event_id = %event.event_id, ?applied, "project event applied"))
+        }
+        T::DocumentSent => {
+            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
+                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+            crate::app::board_to_hubspot::document_sent(
+                services,
+                &event.account_id,
+                &event.event_id,
+                &snapshot,
+                last_attempt,
+            )
+            .await
+            .map(|applied| debug!(event_id = %event.event_id, ?applied, "document event applied"))
+        }
+        T::CustomerCreated
+        | T::CustomerUpdated
+        | T::CustomerDeleted
+        | T::ContactCreated
+        | T::ContactUpdated
+        | T::ContactDeleted => {
+            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
+                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+            crate::app::board_to_hubspot::customer_or_contact_event(
+                services,
+                &event.account_id,
+                object.kind,
+                matches!(event.event_type, T::CustomerDeleted | T::ContactDeleted),
+                &snapshot,
+                last_attempt,
+            )
+            .await
+            .map(|applied| debug!(event_id = %event.event_id, ?applied, "board event applied"))
+        }
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            release(services, event).await;
+            Err(sync_failure(error))
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Internal jobs: HubSpot event batches (the overflow carried to the next job), catch-up sweeps
+//! and the hourly re-seal.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use tracing::{debug, info, warn};
+
+use crate::app::Services;
+use crate::app::jobs::{Job, QueueMessage};
+use crate::domain::PortalId;
+use crate::ports::{StoreError, WorkQueue};
+
+use super::failure::*;
+
+/// Sends the events `hubspot_to_board::carry_over` leaves for the next batch back
+/// to the queue; returns the ones to handle now (all of them if sending fails).
+pub(super) async fn carry_over(
+    queue: &dyn WorkQueue,
+    portal_id: crate::domain::PortalId,
+    before: Vec<crate::app::jobs::WebhookEvent>,
+    fresh: Vec<crate::app::jobs::WebhookEvent>,
+) -> Vec<crate::app::jobs::WebhookEvent> {
+    let (now, later) = crate::app::hubspot_to_board::carry_over(before, fresh);
+    if later.is_empty() {
+        return now;
+    }
+    let body = QueueMessage::to_body(&Job::HubspotEvents {
+        portal_id,
+        events: later.clone(),
+        carried: true,
+    });
+    match queue.send_batch(std::slice::from_ref(&body)).await {
+        Ok(()) => {
+            debug!(
+                events = later.len(),
+                "events carried over to the next batch"
+            );
+            now
+        }
+        Err(error) => {
+            warn!(%error, "events not carried over; handled now");
+            [now, later].concat()
+        }
+    }
+}
+
+pub(super) async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
+    match job {
+        Job::HubspotEvents {
+            portal_id, events, ..
+        } => {
+            let connections = services
+                .connections
+                .connections_of_portal(portal_id)
+                .await?;
+            if connections.is_empty() {
+                warn_unknown_portal_once(portal_id);
+                return Ok(());
+            }
+            crate::app::hubspot_to_board::apply(services, &connections, &events)
+                .await
+                .map_err(|e| match e {
+                    crate::app::hubspot_to_board::SyncError::Transient(m) => {
+                        Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
+                    }
+                    crate::app::hubspot_to_board::SyncError::Store(s) => Failure::Transient(s),
+                })
+        }
+        Job::CatchUp { account_id } => crate::app::catch_up::sweep(services, &account_id)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                crate::app::hubspot_to_board::SyncError::Transient(m) => {
+                    Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
+                }
+                crate::app::hubspot_to_board::SyncError::Store(s) => Failure::Transient(s),
+            }),
+        Job::CatchUpAll => crate::app::catch_up::request_all(services)
+            .await
+            .map(|_| ())
+            .map_err(Failure::Transient),
+        Job::PollLifecycle => {
+            // The schedule sends the next poll; a failed one is not worth retrying.
+            match crate::app::lifecycle::poll(services).await {
+                Ok(changed) => debug!(changed, "lifecycle journal read"),
+                Err(error) => warn!(%error, "lifecycle journal not read"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A portal with no connection is logged once per process, not once per event.
+pub(super) fn warn_unknown_portal_once(portal: PortalId) {
+    static SEEN: Mutex<Option<HashSet<PortalId>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.get_or_insert_with(HashSet::new).insert(portal) {
+        info!(portal = %portal, "webhook events for a portal with no connection are dropped");
+    }
+}
