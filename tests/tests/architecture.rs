@@ -70,7 +70,7 @@ fn dependencies(module: &str, text: &str, modules: &BTreeSet<String>) -> BTreeSe
     };
     let mut found = BTreeSet::new();
     let mut rest = text;
-    while let Some(at) = rest.find(|c| c == 's' || c == 'c') {
+    while let Some(at) = rest.find(['s', 'c']) {
         rest = &rest[at..];
         let prefix = ["super::", "crate::app::"]
             .into_iter()
