@@ -179,9 +179,9 @@ fn the_use_case_modules_import_each_other_without_a_loop() {
     // The check finds loops: the old shape had one.
     let mut looped = graph.clone();
     looped
-        .get_mut("hubspot_to_board::failure")
+        .get_mut("failure")
         .unwrap()
-        .insert("hubspot_to_board::events".into());
+        .insert("worker::batch".into());
     let caught = std::panic::catch_unwind(|| {
         let mut done = BTreeSet::new();
         for node in looped.keys() {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tracing::{info, instrument};
 
 use super::Services;
-use super::hubspot_to_board::{SyncError, sync_deals, sync_others};
+use super::hubspot_to_board::{SyncFailure, sync_deals, sync_others};
 use super::jobs::{Job, QueueMessage};
 use super::tokens::{TokenError, access_token};
 use crate::domain::connection::ConnectionState;
@@ -102,7 +102,7 @@ pub async fn start_watermark(
 }
 
 #[instrument(skip_all, fields(account = %account))]
-pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, SyncError> {
+pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, SyncFailure> {
     let Some(connection) = services
         .connections
         .get_connection(account)
@@ -113,7 +113,12 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
     };
     let token = match access_token(services, account).await {
         Ok(t) => t,
-        Err(TokenError::Unavailable(e)) => return Err(SyncError::Transient(e)),
+        Err(TokenError::Unavailable(e)) => {
+            return Err(SyncFailure::retry(
+                crate::domain::Code::HubspotUnavailable,
+                e,
+            ));
+        }
         Err(TokenError::Store(e)) => return Err(e.into()),
         Err(_) => return Ok(Swept::default()),
     };
@@ -150,7 +155,7 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
                     .await,
             )
             .await
-            .map_err(|e| SyncError::Transient(e.to_string()))?;
+            .map_err(SyncFailure::from)?;
             ids.extend(result.ids);
             newest = newest.max(result.newest_ms.unwrap_or(since));
             tokio::time::sleep(SEARCH_PACE).await;
@@ -166,7 +171,7 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
                         .iter()
                         .map(|id| (*id, BTreeSet::from(["catch_up".to_owned()])))
                         .collect();
-                    sync_deals(services, &connection, &deals).await?;
+                    sync_deals(services, &connection, &deals, false).await?;
                     swept.deals += chunk.len();
                 }
                 HubSpotObjectType::Company => {
@@ -175,6 +180,7 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
                         &connection,
                         &chunk.iter().copied().collect(),
                         &BTreeSet::new(),
+                        false,
                     )
                     .await?;
                     swept.companies += chunk.len();
@@ -185,6 +191,7 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
                         &connection,
                         &BTreeSet::new(),
                         &chunk.iter().copied().collect(),
+                        false,
                     )
                     .await?;
                     swept.contacts += chunk.len();

@@ -82,6 +82,9 @@ pub struct Directory {
     pub hubspot_owners: Cached<Vec<crate::ports::HsOwner>>,
     /// Companies and contacts as drafts show them, by `crm_key`.
     pub crm_names: Cached<crate::ports::CrmObject>,
+    /// Last-sync times written to a connection within the minute, by
+    /// `account#direction`: a burst of changes writes the connection once.
+    pub sync_noted: Cached<()>,
 }
 
 /// The key of a company or contact in `Directory::crm_names`.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Services;
-use super::hubspot_to_board::{SyncError, sync_deals};
+use super::hubspot_to_board::{SyncFailure, sync_deals};
 use super::settings::SettingsError;
 use crate::domain::draft::{Draft, DraftState};
 use crate::domain::{AccountId, BoardUserId, DealId, OrderStatus};
@@ -23,11 +23,12 @@ pub enum DraftError {
     Store(#[from] StoreError),
 }
 
-impl From<SyncError> for DraftError {
-    fn from(e: SyncError) -> Self {
+impl From<SyncFailure> for DraftError {
+    fn from(e: SyncFailure) -> Self {
         match e {
-            SyncError::Transient(m) => Self::Unavailable(m),
-            SyncError::Store(s) => Self::Store(s),
+            SyncFailure::Store(s) => Self::Store(s),
+            SyncFailure::Conflict => Self::Store(StoreError::Conflict),
+            other => Self::Unavailable(other.to_string()),
         }
     }
 }
@@ -350,7 +351,7 @@ pub async fn restore(
         draft.deal_id.get(),
         std::collections::BTreeSet::from(["restore".to_owned()]),
     )]);
-    sync_deals(services, &connection, &deals).await?;
+    sync_deals(services, &connection, &deals, false).await?;
     let (_, after) = load(services, account, id).await?;
     if after.state != DraftState::Open {
         return Err(DraftError::Conflict(

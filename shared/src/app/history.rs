@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Services;
 use crate::domain::history::{Direction, HistoryEntry, Status};
@@ -61,8 +61,46 @@ pub async fn record(services: &Services, attempt: Attempt<'_>) -> HistoryId {
             board_id = entry.board.as_ref().map(|b| b.id),
             "history entry recorded"
         );
+        if entry.status == Status::Success {
+            note_sync(services, &entry.account_id, entry.direction, now).await;
+        }
     }
     entry.id
+}
+
+/// The connection's last sync time in `direction` (what the settings screen
+/// shows): written at most once a minute per account and direction.
+async fn note_sync(
+    services: &Services,
+    account: &AccountId,
+    direction: Direction,
+    at: OffsetDateTime,
+) {
+    let key = format!("{account}#{direction:?}");
+    if services.directory.sync_noted.fresh(&key).is_some() {
+        return;
+    }
+    let mut connection = match services.connections.get_connection(account).await {
+        Ok(Some(connection)) => connection,
+        Ok(None) => return,
+        Err(error) => {
+            warn!(%error, "last sync time not recorded");
+            return;
+        }
+    };
+    let slot = match direction {
+        Direction::HubspotToBoard => &mut connection.last_sync_to_board_at,
+        Direction::BoardToHubspot => &mut connection.last_sync_to_hubspot_at,
+    };
+    if slot.is_some_and(|previous| previous >= at) {
+        return;
+    }
+    *slot = Some(at);
+    match services.connections.save_connection(&connection).await {
+        Ok(_) => services.directory.sync_noted.put(&key, ()),
+        // Changed meanwhile (a refresh, another note): the next success writes it.
+        Err(error) => debug!(%error, "last sync time not recorded"),
+    }
 }
 
 /// An entry as the API shows it: with the catalog's messages and guidance.

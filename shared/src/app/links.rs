@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Services;
-use super::hubspot_to_board::{SyncError, sync_deals, sync_others};
+use super::hubspot_to_board::{SyncFailure, sync_deals, sync_others};
 use crate::domain::connection::Connection;
 use crate::domain::{
     AccountId, BoardObjectKind, BoardRef, HistoryId, HubSpotObjectType, HubSpotRef, Link,
@@ -31,11 +31,12 @@ pub enum LinkError {
     Store(#[from] StoreError),
 }
 
-impl From<SyncError> for LinkError {
-    fn from(e: SyncError) -> Self {
+impl From<SyncFailure> for LinkError {
+    fn from(e: SyncFailure) -> Self {
         match e {
-            SyncError::Transient(m) => Self::Unavailable(m),
-            SyncError::Store(s) => Self::Store(s),
+            SyncFailure::Store(s) => Self::Store(s),
+            SyncFailure::Conflict => Self::Store(StoreError::Conflict),
+            other => Self::Unavailable(other.to_string()),
         }
     }
 }
@@ -186,7 +187,7 @@ pub async fn resync_object(
     match object.object_type {
         HubSpotObjectType::Deal => {
             let deals = BTreeMap::from([(object.id, BTreeSet::from([trigger.to_owned()]))]);
-            sync_deals(services, connection, &deals).await?
+            sync_deals(services, connection, &deals, false).await?
         }
         HubSpotObjectType::Company => {
             sync_others(
@@ -194,6 +195,7 @@ pub async fn resync_object(
                 connection,
                 &BTreeSet::from([object.id]),
                 &BTreeSet::new(),
+                false,
             )
             .await?
         }
@@ -203,6 +205,7 @@ pub async fn resync_object(
                 connection,
                 &BTreeSet::new(),
                 &BTreeSet::from([object.id]),
+                false,
             )
             .await?
         }
@@ -288,9 +291,8 @@ async fn retry_from_board(
     };
     match result {
         Ok(_) => Ok(()),
-        Err(super::board_to_hubspot::BoardSyncError::Store(e)) => Err(e.into()),
-        Err(super::board_to_hubspot::BoardSyncError::Transient(m)) => {
-            Err(LinkError::Unavailable(m))
-        }
+        Err(SyncFailure::Store(e)) => Err(e.into()),
+        Err(SyncFailure::Conflict) => Err(StoreError::Conflict.into()),
+        Err(other) => Err(LinkError::Unavailable(other.to_string())),
     }
 }

@@ -10,6 +10,7 @@ pub mod diagnosis;
 pub mod directory;
 pub mod disconnect;
 pub mod drafts;
+pub mod failure;
 pub mod history;
 pub mod hubspot_to_board;
 pub mod jobs;

@@ -15,6 +15,7 @@ use crate::ports::HubSpotError;
 
 use super::outcome::*;
 use super::projects::*;
+use crate::app::failure::SyncFailure;
 
 /// (baseline key, board's value normalised, HubSpot properties it becomes).
 pub(super) type Wanted = (&'static str, Option<String>, Vec<(&'static str, String)>);
@@ -165,7 +166,7 @@ pub async fn customer_or_contact_event(
     deleted: bool,
     object: &Value,
     last_attempt: bool,
-) -> Result<Applied, BoardSyncError> {
+) -> Result<Applied, SyncFailure> {
     let Some(id) = object["id"].as_u64() else {
         return Ok(Applied::Nothing);
     };

@@ -12,6 +12,7 @@ use crate::domain::{AccountId, Code, HubSpotObjectType, Link};
 use crate::ports::HubSpotError;
 
 use super::outcome::*;
+use crate::app::failure::SyncFailure;
 
 /// A deal write a project event needs, to be sent with others in one batch call.
 pub struct PendingDealWrite {
@@ -113,7 +114,7 @@ pub(super) fn resolve_conflicts(pending: &mut PendingDealWrite, deal: &crate::po
 pub async fn write_deals(
     services: &Services,
     writes: Vec<(PendingDealWrite, bool)>,
-) -> Vec<Result<Applied, BoardSyncError>> {
+) -> Vec<Result<Applied, SyncFailure>> {
     let mut writes = writes;
     let mut outcomes: Vec<Option<Result<(), WriteError>>> = writes.iter().map(|_| None).collect();
     let mut accounts: Vec<AccountId> = writes.iter().map(|(w, _)| w.account().clone()).collect();
@@ -290,7 +291,7 @@ pub(super) async fn finish(
     pending: PendingDealWrite,
     outcome: Result<(), WriteError>,
     last_attempt: bool,
-) -> Result<Applied, BoardSyncError> {
+) -> Result<Applied, SyncFailure> {
     let PendingDealWrite {
         mut link,
         fields,

@@ -11,6 +11,7 @@ use crate::domain::{AccountId, BoardObjectKind, BoardRef, Code, HubSpotObjectTyp
 use crate::ports::HubSpotError;
 
 use super::outcome::*;
+use crate::app::failure::SyncFailure;
 
 /// A note's intent while its create is under way (`pending:<ms since the epoch>`;
 /// a bare `pending` was written before the time was kept).
@@ -102,7 +103,7 @@ pub async fn document_sent(
     event_id: &str,
     object: &Value,
     last_attempt: bool,
-) -> Result<Applied, BoardSyncError> {
+) -> Result<Applied, SyncFailure> {
     let Some(project_id) = object["project_id"].as_u64() else {
         return Ok(Applied::Nothing);
     };
@@ -186,9 +187,11 @@ pub async fn document_sent(
                         && pending_since(pending)
                             .is_some_and(|at| now_ms - at < NOTE_INDEX_WAIT_MS) =>
                 {
-                    return Err(BoardSyncError::Transient(
-                        "an earlier attempt's note may not be searchable yet".into(),
-                    ));
+                    return Err(SyncFailure::Retry {
+                        code: crate::domain::Code::HubspotUnavailable,
+                        detail: "an earlier attempt's note may not be searchable yet".into(),
+                        after: Some(std::time::Duration::from_millis(NOTE_INDEX_WAIT_MS as u64)),
+                    });
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -244,7 +247,7 @@ pub async fn document_sent(
             }
         }
         Err(crate::ports::BoardError::NotFound) => {}
-        Err(e) if !last_attempt => return Err(BoardSyncError::Transient(e.to_string())),
+        Err(e) if !last_attempt => return Err(SyncFailure::from(e)),
         Err(e) => warn!(error = %e, "project not read; the note goes without its contact"),
     }
     if let Err(wait) = crate::app::budget::hubspot(services, connection.portal_id, 1).await {

@@ -10,8 +10,9 @@ pub mod documents;
 pub mod outcome;
 pub mod projects;
 
+pub use crate::app::failure::SyncFailure;
 pub use companies_and_contacts::customer_or_contact_event;
 pub use deal_batch::{PendingDealWrite, write_deals};
 pub use documents::{document_sent, note_body, note_marker};
-pub use outcome::{Applied, BoardSyncError};
+pub use outcome::Applied;
 pub use projects::{Plan, plan_project, project_event};

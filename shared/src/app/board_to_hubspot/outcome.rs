@@ -6,20 +6,12 @@ use std::collections::BTreeMap;
 use tracing::warn;
 
 use crate::app::Services;
+use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::connection::{Connection, ConnectionState};
 use crate::domain::history::Direction;
 use crate::domain::{AccountId, Code, HubSpotObjectType, Link, LinkState};
-use crate::ports::{HubSpotError, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BoardSyncError {
-    /// May succeed later (429, 5xx, timeouts, a concurrent link change).
-    #[error("transient: {0}")]
-    Transient(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use crate::ports::HubSpotError;
 
 /// What a project event did, for the logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +39,7 @@ pub(super) fn attempt(link: &Link, name: Option<String>, config_version: u64) ->
     }
 }
 
-pub(super) async fn save(services: &Services, link: &Link) -> Result<(), BoardSyncError> {
+pub(super) async fn save(services: &Services, link: &Link) -> Result<(), SyncFailure> {
     // A conflict (another worker saved the link first) passes through: the
     // worker redoes the event shortly.
     services.links.update_link(link).await?;
@@ -58,7 +50,7 @@ pub(super) async fn save(services: &Services, link: &Link) -> Result<(), BoardSy
 pub(super) async fn live_connection(
     services: &Services,
     account: &AccountId,
-) -> Result<Option<Connection>, BoardSyncError> {
+) -> Result<Option<Connection>, SyncFailure> {
     Ok(services
         .connections
         .get_connection(account)
@@ -75,11 +67,11 @@ pub(super) async fn live_connection(
 pub(super) async fn bearer(
     services: &Services,
     account: &AccountId,
-) -> Result<String, BoardSyncError> {
+) -> Result<String, SyncFailure> {
     crate::app::tokens::access_token(services, account)
         .await
         .map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned())
-        .map_err(|e| BoardSyncError::Transient(e.to_string()))
+        .map_err(SyncFailure::from)
 }
 
 pub(super) enum WriteError {
@@ -127,11 +119,11 @@ pub(super) async fn failure(
     error: WriteError,
     last_attempt: bool,
     config_version: u64,
-) -> Result<Applied, BoardSyncError> {
+) -> Result<Applied, SyncFailure> {
     let (code, detail) = match error {
         WriteError::Token(e) => match e.code() {
             code @ (Code::HubspotAuthInvalid | Code::IntegrationSuspended) => (code, None),
-            _ if !last_attempt => return Err(BoardSyncError::Transient(e.to_string())),
+            _ if !last_attempt => return Err(SyncFailure::from(e)),
             code => (code, None),
         },
         WriteError::HubSpot(HubSpotError::NotFound(_)) => {
@@ -165,7 +157,7 @@ pub(super) async fn failure(
             e @ (HubSpotError::RateLimited { .. } | HubSpotError::Unavailable(_)),
         ) => {
             if !last_attempt {
-                return Err(BoardSyncError::Transient(e.to_string()));
+                return Err(SyncFailure::from(e));
             }
             (Code::HubspotUnavailable, Some(e.to_string()))
         }

@@ -21,6 +21,7 @@ use crate::domain::mapping::{AMOUNT, ORDER_STATUS, OWNER};
 
 use super::deal_batch::*;
 use super::outcome::*;
+use crate::app::failure::SyncFailure;
 
 /// The project snapshot fields this direction reads (board API v1 names).
 pub(super) struct Project {
@@ -108,7 +109,7 @@ pub async fn project_event(
     deleted: bool,
     object: &Value,
     last_attempt: bool,
-) -> Result<Applied, BoardSyncError> {
+) -> Result<Applied, SyncFailure> {
     match plan_project(services, account, deleted, object).await? {
         Plan::Done(applied) => Ok(applied),
         Plan::Write(pending) => {
@@ -124,7 +125,7 @@ pub async fn plan_project(
     account: &AccountId,
     deleted: bool,
     object: &Value,
-) -> Result<Plan, BoardSyncError> {
+) -> Result<Plan, SyncFailure> {
     let Some(project) = Project::from_snapshot(object) else {
         return Ok(Plan::Done(Applied::Nothing));
     };
@@ -307,13 +308,13 @@ pub(super) async fn stage_order(
     services: &Services,
     account: &AccountId,
     pipeline: &PipelineId,
-) -> Result<Vec<StageId>, BoardSyncError> {
+) -> Result<Vec<StageId>, SyncFailure> {
     let token = bearer(services, account).await?;
     let pipelines = services
         .crm
         .pipelines(&token)
         .await
-        .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
+        .map_err(SyncFailure::from)?;
     Ok(pipelines
         .into_iter()
         .find(|p| &p.id == pipeline)
@@ -331,7 +332,7 @@ pub(super) async fn owner_of(
     account: &AccountId,
     config: &crate::domain::config::AccountConfig,
     user: u64,
-) -> Result<Option<String>, BoardSyncError> {
+) -> Result<Option<String>, SyncFailure> {
     for (owner, choice) in &config.owner_overrides {
         if choice.map(|c| c.get()) == Some(user) {
             return Ok(Some(owner.clone()));
@@ -342,7 +343,7 @@ pub(super) async fn owner_of(
         .board_users
         .get_or_load(account.as_str(), || services.board.users(account))
         .await
-        .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
+        .map_err(SyncFailure::from)?;
     let Some(email) = users
         .iter()
         .find(|u| u.id.get() == user)
@@ -357,7 +358,7 @@ pub(super) async fn owner_of(
         .hubspot_owners
         .get_or_load(account.as_str(), || services.crm.owners(&token))
         .await
-        .map_err(|e| BoardSyncError::Transient(e.to_string()))?;
+        .map_err(SyncFailure::from)?;
     Ok(owners
         .iter()
         .find(|o| o.email.eq_ignore_ascii_case(&email))

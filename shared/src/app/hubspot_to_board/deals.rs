@@ -7,9 +7,9 @@ use secrecy::ExposeSecret;
 use tracing::{debug, warn};
 
 use super::decisions::*;
-use super::failure::*;
 use crate::app::Services;
 use crate::app::budget::metered;
+use crate::app::failure::SyncFailure;
 use crate::app::tokens::{TokenError, access_token};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
@@ -41,7 +41,8 @@ pub async fn sync_deals(
     services: &Services,
     connection: &Connection,
     deals: &BTreeMap<u64, BTreeSet<String>>,
-) -> Result<(), SyncError> {
+    last_attempt: bool,
+) -> Result<(), SyncFailure> {
     let account = &connection.account_id;
     let token = match access_token(services, account).await {
         Ok(t) => t,
@@ -50,7 +51,12 @@ pub async fn sync_deals(
             warn!(account = %account, "HubSpot refused the refresh token; counted toward suspension");
             return Ok(());
         }
-        Err(TokenError::Unavailable(e)) => return Err(SyncError::Transient(e)),
+        Err(TokenError::Unavailable(e)) => {
+            return Err(SyncFailure::retry(
+                crate::domain::Code::HubspotUnavailable,
+                e,
+            ));
+        }
         Err(TokenError::Store(e)) => return Err(e.into()),
     };
     let token = token.expose_secret();
@@ -60,11 +66,10 @@ pub async fn sync_deals(
     let calls = 5 * ids.len().div_ceil(100) as u32;
     crate::app::budget::hubspot(services, connection.portal_id, calls)
         .await
-        .map_err(|wait| {
-            SyncError::Transient(format!(
-                "HubSpot budget spent; retry in {} ms",
-                wait.as_millis()
-            ))
+        .map_err(|wait| SyncFailure::Retry {
+            code: crate::domain::Code::HubspotUnavailable,
+            detail: format!("HubSpot budget spent; retry in {} ms", wait.as_millis()),
+            after: Some(wait),
         })?;
     let portal = connection.portal_id;
     let (found, missing) = metered(
@@ -76,7 +81,7 @@ pub async fn sync_deals(
             .await,
     )
     .await
-    .map_err(transient)?;
+    .map_err(SyncFailure::from)?;
     let with_companies = metered(
         services,
         portal,
@@ -91,7 +96,7 @@ pub async fn sync_deals(
             .await,
     )
     .await
-    .map_err(transient)?;
+    .map_err(SyncFailure::from)?;
     let with_contacts = metered(
         services,
         portal,
@@ -106,7 +111,7 @@ pub async fn sync_deals(
             .await,
     )
     .await
-    .map_err(transient)?;
+    .map_err(SyncFailure::from)?;
     let company_ids: BTreeSet<u64> = with_companies.values().flatten().map(|a| a.id).collect();
     let contact_ids: BTreeSet<u64> = with_contacts.values().flatten().map(|a| a.id).collect();
     let companies = read_names(
@@ -181,6 +186,7 @@ pub async fn sync_deals(
             draft_companies,
             draft_contacts,
             trigger,
+            last_attempt,
         )
         .await?;
     }
@@ -239,7 +245,7 @@ pub(super) async fn read_names(
     kind: HubSpotObjectType,
     ids: &BTreeSet<u64>,
     properties: &[&str],
-) -> Result<BTreeMap<u64, CrmObject>, SyncError> {
+) -> Result<BTreeMap<u64, CrmObject>, SyncFailure> {
     let names = &services.directory.crm_names;
     let key = |id: u64| crate::app::directory::crm_key(portal, kind, id);
     let mut out = BTreeMap::new();
@@ -264,7 +270,7 @@ pub(super) async fn read_names(
             .await,
     )
     .await
-    .map_err(transient)?;
+    .map_err(SyncFailure::from)?;
     for object in found {
         names.put(&key(object.id), object.clone());
         out.insert(object.id, object);
@@ -279,7 +285,7 @@ pub(super) async fn deal_gone(
     config: &AccountConfig,
     deal: u64,
     trigger: Vec<String>,
-) -> Result<(), SyncError> {
+) -> Result<(), SyncFailure> {
     let now = services.clock.now();
     let deal_ref = HubSpotRef {
         object_type: HubSpotObjectType::Deal,
@@ -290,9 +296,7 @@ pub(super) async fn deal_gone(
         .link_by_hubspot(&connection.account_id, connection.portal_id, deal_ref)
         .await?
     {
-        let result = super::linked_deals::deal_deleted(services, link, config)
-            .await
-            .map_err(linked_failure)?;
+        let result = super::linked_deals::deal_deleted(services, link, config).await?;
         let decision = Decision {
             at: now,
             trigger,

@@ -3,8 +3,8 @@
 
 use tracing::{debug, info};
 
-use super::failure::*;
 use crate::app::Services;
+use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
@@ -21,7 +21,7 @@ pub(super) async fn log_decision(
     connection: &Connection,
     deal: u64,
     decision: Decision,
-) -> Result<(), SyncError> {
+) -> Result<(), SyncFailure> {
     let expires = decision.at + services.settings.decision_retention;
     debug!(deal, outcome = %decision.outcome, "decision");
     services
@@ -46,7 +46,8 @@ pub(super) async fn decide(
     companies: Vec<DraftCompany>,
     contacts: Vec<DraftContact>,
     trigger: Vec<String>,
-) -> Result<(), SyncError> {
+    last_attempt: bool,
+) -> Result<(), SyncFailure> {
     let account = &connection.account_id;
     let portal = connection.portal_id;
     let now = services.clock.now();
@@ -71,11 +72,19 @@ pub(super) async fn decide(
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
-            match super::linked_deals::apply(services, connection, config, link, deal, primary)
-                .await
+            match super::linked_deals::apply(
+                services,
+                connection,
+                config,
+                link,
+                deal,
+                primary,
+                last_attempt,
+            )
+            .await
             {
                 Ok(result) => break result,
-                Err(super::linked_deals::LinkedError::Conflict) if attempts < 3 => {
+                Err(SyncFailure::Conflict) if attempts < 3 => {
                     match services
                         .links
                         .link_by_hubspot(account, portal, deal_ref)
@@ -85,7 +94,7 @@ pub(super) async fn decide(
                         None => return Ok(()),
                     }
                 }
-                Err(e) => return Err(linked_failure(e)),
+                Err(e) => return Err(e),
             }
         };
         return log_decision(
@@ -219,11 +228,11 @@ pub(super) async fn decide(
     .await
 }
 
-pub(super) async fn save(services: &Services, draft: &Draft) -> Result<(), SyncError> {
+pub(super) async fn save(services: &Services, draft: &Draft) -> Result<(), SyncFailure> {
     match services.drafts.save_draft(draft).await {
         Ok(_) => Ok(()),
         // Another worker changed it meanwhile: retry the message; we re-read then.
-        Err(StoreError::Conflict) => Err(SyncError::Transient("draft changed concurrently".into())),
+        Err(StoreError::Conflict) => Err(SyncFailure::Conflict),
         Err(e) => Err(e.into()),
     }
 }

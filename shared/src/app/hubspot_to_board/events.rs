@@ -3,18 +3,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tracing::instrument;
+use tracing::{instrument, warn};
 
 use super::deals::*;
-use super::failure::*;
 use super::others::*;
 use crate::app::Services;
+use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::app::jobs::WebhookEvent;
 use crate::domain::connection::{Connection, ConnectionState};
 use crate::domain::history::Direction;
 use crate::domain::hubspot_event::EventKind;
-use crate::domain::{Code, HubSpotObjectType, HubSpotRef};
+use crate::domain::{Code, HubSpotObjectType, HubSpotRef, LinkState};
 
 /// The deals a batch of events is about, with what triggered each.
 #[derive(Debug, Default)]
@@ -116,7 +116,8 @@ pub async fn apply(
     services: &Services,
     connections: &[Connection],
     events: &[WebhookEvent],
-) -> Result<(), SyncError> {
+    last_attempt: bool,
+) -> Result<(), SyncFailure> {
     for connection in connections {
         note_webhook(services, connection).await;
     }
@@ -163,7 +164,7 @@ pub async fn apply(
                     move_merged_links(services, connection, *survivor, merged).await?;
                 }
                 if !coalesced.deals.is_empty() {
-                    sync_deals(services, connection, &coalesced.deals).await?;
+                    sync_deals(services, connection, &coalesced.deals, last_attempt).await?;
                 }
                 if !coalesced.companies.is_empty() || !coalesced.contacts.is_empty() {
                     sync_others(
@@ -171,6 +172,7 @@ pub async fn apply(
                         connection,
                         &coalesced.companies,
                         &coalesced.contacts,
+                        last_attempt,
                     )
                     .await?;
                 }
@@ -208,6 +210,61 @@ pub async fn apply(
         }
     }
     Ok(())
+}
+
+/// A batch given up on its last attempt before it reached its objects (HubSpot
+/// could not be read, the store failed): an error entry with the failure's
+/// catalog code for each linked object the events name, in each account of
+/// the portal, so nothing is retried into the dead-letter queue unseen; the
+/// user retries it from the history.
+pub async fn record_given_up(
+    services: &Services,
+    connections: &[Connection],
+    events: &[WebhookEvent],
+    failure: &SyncFailure,
+) {
+    let objects: BTreeSet<_> = events.iter().flat_map(WebhookEvent::objects).collect();
+    for connection in connections {
+        let account = &connection.account_id;
+        let version = match services.configs.config(account).await {
+            Ok(config) => config.version,
+            Err(_) => 0,
+        };
+        for object in &objects {
+            let reference = HubSpotRef {
+                object_type: object.object_type,
+                id: object.id,
+            };
+            let link = match services
+                .links
+                .link_by_hubspot(account, connection.portal_id, reference)
+                .await
+            {
+                Ok(Some(link)) if link.state == LinkState::Enabled => link,
+                Ok(_) => continue,
+                Err(error) => {
+                    warn!(%error, "given-up object not recorded");
+                    continue;
+                }
+            };
+            record(
+                services,
+                Attempt {
+                    account,
+                    direction: Direction::HubspotToBoard,
+                    hubspot: Some(link.hubspot),
+                    board: Some(link.board),
+                    name: None,
+                    code: Some(failure.code()),
+                    action: None,
+                    detail: Some(failure.to_string()),
+                    warnings: Vec::new(),
+                    config_version: version,
+                },
+            )
+            .await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
 use crate::app::Services;
+use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
@@ -30,18 +31,6 @@ fn outcome(outcome: &'static str, reason: impl Into<String>) -> Outcome {
         outcome,
         reason: reason.into(),
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LinkedError {
-    #[error("transient: {0}")]
-    Transient(String),
-    /// The link changed while we worked on it (another worker, the other
-    /// direction): read it again and redo, nothing was written.
-    #[error("link changed concurrently")]
-    Conflict,
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 async fn history(
@@ -72,10 +61,10 @@ async fn history(
 }
 
 /// Saves the link; its new revision.
-async fn save(services: &Services, link: &Link) -> Result<u64, LinkedError> {
+async fn save(services: &Services, link: &Link) -> Result<u64, SyncFailure> {
     match services.links.update_link(link).await {
         Ok(revision) => Ok(revision),
-        Err(StoreError::Conflict) => Err(LinkedError::Conflict),
+        Err(StoreError::Conflict) => Err(SyncFailure::Conflict),
         Err(e) => Err(e.into()),
     }
 }
@@ -87,7 +76,7 @@ async fn disable(
     code: Code,
     name: Option<String>,
     config: &AccountConfig,
-) -> Result<Outcome, LinkedError> {
+) -> Result<Outcome, SyncFailure> {
     link.state = LinkState::Disabled { reason: code };
     save(services, &link).await?;
     history(services, &link, name, Some(code), None, None, config).await;
@@ -100,7 +89,7 @@ pub async fn deal_deleted(
     services: &Services,
     link: Link,
     config: &AccountConfig,
-) -> Result<Outcome, LinkedError> {
+) -> Result<Outcome, SyncFailure> {
     match link.state {
         LinkState::Enabled => disable(services, link, Code::DealNotFound, None, config).await,
         _ => Ok(outcome("silent", "連携が無効なため記録しません")),
@@ -115,7 +104,8 @@ pub async fn apply(
     mut link: Link,
     deal: &CrmObject,
     primary_company: Option<u64>,
-) -> Result<Outcome, LinkedError> {
+    last_attempt: bool,
+) -> Result<Outcome, SyncFailure> {
     let account = &connection.account_id;
     let name = deal.get("dealname").map(str::to_owned);
     let excluded = deal.get("exclude_from_board_integration") == Some(EXCLUDED_VALUE);
@@ -199,7 +189,7 @@ pub async fn apply(
                 Code::ProjectNotFound.entry().message_ja,
             ));
         }
-        Err(e) => return board_failure(services, &link, name, e, config).await,
+        Err(e) => return board_failure(services, &link, name, e, config, last_attempt).await,
     };
     if project.fields.get("lock_flg").and_then(Value::as_u64) == Some(1) {
         // Skipped, baselines untouched: a retry after unlocking applies it.
@@ -334,7 +324,7 @@ pub async fn apply(
             .await
         {
             Ok(_) => applied.push(format!("受注ステータス({})", s.label_ja())),
-            Err(e) => return board_failure(services, &link, name, e, config).await,
+            Err(e) => return board_failure(services, &link, name, e, config, last_attempt).await,
         }
     } else if fields.contains_key("order_date") {
         applied.push("受注日".into());
@@ -345,7 +335,7 @@ pub async fn apply(
             .update(account, BoardResource::Projects, link.board.id, fields)
             .await
     {
-        return board_failure(services, &link, name, e, config).await;
+        return board_failure(services, &link, name, e, config, last_attempt).await;
     }
     link.sent_to_board();
     for (field, value) in changed {
@@ -401,7 +391,8 @@ async fn board_failure(
     name: Option<String>,
     error: BoardError,
     config: &AccountConfig,
-) -> Result<Outcome, LinkedError> {
+    last_attempt: bool,
+) -> Result<Outcome, SyncFailure> {
     match error {
         BoardError::Rejected { message, .. } => {
             history(
@@ -436,9 +427,28 @@ async fn board_failure(
             ))
         }
         BoardError::NotFound => Ok(outcome("project_missing", "boardの案件が見つかりません")),
+        BoardError::RateLimited { .. } | BoardError::Unavailable(_) if last_attempt => {
+            // Given up: recorded as board → HubSpot records its last attempt,
+            // so the user sees it and can retry it from the history.
+            let failure = SyncFailure::from(error);
+            history(
+                services,
+                link,
+                name,
+                Some(failure.code()),
+                None,
+                Some(failure.to_string()),
+                config,
+            )
+            .await;
+            Ok(outcome(
+                "board_unavailable",
+                failure.code().entry().message_ja,
+            ))
+        }
         BoardError::RateLimited { .. } | BoardError::Unavailable(_) => {
             warn!(error = %error, "board unavailable; retried later");
-            Err(LinkedError::Transient(error.to_string()))
+            Err(SyncFailure::from(error))
         }
     }
 }

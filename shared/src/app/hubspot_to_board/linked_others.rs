@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use serde_json::{Map, json};
 use tracing::info;
 
-use super::linked_deals::{LinkedError, Outcome};
+use super::linked_deals::Outcome;
 use crate::app::Services;
+use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
@@ -139,12 +140,10 @@ async fn entry(services: &Services, link: &Link, config: &AccountConfig, e: Entr
 }
 
 /// Saves the link; its new revision.
-async fn save(services: &Services, link: &Link) -> Result<u64, LinkedError> {
+async fn save(services: &Services, link: &Link) -> Result<u64, SyncFailure> {
     match services.links.update_link(link).await {
         Ok(revision) => Ok(revision),
-        Err(StoreError::Conflict) => {
-            Err(LinkedError::Transient("link changed concurrently".into()))
-        }
+        Err(StoreError::Conflict) => Err(SyncFailure::Conflict),
         Err(e) => Err(e.into()),
     }
 }
@@ -161,7 +160,7 @@ pub async fn deleted(
     services: &Services,
     mut link: Link,
     config: &AccountConfig,
-) -> Result<Outcome, LinkedError> {
+) -> Result<Outcome, SyncFailure> {
     if link.state != LinkState::Enabled {
         return Ok(outcome("silent", "連携が無効なため記録しません"));
     }
@@ -193,15 +192,18 @@ async fn board_failure(
     name: Option<String>,
     warnings: Vec<String>,
     error: BoardError,
-) -> Result<Outcome, LinkedError> {
+    last_attempt: bool,
+) -> Result<Outcome, SyncFailure> {
     let code = match &error {
         BoardError::Rejected { .. } => Code::BoardApiError,
         BoardError::Unauthorized(_) => Code::BoardAuthInvalid,
-        _ => return Err(LinkedError::Transient(error.to_string())),
+        // Given up: recorded as board → HubSpot records its last attempt.
+        _ if last_attempt => SyncFailure::from(error.clone()).code(),
+        _ => return Err(SyncFailure::from(error)),
     };
     let detail = match error {
         BoardError::Rejected { message, .. } | BoardError::Unauthorized(message) => Some(message),
-        _ => None,
+        other => Some(other.to_string()),
     };
     entry(
         services,
@@ -224,7 +226,8 @@ pub async fn apply(
     config: &AccountConfig,
     mut link: Link,
     object: &CrmObject,
-) -> Result<Outcome, LinkedError> {
+    last_attempt: bool,
+) -> Result<Outcome, SyncFailure> {
     if link.state != LinkState::Enabled {
         return Ok(outcome("silent", "連携が無効なため記録しません"));
     }
@@ -258,7 +261,9 @@ pub async fn apply(
                 "boardのデータが削除されています",
             ));
         }
-        Err(e) => return board_failure(services, &link, config, name, warnings, e).await,
+        Err(e) => {
+            return board_failure(services, &link, config, name, warnings, e, last_attempt).await;
+        }
     };
     let mut fields = Map::new();
     let mut applied = BTreeSet::new();
@@ -285,7 +290,7 @@ pub async fn apply(
             .update(&account, resource(link.board.kind), link.board.id, fields)
             .await
         {
-            return board_failure(services, &link, config, name, warnings, e).await;
+            return board_failure(services, &link, config, name, warnings, e, last_attempt).await;
         }
     }
     link.sent_to_board();
@@ -330,7 +335,8 @@ pub async fn sync(
     object_type: HubSpotObjectType,
     found: &[CrmObject],
     missing: &[u64],
-) -> Result<(), LinkedError> {
+    last_attempt: bool,
+) -> Result<(), SyncFailure> {
     for object in found {
         let reference = HubSpotRef {
             object_type,
@@ -341,7 +347,7 @@ pub async fn sync(
             .link_by_hubspot(&connection.account_id, connection.portal_id, reference)
             .await?
         {
-            apply(services, config, link, object).await?;
+            apply(services, config, link, object, last_attempt).await?;
         }
     }
     for id in missing {

@@ -6,13 +6,12 @@
 pub mod deals;
 pub mod decisions;
 pub mod events;
-pub mod failure;
 pub mod linked_deals;
 pub mod linked_others;
 pub mod others;
 
+pub use crate::app::failure::SyncFailure;
 pub use deals::{DEAL_PROPERTIES, sync_deals};
 pub use decisions::facts_of;
 pub use events::{apply, carry_over, coalesce};
-pub use failure::SyncError;
 pub use others::sync_others;

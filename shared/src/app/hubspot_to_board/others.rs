@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use secrecy::ExposeSecret;
 use tracing::{debug, info, warn};
 
-use super::failure::*;
 use crate::app::Services;
 use crate::app::budget::metered;
+use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::app::tokens::{TokenError, access_token};
 use crate::domain::connection::Connection;
@@ -22,10 +22,16 @@ pub async fn sync_others(
     connection: &Connection,
     companies: &BTreeSet<u64>,
     contacts: &BTreeSet<u64>,
-) -> Result<(), SyncError> {
+    last_attempt: bool,
+) -> Result<(), SyncFailure> {
     let token = match access_token(services, &connection.account_id).await {
         Ok(t) => t,
-        Err(TokenError::Unavailable(e)) => return Err(SyncError::Transient(e)),
+        Err(TokenError::Unavailable(e)) => {
+            return Err(SyncFailure::retry(
+                crate::domain::Code::HubspotUnavailable,
+                e,
+            ));
+        }
         Err(TokenError::Store(e)) => return Err(e.into()),
         Err(_) => return Ok(()),
     };
@@ -61,11 +67,10 @@ pub async fn sync_others(
     let calls = (companies.len().div_ceil(100) + contacts.len().div_ceil(100)) as u32;
     crate::app::budget::hubspot(services, connection.portal_id, calls.max(1))
         .await
-        .map_err(|wait| {
-            SyncError::Transient(format!(
-                "HubSpot budget spent; retry in {} ms",
-                wait.as_millis()
-            ))
+        .map_err(|wait| SyncFailure::Retry {
+            code: crate::domain::Code::HubspotUnavailable,
+            detail: format!("HubSpot budget spent; retry in {} ms", wait.as_millis()),
+            after: Some(wait),
         })?;
     let config = services.configs.config(&connection.account_id).await?;
     for (kind, ids, properties) in [
@@ -93,10 +98,17 @@ pub async fn sync_others(
                 .await,
         )
         .await
-        .map_err(transient)?;
-        super::linked_others::sync(services, connection, &config, kind, &found, &missing)
-            .await
-            .map_err(linked_failure)?;
+        .map_err(SyncFailure::from)?;
+        super::linked_others::sync(
+            services,
+            connection,
+            &config,
+            kind,
+            &found,
+            &missing,
+            last_attempt,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -107,7 +119,7 @@ pub(super) async fn move_merged_links(
     connection: &Connection,
     survivor: u64,
     merged: &[u64],
-) -> Result<(), SyncError> {
+) -> Result<(), SyncFailure> {
     let account = &connection.account_id;
     let portal = connection.portal_id;
     let survivor_ref = HubSpotRef {

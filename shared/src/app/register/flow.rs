@@ -108,7 +108,7 @@ pub(super) async fn register_held(
         deal,
         std::collections::BTreeSet::from(["register".to_owned()]),
     )]);
-    sync_deals(services, connection, &deals).await?;
+    sync_deals(services, connection, &deals, false).await?;
     let draft = services
         .drafts
         .draft(account, portal, deal)

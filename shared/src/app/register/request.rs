@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::app::hubspot_to_board::SyncError;
+use crate::app::hubspot_to_board::SyncFailure;
 use crate::ports::{BoardError, HubSpotError, StoreError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,11 +84,12 @@ impl From<HubSpotError> for RegisterError {
     }
 }
 
-impl From<SyncError> for RegisterError {
-    fn from(e: SyncError) -> Self {
+impl From<SyncFailure> for RegisterError {
+    fn from(e: SyncFailure) -> Self {
         match e {
-            SyncError::Transient(m) => Self::Unavailable(m),
-            SyncError::Store(s) => Self::Store(s),
+            SyncFailure::Store(s) => Self::Store(s),
+            SyncFailure::Conflict => Self::Store(StoreError::Conflict),
+            other => Self::Unavailable(other.to_string()),
         }
     }
 }

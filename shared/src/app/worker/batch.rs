@@ -5,11 +5,13 @@ use tracing::{instrument, warn};
 
 use crate::app::Services;
 use crate::app::jobs::{BoardEvent, BoardEventType, Job, QueueMessage};
-use crate::ports::{ReceivedMessage, StoreError, WorkQueue};
+use crate::app::services::MAX_RECEIVES;
+use crate::ports::{ReceivedMessage, WorkQueue};
 
 use super::board_events::*;
 use super::failure::*;
 use super::hubspot_jobs::*;
+use crate::app::failure::SyncFailure;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
@@ -56,9 +58,9 @@ pub async fn process_batch(
     let from_board = is_board_queue(services, source);
     for message in messages {
         let result = match QueueMessage::parse(&message.body) {
-            Err(reason) => Err(Failure::Poison(reason)),
+            Err(reason) => Err(SyncFailure::Poison(reason)),
             // board's account may send to its queue; our jobs never travel there.
-            Ok(QueueMessage::Job(_)) if from_board => Err(Failure::Poison(
+            Ok(QueueMessage::Job(_)) if from_board => Err(SyncFailure::Poison(
                 "a job on board's events queue: only board change events are taken there".into(),
             )),
             Ok(QueueMessage::Job(Job::HubspotEvents {
@@ -75,7 +77,9 @@ pub async fn process_batch(
                 }
                 continue;
             }
-            Ok(QueueMessage::Job(job)) => run_job(services, job).await,
+            Ok(QueueMessage::Job(job)) => {
+                run_job(services, job, message.receive_count >= MAX_RECEIVES).await
+            }
             Ok(QueueMessage::BoardEvent(event))
                 if matches!(
                     event.event_type,
@@ -93,6 +97,9 @@ pub async fn process_batch(
     }
     for (portal_id, (from, before, fresh)) in webhooks {
         let events = carry_over(source, portal_id, before, fresh).await;
+        // Coalesced from several messages: when any is on its last receive, what
+        // cannot be applied now is recorded rather than left to the DLQ.
+        let last_attempt = from.iter().any(|m| m.receive_count >= MAX_RECEIVES);
         let result = run_job(
             services,
             Job::HubspotEvents {
@@ -100,15 +107,13 @@ pub async fn process_batch(
                 events,
                 carried: false,
             },
+            last_attempt,
         )
         .await;
         for message in from {
             let copy = match &result {
                 Ok(()) => Ok(()),
-                Err(Failure::Poison(reason)) => Err(Failure::Poison(reason.clone())),
-                Err(Failure::Transient(error)) => Err(Failure::Transient(StoreError::Unavailable(
-                    anyhow::anyhow!(error.to_string()),
-                ))),
+                Err(failure) => Err(failure.duplicate()),
             };
             settle(source, message, copy, &mut outcome).await;
         }
@@ -122,12 +127,12 @@ pub async fn process_batch(
 pub(super) async fn settle(
     source: &dyn WorkQueue,
     message: &ReceivedMessage,
-    result: Result<(), Failure>,
+    result: Result<(), SyncFailure>,
     outcome: &mut BatchOutcome,
 ) {
     match result {
         Ok(()) => outcome.done.push(message.message_id.clone()),
-        Err(Failure::Poison(reason)) => {
+        Err(SyncFailure::Poison(reason)) => {
             warn!(message_id = %message.message_id, %reason, "moving message to the dead-letter queue");
             match source.dead_letter(message, &reason).await {
                 Ok(()) => outcome.dead_lettered += 1,
@@ -137,15 +142,19 @@ pub(super) async fn settle(
                 }
             }
         }
-        Err(Failure::Transient(error)) => {
+        Err(failure) => {
             // A lost conditional write (the link or ledger changed meanwhile)
-            // is redone soon; anything else backs off.
-            let delay = if matches!(error, StoreError::Conflict) {
-                CONFLICT_RETRY
-            } else {
-                retry_delay(message.receive_count)
+            // is redone soon; a wait the other side asked for is honoured (at
+            // least a second); anything else backs off.
+            let delay = match &failure {
+                SyncFailure::Conflict => CONFLICT_RETRY,
+                SyncFailure::Retry {
+                    after: Some(after), ..
+                } => (*after).max(CONFLICT_RETRY),
+                _ => retry_delay(message.receive_count),
             };
-            warn!(message_id = %message.message_id, %error, delay_s = delay.as_secs(), "retrying later");
+            let code = failure.code();
+            warn!(message_id = %message.message_id, error = %failure, %code, delay_s = delay.as_secs(), "retrying later");
             if let Err(e) = source.retry_after(&message.receipt, delay).await {
                 warn!(error = %e, "could not delay the retry; it comes back after the visibility timeout");
             }

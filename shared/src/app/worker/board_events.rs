@@ -12,7 +12,7 @@ use crate::ports::{Admission, ReceivedMessage, StoreError};
 
 use crate::app::jobs::EVENT_MEMORY;
 
-use super::failure::*;
+use crate::app::failure::SyncFailure;
 
 /// Project changes of one batch: the newest event per project (older ones in the
 /// same batch are covered by its full snapshot), planned one by one, their deal
@@ -20,8 +20,8 @@ use super::failure::*;
 pub(super) async fn project_events<'m>(
     services: &Services,
     events: Vec<(&'m ReceivedMessage, BoardEvent)>,
-) -> Vec<(&'m ReceivedMessage, Result<(), Failure>)> {
-    let mut results: Vec<(&'m ReceivedMessage, Result<(), Failure>)> = Vec::new();
+) -> Vec<(&'m ReceivedMessage, Result<(), SyncFailure>)> {
+    let mut results: Vec<(&'m ReceivedMessage, Result<(), SyncFailure>)> = Vec::new();
     let mut newest: std::collections::BTreeMap<(String, u64), usize> = Default::default();
     let mut objects = Vec::with_capacity(events.len());
     for (i, (message, event)) in events.iter().enumerate() {
@@ -58,7 +58,7 @@ pub(super) async fn project_events<'m>(
                 return Ok(None);
             }
             let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
-                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+                .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
             crate::app::board_to_hubspot::plan_project(
                 services,
                 &event.account_id,
@@ -66,7 +66,6 @@ pub(super) async fn project_events<'m>(
                 &snapshot,
             )
             .await
-            .map_err(sync_failure)
             .map(Some)
         };
         match planned.await {
@@ -84,7 +83,7 @@ pub(super) async fn project_events<'m>(
                 results.push((message, Ok(())));
             }
             Err(failure) => {
-                if matches!(failure, Failure::Transient(_)) {
+                if !matches!(failure, SyncFailure::Poison(_)) {
                     release(services, event).await;
                 }
                 results.push((message, Err(failure)));
@@ -103,21 +102,12 @@ pub(super) async fn project_events<'m>(
             }
             Err(e) => {
                 release(services, event).await;
-                Err(sync_failure(e))
+                Err(e)
             }
         };
         results.push((message, result));
     }
     results
-}
-
-pub(super) fn sync_failure(error: crate::app::board_to_hubspot::BoardSyncError) -> Failure {
-    match error {
-        crate::app::board_to_hubspot::BoardSyncError::Store(s) => Failure::Transient(s),
-        crate::app::board_to_hubspot::BoardSyncError::Transient(m) => {
-            Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
-        }
-    }
 }
 
 /// Forgets an event whose effect failed transiently, so its redelivery is applied.
@@ -139,7 +129,7 @@ pub(super) async fn release(services: &Services, event: &BoardEvent) {
     }
 }
 
-pub(super) fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
+pub(super) fn board_object(event: &BoardEvent) -> Result<BoardRef, SyncFailure> {
     use crate::app::jobs::BoardEventType as T;
     let kind = match event.event_type {
         T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted | T::DocumentSent => {
@@ -158,7 +148,7 @@ pub(super) fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
         project_id: Option<u64>,
     }
     let snapshot: Snapshot = serde_json::from_str(event.object.get())
-        .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+        .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
     let id = if event.event_type == crate::app::jobs::BoardEventType::DocumentSent {
         snapshot.project_id
     } else {
@@ -166,7 +156,7 @@ pub(super) fn board_object(event: &BoardEvent) -> Result<BoardRef, Failure> {
     };
     let id = id
         .filter(|id| *id > 0)
-        .ok_or_else(|| Failure::Poison("invalid board event: object has no id".into()))?;
+        .ok_or_else(|| SyncFailure::Poison("invalid board event: object has no id".into()))?;
     Ok(BoardRef { kind, id })
 }
 
@@ -178,7 +168,7 @@ pub(super) async fn admit(
     services: &Services,
     event: &BoardEvent,
     receive_count: u32,
-) -> Result<bool, Failure> {
+) -> Result<bool, SyncFailure> {
     let object = board_object(event)?;
     let now = services.clock.now();
     // Documents are events, not versions of the project.
@@ -196,8 +186,10 @@ pub(super) async fn admit(
         .await
         .map_err(|e| match e {
             // A version the store cannot hold will never be admitted.
-            StoreError::Limit(reason) => Failure::Poison(format!("invalid board event: {reason}")),
-            other => Failure::Transient(other),
+            StoreError::Limit(reason) => {
+                SyncFailure::Poison(format!("invalid board event: {reason}"))
+            }
+            other => other.into(),
         })?;
     match admission {
         Admission::Admitted => Ok(true),
@@ -234,7 +226,7 @@ pub(super) async fn board_event(
     services: &Services,
     event: &BoardEvent,
     receive_count: u32,
-) -> Result<(), Failure> {
+) -> Result<(), SyncFailure> {
     use crate::app::jobs::BoardEventType as T;
     let last_attempt = receive_count >= crate::app::services::MAX_RECEIVES;
     let object = board_object(event)?;
@@ -244,7 +236,7 @@ pub(super) async fn board_event(
     let result = match event.event_type {
         T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted => {
             let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
-                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+                .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
             crate::app::board_to_hubspot::project_event(
                 services,
                 &event.account_id,
@@ -257,7 +249,7 @@ pub(super) async fn board_event(
         }
         T::DocumentSent => {
             let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
-                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+                .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
             crate::app::board_to_hubspot::document_sent(
                 services,
                 &event.account_id,
@@ -275,7 +267,7 @@ pub(super) async fn board_event(
         | T::ContactUpdated
         | T::ContactDeleted => {
             let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
-                .map_err(|e| Failure::Poison(format!("invalid board event: object: {e}")))?;
+                .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
             crate::app::board_to_hubspot::customer_or_contact_event(
                 services,
                 &event.account_id,
@@ -292,7 +284,7 @@ pub(super) async fn board_event(
         Ok(()) => Ok(()),
         Err(error) => {
             release(services, event).await;
-            Err(sync_failure(error))
+            Err(error)
         }
     }
 }

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use crate::ports::StoreError;
-
 /// How soon a message whose conditional write lost is tried again.
 pub const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 
@@ -12,20 +10,6 @@ pub fn retry_delay(receive_count: u32) -> Duration {
     let base = 10u64.saturating_mul(1 << receive_count.min(7)).min(900);
     let jitter = rand::random::<u64>() % (base / 4 + 1);
     Duration::from_secs(base - jitter)
-}
-
-#[derive(Debug)]
-pub(super) enum Failure {
-    /// Will never succeed: dead-letter with this reason.
-    Poison(String),
-    /// May succeed later.
-    Transient(StoreError),
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::Transient(e)
-    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use tracing::{debug, info, warn};
 use crate::app::Services;
 use crate::app::jobs::{Job, QueueMessage};
 use crate::domain::PortalId;
-use crate::ports::{StoreError, WorkQueue};
+use crate::ports::WorkQueue;
 
-use super::failure::*;
+use crate::app::failure::SyncFailure;
 
 /// Sends the events `hubspot_to_board::carry_over` leaves for the next batch back
 /// to the queue; returns the ones to handle now (all of them if sending fails).
@@ -45,7 +45,13 @@ pub(super) async fn carry_over(
     }
 }
 
-pub(super) async fn run_job(services: &Services, job: Job) -> Result<(), Failure> {
+/// Runs an internal job. `last_attempt`: this is the message's last receive, so
+/// what cannot be applied now is recorded in the history instead of retried.
+pub(super) async fn run_job(
+    services: &Services,
+    job: Job,
+    last_attempt: bool,
+) -> Result<(), SyncFailure> {
     match job {
         Job::HubspotEvents {
             portal_id, events, ..
@@ -58,28 +64,30 @@ pub(super) async fn run_job(services: &Services, job: Job) -> Result<(), Failure
                 warn_unknown_portal_once(portal_id);
                 return Ok(());
             }
-            crate::app::hubspot_to_board::apply(services, &connections, &events)
+            match crate::app::hubspot_to_board::apply(services, &connections, &events, last_attempt)
                 .await
-                .map_err(|e| match e {
-                    crate::app::hubspot_to_board::SyncError::Transient(m) => {
-                        Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
-                    }
-                    crate::app::hubspot_to_board::SyncError::Store(s) => Failure::Transient(s),
-                })
+            {
+                Err(failure) if last_attempt && !matches!(failure, SyncFailure::Poison(_)) => {
+                    warn!(error = %failure, code = %failure.code(), "HubSpot events given up on their last attempt; recorded");
+                    crate::app::hubspot_to_board::events::record_given_up(
+                        services,
+                        &connections,
+                        &events,
+                        &failure,
+                    )
+                    .await;
+                    Ok(())
+                }
+                other => other,
+            }
         }
         Job::CatchUp { account_id } => crate::app::catch_up::sweep(services, &account_id)
             .await
-            .map(|_| ())
-            .map_err(|e| match e {
-                crate::app::hubspot_to_board::SyncError::Transient(m) => {
-                    Failure::Transient(StoreError::Unavailable(anyhow::anyhow!(m)))
-                }
-                crate::app::hubspot_to_board::SyncError::Store(s) => Failure::Transient(s),
-            }),
+            .map(|_| ()),
         Job::CatchUpAll => crate::app::catch_up::request_all(services)
             .await
             .map(|_| ())
-            .map_err(Failure::Transient),
+            .map_err(SyncFailure::from),
         Job::PollLifecycle => {
             // The schedule sends the next poll; a failed one is not worth retrying.
             match crate::app::lifecycle::poll(services).await {
