@@ -114,6 +114,23 @@ pub trait LinkStore: Send + Sync {
     /// Creates a deal's link and claims the deal in its portal in one transaction:
     /// within a portal a deal is linked in at most one board account.
     async fn claim_deal(&self, link: &Link) -> Result<(), ClaimError>;
+    /// Claims a deal for `account` before anything is created for it (a
+    /// registration claims, then creates the project, then links): refused with
+    /// `ClaimedBy` when another account holds it; the same account may claim again.
+    async fn reserve_deal(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        deal: u64,
+    ) -> Result<(), ClaimError>;
+    /// Gives back a claim `account` holds on a deal it has not linked (a
+    /// registration that failed after claiming). Nothing if another holds it.
+    async fn release_deal(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        deal: u64,
+    ) -> StoreResult<()>;
     /// Who holds the claim on a deal of a portal, if anyone.
     async fn deal_claimed_by(&self, portal: PortalId, deal: u64) -> StoreResult<Option<AccountId>>;
     /// Creates a company or contact link (several accounts may link one).

@@ -168,3 +168,63 @@ async fn board_down_on_the_last_attempt_is_recorded_and_retryable_and_last_sync_
     assert_eq!(recovered["name"], "障害中の改名");
     run.stack.shutdown().await;
 }
+
+async fn hubspot_faults(run: &Run, faults: Value) {
+    let status = run
+        .http
+        .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+}
+
+async fn auth_failures(run: &Run) -> u64 {
+    let (_, status) = run
+        .api(
+            reqwest::Method::GET,
+            "/v1/hubspot/connection",
+            "acct-a",
+            None,
+        )
+        .await;
+    status["consecutive_auth_failures"].as_u64().unwrap()
+}
+
+/// SPEC §3.9: a refused token counts toward suspension on the HubSpot → board
+/// path too, and a call that authenticates starts the count over.
+#[tokio::test]
+async fn a_refused_token_counts_and_an_authenticated_read_resets_the_count() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let (deal, _) = linked_deal(&run).await;
+    run.settle().await;
+    let services = &run.stack.services;
+
+    hubspot_faults(
+        &run,
+        json!({"error_rates": [[401, 1.0]], "path_prefix": "/crm/objects/2026-03/deals/batch/read"}),
+    )
+    .await;
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.queue.as_ref(),
+        &[rename_message(&deal, 1)],
+    )
+    .await;
+    assert_eq!(outcome.retry.len(), 1, "{outcome:?}");
+    assert_eq!(auth_failures(&run).await, 1);
+
+    hubspot_faults(&run, json!({})).await;
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.queue.as_ref(),
+        &[rename_message(&deal, 2)],
+    )
+    .await;
+    assert_eq!(outcome.done.len(), 1, "{outcome:?}");
+    assert_eq!(auth_failures(&run).await, 0);
+    run.stack.shutdown().await;
+}

@@ -376,3 +376,86 @@ async fn choices_markers_and_refusals() {
     );
     run.stack.shutdown().await;
 }
+
+/// Claim before create: a registration that fails in board gives its claim
+/// back (no other account is kept from the deal), and one that succeeds holds it.
+#[tokio::test]
+async fn a_registration_claims_the_deal_before_creating_and_gives_the_claim_back_on_failure() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let company = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/companies",
+            Some(json!({"properties": {"name": "株式会社請求"}})),
+        )
+        .await;
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "先に確保", "pipeline": "default", "dealstage": "contractsent"},
+                        "associations": [{"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}]})),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+    run.wait_for_draft("acct-a", &id, "open").await;
+    let board_faults = |rate: f64| {
+        run.http
+            .post(format!("{}/_sandbox/board/_control/settings", run.base))
+            .json(&json!({"fault_rate": rate}))
+            .send()
+    };
+    board_faults(1.0).await.unwrap();
+    let (status, body) = run
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/hubspot/drafts/{id}/register"),
+            "acct-a",
+            Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
+        )
+        .await;
+    assert!(status >= 500, "{status} {body}");
+    let portal = board_hubspot::domain::PortalId::new(1_000_001).unwrap();
+    let deal_id: u64 = id.parse().unwrap();
+    let links = &run.stack.services.links;
+    assert_eq!(links.deal_claimed_by(portal, deal_id).await.unwrap(), None);
+
+    board_faults(0.0).await.unwrap();
+
+    // While board is slow creating the project, another account tries to link
+    // the deal: refused, since the registration claimed it before creating.
+    run.http
+        .post(format!("{}/_sandbox/board/_control/settings", run.base))
+        .json(&json!({"latency_ms": 300}))
+        .send()
+        .await
+        .unwrap();
+    let registering = {
+        let http = run.http.clone();
+        let url = format!("{}/v1/hubspot/drafts/{id}/register", run.base);
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(jwt("acct-a", "admin", 1))
+                .json(&json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let rival =
+        board_hubspot::domain::Link::deal("acct-b".parse().unwrap(), portal, deal_id, 999_999);
+    let raced = links.claim_deal(&rival).await;
+    assert!(
+        matches!(raced, Err(board_hubspot::ports::ClaimError::ClaimedBy(ref a)) if a.as_str() == "acct-a"),
+        "{raced:?}"
+    );
+    let response = registering.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        links.deal_claimed_by(portal, deal_id).await.unwrap(),
+        Some("acct-a".parse().unwrap())
+    );
+    run.stack.shutdown().await;
+}

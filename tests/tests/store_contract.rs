@@ -324,6 +324,37 @@ mod cases {
             .unwrap();
     }
 
+    /// Claim before create: a registration claims the deal first; another
+    /// account is refused before it creates anything, the same account may claim
+    /// again, the link completes the claim, and a claim given back frees the deal.
+    pub async fn a_deal_is_claimed_before_its_project_exists<T: Table>(store: TableStore<T>) {
+        let (a, b): (AccountId, AccountId) = ("acct-a".parse().unwrap(), "acct-b".parse().unwrap());
+        let p = portal(1000001);
+        store.reserve_deal(&a, p, 77).await.unwrap();
+        store.reserve_deal(&a, p, 77).await.unwrap();
+        assert!(matches!(
+            store.reserve_deal(&b, p, 77).await,
+            Err(ClaimError::ClaimedBy(ref holder)) if *holder == a
+        ));
+        // Another account's release changes nothing.
+        store.release_deal(&b, p, 77).await.unwrap();
+        assert_eq!(store.deal_claimed_by(p, 77).await.unwrap(), Some(a.clone()));
+        // Released by its holder: the deal is free for anyone.
+        store.release_deal(&a, p, 77).await.unwrap();
+        assert_eq!(store.deal_claimed_by(p, 77).await.unwrap(), None);
+        store.reserve_deal(&b, p, 77).await.unwrap();
+        // The holder links it; a rival's link is refused.
+        assert!(matches!(
+            store.claim_deal(&deal_link("acct-a", 1000001, 77, 9)).await,
+            Err(ClaimError::ClaimedBy(_))
+        ));
+        store
+            .claim_deal(&deal_link("acct-b", 1000001, 77, 10))
+            .await
+            .unwrap();
+        assert_eq!(store.deal_claimed_by(p, 77).await.unwrap(), Some(b));
+    }
+
     pub async fn links_are_found_from_both_sides<T: Table>(store: TableStore<T>) {
         let company = |acct: &str, customer: u64| Link {
             hubspot: HubSpotRef {
@@ -807,6 +838,7 @@ contract_suite!(
     one_time_tokens_are_single_use_and_expire,
     leases_exclude_until_expiry,
     a_deal_is_claimed_by_one_account_atomically,
+    a_deal_is_claimed_before_its_project_exists,
     links_are_found_from_both_sides,
     history_pages_newest_first_with_ttl,
     board_events_once_and_versions_forward,

@@ -391,7 +391,7 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/hubspot/links/{kind}/{board_id}",
         op: Op::SetLink,
         access: Access::Business,
-        summary: "Turns sync on or off for one record: {\"sync_enabled\": bool}. Staff only for their own projects.",
+        summary: "Turns sync on or off for one record: {\"sync_enabled\": bool}. Recorded in the history (link_disabled / link_enabled); turning it on applies what changed meanwhile; a record deleted in board cannot be turned on (409). Staff only for their own projects.",
         success: 200,
         response: body::<LinkView>(),
         request: Some(body::<SetLinkBody>()),

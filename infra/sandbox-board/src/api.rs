@@ -111,10 +111,13 @@ pub async fn gate(
         Some(v) if v.contains("sandbox-token-") => "service",
         _ => "user",
     };
-    let (per_second, daily, fault_rate) = {
+    let (per_second, daily, fault_rate, latency_ms) = {
         let c = sandbox.inner.config.lock().expect("config");
-        (c.per_second, c.daily_quota, c.fault_rate)
+        (c.per_second, c.daily_quota, c.fault_rate, c.latency_ms)
     };
+    if latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
+    }
     let limited = {
         let mut windows = sandbox.inner.windows.lock().expect("windows");
         let (window, used_today) = windows.entry(account.clone()).or_default();

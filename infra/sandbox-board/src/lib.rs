@@ -35,6 +35,8 @@ pub struct Config {
     pub jwt_secret: String,
     /// Share of admitted API requests answered 503 (load and fault tests).
     pub fault_rate: f64,
+    /// Added to every API request before it is handled (races in tests).
+    pub latency_ms: u64,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             service_url: None,
             jwt_secret: "dev-only-secret".into(),
             fault_rate: 0.0,
+            latency_ms: 0,
         }
     }
 }

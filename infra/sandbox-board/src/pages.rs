@@ -554,6 +554,8 @@ pub struct Settings {
     fault_rate: Option<f64>,
     #[serde(default)]
     daily_quota: Option<usize>,
+    #[serde(default)]
+    latency_ms: Option<u64>,
 }
 
 pub async fn settings(
@@ -563,6 +565,9 @@ pub async fn settings(
     let mut config = sandbox.inner.config.lock().expect("config");
     if let Some(n) = body.per_second {
         config.per_second = n;
+    }
+    if let Some(ms) = body.latency_ms {
+        config.latency_ms = ms;
     }
     if let Some(rate) = body.fault_rate {
         config.fault_rate = rate.clamp(0.0, 1.0);

@@ -28,7 +28,7 @@ pub struct WebhookFaults {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Faults {
-    /// Probability per status code (429, 500, 502, 503) of answering it instead.
+    /// Probability per status code (401, 429, 500, 502, 503) of answering it instead.
     #[serde(default)]
     pub error_rates: Vec<(u16, f64)>,
     /// Probability of not answering before `timeout_ms`.
@@ -93,6 +93,12 @@ pub async fn injected_fault(sandbox: &HubSpotSandbox, path: &str) -> Option<Resp
                     );
                     e
                 }
+                // A token HubSpot stopped accepting, answered as its gate answers one.
+                StatusCode::UNAUTHORIZED => ApiError::new(
+                    status,
+                    "INVALID_AUTHENTICATION",
+                    "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
+                ),
                 _ => ApiError::new(status, "INTERNAL_ERROR", "Internal error (injected)"),
             };
             error.context = None;

@@ -128,8 +128,22 @@ pub struct EntryView {
     pub config_version: u64,
 }
 
+/// What a success entry of a user's action says (SPEC §9), ja and en.
+pub fn action_message(action: &str) -> Option<(&'static str, &'static str)> {
+    match action {
+        LINK_DISABLED => Some(("ユーザーが連携を無効にしました", "A user turned sync off.")),
+        LINK_ENABLED => Some(("ユーザーが連携を有効にしました", "A user turned sync on.")),
+        _ => None,
+    }
+}
+
+/// A user's per-record toggle (SPEC §9), recorded as a success entry.
+pub const LINK_DISABLED: &str = "link_disabled";
+pub const LINK_ENABLED: &str = "link_enabled";
+
 pub fn view(entry: HistoryEntry) -> EntryView {
     let catalog = entry.code.map(Code::entry);
+    let said = entry.action.as_deref().and_then(action_message);
     EntryView {
         object_type: entry.object_type(),
         id: entry.id,
@@ -141,8 +155,8 @@ pub fn view(entry: HistoryEntry) -> EntryView {
         name: entry.name,
         status: entry.status,
         code: entry.code,
-        message: catalog.map(|c| c.message_ja),
-        message_en: catalog.map(|c| c.message_en),
+        message: catalog.map(|c| c.message_ja).or(said.map(|(ja, _)| ja)),
+        message_en: catalog.map(|c| c.message_en).or(said.map(|(_, en)| en)),
         guidance: catalog.map(|c| c.guidance_ja),
         guidance_en: catalog.map(|c| c.guidance_en),
         action: entry.action,

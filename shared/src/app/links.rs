@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::Services;
 use super::hubspot_to_board::{SyncFailure, sync_deals, sync_others};
 use crate::domain::connection::Connection;
+use crate::domain::history::Direction;
 use crate::domain::{
     AccountId, BoardObjectKind, BoardRef, HistoryId, HubSpotObjectType, HubSpotRef, Link,
     LinkState, UserId,
@@ -68,7 +69,14 @@ pub fn view(link: &Link) -> LinkView {
     let (state, code) = match &link.state {
         LinkState::Enabled => ("enabled", None),
         LinkState::Disabled { reason } => ("disabled", Some(*reason)),
-        LinkState::Deleted => ("deleted", Some(crate::domain::Code::ProjectNotFound)),
+        LinkState::Deleted => (
+            "deleted",
+            Some(match link.board.kind {
+                BoardObjectKind::Project => crate::domain::Code::ProjectNotFound,
+                BoardObjectKind::Customer => crate::domain::Code::CustomerNotFound,
+                BoardObjectKind::CustomerContact => crate::domain::Code::CustomerContactNotFound,
+            }),
+        ),
         LinkState::Archived => ("archived", None),
         LinkState::Off => ("off", None),
     };
@@ -159,6 +167,15 @@ pub async fn set_enabled(
             "以前のHubSpotアカウントの連携です".into(),
         ));
     }
+    if link.state == LinkState::Deleted {
+        return Err(LinkError::Conflict(
+            "board側で削除されたレコードのため、連携を有効にできません".into(),
+        ));
+    }
+    let was_enabled = link.state == LinkState::Enabled;
+    if was_enabled == enabled {
+        return Ok(view(&link));
+    }
     link.state = if enabled {
         LinkState::Enabled
     } else {
@@ -174,6 +191,35 @@ pub async fn set_enabled(
             }
             other => other.into(),
         })?;
+    let config_version = services.configs.config(account).await?.version;
+    crate::app::history::record(
+        services,
+        crate::app::history::Attempt {
+            account,
+            direction: Direction::BoardToHubspot,
+            hubspot: Some(link.hubspot),
+            board: Some(link.board),
+            name: None,
+            code: None,
+            action: Some(if enabled {
+                crate::app::history::LINK_ENABLED
+            } else {
+                crate::app::history::LINK_DISABLED
+            }),
+            detail: user.map(|u| format!("user {u}")),
+            warnings: Vec::new(),
+            config_version,
+        },
+    )
+    .await;
+    if enabled {
+        // Turned back on: what changed meanwhile is read again and applied now.
+        if let Err(error) = resync(services, account, kind, board_id).await {
+            tracing::warn!(%error, "resync after turning sync on failed; the next change applies it");
+        }
+        let (_, after) = find(services, account, kind, board_id).await?;
+        return Ok(view(&after));
+    }
     Ok(view(&link))
 }
 

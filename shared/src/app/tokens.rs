@@ -253,6 +253,29 @@ pub async fn record_auth_failure(
     Err(StoreError::Conflict)
 }
 
+/// What a HubSpot call with the account's token says about the token: a 401
+/// counts toward suspension (at most once per 10 minutes), a call that
+/// authenticated resets the count (read only when the connection has one).
+/// Failures to record are logged: the call's own outcome stands.
+pub async fn note_auth<T>(
+    services: &Services,
+    connection: &Connection,
+    result: &Result<T, HubSpotError>,
+) {
+    let recorded = match result {
+        Err(HubSpotError::Unauthorized(_)) => {
+            record_auth_failure(services, &connection.account_id).await
+        }
+        Ok(_) if connection.consecutive_auth_failures > 0 => {
+            record_auth_success(services, &connection.account_id).await
+        }
+        _ => Ok(()),
+    };
+    if let Err(error) = recorded {
+        warn!(%error, account = %connection.account_id, "authentication outcome not recorded");
+    }
+}
+
 /// A call that authenticated resets the count.
 pub async fn record_auth_success(
     services: &Services,

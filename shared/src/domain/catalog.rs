@@ -131,6 +131,16 @@ catalog! {
         en: "Sync was disabled because the linked project no longer exists in board.",
         guidance_ja: "取引と案件を連携した後に、board側で案件が削除された場合に発生します。取引を再度boardに連携する場合は、取引を下書き案件に戻してください。",
         guidance_en: "The project was deleted in board after it was linked. To bring the deal back into board, re-draft it.";
+    CustomerNotFound => "customer_not_found", DisableLink,
+        ja: "対応する顧客がboardに存在しないため同期は無効になりました",
+        en: "Sync was disabled because the linked customer no longer exists in board.",
+        guidance_ja: "顧客と会社（またはコンタクト）を連携した後に、board側で顧客が削除された場合に発生します。",
+        guidance_en: "The customer was deleted in board after it was linked to the company (or contact).";
+    CustomerContactNotFound => "customer_contact_not_found", DisableLink,
+        ja: "対応する顧客担当者がboardに存在しないため同期は無効になりました",
+        en: "Sync was disabled because the linked customer contact no longer exists in board.",
+        guidance_ja: "顧客担当者とコンタクトを連携した後に、board側で顧客担当者が削除された場合に発生します。",
+        guidance_en: "The customer contact was deleted in board after it was linked to the contact.";
     ProjectLocked => "project_locked", Skip,
         ja: "案件がロックされているため更新をスキップしました",
         en: "The update was skipped because the project is locked.",
@@ -253,13 +263,21 @@ mod tests {
             assert!(seen.insert(code.as_str()), "duplicate {code}");
             assert_eq!(code.as_str().parse::<Code>(), Ok(*code));
         }
-        assert_eq!(seen.len(), 14 + 3 + 6, "errors, skips and OAuth flow codes");
+        assert_eq!(seen.len(), 16 + 3 + 6, "errors, skips and OAuth flow codes");
     }
 
     #[test]
     fn messages_are_the_products_exact_wording() {
         // From board's help page (the seed) and SPEC §9, character for character.
         let expected = [
+            (
+                "customer_not_found",
+                "対応する顧客がboardに存在しないため同期は無効になりました",
+            ),
+            (
+                "customer_contact_not_found",
+                "対応する顧客担当者がboardに存在しないため同期は無効になりました",
+            ),
             (
                 "hubspot_api_error",
                 "APIからエラーが返ってきました。エラー内容を確認してください。",

@@ -121,6 +121,48 @@ impl<T: Table> LinkStore for TableStore<T> {
         }
     }
 
+    async fn reserve_deal(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        deal: u64,
+    ) -> Result<(), ClaimError> {
+        for _ in 0..3 {
+            let claim = Item::new(claim_key(portal, deal)).with_s(ACCOUNT, account.as_str());
+            let unclaimed = Cond::Or(vec![
+                Cond::NotExists,
+                Cond::Eq(ACCOUNT.into(), Value::S(account.as_str().to_owned())),
+            ]);
+            match self.table.put(claim, unclaimed).await {
+                Ok(()) => return Ok(()),
+                Err(TableError::ConditionFailed) => {
+                    match self.deal_claimed_by(portal, deal).await? {
+                        Some(holder) if &holder != account => {
+                            return Err(ClaimError::ClaimedBy(holder));
+                        }
+                        // Released between our write and our read: claim again.
+                        _ => continue,
+                    }
+                }
+                Err(e) => return Err(ClaimError::Store(e.into())),
+            }
+        }
+        Err(ClaimError::Store(StoreError::Conflict))
+    }
+
+    async fn release_deal(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        deal: u64,
+    ) -> StoreResult<()> {
+        let ours = Cond::Eq(ACCOUNT.into(), Value::S(account.as_str().to_owned()));
+        match self.table.delete(&claim_key(portal, deal), ours).await {
+            Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn deal_claimed_by(&self, portal: PortalId, deal: u64) -> StoreResult<Option<AccountId>> {
         let Some(item) = self.table.get(&claim_key(portal, deal)).await? else {
             return Ok(None);

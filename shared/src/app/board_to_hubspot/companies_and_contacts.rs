@@ -186,13 +186,26 @@ pub async fn customer_or_contact_event(
         if link.state != LinkState::Enabled {
             continue;
         }
+        let config = services.configs.config(account).await?;
         if deleted {
-            // board has no catalog code for deleted customers: the link ends quietly.
+            // SPEC §9: the link ends, recorded once (a disabled link records nothing more).
+            let code = match kind {
+                BoardObjectKind::CustomerContact => Code::CustomerContactNotFound,
+                _ => Code::CustomerNotFound,
+            };
             link.state = LinkState::Deleted;
             save(services, &link).await?;
+            record(
+                services,
+                Attempt {
+                    code: Some(code),
+                    ..attempt(&link, text(object, "name"), config.version)
+                },
+            )
+            .await;
+            last = Applied::Recorded(code);
             continue;
         }
-        let config = services.configs.config(account).await?;
         let name = text(object, "name").or_else(|| {
             let full = format!(
                 "{} {}",

@@ -292,6 +292,11 @@ pub(super) async fn finish(
     outcome: Result<(), WriteError>,
     last_attempt: bool,
 ) -> Result<Applied, SyncFailure> {
+    if outcome.is_ok() {
+        // The write authenticated: a count of refused tokens starts over.
+        let written: Result<(), HubSpotError> = Ok(());
+        crate::app::tokens::note_auth(services, &pending.connection, &written).await;
+    }
     let PendingDealWrite {
         mut link,
         fields,

@@ -72,16 +72,14 @@ pub async fn sync_deals(
             after: Some(wait),
         })?;
     let portal = connection.portal_id;
-    let (found, missing) = metered(
-        services,
-        portal,
-        services
-            .batch
-            .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
-            .await,
-    )
-    .await
-    .map_err(SyncFailure::from)?;
+    let read = services
+        .batch
+        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
+        .await;
+    crate::app::tokens::note_auth(services, connection, &read).await;
+    let (found, missing) = metered(services, portal, read)
+        .await
+        .map_err(SyncFailure::from)?;
     let with_companies = metered(
         services,
         portal,

@@ -89,16 +89,14 @@ pub async fn sync_others(
             continue;
         }
         let ids: Vec<u64> = ids.iter().copied().collect();
-        let (found, missing) = metered(
-            services,
-            connection.portal_id,
-            services
-                .batch
-                .batch_read(token, kind, &ids, properties)
-                .await,
-        )
-        .await
-        .map_err(SyncFailure::from)?;
+        let read = services
+            .batch
+            .batch_read(token, kind, &ids, properties)
+            .await;
+        crate::app::tokens::note_auth(services, connection, &read).await;
+        let (found, missing) = metered(services, connection.portal_id, read)
+            .await
+            .map_err(SyncFailure::from)?;
         super::linked_others::sync(
             services,
             connection,

@@ -130,16 +130,55 @@ pub(super) async fn register_held(
             ));
         }
     }
-    if let Some(other) = services
-        .links
-        .deal_claimed_by(portal, deal)
-        .await?
-        .filter(|a| a != account)
-    {
-        return Err(RegisterError::Conflict(format!(
-            "他のboardアカウント({other})と連携済み"
-        )));
+    // Claim before create: once the deal is ours, no other account can link it
+    // while board's customer and project are created, so a lost race never
+    // leaves an unlinked project behind.
+    match services.links.reserve_deal(account, portal, deal).await {
+        Ok(()) => {}
+        Err(ClaimError::ClaimedBy(other)) => {
+            return Err(RegisterError::Conflict(format!(
+                "他のboardアカウント({other})と連携済み"
+            )));
+        }
+        Err(ClaimError::AlreadyLinked) => {}
+        Err(ClaimError::Store(e)) => return Err(e.into()),
     }
+    match create_and_link(services, connection, &draft, body, invoice_fields).await {
+        Ok(project_id) => Ok(project_id),
+        Err(error) => {
+            // Nothing linked: the claim goes back, so the deal can be registered
+            // again (here or, if this account gives up, in another). A failure
+            // after the link was written keeps it (the link is the claim's reason).
+            let reference = crate::domain::HubSpotRef {
+                object_type: crate::domain::HubSpotObjectType::Deal,
+                id: deal,
+            };
+            let linked = services
+                .links
+                .link_by_hubspot(account, portal, reference)
+                .await;
+            if matches!(linked, Ok(None))
+                && let Err(e) = services.links.release_deal(account, portal, deal).await
+            {
+                warn!(error = %e, deal, "claim of a failed registration not released");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The customer, contacts and project created in board and the deal linked to
+/// the project, once the deal is claimed.
+async fn create_and_link(
+    services: &Services,
+    connection: &Connection,
+    draft: &Draft,
+    body: Registration,
+    invoice_fields: Map<String, Value>,
+) -> Result<u64, RegisterError> {
+    let account = &connection.account_id;
+    let portal = connection.portal_id;
+    let deal = draft.deal_id.get();
     let users = services.board.users(account).await?;
     if !users.iter().any(|u| u.id.get() == body.user_id) {
         return Err(invalid(
@@ -153,8 +192,8 @@ pub(super) async fn register_held(
         other => RegisterError::Unavailable(other.to_string()),
     })?;
     let token = token.expose_secret();
-    let client_id = customer(services, connection, &draft, &body, token).await?;
-    let contact_ids = contacts(services, connection, &draft, &body, client_id).await?;
+    let client_id = customer(services, connection, draft, &body, token).await?;
+    let contact_ids = contacts(services, connection, draft, &body, client_id).await?;
     let project_contact = match body.contact_id {
         Some(id) => {
             let contact = services
@@ -175,7 +214,7 @@ pub(super) async fn register_held(
     let project_id = project(
         services,
         account,
-        &draft,
+        draft,
         &body,
         client_id,
         project_contact,
