@@ -131,6 +131,10 @@ pub trait LinkStore: Send + Sync {
         portal: PortalId,
         deal: u64,
     ) -> StoreResult<()>;
+    /// Ends a deal's link for good (its project was deleted in board and a user
+    /// re-drafts the deal): the link, its board pointer and the claim go in one
+    /// transaction, if the link is still at its revision.
+    async fn unlink_deal(&self, link: &Link) -> StoreResult<()>;
     /// Who holds the claim on a deal of a portal, if anyone.
     async fn deal_claimed_by(&self, portal: PortalId, deal: u64) -> StoreResult<Option<AccountId>>;
     /// Creates a company or contact link (several accounts may link one).
@@ -476,6 +480,13 @@ pub struct HsPipeline {
     pub stages: Vec<HsStage>,
 }
 
+/// HubSpot's account details (`GET /account-info/2026-03/details`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HsAccount {
+    pub time_zone: String,
+    pub utc_offset_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HsStage {
     pub id: crate::domain::StageId,
@@ -517,6 +528,8 @@ pub struct HsProperty {
 #[async_trait]
 pub trait HubSpotCrm: Send + Sync {
     async fn pipelines(&self, token: &str) -> Result<Vec<HsPipeline>, HubSpotError>;
+    /// The portal's account details: its time zone and current UTC offset.
+    async fn account_details(&self, token: &str) -> Result<HsAccount, HubSpotError>;
     async fn owners(&self, token: &str) -> Result<Vec<HsOwner>, HubSpotError>;
     async fn teams(&self, token: &str) -> Result<Vec<HsTeam>, HubSpotError>;
     async fn deal_property(

@@ -289,6 +289,7 @@ async fn no_route_reads_writes_or_reveals_another_accounts_records() {
                         || template.ends_with("/restore")
                         || template.ends_with("/resync")
                         || template.ends_with("/retry")
+                        || template.ends_with("/redraft")
                         || template.ends_with("/authorize")
                         || template.ends_with("/resync-all") =>
                     {

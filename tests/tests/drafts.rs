@@ -129,7 +129,7 @@ async fn deals_become_drafts_per_account_and_follow_the_gates() {
     let withdrawn = run.wait_for_draft("acct-a", &id, "withdrawn").await;
     assert_eq!(
         withdrawn["reason"],
-        "ステージ「qualifiedtobuy」は受注ステータスにマッピングされていません"
+        "ステージ「Qualified To Buy」は受注ステータスにマッピングされていません"
     );
     // Back in a mapped stage: the draft returns with the new status.
     run.update_deal(&id, json!({"dealstage": "closedwon"}))

@@ -100,6 +100,51 @@ async fn toggles_are_recorded_turning_on_resyncs_and_a_deleted_customer_stays_of
     );
     assert_eq!(gone["state"], "deleted", "{gone}");
     assert_eq!(toggle(&run, "project", project, true).await.0, 409);
+
+    // The deal does not re-draft by itself, even when it changes in HubSpot...
+    run.update_deal(&deal, json!({"dealname": "削除後の改名"}))
+        .await;
+    run.settle().await;
+    assert!(
+        run.drafts("acct-a", "open")
+            .await
+            .iter()
+            .all(|d| d["id"] != deal.as_str()),
+        "re-drafted by itself"
+    );
+    // ...until a user re-drafts it: link and claim end, the deal is a draft again.
+    let redraft = format!("/v1/hubspot/deals/{deal}/redraft");
+    let (status, body) = run
+        .api(reqwest::Method::POST, &redraft, "acct-a", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "open", "{body}");
+    assert_eq!(body["name"], "削除後の改名");
+    assert!(body["project_id"].is_null(), "{body}");
+    let (status, _) = run
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/links/project/{project}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "the old link is gone");
+    let portal = board_hubspot::domain::PortalId::new(1_000_001).unwrap();
+    assert_eq!(
+        run.stack
+            .services
+            .links
+            .deal_claimed_by(portal, deal.parse().unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    // Only a deal whose project was deleted can be re-drafted.
+    let (status, body) = run
+        .api(reqwest::Method::POST, &redraft, "acct-a", None)
+        .await;
+    assert_eq!(status, 404, "no link any more: {body}");
     let (status, _) = run
         .board(
             reqwest::Method::DELETE,

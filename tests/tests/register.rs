@@ -372,7 +372,7 @@ async fn choices_markers_and_refusals() {
         problem["detail"]
             .as_str()
             .unwrap()
-            .contains("appointmentscheduled")
+            .contains("Appointment Scheduled")
     );
     run.stack.shutdown().await;
 }

@@ -233,6 +233,10 @@ async fn dispatch(
             )
         }
         Op::Draft => draft_result(drafts::show(services, account, param("id")).await, caller),
+        Op::Redraft => draft_result(
+            drafts::redraft(services, account, param("deal_id")).await,
+            caller,
+        ),
         Op::DiscardDraft => draft_result(
             drafts::discard(services, account, param("id")).await,
             caller,

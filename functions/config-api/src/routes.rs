@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use board_hubspot::app::connection_status::ConnectionStatus;
 use board_hubspot::app::diagnosis::Diagnosis;
-use board_hubspot::app::drafts::DraftDetail;
+use board_hubspot::app::drafts::{DraftDetail, DraftView};
 use board_hubspot::app::history::EntryView;
 use board_hubspot::app::links::LinkView;
 use board_hubspot::app::register::Registration;
@@ -85,6 +85,7 @@ pub enum Op {
     Draft,
     DiscardDraft,
     RestoreDraft,
+    Redraft,
     RegisterDraft,
     Link,
     SetLink,
@@ -328,6 +329,17 @@ pub const ROUTES: &[Route] = &[
         summary: "Restores a discarded or withdrawn draft if its deal qualifies now (409 with the reason otherwise).",
         success: 200,
         response: body::<DraftDetail>(),
+        request: None,
+        query: &[],
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/deals/{deal_id}/redraft",
+        op: Op::Redraft,
+        access: Access::Business,
+        summary: "Brings back a deal whose board project was deleted: its link and claim end, and the deal is read again through the entry gates (a draft again when it qualifies, else withdrawn with the reason). 409 unless the deal's project was deleted in board.",
+        success: 200,
+        response: body::<DraftView>(),
         request: None,
         query: &[],
     },

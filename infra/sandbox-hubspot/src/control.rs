@@ -230,6 +230,16 @@ struct Settings {
     association_page_size: Option<usize>,
     #[serde(default)]
     search_lag_ms: Option<u64>,
+    /// The portal's time zone as its account settings would set it:
+    /// `{"time_zone": "America/New_York", "utc_offset_ms": -18000000}`.
+    #[serde(default)]
+    portal_time_zone: Option<PortalTimeZone>,
+}
+
+#[derive(Deserialize)]
+struct PortalTimeZone {
+    time_zone: String,
+    utc_offset_ms: i64,
 }
 
 /// A field that is present, `null` included.
@@ -264,6 +274,14 @@ async fn settings(State(sandbox): State<HubSpotSandbox>, Json(body): Json<Settin
     }
     if let Some(ms) = body.search_lag_ms {
         config.search_lag = std::time::Duration::from_millis(ms);
+    }
+    drop(config);
+    if let Some(zone) = body.portal_time_zone {
+        let mut state = sandbox.inner.state.lock().expect("state");
+        if let Some(portal) = state.portals.get_mut(&PORTAL_ID) {
+            portal.time_zone = zone.time_zone;
+            portal.utc_offset_ms = zone.utc_offset_ms;
+        }
     }
     StatusCode::NO_CONTENT
 }

@@ -293,6 +293,8 @@ pub struct Portal {
     pub id: u64,
     pub domain: String,
     pub time_zone: String,
+    /// The zone's current offset (what account details report beside it).
+    pub utc_offset_ms: i64,
     pub installed: bool,
     /// The HubSpot user who consents (the sandbox's logged-in admin).
     pub admin_user_id: u64,

@@ -295,6 +295,14 @@ pub async fn list_teams(
 }
 
 /// `GET /account-info/2026-03/details`: the portal's time zone and currency.
+/// `utcOffset` as the docs show it (`-05:00`):
+/// https://developers.hubspot.com/docs/api-reference/latest/account/account-information/get-account-details
+fn offset_text(ms: i64) -> String {
+    let minutes = ms.abs() / 60_000;
+    let sign = if ms < 0 { '-' } else { '+' };
+    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
 pub async fn account_details(
     State(sandbox): State<HubSpotSandbox>,
     headers: HeaderMap,
@@ -311,8 +319,8 @@ pub async fn account_details(
         "timeZone": portal.time_zone,
         "companyCurrency": "JPY",
         "additionalCurrencies": [],
-        "utcOffset": "+09:00",
-        "utcOffsetMilliseconds": 32_400_000,
+        "utcOffset": offset_text(portal.utc_offset_ms),
+        "utcOffsetMilliseconds": portal.utc_offset_ms,
         "uiDomain": "app.hubspot.com",
         "dataHostingLocation": "na1",
     })))

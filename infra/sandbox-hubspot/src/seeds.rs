@@ -120,6 +120,7 @@ fn seed_portal(state: &mut State, portal_id: u64) {
             id: portal_id,
             domain: format!("sandbox-{portal_id}.hubspot.test"),
             time_zone: "Asia/Tokyo".into(),
+            utc_offset_ms: 32_400_000,
             installed: false,
             admin_user_id: 5_000_001,
             admin_email: "admin@sandbox.example.jp".into(),

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::domain::{HubSpotUserId, OwnerId, PipelineId, PortalId, StageId};
 use crate::ports::{
-    Associated, CrmObject, HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam, HubSpotAuth,
-    HubSpotBatch, HubSpotCrm, HubSpotError, HubSpotSearch, HubSpotWrite, JournalEntry,
+    Associated, CrmObject, HsAccount, HsOption, HsOwner, HsPipeline, HsProperty, HsStage, HsTeam,
+    HubSpotAuth, HubSpotBatch, HubSpotCrm, HubSpotError, HubSpotSearch, HubSpotWrite, JournalEntry,
     JournalStart, LifecycleEvent, Metered, ModifiedPage, PropertyState, RateWindow, TokenGrant,
     TokenInfo,
 };
@@ -636,6 +636,19 @@ fn text(value: &Value) -> String {
 
 #[async_trait]
 impl HubSpotCrm for HubSpotClient {
+    async fn account_details(&self, token: &str) -> Result<HsAccount, HubSpotError> {
+        let body = self
+            .get_json(token, "/account-info/2026-03/details")
+            .await?;
+        let utc_offset_ms = body["utcOffsetMilliseconds"].as_i64().ok_or_else(|| {
+            HubSpotError::Unavailable("account details without utcOffsetMilliseconds".into())
+        })?;
+        Ok(HsAccount {
+            time_zone: text(&body["timeZone"]),
+            utc_offset_ms,
+        })
+    }
+
     async fn pipelines(&self, token: &str) -> Result<Vec<HsPipeline>, HubSpotError> {
         let body = self.get_json(token, "/crm/pipelines/2026-03/deals").await?;
         let mut pipelines: Vec<HsPipeline> = body["results"]

@@ -5,8 +5,8 @@
 //!
 //! They are sliding windows, not token buckets: both APIs count a rolling
 //! window, and a bucket lets its whole capacity through on top of what it
-//! refills within one window. A wait shorter than the budget's window (pacing)
-//! is slept; a longer one is handed back so the queue delays the message.
+//! refills within one window. A wait of at most a pacing step (`PACE_STEP`,
+//! 2.5 s) is slept; a longer one is handed back so the queue delays the message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +33,14 @@ pub fn board_background(per_second: u32) -> (u32, Duration) {
     (per_second.max(1), Duration::from_millis(1250))
 }
 
+/// The longest a use case waits inside one invocation (a pacing step: one
+/// window of HubSpot's background budget, the longest wait that budget can
+/// ask for): a longer wait is handed back as `Err(wait)` and becomes the
+/// message's `Retry { after }`, settled by the queue, so no Lambda idles.
+pub const PACE_STEP: Duration = HUBSPOT_BACKGROUND.1;
+
 /// Waits for `cost` calls (taken a quarter window at a time when more than
-/// that); `Err(wait)` when a wait is longer than the budget's window.
+/// that); `Err(wait)` when a wait is longer than a pacing step.
 pub async fn acquire(
     budget: &dyn RateBudget,
     clock: &dyn Clock,
@@ -63,7 +69,7 @@ async fn take(
     loop {
         match budget.take(bucket, limit, window, cost, clock.now()).await {
             Ok(None) => return Ok(()),
-            Ok(Some(wait)) if wait <= window => tokio::time::sleep(wait).await,
+            Ok(Some(wait)) if wait <= PACE_STEP.min(window) => tokio::time::sleep(wait).await,
             Ok(Some(wait)) => return Err(wait),
             Err(error) => {
                 // The budget is a courtesy to HubSpot and board, whose own 429s remain the backstop.

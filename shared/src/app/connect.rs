@@ -242,6 +242,7 @@ pub async fn confirm(
         archive_links(services, &caller.account_id, previous.portal_id).await?;
     }
     let exclusion = ensure_exclusion_property(services, &pending).await;
+    let zone = portal_zone(services, &pending).await;
     let mut connection = existing
         .clone()
         .unwrap_or_else(|| Connection::pending(caller.account_id.clone(), pending.portal_id));
@@ -260,6 +261,7 @@ pub async fn confirm(
             .clone()
             .or(connection.account_name.take());
         connection.exclusion_property = Some(exclusion.clone());
+        connection.utc_offset_seconds = zone.or(connection.utc_offset_seconds);
         match services.connections.save_connection(&connection).await {
             Ok(revision) => {
                 connection.revision = revision;
@@ -305,6 +307,29 @@ pub async fn has_pending(services: &Services, account: &AccountId) -> bool {
     value
         .parse::<i64>()
         .is_ok_and(|until| until > services.clock.now().unix_timestamp())
+}
+
+/// The portal's UTC offset from its account details (dates follow the portal's
+/// day); `None` when HubSpot cannot tell now (Asia/Tokyo is used meanwhile).
+async fn portal_zone(services: &Services, pending: &Pending) -> Option<i32> {
+    use secrecy::ExposeSecret;
+    let access = services
+        .cipher
+        .open(
+            &pending.tokens.access_token,
+            pending.starter.account_id.as_str(),
+        )
+        .ok()?;
+    match services.crm.account_details(access.expose_secret()).await {
+        Ok(account) => {
+            info!(time_zone = %account.time_zone, offset_ms = account.utc_offset_ms, "portal time zone");
+            i32::try_from(account.utc_offset_ms / 1000).ok()
+        }
+        Err(error) => {
+            warn!(%error, "portal time zone not read; Asia/Tokyo until the next connection");
+            None
+        }
+    }
 }
 
 async fn ensure_exclusion_property(services: &Services, pending: &Pending) -> ExclusionProperty {

@@ -85,6 +85,8 @@ pub struct Directory {
     /// Last-sync times written to a connection within the minute, by
     /// `account#direction`: a burst of changes writes the connection once.
     pub sync_noted: Cached<()>,
+    /// HubSpot's deal pipelines of a portal, for stage labels in explanations.
+    pub pipelines: Cached<Vec<crate::ports::HsPipeline>>,
 }
 
 /// The key of a company or contact in `Directory::crm_names`.

@@ -362,3 +362,60 @@ pub async fn restore(
     }
     Ok(view(after))
 }
+
+/// `POST /v1/hubspot/deals/{deal_id}/redraft`: a deal whose project was deleted
+/// in board never re-drafts by itself (its link ends with `project_not_found`);
+/// a user brings it back. The link and the deal's claim end in one store
+/// transaction, and the deal is read again through the entry gates: a draft
+/// again when it qualifies, else withdrawn with the reason.
+pub async fn redraft(
+    services: &Services,
+    account: &AccountId,
+    id: &str,
+) -> Result<DraftView, DraftError> {
+    let connection = connection(services, account).await?;
+    let portal = connection.portal_id;
+    let deal = parse_deal(id)?;
+    let reference = crate::domain::HubSpotRef {
+        object_type: crate::domain::HubSpotObjectType::Deal,
+        id: deal,
+    };
+    let link = services
+        .links
+        .link_by_hubspot(account, portal, reference)
+        .await?
+        .ok_or_else(|| DraftError::NotFound(id.to_owned()))?;
+    if link.state != crate::domain::LinkState::Deleted {
+        return Err(DraftError::Conflict(
+            "boardで案件が削除された取引のみ下書き案件に戻せます".into(),
+        ));
+    }
+    services
+        .links
+        .unlink_deal(&link)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => {
+                DraftError::Conflict("同時に更新されました。もう一度お試しください".into())
+            }
+            other => other.into(),
+        })?;
+    if let Some(mut draft) = services.drafts.draft(account, portal, deal).await? {
+        draft.state = DraftState::Withdrawn;
+        draft.project_id = None;
+        draft.reason = Some("boardの案件が削除されました".into());
+        draft.updated_at = services.clock.now();
+        services.drafts.save_draft(&draft).await?;
+    }
+    let deals = std::collections::BTreeMap::from([(
+        deal,
+        std::collections::BTreeSet::from(["redraft".to_owned()]),
+    )]);
+    sync_deals(services, &connection, &deals, false).await?;
+    services
+        .drafts
+        .draft(account, portal, deal)
+        .await?
+        .map(view)
+        .ok_or_else(|| DraftError::Conflict("取引が連携条件を満たしていません".into()))
+}

@@ -19,7 +19,9 @@ pub const REFRESH_AHEAD: time::Duration = time::Duration::minutes(5);
 pub const FAILURE_WINDOW: time::Duration = time::Duration::minutes(10);
 const LEASE: Duration = Duration::from_secs(30);
 /// How long a worker that lost the refresh race waits for the winner's result.
-const WAIT_FOR_REFRESH: Duration = Duration::from_secs(5);
+/// How long a caller waits for another's refresh: a pacing step; then the
+/// caller's message is retried by the queue (or its request answers 503).
+const WAIT_FOR_REFRESH: Duration = super::budget::PACE_STEP;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {

@@ -97,11 +97,22 @@ pub struct Connection {
     #[serde(default)]
     pub exclusion_property: Option<ExclusionProperty>,
     /// Optimistic-concurrency revision, maintained by the store.
+    /// The portal's offset from UTC (HubSpot's account details, read when the
+    /// connection is made); dates follow the portal's day. `None`: Asia/Tokyo.
+    #[serde(default)]
+    pub utc_offset_seconds: Option<i32>,
     #[serde(default)]
     pub revision: u64,
 }
 
 impl Connection {
+    /// The portal's time zone offset (Asia/Tokyo until HubSpot has told us).
+    pub fn zone(&self) -> time::UtcOffset {
+        self.utc_offset_seconds
+            .and_then(|s| time::UtcOffset::from_whole_seconds(s).ok())
+            .unwrap_or(crate::domain::dates::TOKYO)
+    }
+
     pub fn pending(account_id: AccountId, portal_id: PortalId) -> Self {
         Self {
             account_id,
@@ -119,6 +130,7 @@ impl Connection {
             last_sync_to_hubspot_at: None,
             account_name: None,
             exclusion_property: None,
+            utc_offset_seconds: None,
             revision: 0,
         }
     }

@@ -1,6 +1,9 @@
 //! HubSpot's date and time values, and the calendar dates board keeps.
 
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Asia/Tokyo: the zone of a portal whose own is not known (yet).
+pub const TOKYO: UtcOffset = time::macros::offset!(+9);
 
 /// A HubSpot datetime (RFC 3339 or epoch milliseconds) in epoch milliseconds.
 pub fn parse_time_ms(value: &str) -> Option<i64> {
@@ -10,8 +13,24 @@ pub fn parse_time_ms(value: &str) -> Option<i64> {
         .or_else(|| value.parse::<i64>().ok())
 }
 
-/// A HubSpot datetime as a calendar date in the portal's time zone (Asia/Tokyo).
+/// A HubSpot datetime as a calendar date in Asia/Tokyo.
 pub fn jst_date(value: &str) -> Option<String> {
+    portal_date(value, TOKYO)
+}
+
+/// Midnight of a board calendar date (`YYYY-MM-DD`) in the portal's zone, as
+/// epoch milliseconds (how HubSpot's date properties take a date).
+pub fn midnight_ms(date: &str, zone: UtcOffset) -> Option<String> {
+    let date = time::Date::parse(
+        date,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
+    Some((date.midnight().assume_offset(zone).unix_timestamp() * 1000).to_string())
+}
+
+/// A HubSpot datetime as a calendar date in the portal's time zone.
+pub fn portal_date(value: &str, zone: UtcOffset) -> Option<String> {
     let t = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
         .ok()
         .or_else(|| {
@@ -20,7 +39,7 @@ pub fn jst_date(value: &str) -> Option<String> {
                 .ok()
                 .and_then(|ms| OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
         })?;
-    let d = t.to_offset(time::macros::offset!(+9)).date();
+    let d = t.to_offset(zone).date();
     Some(format!(
         "{:04}-{:02}-{:02}",
         d.year(),
@@ -47,5 +66,27 @@ mod tests {
             Some("2026-12-25")
         );
         assert_eq!(jst_date("not a date"), None);
+    }
+
+    // Given a portal in New York, when a HubSpot time becomes a board date and a
+    // board date becomes HubSpot's, then both follow the portal's day, not Tokyo's.
+    #[test]
+    fn a_portal_elsewhere_keeps_its_own_day() {
+        let new_york = UtcOffset::from_hms(-5, 0, 0).unwrap();
+        // 2026-12-24 23:30 in New York is already the 25th in Tokyo.
+        assert_eq!(
+            portal_date("2026-12-25T04:30:00Z", new_york).as_deref(),
+            Some("2026-12-24")
+        );
+        assert_eq!(
+            jst_date("2026-12-25T04:30:00Z").as_deref(),
+            Some("2026-12-25")
+        );
+        // Midnight of 2026-12-01 in New York is 05:00 UTC.
+        assert_eq!(
+            midnight_ms("2026-12-01", new_york).as_deref(),
+            Some("1796101200000")
+        );
+        assert_eq!(midnight_ms("12/01/2026", new_york), None);
     }
 }

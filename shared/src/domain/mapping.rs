@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::dates::jst_date;
+use crate::domain::dates::portal_date;
 use crate::domain::link::Baseline;
 use crate::domain::normalize::nfkc;
 
@@ -30,6 +30,7 @@ pub fn deal_values(
     pipeline: Option<&str>,
     stage: Option<&str>,
     close_date: Option<&str>,
+    zone: time::UtcOffset,
 ) -> Vec<(&'static str, Option<String>)> {
     vec![
         (NAME, deal_name.map(nfkc).filter(|n| !n.is_empty())),
@@ -40,7 +41,7 @@ pub fn deal_values(
                 _ => None,
             },
         ),
-        (CLOSE_DATE, close_date.and_then(jst_date)),
+        (CLOSE_DATE, close_date.and_then(|d| portal_date(d, zone))),
     ]
 }
 

@@ -163,6 +163,29 @@ impl<T: Table> LinkStore for TableStore<T> {
         }
     }
 
+    async fn unlink_deal(&self, link: &Link) -> StoreResult<()> {
+        let mine = Value::S(link.account_id.as_str().to_owned());
+        let ops = vec![
+            TxOp::Delete(
+                link_key(&link.account_id, link.portal_id, link.hubspot),
+                same_revision(link.revision),
+            ),
+            TxOp::Delete(
+                board_key(&link.account_id, link.portal_id, link.board),
+                Cond::Exists,
+            ),
+            TxOp::Delete(
+                claim_key(link.portal_id, link.hubspot.id),
+                Cond::Or(vec![Cond::NotExists, Cond::Eq(ACCOUNT.into(), mine)]),
+            ),
+        ];
+        match self.table.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(TableError::TransactionCanceled(_)) => Err(StoreError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn deal_claimed_by(&self, portal: PortalId, deal: u64) -> StoreResult<Option<AccountId>> {
         let Some(item) = self.table.get(&claim_key(portal, deal)).await? else {
             return Ok(None);

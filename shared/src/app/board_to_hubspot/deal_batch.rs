@@ -57,6 +57,7 @@ pub(super) fn resolve_conflicts(pending: &mut PendingDealWrite, deal: &crate::po
         deal.get("pipeline"),
         deal.get("dealstage"),
         deal.get("closedate"),
+        pending.connection.zone(),
     );
     let modified = deal.get("hs_lastmodifieddate").and_then(|v| {
         time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()

@@ -81,20 +81,6 @@ pub(super) fn amount(
     )
 }
 
-/// Midnight of a calendar date in the portal's time zone (Asia/Tokyo), as epoch ms.
-pub(super) fn midnight_jst_ms(date: &str) -> Option<String> {
-    let date = time::Date::parse(
-        date,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .ok()?;
-    let t = date
-        .midnight()
-        .assume_offset(time::macros::offset!(+9))
-        .unix_timestamp();
-    Some((t * 1000).to_string())
-}
-
 /// What a project event comes to before anything is written to HubSpot.
 pub enum Plan {
     Done(Applied),
@@ -246,7 +232,7 @@ pub async fn plan_project(
         .is_some_and(OrderStatus::carries_ordered_date)
         && let Some(date) = &project.order_date
         && !link.is_board_echo(CLOSE_DATE, Some(date))
-        && let Some(ms) = midnight_jst_ms(date)
+        && let Some(ms) = crate::domain::dates::midnight_ms(date, connection.zone())
     {
         properties.insert("closedate".into(), ms);
         fields.push("closedate");
@@ -393,9 +379,12 @@ mod tests {
     fn ordered_dates_are_midnight_in_tokyo() {
         // 2026-12-01T00:00:00+09:00 = 2026-11-30T15:00:00Z
         assert_eq!(
-            midnight_jst_ms("2026-12-01").as_deref(),
+            crate::domain::dates::midnight_ms("2026-12-01", crate::domain::dates::TOKYO).as_deref(),
             Some("1796050800000")
         );
-        assert_eq!(midnight_jst_ms("12/01/2026"), None);
+        assert_eq!(
+            crate::domain::dates::midnight_ms("12/01/2026", crate::domain::dates::TOKYO),
+            None
+        );
     }
 }

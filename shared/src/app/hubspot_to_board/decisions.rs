@@ -1,7 +1,7 @@
 //! The draft decision for an unlinked deal: the entry gates decide whether it becomes, stays or
 //! stops being a draft; every decision goes to the decision log (the diagnosis reads it).
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::app::Services;
 use crate::app::failure::SyncFailure;
@@ -111,7 +111,14 @@ pub(super) async fn decide(
         .deal_claimed_by(portal, deal.id)
         .await?
         .filter(|a| a != account);
-    let report: GateReport = evaluate_gates(config, &facts, |s| s.to_string());
+    let mut report: GateReport = evaluate_gates(config, &facts, |s| s.to_string());
+    if !report.passed() {
+        // Explanations name stages by their labels, as people see them in HubSpot.
+        let labels = stage_labels(services, connection).await;
+        report = evaluate_gates(config, &facts, |s| {
+            labels.get(s).cloned().unwrap_or_else(|| s.to_string())
+        });
+    }
     let existing = services.drafts.draft(account, portal, deal.id).await?;
     let Some(status) = report.order_status.filter(|_| report.passed()) else {
         let reason = report
@@ -247,5 +254,37 @@ pub fn facts_of(deal: &CrmObject) -> DealFacts {
         filter_key: text("board_custom_filter_key"),
         exclusion: text("exclude_from_board_integration"),
         claimed_by: None,
+    }
+}
+
+/// The portal's stage labels by stage id (HubSpot's pipelines, kept a minute
+/// per portal); empty when HubSpot cannot be asked: ids are shown then.
+pub async fn stage_labels(
+    services: &Services,
+    connection: &Connection,
+) -> std::collections::HashMap<StageId, String> {
+    let Ok(token) = crate::app::tokens::access_token(services, &connection.account_id).await else {
+        return Default::default();
+    };
+    let key = connection.portal_id.to_string();
+    let pipelines = services
+        .directory
+        .pipelines
+        .get_or_load(&key, || {
+            services
+                .crm
+                .pipelines(secrecy::ExposeSecret::expose_secret(&token))
+        })
+        .await;
+    match pipelines {
+        Ok(pipelines) => pipelines
+            .iter()
+            .flat_map(|p| p.stages.iter())
+            .map(|s| (s.id.clone(), s.label.clone()))
+            .collect(),
+        Err(error) => {
+            warn!(%error, "stage labels unavailable; ids shown");
+            Default::default()
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
-use crate::domain::dates::jst_date;
+use crate::domain::dates::portal_date;
 use crate::domain::gates::EXCLUDED_VALUE;
 use crate::domain::history::Direction;
 use crate::domain::mapping::{CLOSE_DATE, COMPANY, NAME, ORDER_STATUS, STAGE, deal_values};
@@ -152,6 +152,7 @@ pub async fn apply(
         deal.get("pipeline"),
         deal.get("dealstage"),
         deal.get("closedate"),
+        connection.zone(),
     );
     let changed: Vec<(&str, Option<String>)> = values
         .into_iter()
@@ -291,7 +292,10 @@ pub async fn apply(
             // A status just becoming 4/5 takes the deal's close date.
             new_status
                 .filter(|s| s.carries_ordered_date())
-                .and_then(|_| deal.get("closedate").and_then(jst_date))
+                .and_then(|_| {
+                    deal.get("closedate")
+                        .and_then(|d| portal_date(d, connection.zone()))
+                })
         });
     let order_date =
         close_date.filter(|_| resulting.is_some_and(OrderStatus::carries_ordered_date));

@@ -12,7 +12,7 @@ use crate::app::history::{Attempt, record};
 use crate::app::hubspot_to_board::sync_deals;
 use crate::app::tokens::{TokenError, access_token};
 use crate::domain::connection::Connection;
-use crate::domain::dates::jst_date;
+use crate::domain::dates::portal_date;
 use crate::domain::draft::{Draft, DraftState};
 use crate::domain::history::Direction;
 use crate::domain::{AccountId, DealId, Link, OrderStatus, UserId};
@@ -80,7 +80,8 @@ pub(super) async fn wait_for_other(
     portal: crate::domain::PortalId,
     deal: u64,
 ) -> Result<u64, RegisterError> {
-    for _ in 0..200 {
+    // A pacing step at most (50 × 50 ms); then "in progress" (409), asked again later.
+    for _ in 0..50 {
         if let Some(d) = services.drafts.draft(account, portal, deal).await?
             && let (DraftState::Registered, Some(project)) = (d.state, d.project_id)
         {
@@ -213,7 +214,7 @@ async fn create_and_link(
     };
     let project_id = project(
         services,
-        account,
+        connection,
         draft,
         &body,
         client_id,
@@ -229,6 +230,7 @@ async fn create_and_link(
                 Some(draft.content.pipeline_id.as_str()),
                 Some(draft.content.stage_id.as_str()),
                 draft.content.close_date.as_deref(),
+                connection.zone(),
             ),
             draft
                 .content
@@ -298,13 +300,15 @@ async fn create_and_link(
 /// The project, last: found by its marker (a retry after a crash) or created.
 pub(super) async fn project(
     services: &Services,
-    account: &AccountId,
+    connection: &Connection,
     draft: &Draft,
     body: &Registration,
     client_id: u64,
     contact_id: Option<u64>,
     invoice_fields: Map<String, Value>,
 ) -> Result<u64, RegisterError> {
+    let account = &connection.account_id;
+    let zone = connection.zone();
     let marker = format!("hubspot:deal:{}", draft.deal_id);
     if let Some(existing) = services
         .board
@@ -329,7 +333,11 @@ pub(super) async fn project(
         fields.insert("contact_id".into(), json!(contact));
     }
     if matches!(status, OrderStatus::OrderConfirmed | OrderStatus::Ordered)
-        && let Some(date) = draft.content.close_date.as_deref().and_then(jst_date)
+        && let Some(date) = draft
+            .content
+            .close_date
+            .as_deref()
+            .and_then(|d| portal_date(d, zone))
     {
         fields.insert("order_date".into(), json!(date));
     }
