@@ -230,12 +230,30 @@ async fn pipelines_and_the_status_mapping() {
         status_view["config_version"], 2,
         "failed changes do not bump the version"
     );
+    // One mapping item per HubSpot pipeline, named by its label.
+    let mappings: Vec<&Value> = status_view["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["item"] == "status_mapping")
+        .collect();
+    assert!(!mappings.is_empty(), "{status_view}");
     assert!(
-        status_view["checklist"]
-            .as_array()
+        mappings.iter().all(|c| c["pipeline_id"].is_string()),
+        "{mappings:?}"
+    );
+    let default = mappings
+        .iter()
+        .find(|c| c["pipeline_id"] == "default")
+        .unwrap_or_else(|| panic!("{mappings:?}"));
+    assert_eq!(default["done"], true);
+    assert_eq!(default["pipeline_label"], "Sales Pipeline");
+    assert!(
+        default["message"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|c| c["item"] == "status_mapping" && c["done"] == true)
+            .contains("Sales Pipeline"),
+        "{default}"
     );
     run.stack.shutdown().await;
 }

@@ -25,7 +25,24 @@ pub struct ChecklistItem {
     pub item: &'static str,
     pub done: bool,
     pub required: bool,
-    pub message: &'static str,
+    pub message: String,
+    /// For `status_mapping`: the HubSpot pipeline the item is about (one item
+    /// per pipeline; null when HubSpot's pipelines cannot be read now).
+    pub pipeline_id: Option<String>,
+    pub pipeline_label: Option<String>,
+}
+
+impl ChecklistItem {
+    fn new(item: &'static str, done: bool, required: bool, message: &str) -> Self {
+        Self {
+            item,
+            done,
+            required,
+            message: message.to_owned(),
+            pipeline_id: None,
+            pipeline_label: None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -147,40 +164,71 @@ pub async fn status(services: &Services, account: &AccountId) -> StoreResult<Con
             .filter_rules
             .is_empty();
     }
-    let checklist = vec![
-        ChecklistItem {
-            item: "exclusion_property",
-            done: exclusion_ready,
-            required: true,
-            message: if exclusion_ready {
-                "取引プロパティ「board連携から除外」があります。HubSpotの取引作成フォームにも追加してください。"
-            } else {
-                "取引プロパティ「board連携から除外」を確認できません。状態を確認し、必要なら再接続してください。"
-            },
+    let mut checklist = vec![ChecklistItem::new(
+        "exclusion_property",
+        exclusion_ready,
+        true,
+        if exclusion_ready {
+            "取引プロパティ「board連携から除外」があります。HubSpotの取引作成フォームにも追加してください。"
+        } else {
+            "取引プロパティ「board連携から除外」を確認できません。状態を確認し、必要なら再接続してください。"
         },
-        ChecklistItem {
-            item: "status_mapping",
-            done: !config.status_mapping.is_empty(),
-            required: true,
-            message: "パイプラインごとに受注ステータスのマッピングを設定してください。未設定のパイプラインの取引はboardに連携されません。",
+    )];
+    // The mapping per pipeline HubSpot has (a deal of an unmapped pipeline never
+    // enters); one item for all when HubSpot's pipelines cannot be read now.
+    let pipelines = match c.state {
+        ConnectionState::Active => {
+            super::hubspot_to_board::decisions::pipelines_of(services, &c).await
+        }
+        _ => None,
+    };
+    match pipelines.filter(|p| !p.is_empty()) {
+        Some(pipelines) => {
+            for pipeline in pipelines.iter() {
+                let done = config
+                    .status_mapping
+                    .get(&pipeline.id)
+                    .is_some_and(|stages| !stages.is_empty());
+                let message = if done {
+                    format!(
+                        "パイプライン「{}」の受注ステータスのマッピングは設定済みです。",
+                        pipeline.label
+                    )
+                } else {
+                    format!(
+                        "パイプライン「{}」の受注ステータスのマッピングを設定してください。未設定のパイプラインの取引はboardに連携されません。",
+                        pipeline.label
+                    )
+                };
+                let mut item = ChecklistItem::new("status_mapping", done, true, &message);
+                item.pipeline_id = Some(pipeline.id.to_string());
+                item.pipeline_label = Some(pipeline.label.clone());
+                checklist.push(item);
+            }
+        }
+        None => checklist.push(ChecklistItem::new(
+            "status_mapping",
+            !config.status_mapping.is_empty(),
+            true,
+            "パイプラインごとに受注ステータスのマッピングを設定してください。未設定のパイプラインの取引はboardに連携されません。",
+        )),
+    }
+    checklist.push(ChecklistItem::new(
+        "filter_rules",
+        !config.filter_rules.is_empty(),
+        everyone_unfiltered,
+        if !everyone_unfiltered {
+            "必要に応じて取引フィルタールールを設定してください。"
+        } else {
+            "このHubSpotアカウントは他のboardアカウントとも連携しています。フィルタールールがないと、すべての取引が両方で下書き案件になります。"
         },
-        ChecklistItem {
-            item: "filter_rules",
-            done: !config.filter_rules.is_empty(),
-            required: everyone_unfiltered,
-            message: if !everyone_unfiltered {
-                "必要に応じて取引フィルタールールを設定してください。"
-            } else {
-                "このHubSpotアカウントは他のboardアカウントとも連携しています。フィルタールールがないと、すべての取引が両方で下書き案件になります。"
-            },
-        },
-        ChecklistItem {
-            item: "account_label",
-            done: config.label.is_some(),
-            required: false,
-            message: "CRMカードで連携先を見分けるため、HubSpotアカウント識別ラベルを設定できます。",
-        },
-    ];
+    ));
+    checklist.push(ChecklistItem::new(
+        "account_label",
+        config.label.is_some(),
+        false,
+        "CRMカードで連携先を見分けるため、HubSpotアカウント識別ラベルを設定できます。",
+    ));
     Ok(ConnectionStatus {
         state: state_name(c.state),
         portal_id: Some(c.portal_id),

@@ -257,17 +257,17 @@ pub fn facts_of(deal: &CrmObject) -> DealFacts {
     }
 }
 
-/// The portal's stage labels by stage id (HubSpot's pipelines, kept a minute
-/// per portal); empty when HubSpot cannot be asked: ids are shown then.
-pub async fn stage_labels(
+/// HubSpot's deal pipelines of the connection's portal, kept a minute per
+/// portal; `None` when HubSpot cannot be asked now.
+pub async fn pipelines_of(
     services: &Services,
     connection: &Connection,
-) -> std::collections::HashMap<StageId, String> {
-    let Ok(token) = crate::app::tokens::access_token(services, &connection.account_id).await else {
-        return Default::default();
-    };
+) -> Option<std::sync::Arc<Vec<crate::ports::HsPipeline>>> {
+    let token = crate::app::tokens::access_token(services, &connection.account_id)
+        .await
+        .ok()?;
     let key = connection.portal_id.to_string();
-    let pipelines = services
+    services
         .directory
         .pipelines
         .get_or_load(&key, || {
@@ -275,16 +275,25 @@ pub async fn stage_labels(
                 .crm
                 .pipelines(secrecy::ExposeSecret::expose_secret(&token))
         })
-        .await;
-    match pipelines {
-        Ok(pipelines) => pipelines
-            .iter()
-            .flat_map(|p| p.stages.iter())
-            .map(|s| (s.id.clone(), s.label.clone()))
-            .collect(),
-        Err(error) => {
-            warn!(%error, "stage labels unavailable; ids shown");
-            Default::default()
-        }
-    }
+        .await
+        .inspect_err(|error| warn!(%error, "HubSpot's pipelines unavailable"))
+        .ok()
+}
+
+/// The portal's stage labels by stage id; empty when HubSpot cannot be asked
+/// (ids are shown then).
+pub async fn stage_labels(
+    services: &Services,
+    connection: &Connection,
+) -> std::collections::HashMap<StageId, String> {
+    pipelines_of(services, connection)
+        .await
+        .map(|pipelines| {
+            pipelines
+                .iter()
+                .flat_map(|p| p.stages.iter())
+                .map(|s| (s.id.clone(), s.label.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
