@@ -160,9 +160,10 @@ pub trait LinkStore: Send + Sync {
         portal: PortalId,
         object: HubSpotRef,
     ) -> StoreResult<Vec<Link>>;
-    /// A merge in HubSpot: the deal link moves from `link`'s deal to `survivor`
-    /// (claim, link and board pointer together); the old link is archived.
-    async fn move_deal_link(&self, link: &Link, survivor: u64) -> Result<(), ClaimError>;
+    /// A merge in HubSpot: the link moves from `link`'s object to `survivor` of
+    /// the same type (link and board pointer together, and a deal's claim); the
+    /// old link is archived.
+    async fn move_link(&self, link: &Link, survivor: u64) -> Result<(), ClaimError>;
     /// One page of an account's links to objects of one portal.
     async fn links_of_account(
         &self,

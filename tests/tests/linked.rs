@@ -531,3 +531,73 @@ async fn a_merge_moves_the_link_to_the_surviving_deal() {
     );
     run.stack.shutdown().await;
 }
+
+/// Companies merge as deals do: the customer's link follows the surviving
+/// company, and the merged one is not reported as deleted.
+#[tokio::test]
+async fn a_company_merge_moves_the_customers_link() {
+    let run = Run::start().await;
+    run.connect("acct-a", None).await;
+    let company = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/companies",
+            Some(json!({"properties": {"name": "株式会社統合前"}})),
+        )
+        .await;
+    let deal = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "会社統合", "pipeline": "default", "dealstage": "contractsent"},
+                        "associations": [{"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}]})),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap().to_owned();
+    run.wait_for_draft("acct-a", &id, "open").await;
+    let pid = run.register_draft("acct-a", &id).await;
+    let customer = project(&run, pid).await["client_id"].as_u64().unwrap();
+    let survivor = run
+        .hubspot(
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/companies",
+            Some(json!({"properties": {"name": "株式会社統合後"}})),
+        )
+        .await;
+    let survivor_id = survivor["id"].as_str().unwrap().to_owned();
+    run.hubspot(
+        reqwest::Method::POST,
+        "/crm/objects/2026-03/companies/merge",
+        Some(json!({"primaryObjectId": survivor_id, "objectIdToMerge": company["id"]})),
+    )
+    .await;
+    let (_, link) = tests::eventually!(
+        run.api(
+            reqwest::Method::GET,
+            &format!("/v1/hubspot/links/customer/{customer}"),
+            "acct-a",
+            None,
+        )
+        .await,
+        |found| found.1["hubspot_id"] == survivor_id.as_str()
+    );
+    assert_eq!(
+        link["hubspot_id"],
+        survivor_id.as_str(),
+        "the link follows the surviving company: {link}"
+    );
+    assert_eq!(link["state"], "enabled");
+    assert!(
+        run.history("acct-a")
+            .await
+            .iter()
+            .any(|e| e["action"] == "link_moved" && e["hubspot_id"] == survivor_id.as_str())
+    );
+    assert!(
+        entries_with_code(&run, "company_not_found")
+            .await
+            .is_empty(),
+        "the merged company is not reported as deleted"
+    );
+    run.stack.shutdown().await;
+}

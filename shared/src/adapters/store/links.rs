@@ -260,41 +260,52 @@ impl<T: Table> LinkStore for TableStore<T> {
         }
     }
 
-    async fn move_deal_link(&self, link: &Link, survivor: u64) -> Result<(), ClaimError> {
+    async fn move_link(&self, link: &Link, survivor: u64) -> Result<(), ClaimError> {
         let mut moved = link.clone();
         moved.hubspot.id = survivor;
         let mut archived = link.clone();
         archived.state = crate::domain::LinkState::Archived;
         let pointer_to_old = Cond::Eq(
             HUBSPOT.into(),
-            Value::S(format!("deal#{}", link.hubspot.id)),
+            Value::S(format!(
+                "{}#{}",
+                link.hubspot.object_type.as_str(),
+                link.hubspot.id
+            )),
         );
         let mine = Value::S(link.account_id.as_str().to_owned());
-        let claim = Item::new(claim_key(link.portal_id, survivor))
-            .with_s(ACCOUNT, link.account_id.as_str());
-        let ops = vec![
-            TxOp::Put(
+        let is_deal = link.hubspot.object_type == HubSpotObjectType::Deal;
+        let mut ops = Vec::with_capacity(5);
+        if is_deal {
+            let claim = Item::new(claim_key(link.portal_id, survivor))
+                .with_s(ACCOUNT, link.account_id.as_str());
+            ops.push(TxOp::Put(
                 claim,
                 Cond::Or(vec![
                     Cond::NotExists,
                     Cond::Eq(ACCOUNT.into(), mine.clone()),
                 ]),
-            ),
+            ));
+        }
+        ops.extend([
             TxOp::Put(link_item(&moved, 1)?, Cond::NotExists),
             TxOp::Put(board_pointer(&moved), pointer_to_old),
             TxOp::Put(
                 link_item(&archived, link.revision + 1)?,
                 same_revision(link.revision),
             ),
-            TxOp::Delete(
+        ]);
+        if is_deal {
+            ops.push(TxOp::Delete(
                 claim_key(link.portal_id, link.hubspot.id),
                 Cond::Eq(ACCOUNT.into(), mine),
-            ),
-        ];
+            ));
+        }
         match self.table.transact(ops).await {
             Ok(()) => Ok(()),
             Err(TableError::TransactionCanceled(reasons)) => {
-                if reasons.first().is_some_and(Option::is_some)
+                if is_deal
+                    && reasons.first().is_some_and(Option::is_some)
                     && let Some(holder) = self.deal_claimed_by(link.portal_id, survivor).await?
                 {
                     return Err(ClaimError::ClaimedBy(holder));

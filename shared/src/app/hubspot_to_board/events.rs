@@ -22,15 +22,19 @@ pub struct Coalesced {
     pub deals: BTreeMap<u64, BTreeSet<String>>,
     pub companies: BTreeSet<u64>,
     pub contacts: BTreeSet<u64>,
-    /// Deal merges: (surviving deal, merged deals).
-    pub merges: Vec<(u64, Vec<u64>)>,
+    /// Merges of deals, companies and contacts: (type, survivor, merged).
+    pub merges: Vec<(HubSpotObjectType, u64, Vec<u64>)>,
 }
 
 pub fn coalesce(events: &[WebhookEvent]) -> Coalesced {
     let mut out = Coalesced::default();
     for event in events {
-        if event.kind == EventKind::Merge && event.object.object_type == HubSpotObjectType::Deal {
-            out.merges.push((event.object.id, event.merged.clone()));
+        if event.kind == EventKind::Merge {
+            out.merges.push((
+                event.object.object_type,
+                event.object.id,
+                event.merged.clone(),
+            ));
         }
         for object in event.objects() {
             match object.object_type {
@@ -86,9 +90,11 @@ pub fn carry_over(
         if carriable_deal(event).is_none() {
             let c = coalesce(std::slice::from_ref(event));
             now_deals.extend(c.deals.keys());
-            for (survivor, merged) in c.merges {
-                now_deals.insert(survivor);
-                now_deals.extend(merged);
+            for (kind, survivor, merged) in c.merges {
+                if kind == HubSpotObjectType::Deal {
+                    now_deals.insert(survivor);
+                    now_deals.extend(merged);
+                }
             }
         }
     }
@@ -160,8 +166,8 @@ pub async fn apply(
     for connection in connections {
         match connection.state {
             ConnectionState::Active => {
-                for (survivor, merged) in &coalesced.merges {
-                    move_merged_links(services, connection, *survivor, merged).await?;
+                for (kind, survivor, merged) in &coalesced.merges {
+                    move_merged_links(services, connection, *kind, *survivor, merged).await?;
                 }
                 if !coalesced.deals.is_empty() {
                     sync_deals(services, connection, &coalesced.deals, last_attempt).await?;

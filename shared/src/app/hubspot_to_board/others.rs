@@ -115,18 +115,19 @@ pub async fn sync_others(
 pub(super) async fn move_merged_links(
     services: &Services,
     connection: &Connection,
+    kind: HubSpotObjectType,
     survivor: u64,
     merged: &[u64],
 ) -> Result<(), SyncFailure> {
     let account = &connection.account_id;
     let portal = connection.portal_id;
     let survivor_ref = HubSpotRef {
-        object_type: HubSpotObjectType::Deal,
+        object_type: kind,
         id: survivor,
     };
     for id in merged {
         let old = HubSpotRef {
-            object_type: HubSpotObjectType::Deal,
+            object_type: kind,
             id: *id,
         };
         let Some(link) = services.links.link_by_hubspot(account, portal, old).await? else {
@@ -141,7 +142,7 @@ pub(super) async fn move_merged_links(
         {
             continue;
         }
-        match services.links.move_deal_link(&link, survivor).await {
+        match services.links.move_link(&link, survivor).await {
             Ok(()) => {
                 let config_version = services.configs.config(account).await?.version;
                 record(
@@ -154,7 +155,14 @@ pub(super) async fn move_merged_links(
                         name: None,
                         code: None,
                         action: Some("link_moved"),
-                        detail: Some(format!("取引 {id} は {survivor} に統合されました")),
+                        detail: Some(format!(
+                            "{} {id} は {survivor} に統合されました",
+                            match kind {
+                                HubSpotObjectType::Deal => "取引",
+                                HubSpotObjectType::Company => "会社",
+                                HubSpotObjectType::Contact => "コンタクト",
+                            }
+                        )),
                         warnings: Vec::new(),
                         config_version,
                     },
