@@ -17,21 +17,6 @@ use crate::domain::draft::{DraftCompany, DraftContact, DraftState};
 use crate::domain::{HubSpotObjectType, HubSpotRef};
 use crate::ports::{CrmObject, Decision};
 
-/// Deal properties the sync reads.
-pub const DEAL_PROPERTIES: [&str; 11] = [
-    "dealname",
-    "amount",
-    "closedate",
-    "pipeline",
-    "dealstage",
-    "hubspot_owner_id",
-    "hubspot_team_id",
-    "board_custom_filter_key",
-    "exclude_from_board_integration",
-    "deal_currency_code",
-    "hs_lastmodifieddate",
-];
-
 /// deal → company "primary" association type.
 pub(super) const PRIMARY_COMPANY: u32 = 5;
 
@@ -72,6 +57,7 @@ pub async fn sync_deals(
             after: Some(wait),
         })?;
     let portal = connection.portal_id;
+    let mut read_wall = services.clock.now();
     let read = services
         .batch
         .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
@@ -139,6 +125,7 @@ pub async fn sync_deals(
     let mut read_at = std::time::Instant::now();
     for i in 0..found.len() {
         if read_at.elapsed() > REREAD_AFTER && i + 1 < found.len() {
+            read_wall = services.clock.now();
             refresh(services, connection, token, &mut found[i..]).await;
             read_at = std::time::Instant::now();
         }
@@ -183,8 +170,11 @@ pub async fn sync_deals(
             deal,
             draft_companies,
             draft_contacts,
-            trigger,
-            last_attempt,
+            Occasion {
+                trigger,
+                read_at: read_wall,
+                last_attempt,
+            },
         )
         .await?;
     }
@@ -200,39 +190,6 @@ pub async fn sync_deals(
 
 /// How old a read of deals may get before the rest of a batch is read again.
 pub(super) const REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Reads `deals` again (within the budget; on any failure they stay as read).
-pub(super) async fn refresh(
-    services: &Services,
-    connection: &Connection,
-    token: &str,
-    deals: &mut [CrmObject],
-) {
-    let ids: Vec<u64> = deals.iter().map(|d| d.id).collect();
-    let calls = ids.len().div_ceil(100) as u32;
-    if crate::app::budget::hubspot(services, connection.portal_id, calls)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let read = services
-        .batch
-        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
-        .await;
-    match metered(services, connection.portal_id, read).await {
-        Ok((fresh, _)) => {
-            let mut fresh: BTreeMap<u64, CrmObject> =
-                fresh.into_iter().map(|o| (o.id, o)).collect();
-            for deal in deals.iter_mut() {
-                if let Some(now) = fresh.remove(&deal.id) {
-                    *deal = now;
-                }
-            }
-        }
-        Err(error) => debug!(%error, "deals not read again; going on with the earlier read"),
-    }
-}
 
 /// Companies' or contacts' names for drafts: copies younger than a minute
 /// (`directory`), the rest read in batches.

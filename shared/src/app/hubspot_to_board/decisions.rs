@@ -1,7 +1,11 @@
 //! The draft decision for an unlinked deal: the entry gates decide whether it becomes, stays or
 //! stops being a draft; every decision goes to the decision log (the diagnosis reads it).
 
+use std::collections::BTreeMap;
+
 use tracing::{debug, info, warn};
+
+use crate::app::budget::metered;
 
 use crate::app::Services;
 use crate::app::failure::SyncFailure;
@@ -38,6 +42,62 @@ pub(super) async fn log_decision(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Deal properties the sync reads.
+pub const DEAL_PROPERTIES: [&str; 11] = [
+    "dealname",
+    "amount",
+    "closedate",
+    "pipeline",
+    "dealstage",
+    "hubspot_owner_id",
+    "hubspot_team_id",
+    "board_custom_filter_key",
+    "exclude_from_board_integration",
+    "deal_currency_code",
+    "hs_lastmodifieddate",
+];
+
+/// Reads `deals` again (within the budget; on any failure they stay as read).
+pub(super) async fn refresh(
+    services: &Services,
+    connection: &Connection,
+    token: &str,
+    deals: &mut [CrmObject],
+) {
+    let ids: Vec<u64> = deals.iter().map(|d| d.id).collect();
+    let calls = ids.len().div_ceil(100) as u32;
+    if crate::app::budget::hubspot(services, connection.portal_id, calls)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let read = services
+        .batch
+        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
+        .await;
+    match metered(services, connection.portal_id, read).await {
+        Ok((fresh, _)) => {
+            let mut fresh: BTreeMap<u64, CrmObject> =
+                fresh.into_iter().map(|o| (o.id, o)).collect();
+            for deal in deals.iter_mut() {
+                if let Some(now) = fresh.remove(&deal.id) {
+                    *deal = now;
+                }
+            }
+        }
+        Err(error) => debug!(%error, "deals not read again; going on with the earlier read"),
+    }
+}
+
+/// Why and when a deal is decided: what triggered it, when its values were
+/// read from HubSpot, and whether this is the message's last attempt.
+pub(super) struct Occasion {
+    pub trigger: Vec<String>,
+    pub read_at: time::OffsetDateTime,
+    pub last_attempt: bool,
+}
+
 pub(super) async fn decide(
     services: &Services,
     connection: &Connection,
@@ -45,9 +105,13 @@ pub(super) async fn decide(
     deal: &CrmObject,
     companies: Vec<DraftCompany>,
     contacts: Vec<DraftContact>,
-    trigger: Vec<String>,
-    last_attempt: bool,
+    occasion: Occasion,
 ) -> Result<(), SyncFailure> {
+    let Occasion {
+        trigger,
+        read_at,
+        last_attempt,
+    } = occasion;
     let account = &connection.account_id;
     let portal = connection.portal_id;
     let now = services.clock.now();
@@ -70,14 +134,34 @@ pub(super) async fn decide(
         let primary = companies.iter().find(|c| c.primary).map(|c| c.id);
         // The other direction may save the link meanwhile: redo with it, a few times.
         let mut attempts = 0;
+        let mut deal_now = deal.clone();
+        let mut read_at = read_at;
         let result = loop {
             attempts += 1;
+            // The link was saved after this deal was read (board → HubSpot wrote
+            // it meanwhile): the read may predate that write, and its values
+            // would pass for HubSpot changes. Read the deal again first.
+            if link.last_synced_at.is_some_and(|saved| saved >= read_at)
+                && let Ok(token) = crate::app::tokens::access_token(services, account).await
+            {
+                read_at = services.clock.now();
+                let mut fresh = [deal_now.clone()];
+                refresh(
+                    services,
+                    connection,
+                    secrecy::ExposeSecret::expose_secret(&token),
+                    &mut fresh,
+                )
+                .await;
+                let [fresh] = fresh;
+                deal_now = fresh;
+            }
             match super::linked_deals::apply(
                 services,
                 connection,
                 config,
                 link,
-                deal,
+                &deal_now,
                 primary,
                 last_attempt,
             )

@@ -11,7 +11,7 @@ pub mod linked_others;
 pub mod others;
 
 pub use crate::app::failure::SyncFailure;
-pub use deals::{DEAL_PROPERTIES, sync_deals};
-pub use decisions::facts_of;
+pub use deals::sync_deals;
+pub use decisions::{DEAL_PROPERTIES, facts_of};
 pub use events::{apply, carry_over, coalesce};
 pub use others::sync_others;
