@@ -292,12 +292,17 @@ impl Run {
     /// Registers the deal's open draft as a project of a new customer made from
     /// the deal's company or contact (person in charge: user 1); the project id.
     pub async fn register_draft(&self, account: &str, deal: &str) -> u64 {
+        self.register_draft_as(account, 1, deal).await
+    }
+
+    /// The same, by board user `user` of the account (its person in charge).
+    pub async fn register_draft_as(&self, account: &str, user: u64, deal: &str) -> u64 {
         let (status, body) = self
-            .api(
+            .api_as(
                 reqwest::Method::POST,
                 &format!("/v1/hubspot/drafts/{deal}/register"),
-                account,
-                Some(json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
+                &jwt(account, "admin", user),
+                Some(json!({"client_id": null, "user_id": user, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
             )
             .await;
         assert_eq!(status, 200, "{body}");

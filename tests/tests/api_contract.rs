@@ -74,16 +74,7 @@ async fn seed(
     assert_eq!(status, 200);
     let registered = deal(run, &format!("Registered{account}"), team).await;
     run.wait_for_draft(account, &registered, "open").await;
-    let (status, registration) = run
-        .api_as(
-            reqwest::Method::POST,
-            &format!("/v1/hubspot/drafts/{registered}/register"),
-            &jwt(account, "admin", user),
-            Some(json!({"client_id": null, "user_id": user, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{registration}");
-    let project = registration["project_id"].as_u64().unwrap();
+    let project = run.register_draft_as(account, user, &registered).await;
     let open_draft = deal(run, &format!("Open{account}"), team).await;
     run.wait_for_draft(account, &open_draft, "open").await;
     let (_, project_link) = run
