@@ -32,7 +32,7 @@ fn production_part(path: &Path) -> String {
     }
 }
 
-/// `board_to_hubspot::deal_batch` for `app/board_to_hubspot/deal_batch.rs`.
+/// `board_to_hubspot::batch_writer` for `app/board_to_hubspot/batch_writer.rs`.
 fn module_of(app: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(app).unwrap().with_extension("");
     let mut parts: Vec<String> = relative

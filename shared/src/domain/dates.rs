@@ -13,6 +13,11 @@ pub fn parse_time_ms(value: &str) -> Option<i64> {
         .or_else(|| value.parse::<i64>().ok())
 }
 
+/// An RFC 3339 instant.
+pub fn parse_instant(value: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// A HubSpot datetime as a calendar date in Asia/Tokyo.
 pub fn jst_date(value: &str) -> Option<String> {
     portal_date(value, TOKYO)

@@ -163,6 +163,23 @@ impl Link {
         })
     }
 
+    /// Whether board's value for `key` moved away from the one it last had
+    /// from us (SPEC §11), our own write in flight aside. A field without a
+    /// baseline board value counts as moved when board holds one: the two
+    /// sides were never compared, so neither may silently overwrite the other.
+    pub fn board_moved(&self, key: &str, now: Option<&String>) -> bool {
+        now.is_some()
+            && !self.is_board_echo(key, now)
+            && self.baseline.get(key).and_then(|b| b.board.as_ref()) != now
+    }
+
+    /// Whether HubSpot's value for `key` moved away from the one it last had
+    /// from us; like `board_moved`, a field without a baseline counts as moved
+    /// when HubSpot holds a value.
+    pub fn hubspot_moved(&self, key: &str, now: Option<&String>) -> bool {
+        now.is_some() && self.baseline.get(key).and_then(|b| b.hubspot.as_ref()) != now
+    }
+
     /// Notes that `value` is about to be written to board for `key` (saved
     /// before the write; see `Baseline::board_sent`).
     pub fn sending_to_board(&mut self, key: &str, value: String) {
@@ -220,6 +237,27 @@ mod tests {
             "baseline": {"name": {"hubspot": "旧", "board": "旧"}},
         }))
         .expect("a link stored before board_sent existed")
+    }
+
+    #[test]
+    fn given_baselines_when_a_side_holds_another_value_then_it_moved() {
+        let mut link = link();
+        let (old, new) = (Some("旧".to_owned()), Some("新".to_owned()));
+        assert!(!link.board_moved("name", old.as_ref()));
+        assert!(link.board_moved("name", new.as_ref()));
+        assert!(
+            !link.board_moved("name", None),
+            "an emptied field is no change to weigh"
+        );
+        assert!(!link.hubspot_moved("name", old.as_ref()));
+        assert!(link.hubspot_moved("name", new.as_ref()));
+        assert!(link.board_moved("phone", new.as_ref()), "never compared");
+        assert!(link.hubspot_moved("phone", new.as_ref()), "never compared");
+        link.sending_to_board("name", "新".into());
+        assert!(
+            !link.board_moved("name", new.as_ref()),
+            "our write in flight"
+        );
     }
 
     #[test]

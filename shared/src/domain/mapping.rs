@@ -18,6 +18,18 @@ pub const ORDER_STATUS: &str = "order_status";
 pub const AMOUNT: &str = "amount";
 pub const OWNER: &str = "owner";
 
+/// A deal field's name in history entries, whichever direction writes it.
+pub fn deal_label_ja(key: &str) -> &'static str {
+    match key {
+        NAME => "案件名",
+        STAGE | ORDER_STATUS => "受注ステータス",
+        CLOSE_DATE => "受注日",
+        AMOUNT => "金額",
+        OWNER => "担当者",
+        _ => "項目",
+    }
+}
+
 /// The HubSpot properties a linked company or contact is read with.
 pub const COMPANY_PROPERTIES: [&str; 7] = [
     "name", "phone", "zip", "state", "city", "address", "address2",

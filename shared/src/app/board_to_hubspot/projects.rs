@@ -19,7 +19,7 @@ use crate::domain::{
 
 use crate::domain::mapping::{AMOUNT, ORDER_STATUS, OWNER};
 
-use super::deal_batch::*;
+use super::batch_writer::*;
 use super::outcome::*;
 use crate::app::failure::SyncFailure;
 
@@ -84,7 +84,7 @@ pub(super) fn amount(
 /// What a project event comes to before anything is written to HubSpot.
 pub enum Plan {
     Done(Applied),
-    Write(Box<PendingDealWrite>),
+    Write(Box<PendingWrite>),
 }
 
 /// Applies one project event. `last_attempt`: transient failures are recorded
@@ -99,7 +99,7 @@ pub async fn project_event(
     match plan_project(services, account, deleted, object).await? {
         Plan::Done(applied) => Ok(applied),
         Plan::Write(pending) => {
-            let mut results = write_deals(services, vec![(*pending, last_attempt)]).await;
+            let mut results = write_batch(services, vec![(*pending, last_attempt)]).await;
             results.pop().expect("one result per write")
         }
     }
@@ -275,7 +275,7 @@ pub async fn plan_project(
         return Ok(Plan::Done(Applied::Nothing));
     }
 
-    Ok(Plan::Write(Box::new(PendingDealWrite {
+    Ok(Plan::Write(Box::new(PendingWrite {
         connection,
         link,
         properties,
@@ -284,6 +284,8 @@ pub async fn plan_project(
         baselines,
         name: project.name,
         config_version: config.version,
+        action: "deal_updated",
+        two_way: deal_two_way(),
         occurred_at: None,
         conflicts: Vec::new(),
     })))

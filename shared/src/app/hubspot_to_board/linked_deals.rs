@@ -12,10 +12,13 @@ use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
-use crate::domain::dates::portal_date;
+use crate::domain::dates::{parse_instant, portal_date};
 use crate::domain::gates::EXCLUDED_VALUE;
 use crate::domain::history::Direction;
-use crate::domain::mapping::{CLOSE_DATE, COMPANY, NAME, ORDER_STATUS, STAGE, deal_values};
+use crate::domain::later_wins::{self, Change, Side, Verdict};
+use crate::domain::mapping::{
+    CLOSE_DATE, COMPANY, NAME, ORDER_STATUS, STAGE, deal_label_ja, deal_values,
+};
 use crate::domain::normalize::nfkc;
 use crate::domain::{Code, Link, LinkState, OrderStatus, PipelineId, StageId};
 use crate::ports::{BoardError, BoardResource, CrmObject, StoreError};
@@ -221,30 +224,40 @@ pub async fn apply(
     // is acknowledged but not written (board's change goes to HubSpot).
     let mut kept_in_board: Vec<&str> = Vec::new();
     let mut conflicts: Vec<String> = Vec::new();
-    let rfc3339 = &time::format_description::well_known::Rfc3339;
-    let board_at = project
-        .text("updated_at")
-        .and_then(|t| time::OffsetDateTime::parse(t, rfc3339).ok());
-    let hubspot_at = deal
-        .get("hs_lastmodifieddate")
-        .and_then(|t| time::OffsetDateTime::parse(t, rfc3339).ok());
+    // SPEC §11: a field board also changed since its baseline goes to the later change.
+    let board_at = project.text("updated_at").and_then(parse_instant);
+    let hubspot_at = deal.get("hs_lastmodifieddate").and_then(parse_instant);
+    let mut weigh = |key: &'static str, board_changed: bool| {
+        let incoming = Change {
+            side: Side::HubSpot,
+            at: hubspot_at,
+        };
+        let board = Change {
+            side: Side::Board,
+            at: board_at,
+        };
+        match later_wins::decide(incoming, board_changed, board) {
+            Verdict::Apply => true,
+            Verdict::Overwrite => {
+                conflicts.push(later_wins::note(deal_label_ja(key), Side::HubSpot));
+                true
+            }
+            Verdict::Keep => {
+                kept_in_board.push(key);
+                conflicts.push(later_wins::note(deal_label_ja(key), Side::Board));
+                false
+            }
+        }
+    };
+    let board_moved = |key: &str, now: Option<String>| link.board_moved(key, now.as_ref());
     for (field, value) in &changed {
         match *field {
             NAME => {
                 let in_board = project.text("name").map(nfkc);
-                let board_changed = in_board.is_some()
-                    && link.baseline.get(NAME).and_then(|b| b.board.clone()) != in_board;
                 if let Some(v) = value
                     && in_board.as_deref() != Some(v.as_str())
+                    && weigh(NAME, board_moved(NAME, in_board.clone()))
                 {
-                    if board_changed {
-                        if matches!((board_at, hubspot_at), (Some(b), Some(h)) if b > h) {
-                            kept_in_board.push(NAME);
-                            conflicts.push("案件名: boardの後の変更を優先".into());
-                            continue;
-                        }
-                        conflicts.push("案件名: HubSpotの後の変更を優先".into());
-                    }
                     fields.insert("name".into(), json!(v));
                     applied.push("案件名".into());
                 }
@@ -256,25 +269,12 @@ pub async fn apply(
                     .and_then(|(p, s)| {
                         config.status_of(&PipelineId::new(p).ok()?, &StageId::new(s).ok()?)
                     });
-                // board's status moved away from what it last had from us.
-                let status_baseline = link
-                    .baseline
-                    .get(ORDER_STATUS)
-                    .and_then(|b| b.board.clone());
-                let board_changed = status_baseline.is_some()
-                    && current_status.map(|c| c.code().to_string()) != status_baseline;
+                let board_changed =
+                    board_moved(ORDER_STATUS, current_status.map(|c| c.code().to_string()));
                 match (status, current_status) {
                     // A stage mapping to 受注確定 never moves a 受注済 project back.
                     (Some(OrderStatus::OrderConfirmed), Some(OrderStatus::Ordered)) => {}
-                    (Some(s), current) if Some(s) != current => {
-                        if board_changed {
-                            if matches!((board_at, hubspot_at), (Some(b), Some(h)) if b > h) {
-                                kept_in_board.push(STAGE);
-                                conflicts.push("受注ステータス: boardの後の変更を優先".into());
-                                continue;
-                            }
-                            conflicts.push("受注ステータス: HubSpotの後の変更を優先".into());
-                        }
+                    (Some(s), current) if Some(s) != current && weigh(STAGE, board_changed) => {
                         new_status = Some(s);
                     }
                     _ => {}
@@ -284,19 +284,24 @@ pub async fn apply(
         }
     }
     let resulting = new_status.or(current_status);
-    let close_date = changed
-        .iter()
-        .find(|(f, _)| *f == CLOSE_DATE)
-        .and_then(|(_, v)| v.clone())
-        .or_else(|| {
-            // A status just becoming 4/5 takes the deal's close date.
-            new_status
-                .filter(|s| s.carries_ordered_date())
-                .and_then(|_| {
-                    deal.get("closedate")
-                        .and_then(|d| portal_date(d, connection.zone()))
-                })
-        });
+    let board_date = project.text("order_date").map(str::to_owned);
+    let close_date = match changed.iter().find(|(f, _)| *f == CLOSE_DATE) {
+        Some((_, Some(date))) if board_date.as_ref() != Some(date) => {
+            if weigh(CLOSE_DATE, board_moved(CLOSE_DATE, board_date.clone())) {
+                Some(date.clone())
+            } else {
+                board_date.clone()
+            }
+        }
+        Some((_, date)) => date.clone(),
+        // A status just becoming 4/5 takes the deal's close date.
+        None => new_status
+            .filter(|s| s.carries_ordered_date())
+            .and_then(|_| {
+                deal.get("closedate")
+                    .and_then(|d| portal_date(d, connection.zone()))
+            }),
+    };
     let order_date =
         close_date.filter(|_| resulting.is_some_and(OrderStatus::carries_ordered_date));
     if new_status.is_none()

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 use tracing::info;
 
 use super::linked_deals::Outcome;
@@ -14,92 +14,23 @@ use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
 use crate::domain::connection::Connection;
+use crate::domain::customer_mapping::{self, FromHubSpot};
 use crate::domain::history::Direction;
-use crate::domain::normalize;
+use crate::domain::later_wins::{self, Change, Side, Verdict};
 use crate::domain::{BoardObjectKind, Code, HubSpotObjectType, HubSpotRef, Link, LinkState};
 use crate::ports::{BoardError, BoardResource, CrmObject, StoreError};
 
-/// (baseline key, board field, value).
-pub(crate) type Wanted = (&'static str, &'static str, Option<String>);
-
-/// What a linked object should set in board, and warnings about what it cannot.
-pub(crate) fn wanted(
+/// What a linked object asks of board (SPEC §6), and warnings about what it cannot carry.
+fn wanted(
     link: &Link,
     object: &CrmObject,
     config: &AccountConfig,
-) -> (Vec<Wanted>, Vec<String>) {
-    let get = |k: &str| object.get(k).map(normalize::nfkc).filter(|v| !v.is_empty());
-    let mut warnings = Vec::new();
-    let values = match (link.hubspot.object_type, link.board.kind) {
-        (HubSpotObjectType::Company, _) => {
-            let mut v = Vec::new();
-            if config.two_way_customer_names {
-                v.push(("name", "name", get("name")));
-            }
-            let phone = get("phone").map(|p| normalize::phone(&p).unwrap_or(p));
-            v.push(("phone", "tel", phone));
-            match get("zip") {
-                Some(raw) => match normalize::zip(&raw) {
-                    Some(zip) => v.push(("zip", "zip", Some(zip))),
-                    None => warnings.push(format!(
-                        "郵便番号「{raw}」は7桁の郵便番号ではないため連携しませんでした"
-                    )),
-                },
-                None => v.push(("zip", "zip", None)),
-            }
-            if let Some(raw) = get("state") {
-                match normalize::prefecture(&raw) {
-                    Some(pref) => v.push(("state", "pref", Some(pref.to_owned()))),
-                    None => warnings.push(format!(
-                        "都道府県「{raw}」は日本の都道府県ではないため連携しませんでした"
-                    )),
-                }
-            }
-            let address1 = format!(
-                "{}{}",
-                get("city").unwrap_or_default(),
-                get("address").unwrap_or_default()
-            );
-            v.push((
-                "address1",
-                "address1",
-                Some(address1).filter(|a| !a.is_empty()),
-            ));
-            v.push(("address2", "address2", get("address2")));
-            v
-        }
-        (HubSpotObjectType::Contact, BoardObjectKind::Customer) => {
-            let name = format!(
-                "{} {}",
-                get("lastname").unwrap_or_default(),
-                get("firstname").unwrap_or_default()
-            )
-            .trim()
-            .to_owned();
-            vec![("name", "name", Some(name).filter(|n| !n.is_empty()))]
-        }
-        (HubSpotObjectType::Contact, _) => {
-            let (mut last, mut first) = (get("lastname"), get("firstname"));
-            // A full name typed into one field: split at the space.
-            if first.is_none()
-                && let Some((l, f)) = last.clone().as_deref().and_then(|n| n.split_once(' '))
-            {
-                warnings.push(format!(
-                    "氏名「{}」を姓と名に分割しました",
-                    last.clone().unwrap_or_default()
-                ));
-                (last, first) = (Some(l.to_owned()), Some(f.trim().to_owned()));
-            }
-            vec![
-                ("lastname", "last_name", last),
-                ("firstname", "first_name", first),
-                ("email", "email", get("email")),
-                ("jobtitle", "title", get("jobtitle")),
-            ]
-        }
-        _ => Vec::new(),
-    };
-    (values, warnings)
+) -> (Vec<FromHubSpot>, Vec<String>) {
+    customer_mapping::from_hubspot(
+        (link.hubspot.object_type, link.board.kind),
+        &object.properties,
+        config.two_way_customer_names,
+    )
 }
 
 fn resource(kind: BoardObjectKind) -> BoardResource {
@@ -232,7 +163,7 @@ pub async fn apply(
         return Ok(outcome("silent", "連携が無効なため記録しません"));
     }
     let (values, warnings) = wanted(&link, object, config);
-    let changed: Vec<Wanted> = values
+    let changed: Vec<FromHubSpot> = values
         .into_iter()
         .filter(|(key, _, v)| link.baseline.get(*key).map(|b| &b.hubspot) != Some(v))
         .collect();
@@ -267,14 +198,50 @@ pub async fn apply(
     };
     let mut fields = Map::new();
     let mut applied = BTreeSet::new();
-    for (_, field, value) in &changed {
+    // SPEC §11: a field board also changed since its baseline goes to the later change.
+    let in_board = Value::Object(current.fields.clone());
+    let board_now: std::collections::BTreeMap<&str, Option<String>> =
+        customer_mapping::from_board((link.hubspot.object_type, link.board.kind), &in_board)
+            .0
+            .into_iter()
+            .map(|(key, value, _)| (key, value))
+            .collect();
+    let incoming = Change {
+        side: Side::HubSpot,
+        at: customer_mapping::hubspot_modified_at(link.hubspot.object_type, &object.properties),
+    };
+    let board = Change {
+        side: Side::Board,
+        at: customer_mapping::board_modified_at(&in_board),
+    };
+    let mut kept_in_board = BTreeSet::new();
+    let mut conflicts = Vec::new();
+    for (key, field, value) in &changed {
         // Never clear a board value from an empty HubSpot field.
-        if let Some(v) = value
-            && current.text(field) != Some(v.as_str())
-        {
-            fields.insert((*field).to_owned(), json!(v));
-            applied.insert(*field);
+        let Some(v) = value else { continue };
+        if current.text(field) == Some(v.as_str()) {
+            continue;
         }
+        let now = board_now.get(key).cloned().flatten();
+        match later_wins::decide(incoming, link.board_moved(key, now.as_ref()), board) {
+            Verdict::Apply => {}
+            Verdict::Overwrite => {
+                conflicts.push(later_wins::note(
+                    customer_mapping::label_ja(key),
+                    Side::HubSpot,
+                ));
+            }
+            Verdict::Keep => {
+                kept_in_board.insert(*key);
+                conflicts.push(later_wins::note(
+                    customer_mapping::label_ja(key),
+                    Side::Board,
+                ));
+                continue;
+            }
+        }
+        fields.insert((*field).to_owned(), json!(v));
+        applied.insert(*field);
     }
     if !fields.is_empty() {
         // Saved before board is written: board's change event for these values
@@ -297,10 +264,26 @@ pub async fn apply(
     for (key, _, value) in changed {
         let b = link.baseline.entry(key.to_owned()).or_default();
         b.hubspot = value.clone();
-        b.board = value;
+        if !kept_in_board.contains(key) {
+            b.board = value;
+        }
     }
     link.last_synced_at = Some(services.clock.now());
     save(services, &link).await?;
+    if !conflicts.is_empty() {
+        entry(
+            services,
+            &link,
+            config,
+            Entry {
+                name: name.clone(),
+                code: Some(Code::ConflictOverwritten),
+                detail: Some(conflicts.join("、")),
+                ..Entry::default()
+            },
+        )
+        .await;
+    }
     if applied.is_empty() {
         return Ok(outcome("nothing_to_apply", "boardは既に同じ内容です"));
     }
@@ -327,30 +310,58 @@ pub async fn apply(
     Ok(outcome(action, detail))
 }
 
+/// Companies or contacts read from HubSpot at `read_at`, applied to every linked board object of
+/// one account; those no longer in HubSpot end their links.
+pub struct Read<'a> {
+    pub object_type: HubSpotObjectType,
+    pub found: &'a [CrmObject],
+    pub missing: &'a [u64],
+    pub read_at: time::OffsetDateTime,
+}
+
 /// Applies a batch of company or contact changes to every linked board object of one account.
 pub async fn sync(
     services: &Services,
     connection: &Connection,
     config: &AccountConfig,
-    object_type: HubSpotObjectType,
-    found: &[CrmObject],
-    missing: &[u64],
+    token: &str,
+    read: Read<'_>,
     last_attempt: bool,
 ) -> Result<(), SyncFailure> {
-    for object in found {
+    let object_type = read.object_type;
+    for object in read.found {
         let reference = HubSpotRef {
             object_type,
             id: object.id,
         };
-        if let Some(link) = services
+        let Some(link) = services
             .links
             .link_by_hubspot(&connection.account_id, connection.portal_id, reference)
             .await?
+        else {
+            continue;
+        };
+        // The link was saved after the object was read (board → HubSpot wrote
+        // it meanwhile): the read may predate that write, and its values would
+        // pass for HubSpot changes and overwrite board. Read it again first.
+        let fresh = if link
+            .last_synced_at
+            .is_some_and(|saved| saved >= read.read_at)
         {
-            apply(services, config, link, object, last_attempt).await?;
-        }
+            read_again(services, connection, token, reference).await?
+        } else {
+            None
+        };
+        apply(
+            services,
+            config,
+            link,
+            fresh.as_ref().unwrap_or(object),
+            last_attempt,
+        )
+        .await?;
     }
-    for id in missing {
+    for id in read.missing {
         let reference = HubSpotRef {
             object_type,
             id: *id,
@@ -364,4 +375,35 @@ pub async fn sync(
         }
     }
     Ok(())
+}
+
+/// One linked object read again, inside the portal's budget.
+async fn read_again(
+    services: &Services,
+    connection: &Connection,
+    token: &str,
+    reference: HubSpotRef,
+) -> Result<Option<CrmObject>, SyncFailure> {
+    let portal = connection.portal_id;
+    crate::app::budget::hubspot(services, portal, 1)
+        .await
+        .map_err(|wait| SyncFailure::Retry {
+            code: Code::HubspotUnavailable,
+            detail: format!("HubSpot budget spent; retry in {} ms", wait.as_millis()),
+            after: Some(wait),
+        })?;
+    let read = services
+        .batch
+        .batch_read(
+            token,
+            reference.object_type,
+            &[reference.id],
+            &customer_mapping::read_properties(reference.object_type),
+        )
+        .await;
+    crate::app::tokens::note_auth(services, connection, &read).await;
+    let (found, _) = crate::app::budget::metered(services, portal, read)
+        .await
+        .map_err(SyncFailure::from)?;
+    Ok(found.into_iter().next())
 }

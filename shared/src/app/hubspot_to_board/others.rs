@@ -13,7 +13,7 @@ use crate::app::history::{Attempt, record};
 use crate::app::tokens::{TokenError, access_token};
 use crate::domain::connection::Connection;
 use crate::domain::history::Direction;
-use crate::domain::{HubSpotObjectType, HubSpotRef};
+use crate::domain::{HubSpotObjectType, HubSpotRef, customer_mapping};
 use crate::ports::StoreError;
 
 /// Linked companies and contacts of one account: read in batches, applied field by field.
@@ -73,25 +73,18 @@ pub async fn sync_others(
             after: Some(wait),
         })?;
     let config = services.configs.config(&connection.account_id).await?;
-    for (kind, ids, properties) in [
-        (
-            HubSpotObjectType::Company,
-            companies,
-            &crate::domain::mapping::COMPANY_PROPERTIES[..],
-        ),
-        (
-            HubSpotObjectType::Contact,
-            contacts,
-            &crate::domain::mapping::CONTACT_PROPERTIES[..],
-        ),
+    for (kind, ids) in [
+        (HubSpotObjectType::Company, companies),
+        (HubSpotObjectType::Contact, contacts),
     ] {
         if ids.is_empty() {
             continue;
         }
         let ids: Vec<u64> = ids.iter().copied().collect();
+        let read_at = services.clock.now();
         let read = services
             .batch
-            .batch_read(token, kind, &ids, properties)
+            .batch_read(token, kind, &ids, &customer_mapping::read_properties(kind))
             .await;
         crate::app::tokens::note_auth(services, connection, &read).await;
         let (found, missing) = metered(services, connection.portal_id, read)
@@ -101,9 +94,13 @@ pub async fn sync_others(
             services,
             connection,
             &config,
-            kind,
-            &found,
-            &missing,
+            token,
+            super::linked_others::Read {
+                object_type: kind,
+                found: &found,
+                missing: &missing,
+                read_at,
+            },
             last_attempt,
         )
         .await?;

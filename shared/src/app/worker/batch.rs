@@ -1,5 +1,5 @@
-//! One batch from a queue: each message parsed once, project events planned together and their
-//! deals written in one batch, every message settled (deleted, delayed or dead-lettered).
+//! One batch from a queue: each message parsed once, project, customer and contact events planned
+//! together and their HubSpot records written in batches, every message settled (deleted, delayed or dead-lettered).
 
 use tracing::{instrument, warn};
 
@@ -45,10 +45,11 @@ pub async fn process_batch(
     messages: &[ReceivedMessage],
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
-    // Project changes are gathered so their deal writes share batch calls;
+    // Project, customer and contact changes are gathered so their HubSpot
+    // writes share batch calls;
     // webhook events of one portal likewise, so a deal named by several
     // deliveries is read once and the reads go 100 at a time.
-    let mut projects: Vec<(&ReceivedMessage, BoardEvent)> = Vec::new();
+    let mut planned: Vec<(&ReceivedMessage, BoardEvent)> = Vec::new();
     type Events = Vec<crate::app::jobs::WebhookEvent>;
     // Per portal: the messages, events carried over before, fresh events.
     let mut webhooks: std::collections::BTreeMap<
@@ -83,10 +84,15 @@ pub async fn process_batch(
             Ok(QueueMessage::BoardEvent(event))
                 if matches!(
                     event.event_type,
-                    BoardEventType::ProjectCreated | BoardEventType::ProjectUpdated
+                    BoardEventType::ProjectCreated
+                        | BoardEventType::ProjectUpdated
+                        | BoardEventType::CustomerCreated
+                        | BoardEventType::CustomerUpdated
+                        | BoardEventType::ContactCreated
+                        | BoardEventType::ContactUpdated
                 ) =>
             {
-                projects.push((message, event));
+                planned.push((message, event));
                 continue;
             }
             Ok(QueueMessage::BoardEvent(event)) => {
@@ -118,7 +124,7 @@ pub async fn process_batch(
             settle(source, message, copy, &mut outcome).await;
         }
     }
-    for (message, result) in project_events(services, projects).await {
+    for (message, result) in planned_events(services, planned).await {
         settle(source, message, result, &mut outcome).await;
     }
     outcome

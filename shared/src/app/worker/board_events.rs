@@ -14,21 +14,26 @@ use crate::app::jobs::EVENT_MEMORY;
 
 use crate::app::failure::SyncFailure;
 
-/// Project changes of one batch: the newest event per project (older ones in the
-/// same batch are covered by its full snapshot), planned one by one, their deal
-/// writes sent together.
-pub(super) async fn project_events<'m>(
+/// Project, customer and contact changes of one batch: the newest event per
+/// board object (older ones in the same batch are covered by its full
+/// snapshot), planned one by one, their HubSpot writes sent together.
+pub(super) async fn planned_events<'m>(
     services: &Services,
     events: Vec<(&'m ReceivedMessage, BoardEvent)>,
 ) -> Vec<(&'m ReceivedMessage, Result<(), SyncFailure>)> {
     let mut results: Vec<(&'m ReceivedMessage, Result<(), SyncFailure>)> = Vec::new();
-    let mut newest: std::collections::BTreeMap<(String, u64), usize> = Default::default();
+    let mut newest: std::collections::BTreeMap<(String, &'static str, u64), usize> =
+        Default::default();
     let mut objects = Vec::with_capacity(events.len());
     for (i, (message, event)) in events.iter().enumerate() {
         match board_object(event) {
             Ok(object) => {
                 objects.push(Some(object));
-                let key = (event.account_id.to_string(), object.id);
+                let key = (
+                    event.account_id.to_string(),
+                    object.kind.as_str(),
+                    object.id,
+                );
                 let keep = newest
                     .get(&key)
                     .is_none_or(|j| events[*j].1.version < event.version);
@@ -59,13 +64,19 @@ pub(super) async fn project_events<'m>(
             }
             let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
                 .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
-            crate::app::board_to_hubspot::plan_project(
-                services,
-                &event.account_id,
-                false,
-                &snapshot,
-            )
-            .await
+            let account = &event.account_id;
+            match board_object(event)?.kind {
+                BoardObjectKind::Project => {
+                    crate::app::board_to_hubspot::plan_project(services, account, false, &snapshot)
+                        .await
+                }
+                kind => {
+                    crate::app::board_to_hubspot::plan_customer_or_contact(
+                        services, account, kind, false, &snapshot,
+                    )
+                    .await
+                }
+            }
             .map(Some)
         };
         match planned.await {
@@ -79,7 +90,7 @@ pub(super) async fn project_events<'m>(
                 pending.push((i, (*write).with_occurred_at(at), last));
             }
             Ok(plan) => {
-                debug!(event_id = %event.event_id, admitted = plan.is_some(), version = event.version, "project event needs no write");
+                debug!(event_id = %event.event_id, admitted = plan.is_some(), version = event.version, "board event needs no write");
                 results.push((message, Ok(())));
             }
             Err(failure) => {
@@ -92,12 +103,12 @@ pub(super) async fn project_events<'m>(
     }
     let order: Vec<usize> = pending.iter().map(|(i, _, _)| *i).collect();
     let writes = pending.into_iter().map(|(_, w, last)| (w, last)).collect();
-    let written = crate::app::board_to_hubspot::write_deals(services, writes).await;
+    let written = crate::app::board_to_hubspot::write_batch(services, writes).await;
     for (i, result) in order.into_iter().zip(written) {
         let (message, event) = &events[i];
         let result = match result {
             Ok(applied) => {
-                debug!(event_id = %event.event_id, ?applied, "project event applied");
+                debug!(event_id = %event.event_id, ?applied, "board event applied");
                 Ok(())
             }
             Err(e) => {

@@ -1,75 +1,138 @@
-//! Planned deal writes sent as one HubSpot batch update: conflicts resolved against a batch
-//! read first (later wins), a 207 or a failed batch bisected to the inputs at fault, baselines and
-//! history settled per deal.
+//! Planned HubSpot writes (deals, companies, contacts) sent as batch updates: per account and
+//! object type, the records read first in one batch call and conflicts resolved against them
+//! (later wins), a 207 or a failed batch bisected to the inputs at fault, baselines and history
+//! settled per record. The one batch writer of board → HubSpot.
 
 use std::collections::BTreeMap;
 
 use crate::app::Services;
 use crate::app::history::{Attempt, record};
 use crate::domain::connection::Connection;
-use crate::domain::mapping::{CLOSE_DATE, NAME, STAGE};
-use crate::domain::{AccountId, Code, HubSpotObjectType, Link};
-use crate::ports::HubSpotError;
+use crate::domain::later_wins::{self, Change, Side, Verdict};
+use crate::domain::mapping::{CLOSE_DATE, NAME, STAGE, deal_label_ja};
+use crate::domain::{AccountId, Code, HubSpotObjectType, Link, customer_mapping};
+use crate::ports::{CrmObject, HubSpotError};
 
 use super::outcome::*;
 use crate::app::failure::SyncFailure;
 
-/// A deal write a project event needs, to be sent with others in one batch call.
-pub struct PendingDealWrite {
+/// A field both sides edit: its baseline key, its name in history entries and
+/// the HubSpot properties it is written as.
+pub(super) type TwoWay = (&'static str, &'static str, Vec<&'static str>);
+
+/// A HubSpot write a board event needs, to be sent with others in one batch call.
+pub struct PendingWrite {
     pub(super) connection: Connection,
     pub(super) link: Link,
     pub(super) properties: BTreeMap<String, String>,
+    /// What the history entry lists as written.
     pub(super) fields: Vec<&'static str>,
     pub(super) warnings: Vec<String>,
     pub(super) baselines: Vec<(&'static str, Option<String>, Option<String>)>,
     pub(super) name: Option<String>,
     pub(super) config_version: u64,
+    /// The history action of a successful write.
+    pub(super) action: &'static str,
+    /// The written fields HubSpot users also edit: checked for conflicts first.
+    pub(super) two_way: Vec<TwoWay>,
     /// When board's change happened; `None`: board's value wins any conflict.
     pub(super) occurred_at: Option<time::OffsetDateTime>,
     /// Fields both sides changed since the baseline (recorded as `conflict_overwritten`).
     pub(super) conflicts: Vec<String>,
 }
 
-impl PendingDealWrite {
+impl PendingWrite {
     pub fn account(&self) -> &AccountId {
         &self.link.account_id
+    }
+
+    fn object_type(&self) -> HubSpotObjectType {
+        self.link.hubspot.object_type
     }
 
     pub fn with_occurred_at(mut self, at: Option<time::OffsetDateTime>) -> Self {
         self.occurred_at = at;
         self
     }
+
+    /// Leaves a field out of the write (HubSpot holds it already, or keeps its later change).
+    fn drop_field(&mut self, key: &str, properties: &[&'static str]) {
+        for property in properties {
+            self.properties.remove(*property);
+        }
+        self.fields.retain(|f| *f != key && !properties.contains(f));
+    }
 }
 
-/// Deal properties both sides edit, with their baseline keys.
-pub(super) const TWO_WAY: [(&str, &str); 3] = [
-    ("dealname", NAME),
-    ("dealstage", STAGE),
-    ("closedate", CLOSE_DATE),
-];
+/// A deal's fields both sides edit.
+pub(super) fn deal_two_way() -> Vec<TwoWay> {
+    vec![
+        (NAME, deal_label_ja(NAME), vec!["dealname"]),
+        (STAGE, deal_label_ja(STAGE), vec!["dealstage"]),
+        (CLOSE_DATE, deal_label_ja(CLOSE_DATE), vec!["closedate"]),
+    ]
+}
+
+/// The properties a record is read with before it is written, for conflicts.
+fn read_properties(object_type: HubSpotObjectType) -> Vec<&'static str> {
+    match object_type {
+        HubSpotObjectType::Deal => vec![
+            "dealname",
+            "pipeline",
+            "dealstage",
+            "closedate",
+            "hs_lastmodifieddate",
+        ],
+        other => customer_mapping::read_properties(other),
+    }
+}
+
+/// A record's current values in baseline keys and form, and when HubSpot last changed it.
+fn current_values(
+    pending: &PendingWrite,
+    object: &CrmObject,
+) -> (
+    BTreeMap<&'static str, Option<String>>,
+    Option<time::OffsetDateTime>,
+) {
+    let object_type = pending.object_type();
+    let values = match object_type {
+        HubSpotObjectType::Deal => crate::domain::mapping::deal_values(
+            object.get("dealname"),
+            object.get("pipeline"),
+            object.get("dealstage"),
+            object.get("closedate"),
+            pending.connection.zone(),
+        ),
+        _ => {
+            let pair = (object_type, pending.link.board.kind);
+            customer_mapping::from_hubspot(pair, &object.properties, true)
+                .0
+                .into_iter()
+                .map(|(key, _, value)| (key, value))
+                .collect()
+        }
+    };
+    (
+        values.into_iter().collect(),
+        customer_mapping::hubspot_modified_at(object_type, &object.properties),
+    )
+}
 
 /// Where both sides changed a field since the baseline, the later change wins
 /// (SPEC §11): HubSpot's later change drops the field from our write (the
 /// HubSpot → board side applies it); board's later change overwrites HubSpot's.
-pub(super) fn resolve_conflicts(pending: &mut PendingDealWrite, deal: &crate::ports::CrmObject) {
-    let current = crate::domain::mapping::deal_values(
-        deal.get("dealname"),
-        deal.get("pipeline"),
-        deal.get("dealstage"),
-        deal.get("closedate"),
-        pending.connection.zone(),
-    );
-    let modified = deal.get("hs_lastmodifieddate").and_then(|v| {
-        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()
-    });
-    for (property, key) in TWO_WAY {
-        if !pending.properties.contains_key(property) {
+/// A value HubSpot already holds is not written again.
+pub(super) fn resolve_conflicts(pending: &mut PendingWrite, object: &CrmObject) {
+    let (current, modified) = current_values(pending, object);
+    for (key, label, properties) in pending.two_way.clone() {
+        if !properties
+            .iter()
+            .any(|p| pending.properties.contains_key(*p))
+        {
             continue;
         }
-        let now_in_hubspot = current
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.clone());
+        let now_in_hubspot = current.get(key).cloned().flatten();
         let wanted = pending
             .baselines
             .iter()
@@ -80,50 +143,53 @@ pub(super) fn resolve_conflicts(pending: &mut PendingDealWrite, deal: &crate::po
             // own HubSpot → board write, planned on a link read before that
             // write was saved): writing it again could overwrite a change made
             // since the read. The baseline still moves to the agreed value.
-            pending.properties.remove(property);
-            pending.fields.retain(|f| *f != property);
+            pending.drop_field(key, &properties);
             continue;
         }
-        let baseline = pending
-            .link
-            .baseline
-            .get(key)
-            .and_then(|b| b.hubspot.clone());
-        if now_in_hubspot == baseline {
-            continue;
-        }
-        let hubspot_later = matches!((modified, pending.occurred_at), (Some(m), Some(b)) if m > b);
-        if hubspot_later {
-            pending.properties.remove(property);
-            pending.fields.retain(|f| *f != property);
-            pending.baselines.retain(|(k, _, _)| *k != key);
-            pending
-                .conflicts
-                .push(format!("{property}: HubSpotの後の変更を優先"));
-        } else {
-            pending
-                .conflicts
-                .push(format!("{property}: boardの後の変更を優先"));
+        let incoming = Change {
+            side: Side::Board,
+            at: pending.occurred_at,
+        };
+        let hubspot = Change {
+            side: Side::HubSpot,
+            at: modified,
+        };
+        let moved = pending.link.hubspot_moved(key, now_in_hubspot.as_ref());
+        match later_wins::decide(incoming, moved, hubspot) {
+            Verdict::Apply => {}
+            Verdict::Overwrite => pending.conflicts.push(later_wins::note(label, Side::Board)),
+            Verdict::Keep => {
+                pending.drop_field(key, &properties);
+                pending.baselines.retain(|(k, _, _)| *k != key);
+                pending
+                    .conflicts
+                    .push(later_wins::note(label, Side::HubSpot));
+            }
         }
     }
 }
 
-/// Sends the deal writes of several project events: per account, in batch calls
-/// of at most 100 within the portal's budget; a refused batch (HubSpot's batch
-/// update is all-or-nothing) is bisected to the record at fault. One result per
-/// write, in order.
-pub async fn write_deals(
+/// Sends the writes of several board events: per account and object type, in
+/// batch calls of at most 100 within the portal's budget, each batch read first
+/// for conflicts; a refused batch (HubSpot's batch update is all-or-nothing) is
+/// bisected to the record at fault. One result per write, in order.
+pub async fn write_batch(
     services: &Services,
-    writes: Vec<(PendingDealWrite, bool)>,
+    writes: Vec<(PendingWrite, bool)>,
 ) -> Vec<Result<Applied, SyncFailure>> {
     let mut writes = writes;
     let mut outcomes: Vec<Option<Result<(), WriteError>>> = writes.iter().map(|_| None).collect();
-    let mut accounts: Vec<AccountId> = writes.iter().map(|(w, _)| w.account().clone()).collect();
-    accounts.sort();
-    accounts.dedup();
-    for account in accounts {
+    let mut groups: Vec<(AccountId, HubSpotObjectType)> = writes
+        .iter()
+        .map(|(w, _)| (w.account().clone(), w.object_type()))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    for (account, object_type) in groups {
         let indexes: Vec<usize> = (0..writes.len())
-            .filter(|i| writes[*i].0.account() == &account)
+            .filter(|i| {
+                writes[*i].0.account() == &account && writes[*i].0.object_type() == object_type
+            })
             .collect();
         let token = match crate::app::tokens::access_token(services, &account).await {
             Ok(t) => secrecy::ExposeSecret::expose_secret(&t).to_owned(),
@@ -139,50 +205,50 @@ pub async fn write_deals(
         };
         let portal = writes[indexes[0]].0.connection.portal_id;
         for chunk in indexes.chunks(crate::ports::HUBSPOT_BATCH_LIMIT) {
-            // The deals as they are now, for fields both sides may have changed.
+            // The records as they are now, for fields both sides may have changed.
             let two_way: Vec<u64> = chunk
                 .iter()
                 .filter(|i| {
-                    TWO_WAY
-                        .iter()
-                        .any(|(p, _)| writes[**i].0.properties.contains_key(*p))
+                    let w = &writes[**i].0;
+                    w.two_way.iter().any(|(_, _, properties)| {
+                        properties.iter().any(|p| w.properties.contains_key(*p))
+                    })
                 })
                 .map(|i| writes[*i].0.link.hubspot.id)
                 .collect();
             if !two_way.is_empty() {
                 let read = match crate::app::budget::hubspot(services, portal, 1).await {
-                    Ok(()) => crate::app::budget::metered(
-                        services,
-                        portal,
-                        services
-                            .batch
-                            .batch_read(
-                                &token,
-                                HubSpotObjectType::Deal,
-                                &two_way,
-                                &[
-                                    "dealname",
-                                    "pipeline",
-                                    "dealstage",
-                                    "closedate",
-                                    "hs_lastmodifieddate",
-                                ],
-                            )
-                            .await,
-                    )
-                    .await
-                    .map(|(found, _)| found),
+                    Ok(()) => {
+                        crate::app::budget::metered(
+                            services,
+                            portal,
+                            services
+                                .batch
+                                .batch_read(
+                                    &token,
+                                    object_type,
+                                    &two_way,
+                                    &read_properties(object_type),
+                                )
+                                .await,
+                        )
+                        .await
+                    }
                     Err(wait) => Err(HubSpotError::RateLimited {
                         retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                         daily: false,
                     }),
                 };
                 match read {
-                    Ok(deals) => {
+                    Ok((found, missing)) => {
                         for i in chunk {
                             let id = writes[*i].0.link.hubspot.id;
-                            if let Some(deal) = deals.iter().find(|d| d.id == id) {
-                                resolve_conflicts(&mut writes[*i].0, deal);
+                            if let Some(object) = found.iter().find(|o| o.id == id) {
+                                resolve_conflicts(&mut writes[*i].0, object);
+                            } else if missing.contains(&id) {
+                                outcomes[*i] = Some(Err(WriteError::HubSpot(
+                                    HubSpotError::NotFound(format!("{object_type:?} {id} is gone")),
+                                )));
                             }
                         }
                     }
@@ -194,29 +260,27 @@ pub async fn write_deals(
                     }
                 }
             }
-            let mut items: Vec<(usize, u64, BTreeMap<String, String>)> = Vec::new();
             for i in chunk {
-                if writes[*i].0.properties.is_empty() {
-                    // Every field lost to a later HubSpot change: nothing to send.
+                if outcomes[*i].is_none() && writes[*i].0.properties.is_empty() {
+                    // Every field already there or lost to a later HubSpot change.
                     outcomes[*i] = Some(Ok(()));
                 }
             }
-            let chunk: Vec<usize> = chunk
+            let items: Vec<(usize, u64, BTreeMap<String, String>)> = chunk
                 .iter()
-                .copied()
-                .filter(|i| !writes[*i].0.properties.is_empty())
+                .filter(|i| outcomes[**i].is_none())
+                .map(|i| {
+                    (
+                        *i,
+                        writes[*i].0.link.hubspot.id,
+                        writes[*i].0.properties.clone(),
+                    )
+                })
                 .collect();
-            if chunk.is_empty() {
+            if items.is_empty() {
                 continue;
             }
-            items.extend(chunk.iter().map(|i| {
-                (
-                    *i,
-                    writes[*i].0.link.hubspot.id,
-                    writes[*i].0.properties.clone(),
-                )
-            }));
-            for (i, result) in bisect(services, &token, portal, items).await {
+            for (i, result) in bisect(services, &token, portal, object_type, items).await {
                 outcomes[i] = Some(result.map_err(WriteError::HubSpot));
             }
         }
@@ -239,6 +303,7 @@ pub(super) fn bisect<'a>(
     services: &'a Services,
     token: &'a str,
     portal: crate::domain::PortalId,
+    object_type: HubSpotObjectType,
     items: Vec<(usize, u64, BTreeMap<String, String>)>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Bisected> + Send + 'a>> {
     Box::pin(async move {
@@ -259,7 +324,7 @@ pub(super) fn bisect<'a>(
             portal,
             services
                 .write
-                .batch_update(token, HubSpotObjectType::Deal, &updates)
+                .batch_update(token, object_type, &updates)
                 .await,
         )
         .await
@@ -275,8 +340,8 @@ pub(super) fn bisect<'a>(
             Err(HubSpotError::Rejected { .. } | HubSpotError::NotFound(_)) if items.len() > 1 => {
                 let mut items = items;
                 let right = items.split_off(items.len() / 2);
-                let mut out = bisect(services, token, portal, items).await;
-                out.extend(bisect(services, token, portal, right).await);
+                let mut out = bisect(services, token, portal, object_type, items).await;
+                out.extend(bisect(services, token, portal, object_type, right).await);
                 out
             }
             Err(error) => items
@@ -289,7 +354,7 @@ pub(super) fn bisect<'a>(
 
 pub(super) async fn finish(
     services: &Services,
-    pending: PendingDealWrite,
+    pending: PendingWrite,
     outcome: Result<(), WriteError>,
     last_attempt: bool,
 ) -> Result<Applied, SyncFailure> {
@@ -298,7 +363,7 @@ pub(super) async fn finish(
         let written: Result<(), HubSpotError> = Ok(());
         crate::app::tokens::note_auth(services, &pending.connection, &written).await;
     }
-    let PendingDealWrite {
+    let PendingWrite {
         mut link,
         fields,
         warnings,
@@ -306,6 +371,7 @@ pub(super) async fn finish(
         name,
         config_version,
         conflicts,
+        action,
         ..
     } = pending;
     match outcome {
@@ -330,7 +396,7 @@ pub(super) async fn finish(
             record(
                 services,
                 Attempt {
-                    action: Some("deal_updated"),
+                    action: Some(action),
                     detail: Some(fields.join(", ")),
                     warnings,
                     ..attempt(&link, name, config_version)
