@@ -153,3 +153,13 @@ pub fn registered_deal_link(
         ..Link::deal(account.clone(), portal, deal, project)
     }
 }
+
+/// HubSpot's v3 signature of a request (method, URI, body, timestamp) with the
+/// emulator app's client secret: what HubSpot sends our card and webhook routes.
+pub fn hubspot_signature(method: &str, uri: &str, body: &str, timestamp: i64) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"sandbox-client-secret").unwrap();
+    mac.update(format!("{method}{uri}{body}{timestamp}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}

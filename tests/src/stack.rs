@@ -14,6 +14,14 @@ pub struct Run {
     pub http: reqwest::Client,
 }
 
+/// What `Run::linked_deal` made: HubSpot ids as strings, board ids as numbers.
+pub struct Linked {
+    pub deal: String,
+    pub project: u64,
+    pub company: String,
+    pub customer: u64,
+}
+
 pub fn jwt(account: &str, role: &str, user: u64) -> String {
     let claims = json!({"iss": "board", "aud": "board-hubspot", "account_id": account, "user_id": user, "role": role,
                         "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 3600});
@@ -44,6 +52,13 @@ impl Run {
         .unwrap();
         let stack = local_stack::start(settings, addr).await.unwrap();
         Self::on(stack).await
+    }
+
+    /// The stack with `account` connected (its admin, the default pipeline mapped).
+    pub async fn connected(account: &str) -> Self {
+        let run = Self::start().await;
+        run.connect(account, None).await;
+        run
     }
 
     /// Drives a stack started by the caller (webhooks flushed every 20 ms).
@@ -342,6 +357,112 @@ impl Run {
             .send()
             .await
             .unwrap();
+    }
+
+    /// Sets the HubSpot emulator's faults (`/_control/faults`).
+    pub async fn hubspot_faults(&self, faults: Value) {
+        let response = self
+            .http
+            .post(format!("{}/_sandbox/hubspot/_control/faults", self.base))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// HubSpot's webhook deliveries on or off (all dropped while off).
+    pub async fn webhooks(&self, on: bool) {
+        let rate = if on { 0.0 } else { 1.0 };
+        self.hubspot_faults(json!({"webhooks": {"drop_rate": rate}}))
+            .await;
+    }
+
+    /// `account`'s history entries whose `key` is `value`, newest first.
+    pub async fn entries(&self, account: &str, key: &str, value: &str) -> Vec<Value> {
+        self.history(account)
+            .await
+            .into_iter()
+            .filter(|e| e[key] == value)
+            .collect()
+    }
+
+    /// A HubSpot company with these properties; its id.
+    pub async fn create_company(&self, properties: Value) -> String {
+        self.create("companies", properties, &[]).await
+    }
+
+    /// A HubSpot contact with these properties; its id.
+    pub async fn create_contact(&self, properties: Value) -> String {
+        self.create("contacts", properties, &[]).await
+    }
+
+    /// A HubSpot deal with these properties, associated with `companies` (the
+    /// first primary) and `contacts`; its id.
+    pub async fn create_deal(
+        &self,
+        properties: Value,
+        companies: &[&str],
+        contacts: &[&str],
+    ) -> String {
+        let mut associations: Vec<(&str, u32)> = Vec::new();
+        for (i, company) in companies.iter().enumerate() {
+            // 5: the primary company; 341: any other (HubSpot's deal → company types).
+            associations.push((company, if i == 0 { 5 } else { 341 }));
+        }
+        associations.extend(contacts.iter().map(|c| (*c, 3)));
+        self.create("deals", properties, &associations).await
+    }
+
+    async fn create(
+        &self,
+        objects: &str,
+        properties: Value,
+        associations: &[(&str, u32)],
+    ) -> String {
+        let associations: Vec<Value> = associations
+            .iter()
+            .map(|(id, type_id)| {
+                json!({"to": {"id": id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]})
+            })
+            .collect();
+        let created = self
+            .hubspot(
+                reqwest::Method::POST,
+                &format!("/crm/objects/2026-03/{objects}"),
+                Some(json!({"properties": properties, "associations": associations})),
+            )
+            .await;
+        created["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{objects} not created: {created}"))
+            .to_owned()
+    }
+
+    /// A deal with a new company 株式会社{name}, drafted and registered by
+    /// `account`'s admin: the deal, project, company and customer it links.
+    pub async fn linked_deal(&self, account: &str, name: &str) -> Linked {
+        let company = self
+            .create_company(json!({"name": format!("株式会社{name}")}))
+            .await;
+        let deal = self
+            .create_deal(
+                json!({"dealname": name, "dealstage": "contractsent"}),
+                &[&company],
+                &[],
+            )
+            .await;
+        self.wait_for_draft(account, &deal, "open").await;
+        let project = self.register_draft(account, &deal).await;
+        let customer = self.inspect_project(project).await["client_id"]
+            .as_u64()
+            .expect("the project's customer");
+        Linked {
+            deal,
+            project,
+            company,
+            customer,
+        }
     }
 
     pub async fn settle(&self) {

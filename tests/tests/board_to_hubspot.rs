@@ -27,41 +27,15 @@ async fn wait_deal(run: &Run, id: &str, check: impl Fn(&Value) -> bool) -> Value
     d
 }
 
-async fn entries(run: &Run, key: &str, value: &str) -> Vec<Value> {
-    run.history("acct-a")
-        .await
-        .into_iter()
-        .filter(|e| e[key] == value)
-        .collect()
-}
-
 /// A deal registered as a project of acct-a: (deal id, project id).
 async fn linked_project(run: &Run, name: &str) -> (String, u64) {
-    let company = run
-        .hubspot(
-            reqwest::Method::POST,
-            "/crm/objects/2026-03/companies",
-            Some(json!({"properties": {"name": format!("株式会社{name}")}})),
-        )
-        .await;
-    let deal = run
-        .hubspot(
-            reqwest::Method::POST,
-            "/crm/objects/2026-03/deals",
-            Some(json!({"properties": {"dealname": name, "dealstage": "contractsent"},
-                        "associations": [{"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}]})),
-        )
-        .await;
-    let id = deal["id"].as_str().unwrap().to_owned();
-    run.wait_for_draft("acct-a", &id, "open").await;
-    let pid = run.register_draft("acct-a", &id).await;
-    (id, pid)
+    let linked = run.linked_deal("acct-a", name).await;
+    (linked.deal, linked.project)
 }
 
 #[tokio::test]
 async fn a_linked_project_drives_its_deal_without_echoes() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (status, body) = run
         .api(
             reqwest::Method::PUT,
@@ -74,7 +48,7 @@ async fn a_linked_project_drives_its_deal_without_echoes() {
     let (id, pid) = linked_project(&run, "双方向案件").await;
     run.settle().await;
     assert!(
-        entries(&run, "direction", "board_to_hubspot")
+        run.entries("acct-a", "direction", "board_to_hubspot")
             .await
             .is_empty(),
         "registration's own project.created is an echo"
@@ -130,7 +104,7 @@ async fn a_linked_project_drives_its_deal_without_echoes() {
     );
 
     run.settle().await;
-    let to_hubspot = entries(&run, "direction", "board_to_hubspot").await;
+    let to_hubspot = run.entries("acct-a", "direction", "board_to_hubspot").await;
     let details: Vec<&str> = to_hubspot
         .iter()
         .map(|e| e["detail"].as_str().unwrap_or_default())
@@ -147,7 +121,9 @@ async fn a_linked_project_drives_its_deal_without_echoes() {
             .any(|d| d.contains("dealstage") && d.contains("closedate"))
     );
     assert!(
-        entries(&run, "action", "project_updated").await.is_empty(),
+        run.entries("acct-a", "action", "project_updated")
+            .await
+            .is_empty(),
         "no ping-pong: our writes to HubSpot never come back to board"
     );
 
@@ -168,14 +144,16 @@ async fn a_linked_project_drives_its_deal_without_echoes() {
         .await;
         run.settle().await;
     }
-    assert_eq!(entries(&run, "code", "deal_not_found").await.len(), 1);
+    assert_eq!(
+        run.entries("acct-a", "code", "deal_not_found").await.len(),
+        1
+    );
     run.stack.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_deleted_project_marks_its_link_and_hubspot_refusals_are_recorded() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "長い名前の案件").await;
 
     // HubSpot refuses the value: hubspot_api_error with HubSpot's message; nothing else changes.
@@ -196,7 +174,7 @@ async fn a_deleted_project_marks_its_link_and_hubspot_refusals_are_recorded() {
     )
     .await;
     let refused = tests::eventually!(
-        entries(&run, "code", "hubspot_api_error").await,
+        run.entries("acct-a", "code", "hubspot_api_error").await,
         |refused| !refused.is_empty()
     );
     assert_eq!(refused.len(), 1, "{refused:?}");
@@ -224,9 +202,10 @@ async fn a_deleted_project_marks_its_link_and_hubspot_refusals_are_recorded() {
         )
         .await;
     assert!(status < 300, "{status}");
-    let gone = tests::eventually!(entries(&run, "code", "project_not_found").await, |gone| {
-        !gone.is_empty()
-    });
+    let gone = tests::eventually!(
+        run.entries("acct-a", "code", "project_not_found").await,
+        |gone| !gone.is_empty()
+    );
     assert_eq!(gone.len(), 1);
     run.update_deal(&id, json!({"dealname": "削除後の取引"}))
         .await;
@@ -238,7 +217,12 @@ async fn a_deleted_project_marks_its_link_and_hubspot_refusals_are_recorded() {
             .all(|d| d["deal_id"] != id.as_str()),
         "not silently re-drafted"
     );
-    assert_eq!(entries(&run, "code", "project_not_found").await.len(), 1);
+    assert_eq!(
+        run.entries("acct-a", "code", "project_not_found")
+            .await
+            .len(),
+        1
+    );
     run.stack.shutdown().await;
 }
 
@@ -266,8 +250,7 @@ async fn wait_notes(run: &Run, id: &str, count: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "請求案件").await;
 
     run.send_invoice("acct-a", pid).await;
@@ -389,15 +372,14 @@ async fn a_sent_document_becomes_one_note_even_when_redelivered_or_interrupted()
         );
     }
     assert_eq!(bodies.iter().filter(|b| b.contains("(再送)")).count(), 1);
-    let created = entries(&run, "action", "note_created").await;
+    let created = run.entries("acct-a", "action", "note_created").await;
     assert_eq!(created.len(), 2);
     run.stack.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_linked_customer_drives_its_company_normalised() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "顧客案件").await;
     let project: Value = run.inspect_project(pid).await;
     let client = project["client_id"].as_u64().expect("client_id");
@@ -441,10 +423,12 @@ async fn a_linked_customer_drives_its_company_normalised() {
     assert_eq!(props["address2"], "丸の内ビル3F");
     run.settle().await;
     run.settle().await;
-    let updated = entries(&run, "action", "company_updated").await;
+    let updated = run.entries("acct-a", "action", "company_updated").await;
     assert_eq!(updated.len(), 1, "{updated:?}");
     assert!(
-        entries(&run, "action", "customer_updated").await.is_empty(),
+        run.entries("acct-a", "action", "customer_updated")
+            .await
+            .is_empty(),
         "HubSpot's webhook for our write is an echo"
     );
 
@@ -456,11 +440,10 @@ async fn a_linked_customer_drives_its_company_normalised() {
         Some(json!({"zip": "12345", "address2": "丸の内ビル5F"})),
     )
     .await;
-    let warned =
-        tests::eventually!(
-            entries(&run, "action", "company_updated").await,
-            |warned| warned.len() == 2
-        );
+    let warned = tests::eventually!(
+        run.entries("acct-a", "action", "company_updated").await,
+        |warned| warned.len() == 2
+    );
     assert_eq!(warned.len(), 2);
     let newest = &warned[0];
     assert!(newest["warnings"].to_string().contains("12345"), "{newest}");
@@ -470,27 +453,14 @@ async fn a_linked_customer_drives_its_company_normalised() {
     run.stack.shutdown().await;
 }
 
-async fn faults(run: &Run, faults: Value) {
-    let response = run
-        .http
-        .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-}
-
 #[tokio::test]
 async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "障害案件").await;
     run.settle().await;
 
     // HubSpot answers 429 or 500 to every write: the event goes back to the queue, nothing recorded.
-    faults(
-        &run,
+    run.hubspot_faults(
         json!({"error_rates": [[429, 0.5], [500, 1.0]], "path_prefix": "/crm/objects/2026-03/deals/batch"}),
     )
     .await;
@@ -503,14 +473,14 @@ async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
     .await;
     run.settle().await;
     assert!(
-        entries(&run, "direction", "board_to_hubspot")
+        run.entries("acct-a", "direction", "board_to_hubspot")
             .await
             .is_empty()
     );
     assert_eq!(deal(&run, &id).await["properties"]["dealname"], "障害案件");
 
     // HubSpot is back: the retry (a delay of about ten seconds) applies it.
-    faults(&run, json!({})).await;
+    run.hubspot_faults(json!({})).await;
     let renamed = {
         let mut found = Value::Null;
         // Polled gently: the person's token shares HubSpot's 110 requests per 10 s.
@@ -525,11 +495,13 @@ async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
         found
     };
     assert!(!renamed.is_null(), "the retry never applied the change");
-    assert_eq!(entries(&run, "action", "deal_updated").await.len(), 1);
+    assert_eq!(
+        run.entries("acct-a", "action", "deal_updated").await.len(),
+        1
+    );
 
     // Timing out on the last receive: recorded as hubspot_unavailable, retryable from the history.
-    faults(
-        &run,
+    run.hubspot_faults(
         json!({"timeout_rate": 1.0, "timeout_ms": 300, "path_prefix": "/crm/objects/2026-03/deals/batch"}),
     )
     .await;
@@ -564,7 +536,7 @@ async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
     )
     .await;
     assert_eq!(outcome.done.len(), 1, "{outcome:?}");
-    let unavailable = entries(&run, "code", "hubspot_unavailable").await;
+    let unavailable = run.entries("acct-a", "code", "hubspot_unavailable").await;
     assert_eq!(unavailable.len(), 1);
     assert_eq!(unavailable[0]["status"], "error");
     assert_eq!(
@@ -573,7 +545,7 @@ async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
     );
 
     // Retried from the history once HubSpot is back: board's current project is applied.
-    faults(&run, json!({})).await;
+    run.hubspot_faults(json!({})).await;
     let (status, body) = run
         .api(
             reqwest::Method::POST,
@@ -592,25 +564,23 @@ async fn hubspot_outages_are_retried_then_recorded_on_the_last_attempt() {
         deal(&run, &id).await["properties"]["dealname"],
         "障害中の変更"
     );
-    assert_eq!(entries(&run, "code", "hubspot_unavailable").await.len(), 1);
+    assert_eq!(
+        run.entries("acct-a", "code", "hubspot_unavailable")
+            .await
+            .len(),
+        1
+    );
     run.stack.shutdown().await;
-}
-
-/// HubSpot's webhooks for the next changes: delivered, or dropped (as a lost delivery would be).
-async fn webhooks(run: &Run, on: bool) {
-    let rate = if on { 0.0 } else { 1.0 };
-    faults(run, json!({"webhooks": {"drop_rate": rate}})).await;
 }
 
 #[tokio::test]
 async fn when_both_sides_change_a_field_the_later_change_wins() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "競合案件").await;
     run.settle().await;
 
     // HubSpot's rename is not delivered yet when board's later rename arrives: board wins.
-    webhooks(&run, false).await;
+    run.webhooks(false).await;
     run.update_deal(&id, json!({"dealname": "HubSpotでの変更"}))
         .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -623,7 +593,7 @@ async fn when_both_sides_change_a_field_the_later_change_wins() {
     .await;
     run.settle().await;
     wait_deal(&run, &id, |p| p["dealname"] == "boardでの変更").await;
-    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    let conflicts = run.entries("acct-a", "code", "conflict_overwritten").await;
     assert_eq!(conflicts.len(), 1);
     assert_eq!(conflicts[0]["status"], "skip");
     assert_eq!(
@@ -663,10 +633,10 @@ async fn when_both_sides_change_a_field_the_later_change_wins() {
         deal(&run, &id).await["properties"]["dealname"],
         "HubSpotの後の変更"
     );
-    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    let conflicts = run.entries("acct-a", "code", "conflict_overwritten").await;
     assert_eq!(conflicts.len(), 2);
     assert!(conflicts[0]["detail"].as_str().unwrap().contains("HubSpot"));
-    webhooks(&run, true).await;
+    run.webhooks(true).await;
     run.stack.shutdown().await;
 }
 
@@ -730,14 +700,13 @@ async fn edit_both_while_off(run: &Run, pid: u64, id: &str, hubspot_first: bool)
 
 #[tokio::test]
 async fn hubspot_to_board_also_lets_the_later_change_win() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "双方の変更").await;
     run.settle().await;
 
     edit_both_while_off(&run, pid, &id, true).await;
     assert_eq!(project_name(&run, pid).await, "boardの後の変更");
-    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    let conflicts = run.entries("acct-a", "code", "conflict_overwritten").await;
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
     assert_eq!(conflicts[0]["direction"], "hubspot_to_board");
     assert!(
@@ -749,7 +718,7 @@ async fn hubspot_to_board_also_lets_the_later_change_win() {
 
     edit_both_while_off(&run, pid, &id, false).await;
     assert_eq!(project_name(&run, pid).await, "HubSpotの後の変更");
-    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    let conflicts = run.entries("acct-a", "code", "conflict_overwritten").await;
     assert_eq!(conflicts.len(), 2, "{conflicts:?}");
     assert!(
         conflicts[0]["detail"]
@@ -762,8 +731,7 @@ async fn hubspot_to_board_also_lets_the_later_change_win() {
 
 #[tokio::test]
 async fn person_in_charge_and_contact_fields_reach_hubspot() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let company = run
         .hubspot(
             reqwest::Method::POST,
@@ -830,9 +798,14 @@ async fn person_in_charge_and_contact_fields_reach_hubspot() {
     assert_eq!(props["email"], "t.yamada@example.jp");
     assert_eq!(props["lastname"], "山田");
     run.settle().await;
-    assert_eq!(entries(&run, "action", "contact_updated").await.len(), 1);
+    assert_eq!(
+        run.entries("acct-a", "action", "contact_updated")
+            .await
+            .len(),
+        1
+    );
     assert!(
-        entries(&run, "action", "customer_contact_updated")
+        run.entries("acct-a", "action", "customer_contact_updated")
             .await
             .is_empty(),
         "no echo"
@@ -842,8 +815,7 @@ async fn person_in_charge_and_contact_fields_reach_hubspot() {
 
 #[tokio::test]
 async fn an_individual_customer_renames_its_contact() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let contact = run
         .hubspot(
             reqwest::Method::POST,
@@ -892,8 +864,7 @@ async fn an_individual_customer_renames_its_contact() {
 // saved after the deal was read is now read again first (72 of 72 runs pass).
 #[tokio::test]
 async fn a_burst_of_changes_on_both_sides_settles() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "連打案件").await;
     run.settle().await;
     for i in 0..5 {
@@ -994,14 +965,13 @@ async fn rename_project(run: &Run, pid: u64, name: &str) {
 #[tokio::test]
 async fn a_suspended_connection_records_and_a_disconnected_one_ignores() {
     use board_hubspot::domain::connection::ConnectionState;
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "停止案件").await;
     run.settle().await;
 
     set_state(&run, ConnectionState::Suspended).await;
     rename_project(&run, pid, "停止中の変更").await;
-    let suspended = entries(&run, "code", "integration_suspended").await;
+    let suspended = run.entries("acct-a", "code", "integration_suspended").await;
     assert_eq!(suspended.len(), 1);
     assert_eq!(
         suspended[0]["message"],
@@ -1012,11 +982,15 @@ async fn a_suspended_connection_records_and_a_disconnected_one_ignores() {
     set_state(&run, ConnectionState::Disconnected).await;
     rename_project(&run, pid, "切断中の変更").await;
     assert_eq!(
-        entries(&run, "code", "integration_suspended").await.len(),
+        run.entries("acct-a", "code", "integration_suspended")
+            .await
+            .len(),
         1
     );
     assert_eq!(
-        entries(&run, "direction", "board_to_hubspot").await.len(),
+        run.entries("acct-a", "direction", "board_to_hubspot")
+            .await
+            .len(),
         1
     );
     assert_eq!(deal(&run, &id).await["properties"]["dealname"], "停止案件");
@@ -1025,8 +999,7 @@ async fn a_suspended_connection_records_and_a_disconnected_one_ignores() {
 
 #[tokio::test]
 async fn a_later_status_in_board_beats_an_earlier_stage_in_hubspot() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     run.api(
         reqwest::Method::PUT,
         "/v1/hubspot/pipelines/default/status-mapping",
@@ -1073,7 +1046,7 @@ async fn a_later_status_in_board_beats_an_earlier_stage_in_hubspot() {
     assert!(status < 300, "{status} {body}");
     let project: Value = run.inspect_project(pid).await;
     assert_eq!(project["order_status"], 9, "board's later 失注 stays");
-    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    let conflicts = run.entries("acct-a", "code", "conflict_overwritten").await;
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
     assert!(
         conflicts[0]["detail"]
@@ -1089,8 +1062,7 @@ async fn a_later_status_in_board_beats_an_earlier_stage_in_hubspot() {
 /// it waits for the index rather than create a second note, then adopts it.
 #[tokio::test]
 async fn an_interrupted_note_is_not_created_twice_while_search_lags() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (id, pid) = linked_project(&run, "索引待ち").await;
     let settings = |body: Value| {
         run.http
@@ -1152,8 +1124,7 @@ async fn an_interrupted_note_is_not_created_twice_while_search_lags() {
 /// run as one of ours: a sweep of every connection, say) is poison.
 #[tokio::test]
 async fn a_job_on_boards_queue_is_poison_not_run() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let services = &run.stack.services;
     let message = board_hubspot::ports::ReceivedMessage {
         message_id: "m-job".into(),

@@ -16,8 +16,7 @@ async fn five_hundred_changes_are_batched_under_the_limit_and_bisected() {
         .with_max_level(tracing::Level::WARN)
         .with_test_writer()
         .try_init();
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let services = &run.stack.services;
     let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
     let portal = services
@@ -229,8 +228,7 @@ async fn five_hundred_changes_are_batched_under_the_limit_and_bisected() {
 /// looking for the culprit.
 #[tokio::test]
 async fn a_partly_failed_batch_write_records_each_input_as_it_went() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let services = &run.stack.services;
     let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
     let portal = services

@@ -1,16 +1,7 @@
 //! The CRM card's data endpoint (SPEC §7), signed as HubSpot signs `hubspot.fetch`.
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tests::stack::Run;
-
-fn sign(method: &str, url: &str, body: &str, ts: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"sandbox-client-secret").unwrap();
-    mac.update(format!("{method}{url}{body}{ts}").as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
 
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -28,7 +19,7 @@ async fn card(run: &Run, method: reqwest::Method, query: &str, ts: Option<i64>) 
         request = request
             .header(
                 "X-HubSpot-Signature-v3",
-                sign(method.as_str(), &url, "", ts),
+                tests::hubspot_signature(method.as_str(), &url, "", ts),
             )
             .header("X-HubSpot-Request-Timestamp", ts.to_string());
     }
@@ -244,8 +235,7 @@ async fn one_labelled_section_per_board_account_with_its_state() {
 /// first. A request naming an identity twice gets nothing and runs nothing.
 #[tokio::test]
 async fn a_second_portal_id_in_the_query_gets_nothing() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let deal = run
         .hubspot(
             reqwest::Method::POST,
@@ -302,7 +292,7 @@ async fn unsigned_forged_and_stale_requests_get_nothing() {
         .get(&url)
         .header(
             "X-HubSpot-Signature-v3",
-            sign("GET", &url.replace("42", "43"), "", now_ms()),
+            tests::hubspot_signature("GET", &url.replace("42", "43"), "", now_ms()),
         )
         .header("X-HubSpot-Request-Timestamp", now_ms().to_string())
         .send()

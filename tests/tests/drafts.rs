@@ -342,8 +342,7 @@ fn url_encode(s: &str) -> String {
 
 #[tokio::test]
 async fn a_catch_up_finds_what_dropped_webhooks_missed() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     // HubSpot's deliveries are lost (an outage longer than its retries).
     run.http
         .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
@@ -408,8 +407,7 @@ async fn a_catch_up_finds_what_dropped_webhooks_missed() {
 
 #[tokio::test]
 async fn two_hundred_deals_are_read_in_batches() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     run.clear_hubspot_requests().await;
     let mut ids = Vec::new();
     for chunk in 0..2 {
@@ -501,8 +499,7 @@ async fn two_hundred_deals_are_read_in_batches() {
 /// next sweep (which looks back past its watermark).
 #[tokio::test]
 async fn a_sweep_finds_a_change_search_indexed_late() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     run.settle().await;
     let faults = |unindexed: Value| {
         run.http

@@ -20,8 +20,7 @@ async fn token(run: &Run) -> String {
 /// result on its own (`results[].paging.next.after`); every page is read.
 #[tokio::test]
 async fn association_reads_follow_each_results_paging() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let inputs: Vec<Value> = (0..25)
         .map(|i| json!({"properties": {"lastname": format!("連絡先{i}"), "email": format!("c{i}@example.jp")}}))
         .collect();
@@ -72,8 +71,7 @@ async fn association_reads_follow_each_results_paging() {
 /// search finds a contact changed after its watermark.
 #[tokio::test]
 async fn the_modified_since_search_uses_each_types_property() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let before = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 1;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let contact = run

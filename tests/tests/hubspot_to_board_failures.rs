@@ -84,8 +84,7 @@ async fn errors_to_board(run: &Run) -> Vec<Value> {
 
 #[tokio::test]
 async fn board_down_on_the_last_attempt_is_recorded_and_retryable_and_last_sync_is_shown() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (deal, project) = linked_deal(&run).await;
 
     // A rename reaching board shows as the last sync HubSpot → board.
@@ -197,8 +196,7 @@ async fn auth_failures(run: &Run) -> u64 {
 /// path too, and a call that authenticates starts the count over.
 #[tokio::test]
 async fn a_refused_token_counts_and_an_authenticated_read_resets_the_count() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let (deal, _) = linked_deal(&run).await;
     run.settle().await;
     let services = &run.stack.services;

@@ -21,10 +21,8 @@ use board_hubspot::app::Services;
 use board_hubspot::app::services::{MAX_RECEIVES, WORK_VISIBILITY};
 use board_hubspot::config::Settings;
 use board_hubspot::ports::WorkQueue;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use serde_yaml::Value as Yaml;
-use sha2::Sha256;
 use tests::stack::Run;
 
 /// (IAM action, the template's logical id of the resource).
@@ -397,12 +395,6 @@ fn granted(template: &Yaml, function: &str) -> BTreeSet<Grant> {
     grants
 }
 
-fn sign(method: &str, url: &str, ts: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"sandbox-client-secret").unwrap();
-    mac.update(format!("{method}{url}{ts}").as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
 /// Every route of every function, and the worker's paths: both directions,
 /// a registration, the card, a dead letter on each queue, a disconnect.
 async fn drive(run: &Run, resources: &Resources) {
@@ -485,7 +477,10 @@ async fn drive(run: &Run, resources: &Resources) {
         let response = run
             .http
             .request(method.clone(), &url)
-            .header("X-HubSpot-Signature-v3", sign(method.as_str(), &url, ts))
+            .header(
+                "X-HubSpot-Signature-v3",
+                tests::hubspot_signature(method.as_str(), &url, "", ts),
+            )
             .header("X-HubSpot-Request-Timestamp", ts.to_string())
             .send()
             .await

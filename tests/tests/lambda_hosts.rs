@@ -5,15 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
-use base64::Engine as _;
 use board_hubspot::adapters::clock::SystemClock;
 use board_hubspot::app::Services;
 use board_hubspot::config::Settings;
 use board_hubspot::ports::WorkQueue;
-use hmac::{Hmac, Mac};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
-use sha2::Sha256;
 
 const PUBLIC_BASE: &str = "https://hooks.example.jp";
 
@@ -33,12 +30,6 @@ async fn services_on_moto() -> (Services, board_hubspot::adapters::queue::sqs::S
     (services, queue)
 }
 
-fn sign(method: &str, uri: &str, timestamp: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"sandbox-client-secret").unwrap();
-    mac.update(format!("{method}{uri}{timestamp}").as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_gateway_card_request_keeps_its_raw_query_for_the_signature() {
     let (services, _queue) = services_on_moto().await;
@@ -47,7 +38,10 @@ async fn an_api_gateway_card_request_keeps_its_raw_query_for_the_signature() {
         "{PUBLIC_BASE}/hubspot/card?portalId=999&objectId=42&objectType=DEAL&userId=1&userEmail=a%40b.jp"
     );
     let fixture = include_str!("../fixtures/apigw-card-request.json")
-        .replace("__SIGNATURE__", &sign("GET", &uri, ts))
+        .replace(
+            "__SIGNATURE__",
+            &tests::hubspot_signature("GET", &uri, "", ts),
+        )
         .replace("__TIMESTAMP__", &ts.to_string());
     let request = lambda_http::request::from_str(&fixture).expect("API Gateway v2 event");
     let response = crm_card::handle(&services, request).await.unwrap();
@@ -58,7 +52,7 @@ async fn an_api_gateway_card_request_keeps_its_raw_query_for_the_signature() {
     let tampered = include_str!("../fixtures/apigw-card-request.json")
         .replace(
             "__SIGNATURE__",
-            &sign("GET", &uri.replace("objectId=42", "objectId=43"), ts),
+            &tests::hubspot_signature("GET", &uri.replace("objectId=42", "objectId=43"), "", ts),
         )
         .replace("__TIMESTAMP__", &ts.to_string());
     let response = crm_card::handle(

@@ -12,54 +12,6 @@ use board_hubspot::ports::ReceivedMessage;
 use serde_json::{Value, json};
 use tests::stack::Run;
 
-async fn entries(run: &Run, key: &str, value: &str) -> Vec<Value> {
-    run.history("acct-a")
-        .await
-        .into_iter()
-        .filter(|e| e[key] == value)
-        .collect()
-}
-
-async fn webhooks(run: &Run, on: bool) {
-    let rate = if on { 0.0 } else { 1.0 };
-    let response = run
-        .http
-        .post(format!("{}/_sandbox/hubspot/_control/faults", run.base))
-        .json(&json!({"webhooks": {"drop_rate": rate}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-}
-
-/// A deal registered with a new company: (deal id, project id, company id, customer id).
-async fn registered(run: &Run, name: &str) -> (String, u64, String, u64) {
-    let company = run
-        .hubspot(
-            reqwest::Method::POST,
-            "/crm/objects/2026-03/companies",
-            Some(
-                json!({"properties": {"name": format!("株式会社{name}"), "phone": "03-1000-2000"}}),
-            ),
-        )
-        .await;
-    let deal = run
-        .hubspot(
-            reqwest::Method::POST,
-            "/crm/objects/2026-03/deals",
-            Some(json!({"properties": {"dealname": name, "dealstage": "contractsent"},
-                        "associations": [{"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}]})),
-        )
-        .await;
-    let id = deal["id"].as_str().unwrap().to_owned();
-    run.wait_for_draft("acct-a", &id, "open").await;
-    let pid = run.register_draft("acct-a", &id).await;
-    let client = run.inspect_project(pid).await["client_id"]
-        .as_u64()
-        .unwrap();
-    (id, pid, company["id"].as_str().unwrap().to_owned(), client)
-}
-
 /// Turns a link off, lets `first` and then `second` edit, turns it on (which
 /// resyncs HubSpot → board).
 async fn edit_both_while_off<F, G>(run: &Run, link: &str, first: F, second: G)
@@ -94,9 +46,12 @@ where
 
 #[tokio::test]
 async fn company_fields_go_to_the_later_change_in_both_directions() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
-    let (_, _, company, client) = registered(&run, "電話").await;
+    let run = Run::connected("acct-a").await;
+    let tests::stack::Linked {
+        company,
+        customer: client,
+        ..
+    } = run.linked_deal("acct-a", "電話").await;
     run.settle().await;
     let link = format!("/v1/hubspot/links/customer/{client}");
     let hubspot_phone = |phone: &'static str| {
@@ -145,8 +100,10 @@ async fn company_fields_go_to_the_later_change_in_both_directions() {
         board_tel("06-2222-2222"),
     )
     .await;
-    let conflicts = tests::eventually!(entries(&run, "code", "conflict_overwritten").await, |c| !c
-        .is_empty());
+    let conflicts = tests::eventually!(
+        run.entries("acct-a", "code", "conflict_overwritten").await,
+        |c| !c.is_empty()
+    );
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
     assert_eq!(conflicts[0]["direction"], "hubspot_to_board");
     assert_eq!(conflicts[0]["detail"], "電話番号: boardの後の変更を優先");
@@ -160,9 +117,10 @@ async fn company_fields_go_to_the_later_change_in_both_directions() {
         hubspot_phone("06-4444-4444"),
     )
     .await;
-    let conflicts = tests::eventually!(entries(&run, "code", "conflict_overwritten").await, |c| c
-        .len()
-        == 2);
+    let conflicts = tests::eventually!(
+        run.entries("acct-a", "code", "conflict_overwritten").await,
+        |c| c.len() == 2
+    );
     assert_eq!(conflicts[0]["detail"], "電話番号: HubSpotの後の変更を優先");
     assert_eq!(customer_tel().await, "06-4444-4444");
     run.stack.shutdown().await;
@@ -170,9 +128,12 @@ async fn company_fields_go_to_the_later_change_in_both_directions() {
 
 #[tokio::test]
 async fn the_ordered_date_goes_to_the_later_change() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
-    let (id, pid, _, _) = registered(&run, "受注日").await;
+    let run = Run::connected("acct-a").await;
+    let tests::stack::Linked {
+        deal: id,
+        project: pid,
+        ..
+    } = run.linked_deal("acct-a", "受注日").await;
     // Closed in HubSpot: 受注 with its close date.
     run.update_deal(
         &id,
@@ -209,8 +170,10 @@ async fn the_ordered_date_goes_to_the_later_change() {
         board_date("2026-12-03"),
     )
     .await;
-    let conflicts = tests::eventually!(entries(&run, "code", "conflict_overwritten").await, |c| !c
-        .is_empty());
+    let conflicts = tests::eventually!(
+        run.entries("acct-a", "code", "conflict_overwritten").await,
+        |c| !c.is_empty()
+    );
     assert_eq!(conflicts[0]["detail"], "受注日: boardの後の変更を優先");
     assert_eq!(run.inspect_project(pid).await["order_date"], "2026-12-03");
 
@@ -221,9 +184,10 @@ async fn the_ordered_date_goes_to_the_later_change() {
         hubspot_date("2026-12-05T03:00:00Z"),
     )
     .await;
-    let conflicts = tests::eventually!(entries(&run, "code", "conflict_overwritten").await, |c| c
-        .len()
-        == 2);
+    let conflicts = tests::eventually!(
+        run.entries("acct-a", "code", "conflict_overwritten").await,
+        |c| c.len() == 2
+    );
     assert_eq!(conflicts[0]["detail"], "受注日: HubSpotの後の変更を優先");
     assert_eq!(run.inspect_project(pid).await["order_date"], "2026-12-05");
     run.stack.shutdown().await;
@@ -233,8 +197,7 @@ const COMPANIES: usize = 120;
 
 #[tokio::test]
 async fn customer_changes_of_one_batch_go_to_hubspot_in_batches_with_later_wins() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let services = &run.stack.services;
     let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
     let portal = services
@@ -245,7 +208,7 @@ async fn customer_changes_of_one_batch_go_to_hubspot_in_batches_with_later_wins(
         .unwrap()
         .portal_id;
     // Our own edits below must not come back as webhooks for customers board lacks.
-    webhooks(&run, false).await;
+    run.webhooks(false).await;
     let inputs: Vec<Value> = (0..COMPANIES)
         .map(|i| json!({"properties": {"name": format!("会社{i}"), "phone": "03-0000-0000"}}))
         .collect();
@@ -374,7 +337,7 @@ async fn customer_changes_of_one_batch_go_to_hubspot_in_batches_with_later_wins(
     assert_eq!(phone(119).await, "06-1111-0119");
     assert_eq!(phone(7).await, "03-7777-7777", "HubSpot's later edit stays");
     assert_eq!(phone(8).await, "06-1111-0008", "board's later change wins");
-    let conflicts = entries(&run, "code", "conflict_overwritten").await;
+    let conflicts = run.entries("acct-a", "code", "conflict_overwritten").await;
     let mut details: Vec<&str> = conflicts
         .iter()
         .map(|c| c["detail"].as_str().unwrap())
@@ -388,9 +351,11 @@ async fn customer_changes_of_one_batch_go_to_hubspot_in_batches_with_later_wins(
         ]
     );
     assert_eq!(
-        entries(&run, "action", "company_updated").await.len(),
+        run.entries("acct-a", "action", "company_updated")
+            .await
+            .len(),
         COMPANIES - 2
     );
-    webhooks(&run, true).await;
+    run.webhooks(true).await;
     run.stack.shutdown().await;
 }

@@ -26,8 +26,7 @@ async fn toggle(run: &Run, kind: &str, id: u64, on: bool) -> (u16, Value) {
 
 #[tokio::test]
 async fn toggles_are_recorded_turning_on_resyncs_and_a_deleted_customer_stays_off() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let company = run
         .hubspot(
             reqwest::Method::POST,

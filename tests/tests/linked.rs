@@ -37,8 +37,7 @@ async fn wait_entry(run: &Run, code: &str, count: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_linked_deal_drives_its_project_field_by_field() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     run.api(
         reqwest::Method::PUT,
         "/v1/hubspot/pipelines/default/status-mapping",
@@ -214,8 +213,7 @@ async fn a_linked_deal_drives_its_project_field_by_field() {
 
 #[tokio::test]
 async fn companies_contacts_links_resync_and_retry() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let company = run
         .hubspot(
             reqwest::Method::POST,
@@ -456,8 +454,7 @@ async fn companies_contacts_links_resync_and_retry() {
 
 #[tokio::test]
 async fn a_merge_moves_the_link_to_the_surviving_deal() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let deal = run
         .hubspot(
             reqwest::Method::POST,
@@ -536,8 +533,7 @@ async fn a_merge_moves_the_link_to_the_surviving_deal() {
 /// company, and the merged one is not reported as deleted.
 #[tokio::test]
 async fn a_company_merge_moves_the_customers_link() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let company = run
         .hubspot(
             reqwest::Method::POST,

@@ -70,8 +70,7 @@ async fn inspect(run: &Run, kind: &str, id: u64) -> Value {
 
 #[tokio::test]
 async fn a_draft_becomes_one_project_with_its_customer_and_contact() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     run.connect("acct-b", None).await;
     let company = company(&run).await;
     let yamada = contact(&run, "山田", "yamada@example.jp").await;
@@ -205,8 +204,7 @@ async fn a_draft_becomes_one_project_with_its_customer_and_contact() {
 
 #[tokio::test]
 async fn choices_markers_and_refusals() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
 
     // Two companies, none primary: the user must choose.
     let a = company(&run).await;
@@ -381,8 +379,7 @@ async fn choices_markers_and_refusals() {
 /// back (no other account is kept from the deal), and one that succeeds holds it.
 #[tokio::test]
 async fn a_registration_claims_the_deal_before_creating_and_gives_the_claim_back_on_failure() {
-    let run = Run::start().await;
-    run.connect("acct-a", None).await;
+    let run = Run::connected("acct-a").await;
     let company = run
         .hubspot(
             reqwest::Method::POST,
