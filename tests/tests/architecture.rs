@@ -190,3 +190,40 @@ fn the_use_case_modules_import_each_other_without_a_loop() {
     });
     assert!(caught.is_err(), "a loop added by hand is found");
 }
+
+/// Background sync calls HubSpot only through `BudgetedHubSpot` (the portal's
+/// budget, HubSpot's answers metered, refused tokens counted), as it calls
+/// board only through `BudgetedBoard`. Calls a person waits for (registration,
+/// diagnosis, the card, drafts) use HubSpot's share left for people, directly.
+#[test]
+fn background_use_cases_call_hubspot_only_through_the_budgeted_port() {
+    let app = src().join("app");
+    let interactive = [
+        "budgeted_hubspot",
+        "register::customers",
+        "diagnosis",
+        "card",
+        "drafts",
+        "connect",
+        "connection_status",
+        "settings::pipelines",
+        "settings::common",
+        "directory",
+        "tokens",
+        "services",
+    ];
+    let mut offenders = Vec::new();
+    for path in rust_files(&app) {
+        let module = module_of(&app, &path);
+        if interactive.contains(&module.as_str()) {
+            continue;
+        }
+        let text = production_part(&path).replace(char::is_whitespace, "");
+        for port in [".batch.", ".write.", ".search."] {
+            if text.contains(&format!("services{port}")) {
+                offenders.push(format!("{module} calls services{port}"));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

@@ -217,12 +217,13 @@ fn the_queue_message_parser_never_panics_and_takes_only_whole_board_events() {
                 prop_assert!(parsed["object"].is_object(), "{body}");
                 prop_assert!(
                     time::OffsetDateTime::parse(
-                        &event.occurred_at,
+                        parsed["occurred_at"].as_str().unwrap_or_default(),
                         &time::format_description::well_known::Rfc3339
-                    )
-                    .is_ok(),
+                    ) == Ok(event.occurred_at),
                     "{body}"
                 );
+                prop_assert!(event.object.is_object(), "{body}");
+                prop_assert!(event.target.id > 0, "{body}");
             }
             Ok(())
         })

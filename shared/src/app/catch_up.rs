@@ -122,7 +122,8 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
         Err(TokenError::Store(e)) => return Err(e.into()),
         Err(_) => return Ok(Swept::default()),
     };
-    let token = token.expose_secret();
+    let hubspot =
+        super::budgeted_hubspot::BudgetedHubSpot::new(services, &connection, token.expose_secret());
     let name = watermark_name(account, connection.portal_id);
     let now_ms = (services.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
     let since = services
@@ -146,16 +147,10 @@ pub async fn sweep(services: &Services, account: &AccountId) -> Result<Swept, Sy
         let mut ids = Vec::new();
         let mut page: Option<String> = None;
         loop {
-            let result = super::budget::metered(
-                services,
-                connection.portal_id,
-                services
-                    .search
-                    .modified_since(token, kind, since - overlap, page.as_deref())
-                    .await,
-            )
-            .await
-            .map_err(SyncFailure::from)?;
+            let result = hubspot
+                .modified_since(kind, since - overlap, page.as_deref())
+                .await
+                .map_err(SyncFailure::from)?;
             ids.extend(result.ids);
             newest = newest.max(result.newest_ms.unwrap_or(since));
             tokio::time::sleep(SEARCH_PACE).await;

@@ -3,22 +3,94 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AccountId, PortalId};
+use crate::domain::{AccountId, BoardObjectKind, BoardRef, PortalId};
 
 /// HubSpot's webhook events travel typed: the receiver parses them once.
 pub use crate::domain::hubspot_event::WebhookEvent;
 
-/// A board change event (SPEC §10). The snapshot stays raw JSON text here; the
-/// board → HubSpot use case parses it per object type.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A board change event (SPEC §10), parsed once at the edge of the worker: its
+/// snapshot (a JSON object, checked against the event schema's rules), when it
+/// happened, and the board object it is about.
+#[derive(Debug, Clone)]
 pub struct BoardEvent {
     pub event_id: String,
     pub account_id: AccountId,
-    #[serde(rename = "type")]
     pub event_type: BoardEventType,
-    pub occurred_at: String,
+    pub occurred_at: time::OffsetDateTime,
     pub version: u64,
-    pub object: Box<serde_json::value::RawValue>,
+    pub object: serde_json::Value,
+    /// The project (`document.sent`: the project the document belongs to),
+    /// customer or customer contact the event is about.
+    pub target: BoardRef,
+}
+
+/// A board change event as board's producer sends it.
+#[derive(Deserialize)]
+struct WireBoardEvent {
+    event_id: String,
+    account_id: AccountId,
+    #[serde(rename = "type")]
+    event_type: BoardEventType,
+    occurred_at: String,
+    version: u64,
+    object: serde_json::Value,
+}
+
+impl BoardEventType {
+    /// The kind of board object events of this type are about.
+    pub fn kind(self) -> BoardObjectKind {
+        match self {
+            Self::ProjectCreated
+            | Self::ProjectUpdated
+            | Self::ProjectDeleted
+            | Self::DocumentSent => BoardObjectKind::Project,
+            Self::CustomerCreated | Self::CustomerUpdated | Self::CustomerDeleted => {
+                BoardObjectKind::Customer
+            }
+            Self::ContactCreated | Self::ContactUpdated | Self::ContactDeleted => {
+                BoardObjectKind::CustomerContact
+            }
+        }
+    }
+
+    /// Whether the object was deleted.
+    pub fn is_deletion(self) -> bool {
+        matches!(
+            self,
+            Self::ProjectDeleted | Self::CustomerDeleted | Self::ContactDeleted
+        )
+    }
+}
+
+impl BoardEvent {
+    fn from_wire(wire: WireBoardEvent) -> Result<Self, String> {
+        check_board_event(&wire)?;
+        let occurred_at = time::OffsetDateTime::parse(
+            &wire.occurred_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|_| "occurred_at is not RFC 3339".to_owned())?;
+        let id_field = if wire.event_type == BoardEventType::DocumentSent {
+            "project_id"
+        } else {
+            "id"
+        };
+        let id = wire.object[id_field]
+            .as_u64()
+            .ok_or_else(|| format!("object.{id_field} must be a positive integer"))?;
+        Ok(Self {
+            target: BoardRef {
+                kind: wire.event_type.kind(),
+                id,
+            },
+            event_id: wire.event_id,
+            account_id: wire.account_id,
+            event_type: wire.event_type,
+            occurred_at,
+            version: wire.version,
+            object: wire.object,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,22 +178,15 @@ impl QueueMessage {
         let probe: serde_json::Value =
             serde_json::from_str(body).map_err(|e| format!("malformed JSON: {e}"))?;
         if probe.get("job").is_some() {
-            serde_json::from_str(body)
+            serde_json::from_value(probe)
                 .map(Self::Job)
                 .map_err(|e| format!("invalid job: {e}"))
         } else if probe.get("event_id").is_some() {
-            let event: BoardEvent =
-                serde_json::from_str(body).map_err(|e| format!("invalid board event: {e}"))?;
-            if !event.object.get().trim_start().starts_with('{') {
-                return Err("invalid board event: object must be a JSON object".into());
-            }
-            check_board_event(&event).map_err(|e| format!("invalid board event: {e}"))?;
-            time::OffsetDateTime::parse(
-                &event.occurred_at,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .map_err(|_| "invalid board event: occurred_at is not RFC 3339".to_owned())?;
-            Ok(Self::BoardEvent(event))
+            serde_json::from_value::<WireBoardEvent>(probe)
+                .map_err(|e| e.to_string())
+                .and_then(BoardEvent::from_wire)
+                .map(Self::BoardEvent)
+                .map_err(|e| format!("invalid board event: {e}"))
         } else {
             Err("unknown message: neither a job nor a board event".into())
         }
@@ -143,15 +208,17 @@ pub const DOCUMENT_TYPES: [(&str, &str); 5] = [
 
 /// The rules of `schemas/board-change-event.schema.json` beyond the shape serde
 /// checks (a test keeps the two in agreement).
-fn check_board_event(event: &BoardEvent) -> Result<(), String> {
+fn check_board_event(event: &WireBoardEvent) -> Result<(), String> {
     if event.event_id.is_empty() || event.event_id.chars().count() > 128 {
         return Err("event_id must have 1 to 128 characters".into());
     }
     if event.version == 0 {
         return Err("version must be at least 1".into());
     }
-    let object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(event.object.get()).map_err(|e| format!("object: {e}"))?;
+    let object = event
+        .object
+        .as_object()
+        .ok_or("object must be a JSON object")?;
     let positive = |name: &str| {
         object
             .get(name)

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::app::Services;
+use crate::app::budgeted_hubspot::BudgetedHubSpot;
 use crate::app::history::{Attempt, record};
 use crate::domain::connection::Connection;
 use crate::domain::later_wins::{self, Change, Side, Verdict};
@@ -203,7 +204,8 @@ pub async fn write_batch(
                 continue;
             }
         };
-        let portal = writes[indexes[0]].0.connection.portal_id;
+        let connection = writes[indexes[0]].0.connection.clone();
+        let hubspot = BudgetedHubSpot::new(services, &connection, &token);
         for chunk in indexes.chunks(crate::ports::HUBSPOT_BATCH_LIMIT) {
             // The records as they are now, for fields both sides may have changed.
             let two_way: Vec<u64> = chunk
@@ -217,28 +219,9 @@ pub async fn write_batch(
                 .map(|i| writes[*i].0.link.hubspot.id)
                 .collect();
             if !two_way.is_empty() {
-                let read = match crate::app::budget::hubspot(services, portal, 1).await {
-                    Ok(()) => {
-                        crate::app::budget::metered(
-                            services,
-                            portal,
-                            services
-                                .batch
-                                .batch_read(
-                                    &token,
-                                    object_type,
-                                    &two_way,
-                                    &read_properties(object_type),
-                                )
-                                .await,
-                        )
-                        .await
-                    }
-                    Err(wait) => Err(HubSpotError::RateLimited {
-                        retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                        daily: false,
-                    }),
-                };
+                let read = hubspot
+                    .batch_read(object_type, &two_way, &read_properties(object_type))
+                    .await;
                 match read {
                     Ok((found, missing)) => {
                         for i in chunk {
@@ -280,7 +263,7 @@ pub async fn write_batch(
             if items.is_empty() {
                 continue;
             }
-            for (i, result) in bisect(services, &token, portal, object_type, items).await {
+            for (i, result) in bisect(&hubspot, object_type, items).await {
                 outcomes[i] = Some(result.map_err(WriteError::HubSpot));
             }
         }
@@ -300,35 +283,14 @@ pub async fn write_batch(
 pub(super) type Bisected = Vec<(usize, Result<(), HubSpotError>)>;
 
 pub(super) fn bisect<'a>(
-    services: &'a Services,
-    token: &'a str,
-    portal: crate::domain::PortalId,
+    hubspot: &'a BudgetedHubSpot<'a>,
     object_type: HubSpotObjectType,
     items: Vec<(usize, u64, BTreeMap<String, String>)>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Bisected> + Send + 'a>> {
     Box::pin(async move {
-        if let Err(wait) = crate::app::budget::hubspot(services, portal, 1).await {
-            let error = HubSpotError::RateLimited {
-                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                daily: false,
-            };
-            return items
-                .into_iter()
-                .map(|(i, _, _)| (i, Err(error.clone())))
-                .collect();
-        }
         let updates: Vec<(u64, BTreeMap<String, String>)> =
             items.iter().map(|(_, id, p)| (*id, p.clone())).collect();
-        match crate::app::budget::metered(
-            services,
-            portal,
-            services
-                .write
-                .batch_update(token, object_type, &updates)
-                .await,
-        )
-        .await
-        {
+        match hubspot.batch_update(object_type, &updates).await {
             // Written, but for the inputs that failed alone (a 207).
             Ok(failed) => items
                 .into_iter()
@@ -340,8 +302,8 @@ pub(super) fn bisect<'a>(
             Err(HubSpotError::Rejected { .. } | HubSpotError::NotFound(_)) if items.len() > 1 => {
                 let mut items = items;
                 let right = items.split_off(items.len() / 2);
-                let mut out = bisect(services, token, portal, object_type, items).await;
-                out.extend(bisect(services, token, portal, object_type, right).await);
+                let mut out = bisect(hubspot, object_type, items).await;
+                out.extend(bisect(hubspot, object_type, right).await);
                 out
             }
             Err(error) => items
@@ -358,11 +320,6 @@ pub(super) async fn finish(
     outcome: Result<(), WriteError>,
     last_attempt: bool,
 ) -> Result<Applied, SyncFailure> {
-    if outcome.is_ok() {
-        // The write authenticated: a count of refused tokens starts over.
-        let written: Result<(), HubSpotError> = Ok(());
-        crate::app::tokens::note_auth(services, &pending.connection, &written).await;
-    }
     let PendingWrite {
         mut link,
         fields,

@@ -5,6 +5,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::app::Services;
+use crate::app::budgeted_hubspot::BudgetedHubSpot;
 use crate::app::history::{Attempt, record};
 use crate::domain::connection::ConnectionState;
 use crate::domain::{AccountId, BoardObjectKind, BoardRef, Code, HubSpotObjectType, LinkState};
@@ -161,6 +162,7 @@ pub async fn document_sent(
         }
     };
     let token = secrecy::ExposeSecret::expose_secret(&token).to_owned();
+    let hubspot = BudgetedHubSpot::new(services, &connection, &token);
     let now_ms = services.now_ms();
     match services
         .board_events
@@ -170,7 +172,7 @@ pub async fn document_sent(
     {
         Some(pending) if pending.starts_with(PENDING) => {
             // A previous attempt may have created it before failing: adopt it.
-            match services.write.find_note(&token, &marker).await {
+            match hubspot.find_note(&marker).await {
                 Ok(Some(id)) => {
                     services
                         .board_events
@@ -250,32 +252,13 @@ pub async fn document_sent(
         Err(e) if !last_attempt => return Err(SyncFailure::from(e)),
         Err(e) => warn!(error = %e, "project not read; the note goes without its contact"),
     }
-    if let Err(wait) = crate::app::budget::hubspot(services, connection.portal_id, 1).await {
-        let error = HubSpotError::RateLimited {
-            retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            daily: false,
-        };
-        return failure(
-            services,
-            link,
-            name,
-            WriteError::HubSpot(error),
-            last_attempt,
-            config.version,
-        )
-        .await;
-    }
     services
         .board_events
         .set_intent(account, &intent, &format!("{PENDING}:{now_ms}"), keep_until)
         .await?;
     let timestamp = services.clock.now().unix_timestamp() * 1000;
     let body = note_body(object, event_id);
-    match services
-        .write
-        .create_note(&token, &body, timestamp, &associations)
-        .await
-    {
+    match hubspot.create_note(&body, timestamp, &associations).await {
         Ok(id) => {
             services
                 .board_events

@@ -88,21 +88,9 @@ pub(super) async fn write(
     let token = crate::app::tokens::access_token(services, &connection.account_id)
         .await
         .map_err(WriteError::Token)?;
-    if let Err(wait) = crate::app::budget::hubspot(services, connection.portal_id, 1).await {
-        return Err(WriteError::HubSpot(HubSpotError::RateLimited {
-            retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            daily: false,
-        }));
-    }
-    let written = services
-        .write
-        .batch_update(
-            secrecy::ExposeSecret::expose_secret(&token),
-            link.hubspot.object_type,
-            &[(link.hubspot.id, properties)],
-        )
-        .await;
-    crate::app::budget::metered(services, connection.portal_id, written)
+    let token = secrecy::ExposeSecret::expose_secret(&token);
+    crate::app::budgeted_hubspot::BudgetedHubSpot::new(services, connection, token)
+        .batch_update(link.hubspot.object_type, &[(link.hubspot.id, properties)])
         .await
         .map_err(WriteError::HubSpot)
         .and_then(|failed| match failed.into_iter().next() {
@@ -139,12 +127,8 @@ pub(super) async fn failure(
         WriteError::HubSpot(HubSpotError::Rejected { message, .. }) => {
             (Code::HubspotApiError, Some(message))
         }
+        // Counted toward suspension by the budgeted port that made the call.
         WriteError::HubSpot(HubSpotError::Unauthorized(message)) => {
-            if let Err(e) =
-                crate::app::tokens::record_auth_failure(services, &link.account_id).await
-            {
-                warn!(error = %e, "authentication failure not counted");
-            }
             (Code::HubspotAuthInvalid, Some(message))
         }
         WriteError::HubSpot(HubSpotError::InvalidGrant(message)) => {

@@ -8,7 +8,7 @@ use tracing::{debug, warn};
 
 use super::decisions::*;
 use crate::app::Services;
-use crate::app::budget::metered;
+use crate::app::budgeted_hubspot::BudgetedHubSpot;
 use crate::app::failure::SyncFailure;
 use crate::app::tokens::{TokenError, access_token};
 use crate::domain::config::AccountConfig;
@@ -49,68 +49,32 @@ pub async fn sync_deals(
     debug!(deals = ids.len(), "reading deals with their associations");
     // Deals, two association reads, companies and contacts: five calls per 100 deals.
     let calls = 5 * ids.len().div_ceil(100) as u32;
-    crate::app::budget::hubspot(services, connection.portal_id, calls)
-        .await
-        .map_err(|wait| SyncFailure::Retry {
-            code: crate::domain::Code::HubspotUnavailable,
-            detail: format!("HubSpot budget spent; retry in {} ms", wait.as_millis()),
-            after: Some(wait),
-        })?;
-    let portal = connection.portal_id;
+    let hubspot = BudgetedHubSpot::new(services, connection, token);
+    hubspot.reserve(calls).await.map_err(SyncFailure::from)?;
     let mut read_wall = services.clock.now();
-    let read = services
-        .batch
-        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
-        .await;
-    crate::app::tokens::note_auth(services, connection, &read).await;
-    let (found, missing) = metered(services, portal, read)
+    let (found, missing) = hubspot
+        .batch_read(HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
         .await
         .map_err(SyncFailure::from)?;
-    let with_companies = metered(
-        services,
-        portal,
-        services
-            .batch
-            .batch_associations(
-                token,
-                HubSpotObjectType::Deal,
-                HubSpotObjectType::Company,
-                &ids,
-            )
-            .await,
-    )
-    .await
-    .map_err(SyncFailure::from)?;
-    let with_contacts = metered(
-        services,
-        portal,
-        services
-            .batch
-            .batch_associations(
-                token,
-                HubSpotObjectType::Deal,
-                HubSpotObjectType::Contact,
-                &ids,
-            )
-            .await,
-    )
-    .await
-    .map_err(SyncFailure::from)?;
+    let with_companies = hubspot
+        .batch_associations(HubSpotObjectType::Deal, HubSpotObjectType::Company, &ids)
+        .await
+        .map_err(SyncFailure::from)?;
+    let with_contacts = hubspot
+        .batch_associations(HubSpotObjectType::Deal, HubSpotObjectType::Contact, &ids)
+        .await
+        .map_err(SyncFailure::from)?;
     let company_ids: BTreeSet<u64> = with_companies.values().flatten().map(|a| a.id).collect();
     let contact_ids: BTreeSet<u64> = with_contacts.values().flatten().map(|a| a.id).collect();
     let companies = read_names(
-        services,
-        connection.portal_id,
-        token,
+        &hubspot,
         HubSpotObjectType::Company,
         &company_ids,
         &["name"],
     )
     .await?;
     let contacts = read_names(
-        services,
-        connection.portal_id,
-        token,
+        &hubspot,
         HubSpotObjectType::Contact,
         &contact_ids,
         &["lastname", "firstname", "email"],
@@ -126,7 +90,7 @@ pub async fn sync_deals(
     for i in 0..found.len() {
         if read_at.elapsed() > REREAD_AFTER && i + 1 < found.len() {
             read_wall = services.clock.now();
-            refresh(services, connection, token, &mut found[i..]).await;
+            refresh(&hubspot, &mut found[i..]).await;
             read_at = std::time::Instant::now();
         }
         let deal = &found[i];
@@ -194,14 +158,13 @@ pub(super) const REREAD_AFTER: std::time::Duration = std::time::Duration::from_s
 /// Companies' or contacts' names for drafts: copies younger than a minute
 /// (`directory`), the rest read in batches.
 pub(super) async fn read_names(
-    services: &Services,
-    portal: crate::domain::PortalId,
-    token: &str,
+    hubspot: &BudgetedHubSpot<'_>,
     kind: HubSpotObjectType,
     ids: &BTreeSet<u64>,
     properties: &[&str],
 ) -> Result<BTreeMap<u64, CrmObject>, SyncFailure> {
-    let names = &services.directory.crm_names;
+    let names = &hubspot.services().directory.crm_names;
+    let portal = hubspot.connection().portal_id;
     let key = |id: u64| crate::app::directory::crm_key(portal, kind, id);
     let mut out = BTreeMap::new();
     let mut missing: Vec<u64> = Vec::new();
@@ -216,16 +179,10 @@ pub(super) async fn read_names(
     if missing.is_empty() {
         return Ok(out);
     }
-    let (found, _) = metered(
-        services,
-        portal,
-        services
-            .batch
-            .batch_read(token, kind, &missing, properties)
-            .await,
-    )
-    .await
-    .map_err(SyncFailure::from)?;
+    let (found, _) = hubspot
+        .batch_read(kind, &missing, properties)
+        .await
+        .map_err(SyncFailure::from)?;
     for object in found {
         names.put(&key(object.id), object.clone());
         out.insert(object.id, object);

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use tracing::{debug, info, warn};
 
-use crate::app::budget::metered;
-
 use crate::app::Services;
+use crate::app::budgeted_hubspot::BudgetedHubSpot;
 use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
@@ -58,25 +57,12 @@ pub const DEAL_PROPERTIES: [&str; 11] = [
 ];
 
 /// Reads `deals` again (within the budget; on any failure they stay as read).
-pub(super) async fn refresh(
-    services: &Services,
-    connection: &Connection,
-    token: &str,
-    deals: &mut [CrmObject],
-) {
+pub(super) async fn refresh(hubspot: &BudgetedHubSpot<'_>, deals: &mut [CrmObject]) {
     let ids: Vec<u64> = deals.iter().map(|d| d.id).collect();
-    let calls = ids.len().div_ceil(100) as u32;
-    if crate::app::budget::hubspot(services, connection.portal_id, calls)
+    match hubspot
+        .batch_read(HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
         .await
-        .is_err()
     {
-        return;
-    }
-    let read = services
-        .batch
-        .batch_read(token, HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
-        .await;
-    match metered(services, connection.portal_id, read).await {
         Ok((fresh, _)) => {
             let mut fresh: BTreeMap<u64, CrmObject> =
                 fresh.into_iter().map(|o| (o.id, o)).collect();
@@ -146,10 +132,9 @@ pub(super) async fn decide(
             {
                 read_at = services.clock.now();
                 let mut fresh = [deal_now.clone()];
+                let token = secrecy::ExposeSecret::expose_secret(&token);
                 refresh(
-                    services,
-                    connection,
-                    secrecy::ExposeSecret::expose_secret(&token),
+                    &BudgetedHubSpot::new(services, connection, token),
                     &mut fresh,
                 )
                 .await;

@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::linked_deals::Outcome;
 use crate::app::Services;
+use crate::app::budgeted_hubspot::BudgetedHubSpot;
 use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::domain::config::AccountConfig;
@@ -324,7 +325,7 @@ pub async fn sync(
     services: &Services,
     connection: &Connection,
     config: &AccountConfig,
-    token: &str,
+    hubspot: &BudgetedHubSpot<'_>,
     read: Read<'_>,
     last_attempt: bool,
 ) -> Result<(), SyncFailure> {
@@ -348,7 +349,7 @@ pub async fn sync(
             .last_synced_at
             .is_some_and(|saved| saved >= read.read_at)
         {
-            read_again(services, connection, token, reference).await?
+            read_again(hubspot, reference).await?
         } else {
             None
         };
@@ -379,30 +380,15 @@ pub async fn sync(
 
 /// One linked object read again, inside the portal's budget.
 async fn read_again(
-    services: &Services,
-    connection: &Connection,
-    token: &str,
+    hubspot: &BudgetedHubSpot<'_>,
     reference: HubSpotRef,
 ) -> Result<Option<CrmObject>, SyncFailure> {
-    let portal = connection.portal_id;
-    crate::app::budget::hubspot(services, portal, 1)
-        .await
-        .map_err(|wait| SyncFailure::Retry {
-            code: Code::HubspotUnavailable,
-            detail: format!("HubSpot budget spent; retry in {} ms", wait.as_millis()),
-            after: Some(wait),
-        })?;
-    let read = services
-        .batch
+    let (found, _) = hubspot
         .batch_read(
-            token,
             reference.object_type,
             &[reference.id],
             &customer_mapping::read_properties(reference.object_type),
         )
-        .await;
-    crate::app::tokens::note_auth(services, connection, &read).await;
-    let (found, _) = crate::app::budget::metered(services, portal, read)
         .await
         .map_err(SyncFailure::from)?;
     Ok(found.into_iter().next())

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use tracing::{debug, info, warn};
 
 use crate::app::Services;
-use crate::app::budget::metered;
+use crate::app::budgeted_hubspot::BudgetedHubSpot;
 use crate::app::failure::SyncFailure;
 use crate::app::history::{Attempt, record};
 use crate::app::tokens::{TokenError, access_token};
@@ -65,13 +65,11 @@ pub async fn sync_others(
         return Ok(());
     }
     let calls = (companies.len().div_ceil(100) + contacts.len().div_ceil(100)) as u32;
-    crate::app::budget::hubspot(services, connection.portal_id, calls.max(1))
+    let hubspot = BudgetedHubSpot::new(services, connection, token);
+    hubspot
+        .reserve(calls.max(1))
         .await
-        .map_err(|wait| SyncFailure::Retry {
-            code: crate::domain::Code::HubspotUnavailable,
-            detail: format!("HubSpot budget spent; retry in {} ms", wait.as_millis()),
-            after: Some(wait),
-        })?;
+        .map_err(SyncFailure::from)?;
     let config = services.configs.config(&connection.account_id).await?;
     for (kind, ids) in [
         (HubSpotObjectType::Company, companies),
@@ -82,19 +80,15 @@ pub async fn sync_others(
         }
         let ids: Vec<u64> = ids.iter().copied().collect();
         let read_at = services.clock.now();
-        let read = services
-            .batch
-            .batch_read(token, kind, &ids, &customer_mapping::read_properties(kind))
-            .await;
-        crate::app::tokens::note_auth(services, connection, &read).await;
-        let (found, missing) = metered(services, connection.portal_id, read)
+        let (found, missing) = hubspot
+            .batch_read(kind, &ids, &customer_mapping::read_properties(kind))
             .await
             .map_err(SyncFailure::from)?;
         super::linked_others::sync(
             services,
             connection,
             &config,
-            token,
+            &hubspot,
             super::linked_others::Read {
                 object_type: kind,
                 found: &found,

@@ -7,7 +7,7 @@ use tracing::{debug, warn};
 
 use crate::app::Services;
 use crate::app::jobs::{BoardEvent, BoardEventType};
-use crate::domain::{BoardObjectKind, BoardRef};
+use crate::domain::BoardObjectKind;
 use crate::ports::{Admission, ReceivedMessage, StoreError};
 
 use crate::app::jobs::EVENT_MEMORY;
@@ -24,35 +24,23 @@ pub(super) async fn planned_events<'m>(
     let mut results: Vec<(&'m ReceivedMessage, Result<(), SyncFailure>)> = Vec::new();
     let mut newest: std::collections::BTreeMap<(String, &'static str, u64), usize> =
         Default::default();
-    let mut objects = Vec::with_capacity(events.len());
-    for (i, (message, event)) in events.iter().enumerate() {
-        match board_object(event) {
-            Ok(object) => {
-                objects.push(Some(object));
-                let key = (
-                    event.account_id.to_string(),
-                    object.kind.as_str(),
-                    object.id,
-                );
-                let keep = newest
-                    .get(&key)
-                    .is_none_or(|j| events[*j].1.version < event.version);
-                if keep {
-                    newest.insert(key, i);
-                }
-            }
-            Err(failure) => {
-                objects.push(None);
-                results.push((message, Err(failure)));
-            }
+    for (i, (_, event)) in events.iter().enumerate() {
+        let object = event.target;
+        let key = (
+            event.account_id.to_string(),
+            object.kind.as_str(),
+            object.id,
+        );
+        let keep = newest
+            .get(&key)
+            .is_none_or(|j| events[*j].1.version < event.version);
+        if keep {
+            newest.insert(key, i);
         }
     }
     let chosen: HashSet<usize> = newest.values().copied().collect();
     let mut pending = Vec::new();
     for (i, (message, event)) in events.iter().enumerate() {
-        if objects[i].is_none() {
-            continue;
-        }
         if !chosen.contains(&i) {
             debug!(event_id = %event.event_id, version = event.version, "superseded by a newer event in the same batch");
             results.push((message, Ok(())));
@@ -62,17 +50,16 @@ pub(super) async fn planned_events<'m>(
             if !admit(services, event, message.receive_count).await? {
                 return Ok(None);
             }
-            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
-                .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
+            let snapshot = &event.object;
             let account = &event.account_id;
-            match board_object(event)?.kind {
+            match event.target.kind {
                 BoardObjectKind::Project => {
-                    crate::app::board_to_hubspot::plan_project(services, account, false, &snapshot)
+                    crate::app::board_to_hubspot::plan_project(services, account, false, snapshot)
                         .await
                 }
                 kind => {
                     crate::app::board_to_hubspot::plan_customer_or_contact(
-                        services, account, kind, false, &snapshot,
+                        services, account, kind, false, snapshot,
                     )
                     .await
                 }
@@ -82,12 +69,7 @@ pub(super) async fn planned_events<'m>(
         match planned.await {
             Ok(Some(crate::app::board_to_hubspot::Plan::Write(write))) => {
                 let last = message.receive_count >= crate::app::services::MAX_RECEIVES;
-                let at = time::OffsetDateTime::parse(
-                    &event.occurred_at,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .ok();
-                pending.push((i, (*write).with_occurred_at(at), last));
+                pending.push((i, (*write).with_occurred_at(Some(event.occurred_at)), last));
             }
             Ok(plan) => {
                 debug!(event_id = %event.event_id, admitted = plan.is_some(), version = event.version, "board event needs no write");
@@ -123,9 +105,7 @@ pub(super) async fn planned_events<'m>(
 
 /// Forgets an event whose effect failed transiently, so its redelivery is applied.
 pub(super) async fn release(services: &Services, event: &BoardEvent) {
-    let Ok(object) = board_object(event) else {
-        return;
-    };
+    let object = event.target;
     let version = if event.event_type == BoardEventType::DocumentSent {
         0
     } else {
@@ -140,37 +120,6 @@ pub(super) async fn release(services: &Services, event: &BoardEvent) {
     }
 }
 
-pub(super) fn board_object(event: &BoardEvent) -> Result<BoardRef, SyncFailure> {
-    use crate::app::jobs::BoardEventType as T;
-    let kind = match event.event_type {
-        T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted | T::DocumentSent => {
-            BoardObjectKind::Project
-        }
-        T::CustomerCreated | T::CustomerUpdated | T::CustomerDeleted => BoardObjectKind::Customer,
-        T::ContactCreated | T::ContactUpdated | T::ContactDeleted => {
-            BoardObjectKind::CustomerContact
-        }
-    };
-    #[derive(serde::Deserialize)]
-    struct Snapshot {
-        #[serde(default)]
-        id: Option<u64>,
-        #[serde(default)]
-        project_id: Option<u64>,
-    }
-    let snapshot: Snapshot = serde_json::from_str(event.object.get())
-        .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
-    let id = if event.event_type == crate::app::jobs::BoardEventType::DocumentSent {
-        snapshot.project_id
-    } else {
-        snapshot.id
-    };
-    let id = id
-        .filter(|id| *id > 0)
-        .ok_or_else(|| SyncFailure::Poison("invalid board event: object has no id".into()))?;
-    Ok(BoardRef { kind, id })
-}
-
 /// Whether an event is to be applied: first sightings whose version moves
 /// forward (admitted in one store operation, so a failure can never leave an
 /// event seen without its version), and redeliveries of this very message
@@ -180,7 +129,7 @@ pub(super) async fn admit(
     event: &BoardEvent,
     receive_count: u32,
 ) -> Result<bool, SyncFailure> {
-    let object = board_object(event)?;
+    let object = event.target;
     let now = services.clock.now();
     // Documents are events, not versions of the project.
     let versioned =
@@ -240,56 +189,45 @@ pub(super) async fn board_event(
 ) -> Result<(), SyncFailure> {
     use crate::app::jobs::BoardEventType as T;
     let last_attempt = receive_count >= crate::app::services::MAX_RECEIVES;
-    let object = board_object(event)?;
     if !admit(services, event, receive_count).await? {
         return Ok(());
     }
     let result = match event.event_type {
         T::ProjectCreated | T::ProjectUpdated | T::ProjectDeleted => {
-            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
-                .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
             crate::app::board_to_hubspot::project_event(
                 services,
                 &event.account_id,
                 event.event_type == T::ProjectDeleted,
-                &snapshot,
+                &event.object,
                 last_attempt,
             )
             .await
             .map(|applied| debug!(event_id = %event.event_id, ?applied, "project event applied"))
         }
-        T::DocumentSent => {
-            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
-                .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
-            crate::app::board_to_hubspot::document_sent(
-                services,
-                &event.account_id,
-                &event.event_id,
-                &snapshot,
-                last_attempt,
-            )
-            .await
-            .map(|applied| debug!(event_id = %event.event_id, ?applied, "document event applied"))
-        }
+        T::DocumentSent => crate::app::board_to_hubspot::document_sent(
+            services,
+            &event.account_id,
+            &event.event_id,
+            &event.object,
+            last_attempt,
+        )
+        .await
+        .map(|applied| debug!(event_id = %event.event_id, ?applied, "document event applied")),
         T::CustomerCreated
         | T::CustomerUpdated
         | T::CustomerDeleted
         | T::ContactCreated
         | T::ContactUpdated
-        | T::ContactDeleted => {
-            let snapshot: serde_json::Value = serde_json::from_str(event.object.get())
-                .map_err(|e| SyncFailure::Poison(format!("invalid board event: object: {e}")))?;
-            crate::app::board_to_hubspot::customer_or_contact_event(
-                services,
-                &event.account_id,
-                object.kind,
-                matches!(event.event_type, T::CustomerDeleted | T::ContactDeleted),
-                &snapshot,
-                last_attempt,
-            )
-            .await
-            .map(|applied| debug!(event_id = %event.event_id, ?applied, "board event applied"))
-        }
+        | T::ContactDeleted => crate::app::board_to_hubspot::customer_or_contact_event(
+            services,
+            &event.account_id,
+            event.target.kind,
+            event.event_type.is_deletion(),
+            &event.object,
+            last_attempt,
+        )
+        .await
+        .map(|applied| debug!(event_id = %event.event_id, ?applied, "board event applied")),
     };
     match result {
         Ok(()) => Ok(()),
