@@ -66,6 +66,10 @@ pub struct Settings {
     pub suspend_after: u32,
     /// board's API limit per account (about 3 per second); the worker uses 80 %.
     pub board_rate_per_second: u32,
+    /// Tenants (`account:<id>`, `portal:<id>`: the queues' `MessageGroupId`)
+    /// whose background work is paused by on-call (`PAUSED_TENANTS`, comma
+    /// separated): their messages wait in the queue, nothing of theirs runs.
+    pub paused_tenants: std::collections::BTreeSet<String>,
     /// How long history entries and decisions are kept (TTL removes them later).
     pub history_retention: time::Duration,
     pub decision_retention: time::Duration,
@@ -227,7 +231,15 @@ impl Settings {
         };
         let history_retention = days("HISTORY_RETENTION_DAYS", "180")?;
         let decision_retention = days("DECISION_RETENTION_DAYS", "30")?;
+        let paused_tenants = get("PAUSED_TENANTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
         let settings = Self {
+            paused_tenants,
             history_retention,
             decision_retention,
             board_credentials,

@@ -296,6 +296,11 @@ pub trait WorkQueue: Send + Sync {
     async fn delete(&self, receipt: &str) -> StoreResult<()>;
     /// Makes the message visible again after `delay` (retry later, without sleeping).
     async fn retry_after(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
+    /// Puts a message back to be received again after `delay` (at most 15
+    /// minutes) as a fresh message: its receive count starts over, so waiting
+    /// its turn never counts toward the dead-letter queue. A copy is sent, then
+    /// the received one deleted.
+    async fn defer(&self, message: &ReceivedMessage, delay: Duration) -> StoreResult<()>;
     /// Moves a message to the dead-letter queue with the reason attached.
     async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> StoreResult<()>;
     /// Looks at up to `max` dead letters without taking them: they stay visible
@@ -303,6 +308,33 @@ pub trait WorkQueue: Send + Sync {
     async fn receive_dead_letters(&self, max: usize) -> StoreResult<Vec<ReceivedMessage>>;
     /// Moves up to `max` dead letters back to the work queue; returns how many.
     async fn redrive(&self, max: usize) -> StoreResult<usize>;
+}
+
+/// The tenant a message belongs to, sent as its `MessageGroupId` so SQS fair
+/// queues (and the embedded queue, which keeps the same rule) serve a quiet
+/// tenant before a noisy one's backlog: board's account for its change events
+/// and for catch-ups, the HubSpot portal for webhook jobs, `service` for the
+/// scheduled jobs. A body that is not JSON is a tenant of its own (`unknown`).
+pub fn tenant_of(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        account_id: Option<String>,
+        #[serde(default)]
+        portal_id: Option<u64>,
+    }
+    match serde_json::from_str::<Probe>(body) {
+        Ok(Probe {
+            account_id: Some(account),
+            ..
+        }) => format!("account:{account}"),
+        Ok(Probe {
+            portal_id: Some(portal),
+            ..
+        }) => format!("portal:{portal}"),
+        Ok(_) => "service".to_owned(),
+        Err(_) => "unknown".to_owned(),
+    }
 }
 
 /// Encrypts secrets at rest (AES-256-GCM) and fingerprints them for comparison.

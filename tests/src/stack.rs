@@ -36,6 +36,11 @@ pub fn jwt(account: &str, role: &str, user: u64) -> String {
 impl Run {
     /// The stack on a free port with webhooks flushed every 20 ms.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The stack with these settings beside the defaults (e.g. `PAUSED_TENANTS`).
+    pub async fn start_with(extra: &[(&str, &str)]) -> Self {
         // `RUST_LOG=debug cargo test …` shows the stack's logs.
         if std::env::var_os("RUST_LOG").is_some() {
             board_hubspot::telemetry::init();
@@ -45,8 +50,17 @@ impl Run {
         drop(probe);
         let base = format!("http://{addr}");
         let public = base.clone();
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let settings = Settings::from_lookup(
-            move |n| (n == "PUBLIC_BASE_URL").then(|| public.clone()),
+            move |n| {
+                if n == "PUBLIC_BASE_URL" {
+                    return Some(public.clone());
+                }
+                extra.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+            },
             true,
         )
         .unwrap();

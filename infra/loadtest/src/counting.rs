@@ -35,6 +35,10 @@ impl WorkQueue for CountingQueue {
     async fn retry_after(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
         self.inner.retry_after(receipt, delay).await
     }
+    async fn defer(&self, message: &ReceivedMessage, delay: Duration) -> StoreResult<()> {
+        self.send_calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.defer(message, delay).await
+    }
     async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> StoreResult<()> {
         self.inner.dead_letter(message, reason).await
     }

@@ -1,6 +1,13 @@
 //! An in-memory queue with SQS's semantics: invisible while being worked on,
 //! visible again after the visibility timeout or an explicit delay, moved to the
-//! dead-letter queue on the receive after `max_receives`.
+//! dead-letter queue on the receive after `max_receives`; and SQS fair queues'
+//! delivery rule (messages grouped by tenant, `MessageGroupId`): a tenant with more
+//! than 10 % of the in-flight messages and at least 30 of its own is noisy, and
+//! every other tenant's visible messages are delivered before its own; among noisy
+//! tenants, the one with the fewest in flight first
+//! (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues-detailed.html).
+//! SQS also counts a tenant noisy by its share of recent processing time; this
+//! queue does not, so it is never fairer than SQS.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +22,8 @@ use crate::ports::{ReceivedMessage, StoreError, StoreResult, WorkQueue};
 #[derive(Debug, Clone)]
 struct Stored {
     id: String,
+    /// The tenant (`MessageGroupId`).
+    group: String,
     body: String,
     attributes: Vec<(String, String)>,
     visible_at: Instant,
@@ -41,11 +50,16 @@ impl Lane {
     }
 
     fn push(&self, body: String, attributes: Vec<(String, String)>) {
+        self.push_after(body, attributes, Duration::ZERO);
+    }
+
+    fn push_after(&self, body: String, attributes: Vec<(String, String)>, delay: Duration) {
         self.lock().push(Stored {
             id: uuid::Uuid::new_v4().to_string(),
+            group: crate::ports::tenant_of(&body),
             body,
             attributes,
-            visible_at: Instant::now(),
+            visible_at: Instant::now() + delay,
             receive_count: 0,
             receipt: None,
         });
@@ -96,17 +110,19 @@ impl MemoryQueue {
         let mut overdue = Vec::new();
         {
             let mut messages = lane.lock();
-            let mut i = 0;
-            while i < messages.len() && taken.len() < max {
+            // Received too often: to the dead-letter queue on this receive, as SQS's redrive does.
+            if let Some(limit) = dead_letter_over {
+                let mut i = 0;
+                while i < messages.len() {
+                    if messages[i].visible_at <= now && messages[i].receive_count >= limit {
+                        overdue.push(messages.remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            for i in fair_order(&messages, now, max) {
                 let m = &mut messages[i];
-                if m.visible_at > now {
-                    i += 1;
-                    continue;
-                }
-                if dead_letter_over.is_some_and(|limit| m.receive_count >= limit) {
-                    overdue.push(messages.remove(i));
-                    continue;
-                }
                 m.receive_count += 1;
                 m.visible_at = now + visibility;
                 let receipt = uuid::Uuid::new_v4().to_string();
@@ -118,7 +134,6 @@ impl MemoryQueue {
                     receive_count: m.receive_count,
                     attributes: m.attributes.clone(),
                 });
-                i += 1;
             }
         }
         for mut m in overdue {
@@ -139,6 +154,50 @@ impl MemoryQueue {
         Some(messages.remove(index))
     }
 }
+
+/// Up to `max` visible messages' indexes in delivery order: quiet tenants'
+/// first (in arrival order), then noisy tenants', the one with the fewest in
+/// flight first. One pass to count, one to choose: O(messages) per receive.
+fn fair_order(messages: &[Stored], now: Instant, max: usize) -> Vec<usize> {
+    let mut in_flight: std::collections::HashMap<&str, usize> = Default::default();
+    for m in messages
+        .iter()
+        .filter(|m| m.receipt.is_some() && m.visible_at > now)
+    {
+        *in_flight.entry(m.group.as_str()).or_default() += 1;
+    }
+    let total: usize = in_flight.values().sum();
+    let noisy = |group: &str| {
+        let own = in_flight.get(group).copied().unwrap_or(0);
+        own >= NOISY_IN_FLIGHT && own * 10 > total
+    };
+    let mut quiet = Vec::new();
+    let mut held: std::collections::BTreeMap<(usize, &str), Vec<usize>> = Default::default();
+    for (i, m) in messages.iter().enumerate() {
+        if m.visible_at > now {
+            continue;
+        }
+        let group = m.group.as_str();
+        if noisy(group) {
+            let key = (in_flight.get(group).copied().unwrap_or(0), group);
+            let waiting = held.entry(key).or_default();
+            if waiting.len() < max {
+                waiting.push(i);
+            }
+        } else {
+            quiet.push(i);
+            if quiet.len() == max {
+                break;
+            }
+        }
+    }
+    quiet.extend(held.into_values().flatten());
+    quiet.truncate(max);
+    quiet
+}
+
+/// In-flight messages a tenant needs (beside a 10 % share) to count as noisy.
+const NOISY_IN_FLIGHT: usize = 30;
 
 #[async_trait]
 impl WorkQueue for MemoryQueue {
@@ -192,6 +251,16 @@ impl WorkQueue for MemoryQueue {
         {
             m.visible_at = Instant::now() + delay;
         }
+        Ok(())
+    }
+
+    async fn defer(&self, message: &ReceivedMessage, delay: Duration) -> StoreResult<()> {
+        if delay > super::MAX_DELAY {
+            return Err(StoreError::Limit("message delay above 15 minutes".into()));
+        }
+        self.work
+            .push_after(message.body.clone(), message.attributes.clone(), delay);
+        Self::remove(&self.work, &message.receipt);
         Ok(())
     }
 

@@ -8,6 +8,8 @@ pub const REASON_ATTRIBUTE: &str = "reason";
 /// SQS limits: 10 messages a batch, 256 KiB a request.
 pub const MAX_BATCH: usize = 10;
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// SQS's longest message delay (`DelaySeconds`).
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// Splits bodies into batches within SQS's count and size limits.
 pub(crate) fn batches(bodies: &[String]) -> Vec<&[String]> {
@@ -32,6 +34,25 @@ pub(crate) fn batches(bodies: &[String]) -> Vec<&[String]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::ports::tenant_of;
+
+    #[test]
+    fn messages_are_grouped_by_their_tenant() {
+        let event =
+            r#"{"event_id":"e","account_id":"acct-a","type":"project.updated","object":{"id":1}}"#;
+        assert_eq!(tenant_of(event), "account:acct-a");
+        assert_eq!(
+            tenant_of(r#"{"job":"catch_up","account_id":"acct-b"}"#),
+            "account:acct-b"
+        );
+        assert_eq!(
+            tenant_of(r#"{"job":"hubspot_events","portal_id":42,"events":[]}"#),
+            "portal:42"
+        );
+        assert_eq!(tenant_of(r#"{"job":"poll_lifecycle"}"#), "service");
+        assert_eq!(tenant_of("not json"), "unknown");
+    }
 
     #[test]
     fn batches_respect_count_and_size() {

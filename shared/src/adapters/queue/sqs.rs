@@ -171,6 +171,7 @@ impl SqsQueue {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(body)
+                        .message_group_id(crate::ports::tenant_of(body))
                         .build()
                         .map_err(|e| StoreError::Unavailable(e.into()))
                 })
@@ -288,10 +289,34 @@ impl WorkQueue for SqsQueue {
             .send_message()
             .queue_url(&self.dead_letter_url)
             .message_body(&message.body)
+            .message_group_id(crate::ports::tenant_of(&message.body))
             .set_message_attributes(Some(attributes))
             .send()
             .await
             .map_err(|e| unavailable("SendMessage (DLQ)", e))?;
+        self.delete(&message.receipt).await
+    }
+
+    async fn defer(&self, message: &ReceivedMessage, delay: Duration) -> StoreResult<()> {
+        if delay > super::MAX_DELAY {
+            return Err(StoreError::Limit("message delay above 15 minutes".into()));
+        }
+        let mut attributes: HashMap<String, MessageAttributeValue> = HashMap::new();
+        for (k, v) in &message.attributes {
+            attributes.insert(k.clone(), string_attribute(v)?);
+        }
+        // Send first, then delete, as for dead letters: a crash in between
+        // leaves two copies, which the worker's dedupe absorbs.
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(&message.body)
+            .message_group_id(crate::ports::tenant_of(&message.body))
+            .delay_seconds(i32::try_from(delay.as_secs()).expect("bounded"))
+            .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+            .send()
+            .await
+            .map_err(|e| unavailable("SendMessage (deferred)", e))?;
         self.delete(&message.receipt).await
     }
 

@@ -163,57 +163,77 @@ pub async fn apply(
     {
         return Ok(());
     }
-    for connection in connections {
-        match connection.state {
-            ConnectionState::Active => {
-                for (kind, survivor, merged) in &coalesced.merges {
-                    move_merged_links(services, connection, *kind, *survivor, merged).await?;
-                }
-                if !coalesced.deals.is_empty() {
-                    sync_deals(services, connection, &coalesced.deals, last_attempt).await?;
-                }
-                if !coalesced.companies.is_empty() || !coalesced.contacts.is_empty() {
-                    sync_others(
-                        services,
-                        connection,
-                        &coalesced.companies,
-                        &coalesced.contacts,
-                        last_attempt,
-                    )
-                    .await?;
-                }
+    // Each account of the portal on its own: one account's board budget never
+    // holds another's changes (they run side by side); the first failure is
+    // the batch's (what succeeded is not redone: baselines make it an echo).
+    let results = futures_util::future::join_all(
+        connections
+            .iter()
+            .map(|connection| apply_to(services, connection, &coalesced, last_attempt)),
+    )
+    .await;
+    results
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(|_| ())
+}
+
+/// The coalesced events of one batch, for one account of the portal.
+async fn apply_to(
+    services: &Services,
+    connection: &Connection,
+    coalesced: &Coalesced,
+    last_attempt: bool,
+) -> Result<(), SyncFailure> {
+    match connection.state {
+        ConnectionState::Active => {
+            for (kind, survivor, merged) in &coalesced.merges {
+                move_merged_links(services, connection, *kind, *survivor, merged).await?;
             }
-            ConnectionState::Suspended => {
-                // Each attempt on a suspended connection is recorded (SPEC §3.8).
-                let config_version = services
-                    .configs
-                    .config(&connection.account_id)
-                    .await?
-                    .version;
-                for deal in coalesced.deals.keys() {
-                    record(
-                        services,
-                        Attempt {
-                            account: &connection.account_id,
-                            direction: Direction::HubspotToBoard,
-                            hubspot: Some(HubSpotRef {
-                                object_type: HubSpotObjectType::Deal,
-                                id: *deal,
-                            }),
-                            board: None,
-                            name: None,
-                            code: Some(Code::IntegrationSuspended),
-                            action: None,
-                            detail: None,
-                            warnings: Vec::new(),
-                            config_version,
-                        },
-                    )
-                    .await;
-                }
+            if !coalesced.deals.is_empty() {
+                sync_deals(services, connection, &coalesced.deals, last_attempt).await?;
             }
-            _ => {}
+            if !coalesced.companies.is_empty() || !coalesced.contacts.is_empty() {
+                sync_others(
+                    services,
+                    connection,
+                    &coalesced.companies,
+                    &coalesced.contacts,
+                    last_attempt,
+                )
+                .await?;
+            }
         }
+        ConnectionState::Suspended => {
+            // Each attempt on a suspended connection is recorded (SPEC §3.8).
+            let config_version = services
+                .configs
+                .config(&connection.account_id)
+                .await?
+                .version;
+            for deal in coalesced.deals.keys() {
+                record(
+                    services,
+                    Attempt {
+                        account: &connection.account_id,
+                        direction: Direction::HubspotToBoard,
+                        hubspot: Some(HubSpotRef {
+                            object_type: HubSpotObjectType::Deal,
+                            id: *deal,
+                        }),
+                        board: None,
+                        name: None,
+                        code: Some(Code::IntegrationSuspended),
+                        action: None,
+                        detail: None,
+                        warnings: Vec::new(),
+                        config_version,
+                    },
+                )
+                .await;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }

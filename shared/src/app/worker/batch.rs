@@ -13,6 +13,9 @@ use super::failure::*;
 use super::hubspot_jobs::*;
 use crate::app::failure::SyncFailure;
 
+/// How often a paused tenant's messages come back to look whether it still is.
+pub const PAUSE_RECHECK: std::time::Duration = std::time::Duration::from_secs(900);
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// Message ids to report as failures (their visibility was already set).
@@ -38,8 +41,67 @@ pub(super) fn is_board_queue(services: &Services, source: &dyn WorkQueue) -> boo
 /// Processes messages received from `source`, the queue that dead letters and
 /// delayed retries go back through. Messages from board's events queue must be
 /// board change events: a job there is poison.
+///
+/// Each tenant's messages (board's account, HubSpot's portal: the queue's
+/// `MessageGroupId`) are worked on concurrently with the other tenants': a
+/// tenant pacing on its spent budget never holds another tenant's change that
+/// came in the same batch.
 #[instrument(skip_all, fields(messages = messages.len()))]
 pub async fn process_batch(
+    services: &Services,
+    source: &dyn WorkQueue,
+    messages: &[ReceivedMessage],
+) -> BatchOutcome {
+    let mut tenants: std::collections::BTreeMap<String, Vec<ReceivedMessage>> = Default::default();
+    for message in messages {
+        tenants
+            .entry(crate::ports::tenant_of(&message.body))
+            .or_default()
+            .push(message.clone());
+    }
+    let outcomes = futures_util::future::join_all(tenants.iter().map(|(tenant, messages)| async {
+        if services.settings.paused_tenants.contains(tenant) {
+            paused(source, tenant, messages).await
+        } else {
+            process_tenant(services, source, messages).await
+        }
+    }))
+    .await;
+    let mut outcome = BatchOutcome::default();
+    for part in outcomes {
+        outcome.retry.extend(part.retry);
+        outcome.done.extend(part.done);
+        outcome.dead_lettered += part.dead_lettered;
+    }
+    outcome
+}
+
+/// A paused tenant's messages (`PAUSED_TENANTS`) wait in the queue, received
+/// again every 15 minutes, their receive counts starting over each time.
+async fn paused(
+    source: &dyn WorkQueue,
+    tenant: &str,
+    messages: &[ReceivedMessage],
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    for message in messages {
+        match source.defer(message, PAUSE_RECHECK).await {
+            Ok(()) => outcome.done.push(message.message_id.clone()),
+            Err(error) => {
+                warn!(%tenant, %error, "paused tenant's message not put back; retried later");
+                if let Err(e) = source.retry_after(&message.receipt, PAUSE_RECHECK).await {
+                    warn!(error = %e, "could not delay the retry either");
+                }
+                outcome.retry.push(message.message_id.clone());
+            }
+        }
+    }
+    tracing::info!(%tenant, messages = messages.len(), "tenant paused: messages put back");
+    outcome
+}
+
+/// One tenant's messages of a batch.
+async fn process_tenant(
     services: &Services,
     source: &dyn WorkQueue,
     messages: &[ReceivedMessage],
