@@ -70,6 +70,8 @@ pub struct Settings {
     /// whose background work is paused by on-call (`PAUSED_TENANTS`, comma
     /// separated): their messages wait in the queue, nothing of theirs runs.
     pub paused_tenants: std::collections::BTreeSet<String>,
+    /// CloudWatch namespace of the worker's embedded metrics (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
     /// How long history entries and decisions are kept (TTL removes them later).
     pub history_retention: time::Duration,
     pub decision_retention: time::Duration,
@@ -240,6 +242,7 @@ impl Settings {
             .collect();
         let settings = Self {
             paused_tenants,
+            metrics_namespace: text("METRICS_NAMESPACE", Some("board-hubspot-local"))?,
             history_retention,
             decision_retention,
             board_credentials,

@@ -466,6 +466,10 @@ pub enum HubSpotError {
     /// limit was hit (`policyName: DAILY`), which lasts until the portal's midnight.
     #[error("rate limited, retry after {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64, daily: bool },
+    /// Not sent: the portal's background budget (ours, shared by every
+    /// instance) has no room for this call within a pacing step.
+    #[error("over the portal's budget for {retry_after_ms} ms")]
+    OverBudget { retry_after_ms: u64 },
     /// 5xx, timeouts, connection failures.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -595,6 +599,9 @@ pub enum BoardError {
     },
     #[error("rate limited, retry after {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
+    /// Not sent: the account's background budget (ours) has no room within a pacing step.
+    #[error("over the account's budget for {retry_after_ms} ms")]
+    OverBudget { retry_after_ms: u64 },
     #[error("unavailable: {0}")]
     Unavailable(String),
 }

@@ -61,3 +61,67 @@ async fn a_paused_tenant_waits_in_the_queue_while_the_others_sync() {
     );
     run.stack.shutdown().await;
 }
+
+/// A tenant whose HubSpot budget is held (HubSpot said its window is nearly
+/// spent) waits its turn: its message goes back as a fresh one, on its last
+/// receive too, and nothing is recorded as a failure nor dead-lettered.
+#[tokio::test]
+async fn a_change_over_its_tenants_budget_waits_its_turn_without_counting_as_a_failure() {
+    let run = Run::connected("acct-a").await;
+    let linked = run.linked_deal("acct-a", "順番待ち").await;
+    run.settle().await;
+    let services = &run.stack.services;
+    let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
+    let portal = services
+        .connections
+        .get_connection(&account)
+        .await
+        .unwrap()
+        .unwrap()
+        .portal_id;
+    // HubSpot's headers said 0 of 110 left: the portal's background work is held for 3 s.
+    let held: Result<(), _> = board_hubspot::app::budget::metered(
+        services,
+        portal,
+        Ok(board_hubspot::ports::Metered {
+            value: (),
+            rate: Some(board_hubspot::ports::RateWindow {
+                max: 110,
+                remaining: 0,
+                interval_ms: 3_000,
+            }),
+        }),
+    )
+    .await;
+    assert!(held.is_ok());
+    let errors_before = run.entries("acct-a", "status", "error").await.len();
+    let event = json!({"event_id": "over-budget", "account_id": "acct-a", "type": "project.updated",
+        "occurred_at": "2026-12-07T10:00:00+09:00", "version": 1_000,
+        "object": {"id": linked.project, "name": "順番待ち(改)", "order_status": 1}});
+    let message = board_hubspot::ports::ReceivedMessage {
+        message_id: "m-over-budget".into(),
+        receipt: "r-over-budget".into(),
+        body: event.to_string(),
+        // Its last receive: a failure would now be recorded, a wait must not be.
+        receive_count: board_hubspot::app::services::MAX_RECEIVES,
+        attributes: Vec::new(),
+    };
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        std::slice::from_ref(&message),
+    )
+    .await;
+    assert_eq!(outcome.done, ["m-over-budget"], "{outcome:?}");
+    assert!(outcome.retry.is_empty() && outcome.dead_lettered == 0);
+    assert_eq!(
+        run.entries("acct-a", "status", "error").await.len(),
+        errors_before,
+        "waiting is not a failure"
+    );
+    assert_ne!(deal_name(&run, &linked.deal).await, "順番待ち(改)");
+    // The fresh copy comes back after the hold and applies.
+    let renamed = tests::eventually!(deal_name(&run, &linked.deal).await, |n| n == "順番待ち(改)");
+    assert_eq!(renamed, "順番待ち(改)");
+    run.stack.shutdown().await;
+}

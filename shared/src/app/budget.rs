@@ -255,7 +255,7 @@ impl BudgetedBoard {
             1,
         )
         .await
-        .map_err(|wait| BoardError::RateLimited {
+        .map_err(|wait| BoardError::OverBudget {
             retry_after_ms: wait.as_millis() as u64,
         })
     }

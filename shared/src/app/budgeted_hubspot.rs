@@ -24,11 +24,10 @@ pub struct BudgetedHubSpot<'a> {
     prepaid: AtomicU32,
 }
 
-/// A budget wait handed back as HubSpot's own refusal would be: retried after `wait`.
+/// A budget wait handed back: the message is deferred by `wait` (`SyncFailure::Deferred`).
 fn refused(wait: Duration) -> HubSpotError {
-    HubSpotError::RateLimited {
+    HubSpotError::OverBudget {
         retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-        daily: false,
     }
 }
 

@@ -22,6 +22,12 @@ pub enum SyncFailure {
         detail: String,
         after: Option<Duration>,
     },
+    /// Not a failure: the tenant's own rate budget is spent for now (our budget,
+    /// not the other side's refusal). The message goes back as a fresh one
+    /// after `after` (`WorkQueue::defer`), so waiting its turn never counts
+    /// toward the dead-letter queue, and the invocation moves on.
+    #[error("deferred: the tenant's budget is spent for {after:?}")]
+    Deferred { after: Duration },
     /// A conditional write lost (the link, draft or ledger changed meanwhile):
     /// nothing was written; read again and redo soon.
     #[error("changed concurrently")]
@@ -55,6 +61,7 @@ impl SyncFailure {
                 detail: detail.clone(),
                 after: *after,
             },
+            Self::Deferred { after } => Self::Deferred { after: *after },
             Self::Conflict => Self::Conflict,
             Self::Store(e) => Self::Store(StoreError::Unavailable(anyhow::anyhow!(e.to_string()))),
             Self::Poison(reason) => Self::Poison(reason.clone()),
@@ -65,6 +72,7 @@ impl SyncFailure {
     pub fn code(&self) -> Code {
         match self {
             Self::Retry { code, .. } => *code,
+            Self::Deferred { .. } => Code::HubspotUnavailable,
             Self::Conflict | Self::Store(_) | Self::Poison(_) => Code::InternalError,
         }
     }
@@ -93,6 +101,9 @@ impl From<HubSpotError> for SyncFailure {
                 detail,
                 after: Some(Duration::from_millis(retry_after_ms)),
             },
+            HubSpotError::OverBudget { retry_after_ms } => Self::Deferred {
+                after: Duration::from_millis(retry_after_ms),
+            },
             HubSpotError::NotFound(_)
             | HubSpotError::Rejected { .. }
             | HubSpotError::Unavailable(_) => Self::retry(Code::HubspotUnavailable, detail),
@@ -110,6 +121,9 @@ impl From<BoardError> for SyncFailure {
                 code: Code::BoardUnavailable,
                 detail,
                 after: Some(Duration::from_millis(retry_after_ms)),
+            },
+            BoardError::OverBudget { retry_after_ms } => Self::Deferred {
+                after: Duration::from_millis(retry_after_ms),
             },
             BoardError::Rejected { .. } => Self::retry(Code::BoardApiError, detail),
             BoardError::NotFound | BoardError::Unavailable(_) => {

@@ -137,6 +137,10 @@ pub(super) async fn failure(
         WriteError::HubSpot(HubSpotError::Forbidden(message)) => {
             (Code::HubspotScopeInsufficient, Some(message))
         }
+        // Our own budget: the change waits its turn, never recorded as a failure.
+        WriteError::HubSpot(e @ HubSpotError::OverBudget { .. }) => {
+            return Err(SyncFailure::from(e));
+        }
         WriteError::HubSpot(
             e @ (HubSpotError::RateLimited { .. } | HubSpotError::Unavailable(_)),
         ) => {

@@ -436,6 +436,8 @@ async fn board_failure(
             ))
         }
         BoardError::NotFound => Ok(outcome("project_missing", "boardの案件が見つかりません")),
+        // Our own budget: the change waits its turn, never recorded as a failure.
+        BoardError::OverBudget { .. } => Err(SyncFailure::from(error)),
         BoardError::RateLimited { .. } | BoardError::Unavailable(_) if last_attempt => {
             // Given up: recorded as board → HubSpot records its last attempt,
             // so the user sees it and can retry it from the history.

@@ -129,6 +129,8 @@ async fn board_failure(
     let code = match &error {
         BoardError::Rejected { .. } => Code::BoardApiError,
         BoardError::Unauthorized(_) => Code::BoardAuthInvalid,
+        // Our own budget: the change waits its turn, never recorded as a failure.
+        BoardError::OverBudget { .. } => return Err(SyncFailure::from(error)),
         // Given up: recorded as board → HubSpot records its last attempt.
         _ if last_attempt => SyncFailure::from(error.clone()).code(),
         _ => return Err(SyncFailure::from(error)),

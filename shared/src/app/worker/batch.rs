@@ -15,6 +15,8 @@ use crate::app::failure::SyncFailure;
 
 /// How often a paused tenant's messages come back to look whether it still is.
 pub const PAUSE_RECHECK: std::time::Duration = std::time::Duration::from_secs(900);
+/// The longest a message can be put back for (SQS's `DelaySeconds`).
+pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_secs(900);
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
@@ -63,7 +65,7 @@ pub async fn process_batch(
         if services.settings.paused_tenants.contains(tenant) {
             paused(source, tenant, messages).await
         } else {
-            process_tenant(services, source, messages).await
+            process_tenant(services, source, tenant, messages).await
         }
     }))
     .await;
@@ -104,9 +106,11 @@ async fn paused(
 async fn process_tenant(
     services: &Services,
     source: &dyn WorkQueue,
+    tenant: &str,
     messages: &[ReceivedMessage],
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
+    let mut oldest: Option<i64> = None;
     // Project, customer and contact changes are gathered so their HubSpot
     // writes share batch calls;
     // webhook events of one portal likewise, so a deal named by several
@@ -120,7 +124,15 @@ async fn process_tenant(
     > = Default::default();
     let from_board = is_board_queue(services, source);
     for message in messages {
-        let result = match QueueMessage::parse(&message.body) {
+        let parsed = QueueMessage::parse(&message.body);
+        if let Some(at) = parsed
+            .as_ref()
+            .ok()
+            .and_then(super::backlog::oldest_change_ms)
+        {
+            oldest = Some(oldest.map_or(at, |o| o.min(at)));
+        }
+        let result = match parsed {
             Err(reason) => Err(SyncFailure::Poison(reason)),
             // board's account may send to its queue; our jobs never travel there.
             Ok(QueueMessage::Job(_)) if from_board => Err(SyncFailure::Poison(
@@ -189,6 +201,11 @@ async fn process_tenant(
     for (message, result) in planned_events(services, planned).await {
         settle(source, message, result, &mut outcome).await;
     }
+    if let Some(at) = oldest {
+        let now = services.now_ms();
+        let age = std::time::Duration::from_millis(u64::try_from(now - at).unwrap_or(0));
+        super::backlog::report(&services.settings.metrics_namespace, tenant, age, now);
+    }
     outcome
 }
 
@@ -206,6 +223,21 @@ pub(super) async fn settle(
                 Ok(()) => outcome.dead_lettered += 1,
                 Err(e) => {
                     warn!(message_id = %message.message_id, error = %e, "dead-lettering failed; SQS's redrive policy will");
+                    outcome.retry.push(message.message_id.clone());
+                }
+            }
+        }
+        Err(SyncFailure::Deferred { after }) => {
+            // The tenant waits its turn: back as a fresh message (its receive
+            // count starts over), and the rest of the batch goes on.
+            let delay = after.clamp(CONFLICT_RETRY, MAX_DEFER);
+            match source.defer(message, delay).await {
+                Ok(()) => outcome.done.push(message.message_id.clone()),
+                Err(e) => {
+                    warn!(error = %e, "could not defer; retried after a visibility delay");
+                    if let Err(e) = source.retry_after(&message.receipt, delay).await {
+                        warn!(error = %e, "could not delay the retry either");
+                    }
                     outcome.retry.push(message.message_id.clone());
                 }
             }

@@ -67,7 +67,13 @@ pub(super) async fn run_job(
             match crate::app::hubspot_to_board::apply(services, &connections, &events, last_attempt)
                 .await
             {
-                Err(failure) if last_attempt && !matches!(failure, SyncFailure::Poison(_)) => {
+                Err(failure)
+                    if last_attempt
+                        && !matches!(
+                            failure,
+                            SyncFailure::Poison(_) | SyncFailure::Deferred { .. }
+                        ) =>
+                {
                     warn!(error = %failure, code = %failure.code(), "HubSpot events given up on their last attempt; recorded");
                     crate::app::hubspot_to_board::events::record_given_up(
                         services,

@@ -2,6 +2,7 @@
 //! (`batch`); board's events admitted once and applied (`board_events`), HubSpot jobs run
 //! (`hubspot_jobs`); `failure` is how a message ends when it cannot be applied now.
 
+pub mod backlog;
 pub mod batch;
 pub mod board_events;
 pub mod failure;
