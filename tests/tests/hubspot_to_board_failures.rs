@@ -63,6 +63,7 @@ fn rename_message(deal: &str, receive_count: u32) -> ReceivedMessage {
             portal_id: PortalId::new(1_000_001).unwrap(),
             events: vec![event],
             carried: false,
+            account_id: None,
         }),
         receive_count,
         attributes: Vec::new(),

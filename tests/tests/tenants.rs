@@ -125,3 +125,62 @@ async fn a_change_over_its_tenants_budget_waits_its_turn_without_counting_as_a_f
     assert_eq!(renamed, "順番待ち(改)");
     run.stack.shutdown().await;
 }
+
+/// One account's share of an invocation is bounded: deals its board budget
+/// would take half a minute to write are handed on as a job of their own after
+/// `ACCOUNT_SLICE`, so the poller moves on; every deal still reaches board.
+#[tokio::test]
+async fn an_accounts_long_run_is_handed_on_instead_of_holding_the_invocation() {
+    // board allows this account 1 call a second: 6 deals × (read + update) ≈ 15 s of pacing.
+    let run = Run::start_with(&[("BOARD_RATE_PER_SECOND", "1")]).await;
+    run.connect("acct-a", None).await;
+    let mut linked = Vec::new();
+    for n in 0..6 {
+        linked.push(run.linked_deal("acct-a", &format!("分割{n}")).await);
+    }
+    run.settle().await;
+    run.webhooks(false).await;
+    for (n, deal) in linked.iter().enumerate() {
+        run.update_deal(&deal.deal, json!({"dealname": format!("分割{n}(改)")}))
+            .await;
+    }
+    let services = &run.stack.services;
+    let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
+    let connection = services
+        .connections
+        .get_connection(&account)
+        .await
+        .unwrap()
+        .unwrap();
+    let deals: std::collections::BTreeMap<u64, std::collections::BTreeSet<String>> = linked
+        .iter()
+        .map(|l| (l.deal.parse().unwrap(), ["test".to_owned()].into()))
+        .collect();
+    let started = std::time::Instant::now();
+    board_hubspot::app::hubspot_to_board::sync_deals(services, &connection, &deals, false)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let slice = board_hubspot::app::hubspot_to_board::deals::ACCOUNT_SLICE;
+    assert!(
+        took < slice + Duration::from_secs(3),
+        "one account held the invocation for {took:?}"
+    );
+    // The stack's own pollers take the handed-on job and finish the rest.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    for (n, l) in linked.iter().enumerate() {
+        let wanted = format!("分割{n}(改)");
+        loop {
+            let name = run.inspect_project(l.project).await["name"].clone();
+            if name == wanted.as_str() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deal {n} never reached board: {name}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    run.stack.shutdown().await;
+}

@@ -130,6 +130,11 @@ pub enum Job {
         /// in the next batch, never carried again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         carried: bool,
+        /// Only this account of the portal: the rest of one account's deals,
+        /// handed on when its share of an invocation ran out
+        /// (`hubspot_to_board::deals`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account_id: Option<AccountId>,
     },
     /// Read HubSpot's webhooks journal for app uninstalls (sent on a schedule).
     PollLifecycle,
@@ -276,6 +281,7 @@ mod tests {
             portal_id: PortalId::new(1).unwrap(),
             events: vec![],
             carried: true,
+            account_id: None,
         };
         assert!(
             matches!(QueueMessage::parse(&QueueMessage::to_body(&job)), Ok(QueueMessage::Job(j)) if j == job)

@@ -167,6 +167,7 @@ pub async fn receive(
                         portal_id,
                         events: chunk.to_vec(),
                         carried: false,
+                        account_id: None,
                     })
                 })
                 .collect::<Vec<_>>()

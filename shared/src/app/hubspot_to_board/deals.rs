@@ -86,8 +86,15 @@ pub async fn sync_deals(
     // deals has taken a while, the rest are read again so a deal changed
     // meanwhile is written once, as it is now, not twice.
     let mut found = found;
+    let started = std::time::Instant::now();
     let mut read_at = std::time::Instant::now();
     for i in 0..found.len() {
+        // This account's share of the invocation is spent (board's pacing):
+        // the rest of its deals go back as a job of their own, so the poller
+        // moves on to other tenants instead of pacing here for minutes.
+        if started.elapsed() > ACCOUNT_SLICE && hand_on(services, connection, &found[i..]).await {
+            break;
+        }
         if read_at.elapsed() > REREAD_AFTER && i + 1 < found.len() {
             read_wall = services.clock.now();
             refresh(&hubspot, &mut found[i..]).await;
@@ -150,6 +157,50 @@ pub async fn sync_deals(
         deal_gone(services, connection, &config, id, trigger).await?;
     }
     Ok(())
+}
+
+/// How long one account's deals may take of an invocation before the rest is handed on.
+pub const ACCOUNT_SLICE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends `rest` back to the work queue as a job for this account alone (one
+/// property-change event per deal: it is read again there); whether it was
+/// sent (when not, the caller goes on with them).
+async fn hand_on(services: &Services, connection: &Connection, rest: &[CrmObject]) -> bool {
+    use crate::domain::hubspot_event::{ChangeOrigin, EventKind, ObjectRef};
+    let events: Vec<crate::app::jobs::WebhookEvent> = rest
+        .iter()
+        .map(|deal| crate::app::jobs::WebhookEvent {
+            portal_id: connection.portal_id,
+            event_id: None,
+            occurred_at: None,
+            kind: EventKind::PropertyChange,
+            object: ObjectRef {
+                object_type: HubSpotObjectType::Deal,
+                id: deal.id,
+            },
+            property: None,
+            merged: Vec::new(),
+            new_object_id: None,
+            association: None,
+            origin: ChangeOrigin::default(),
+        })
+        .collect();
+    let body = crate::app::jobs::QueueMessage::to_body(&crate::app::jobs::Job::HubspotEvents {
+        portal_id: connection.portal_id,
+        events,
+        carried: true,
+        account_id: Some(connection.account_id.clone()),
+    });
+    match services.queue.send_batch(&[body]).await {
+        Ok(()) => {
+            debug!(account = %connection.account_id, deals = rest.len(), "share of the invocation spent; the rest handed on");
+            true
+        }
+        Err(error) => {
+            warn!(%error, "the rest not handed on; going on here");
+            false
+        }
+    }
 }
 
 /// How old a read of deals may get before the rest of a batch is read again.

@@ -142,6 +142,7 @@ async fn process_tenant(
                 portal_id,
                 events,
                 carried,
+                account_id: None,
             })) => {
                 let (from, before, fresh) = webhooks.entry(portal_id).or_default();
                 from.push(message);
@@ -186,6 +187,7 @@ async fn process_tenant(
                 portal_id,
                 events,
                 carried: false,
+                account_id: None,
             },
             last_attempt,
         )

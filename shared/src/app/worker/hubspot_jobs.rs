@@ -29,6 +29,7 @@ pub(super) async fn carry_over(
         portal_id,
         events: later.clone(),
         carried: true,
+        account_id: None,
     });
     match queue.send_batch(std::slice::from_ref(&body)).await {
         Ok(()) => {
@@ -54,12 +55,18 @@ pub(super) async fn run_job(
 ) -> Result<(), SyncFailure> {
     match job {
         Job::HubspotEvents {
-            portal_id, events, ..
+            portal_id,
+            events,
+            account_id,
+            ..
         } => {
-            let connections = services
+            let mut connections = services
                 .connections
                 .connections_of_portal(portal_id)
                 .await?;
+            if let Some(account) = &account_id {
+                connections.retain(|c| &c.account_id == account);
+            }
             if connections.is_empty() {
                 warn_unknown_portal_once(portal_id);
                 return Ok(());
