@@ -138,6 +138,10 @@ pub async fn poll_once(
     poll_batch(services, queue, Batching::WORK, wait).await
 }
 
+/// Time this process's pollers spent working on batches (what Lambda would bill
+/// as duration): the load harness turns it into GB-seconds.
+pub static BUSY_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// `poll_once` with the event source's batching.
 pub async fn poll_batch(
     services: &Services,
@@ -146,7 +150,14 @@ pub async fn poll_batch(
     wait: Duration,
 ) -> anyhow::Result<BatchOutcome> {
     let messages = gather(queue, batching, wait).await?;
+    let started = std::time::Instant::now();
     let outcome = process_batch(services, queue, &messages).await;
+    if !messages.is_empty() {
+        BUSY_NANOS.fetch_add(
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
     for message in messages
         .iter()
         .filter(|m| outcome.done.contains(&m.message_id))

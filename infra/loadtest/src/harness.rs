@@ -68,13 +68,20 @@ impl Harness {
         )?;
         let work = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
         let board = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
+        // Metered: what the scenario's work would cost on AWS (`cost.rs`).
         let mut services = Services::with_store(
             settings,
-            TableStore::new(MemoryTable::new()),
-            Arc::new(work.clone()),
+            TableStore::new(crate::cost::CountingTable {
+                inner: MemoryTable::new(),
+            }),
+            Arc::new(crate::cost::MeteredQueue {
+                inner: Arc::new(work.clone()),
+            }),
             Arc::new(SystemClock),
         );
-        services.board_queue = Arc::new(board.clone());
+        services.board_queue = Arc::new(crate::cost::MeteredQueue {
+            inner: Arc::new(board.clone()),
+        });
         let mut functions = local_stack::Functions::shared(&services);
         let webhook_sends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         functions.webhook.queue = Arc::new(crate::counting::CountingQueue {

@@ -53,6 +53,7 @@ pub async fn bulk_hubspot(n: usize) -> anyhow::Result<Figures> {
     };
     h.settle().await?;
     h.clear_logs().await?;
+    crate::cost::reset();
     let started = Instant::now();
     let inputs: Vec<Value> = (0..n)
         .map(|i| {
@@ -139,6 +140,7 @@ pub async fn bulk_board(n: usize) -> anyhow::Result<Figures> {
     h.run.connect(ACCOUNT, None).await;
     let pairs = h.seeded_pairs(n, "一括案件").await?;
     h.clear_logs().await?;
+    crate::cost::reset();
     let started_ms = now_ms();
     let updates: Vec<Value> = pairs
         .iter()
@@ -206,6 +208,7 @@ pub async fn board_ceiling(objects: usize, changes: usize) -> anyhow::Result<Fig
     h.run.connect(ACCOUNT, None).await;
     let pairs = h.seeded_pairs(objects, "上限案件").await?;
     h.clear_logs().await?;
+    crate::cost::reset();
     let started_ms = now_ms();
     for round_no in 0..changes {
         let inputs: Vec<Value> = pairs
@@ -482,5 +485,9 @@ pub async fn latency(samples: usize, board_window: Duration) -> anyhow::Result<F
 
 pub fn finish(mut figures: Figures) -> Figures {
     figures.insert("peak_rss_mb".into(), json!(peak_rss_mb()));
+    let records = crate::cost::records_of(&figures);
+    if let Value::Object(cost) = crate::cost::figures(records) {
+        figures.extend(cost);
+    }
     figures
 }
