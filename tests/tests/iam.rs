@@ -578,6 +578,43 @@ async fn drive(run: &Run, resources: &Resources) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(faults(json!({})).await.unwrap().status().is_success());
 
+    // A spent budget: HubSpot's headers said its window is nearly used, the
+    // portal's background work is held, and board's change waits its turn —
+    // put back on board's queue as a fresh message.
+    let services = &run.stack.services;
+    let account: board_hubspot::domain::AccountId = "acct-a".parse().unwrap();
+    let portal = services
+        .connections
+        .get_connection(&account)
+        .await
+        .unwrap()
+        .unwrap()
+        .portal_id;
+    let held: Result<(), _> = board_hubspot::app::budget::metered(
+        services,
+        portal,
+        Ok(board_hubspot::ports::Metered {
+            value: (),
+            rate: Some(board_hubspot::ports::RateWindow {
+                max: 110,
+                remaining: 0,
+                interval_ms: 1_500,
+            }),
+        }),
+    )
+    .await;
+    assert!(held.is_ok());
+    let (status, body) = run
+        .board(
+            reqwest::Method::PATCH,
+            &format!("/projects/{project}"),
+            "acct-a",
+            Some(json!({"name": "監査案件(順番待ち)"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
     // Poison on each queue: the worker moves it to that queue's DLQ.
     resources
         .work

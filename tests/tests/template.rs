@@ -224,3 +224,39 @@ fn the_webhook_function_holds_only_the_signing_secret() {
     );
     assert!(!policy.contains("- Secrets\n") && !policy.contains("Ref Secrets\n"));
 }
+
+/// The worker puts a message back on the queue it came from (`WorkQueue::defer`:
+/// a paused tenant, a spent budget), so it may send to both queues it consumes,
+/// and to both dead-letter queues.
+#[test]
+fn the_worker_may_send_to_every_queue_it_defers_or_dead_letters_to() {
+    let template: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let statements = template["Resources"]["SyncWorkerFunctionRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let mut sendable = Vec::new();
+    for statement in statements {
+        let action = &statement["Action"];
+        let sends = action.as_str() == Some("sqs:SendMessage")
+            || action
+                .as_sequence()
+                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some("sqs:SendMessage")));
+        if !sends {
+            continue;
+        }
+        for resource in statement["Resource"].as_sequence().unwrap() {
+            if let serde_yaml::Value::Tagged(tagged) = resource {
+                sendable.push(tagged.value.as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    for queue in [
+        "WorkQueue.Arn",
+        "BoardEventsQueue.Arn",
+        "WorkDeadLetterQueue.Arn",
+        "BoardEventsDeadLetterQueue.Arn",
+    ] {
+        assert!(sendable.iter().any(|r| r == queue), "{queue}: {sendable:?}");
+    }
+}

@@ -68,6 +68,19 @@ impl SyncFailure {
         }
     }
 
+    /// The same wait, as a retry of this very message (its receive counted):
+    /// for when a fresh copy would not be applied.
+    pub fn without_deferral(self) -> Self {
+        match self {
+            Self::Deferred { after } => Self::Retry {
+                code: Code::HubspotUnavailable,
+                detail: "waiting for the tenant's budget".into(),
+                after: Some(after),
+            },
+            other => other,
+        }
+    }
+
     /// The catalog code an attempt given up records.
     pub fn code(&self) -> Code {
         match self {

@@ -172,10 +172,46 @@ pub async fn apply(
             .map(|connection| apply_to(services, connection, &coalesced, last_attempt)),
     )
     .await;
-    results
-        .into_iter()
-        .collect::<Result<Vec<()>, _>>()
-        .map(|_| ())
+    let mut outcome: Result<(), SyncFailure> = Ok(());
+    for (connection, result) in connections.iter().zip(results) {
+        let failure = match result {
+            Ok(()) => continue,
+            // One account of several waits for its budget: it goes on alone,
+            // so the others' work is neither redone with it nor given up.
+            Err(SyncFailure::Deferred { .. })
+                if connections.len() > 1 && hand_on_account(services, connection, events).await =>
+            {
+                continue;
+            }
+            Err(failure) => failure,
+        };
+        // A real failure decides over a deferral (it counts toward the last attempt).
+        if matches!(outcome, Ok(()) | Err(SyncFailure::Deferred { .. })) {
+            outcome = Err(failure);
+        }
+    }
+    outcome
+}
+
+/// The batch's events again, for one account of the portal alone; whether they were sent.
+async fn hand_on_account(
+    services: &Services,
+    connection: &Connection,
+    events: &[WebhookEvent],
+) -> bool {
+    let body = crate::app::jobs::QueueMessage::to_body(&crate::app::jobs::Job::HubspotEvents {
+        portal_id: connection.portal_id,
+        events: events.to_vec(),
+        carried: true,
+        account_id: Some(connection.account_id.clone()),
+    });
+    match services.queue.send_batch(&[body]).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, account = %connection.account_id, "deferred account not handed on; the batch waits with it");
+            false
+        }
+    }
 }
 
 /// The coalesced events of one batch, for one account of the portal.

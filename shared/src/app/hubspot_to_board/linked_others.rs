@@ -351,7 +351,12 @@ pub async fn sync(
             .last_synced_at
             .is_some_and(|saved| saved >= read.read_at)
         {
-            read_again(hubspot, reference).await?
+            match read_again(hubspot, reference).await? {
+                Some(object) => Some(object),
+                // Gone since: its deletion arrives as its own event; the stale
+                // read must not be applied in its place.
+                None => continue,
+            }
         } else {
             None
         };

@@ -75,10 +75,11 @@ pub(super) async fn planned_events<'m>(
                 debug!(event_id = %event.event_id, admitted = plan.is_some(), version = event.version, "board event needs no write");
                 results.push((message, Ok(())));
             }
+            Err(SyncFailure::Poison(reason)) => {
+                results.push((message, Err(SyncFailure::Poison(reason))));
+            }
             Err(failure) => {
-                if !matches!(failure, SyncFailure::Poison(_)) {
-                    release(services, event).await;
-                }
+                let failure = release(services, event, failure).await;
                 results.push((message, Err(failure)));
             }
         }
@@ -93,30 +94,39 @@ pub(super) async fn planned_events<'m>(
                 debug!(event_id = %event.event_id, ?applied, "board event applied");
                 Ok(())
             }
-            Err(e) => {
-                release(services, event).await;
-                Err(e)
-            }
+            Err(e) => Err(release(services, event, e).await),
         };
         results.push((message, result));
     }
     results
 }
 
-/// Forgets an event whose effect failed transiently, so its redelivery is applied.
-pub(super) async fn release(services: &Services, event: &BoardEvent) {
+/// Forgets an event whose effect failed transiently, so its redelivery is
+/// applied; the failure to settle the message on. A deferral goes back as a
+/// fresh message, which `admit` would take for a duplicate of an event still
+/// remembered: when the event could not be forgotten, the message is retried
+/// as itself instead (a redelivery of this very message is applied again).
+pub(super) async fn release(
+    services: &Services,
+    event: &BoardEvent,
+    failure: SyncFailure,
+) -> SyncFailure {
     let object = event.target;
     let version = if event.event_type == BoardEventType::DocumentSent {
         0
     } else {
         event.version
     };
-    if let Err(e) = services
+    match services
         .board_events
         .release_event(&event.account_id, &event.event_id, object, version)
         .await
     {
-        warn!(error = %e, "board event not released; its redelivery will be taken for a duplicate");
+        Ok(()) => failure,
+        Err(e) => {
+            warn!(error = %e, "board event not released; retried as this very message");
+            failure.without_deferral()
+        }
     }
 }
 
@@ -231,9 +241,6 @@ pub(super) async fn board_event(
     };
     match result {
         Ok(()) => Ok(()),
-        Err(error) => {
-            release(services, event).await;
-            Err(error)
-        }
+        Err(error) => Err(release(services, event, error).await),
     }
 }
