@@ -316,24 +316,23 @@ pub trait WorkQueue: Send + Sync {
 /// and for catch-ups, the HubSpot portal for webhook jobs, `service` for the
 /// scheduled jobs. A body that is not JSON is a tenant of its own (`unknown`).
 pub fn tenant_of(body: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        account_id: Option<String>,
-        #[serde(default)]
-        portal_id: Option<u64>,
-    }
-    match serde_json::from_str::<Probe>(body) {
-        Ok(Probe {
-            account_id: Some(account),
-            ..
-        }) => format!("account:{account}"),
-        Ok(Probe {
-            portal_id: Some(portal),
-            ..
-        }) => format!("portal:{portal}"),
-        Ok(_) => "service".to_owned(),
-        Err(_) => "unknown".to_owned(),
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return "unknown".to_owned();
+    };
+    // Ids travel as strings (HubSpot's) or numbers (board's producer may send either).
+    let id = |name: &str| match &value[name] {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    if let Some(account) = id("account_id") {
+        format!("account:{account}")
+    } else if let Some(portal) = id("portal_id") {
+        format!("portal:{portal}")
+    } else if value.is_object() {
+        "service".to_owned()
+    } else {
+        "unknown".to_owned()
     }
 }
 

@@ -598,7 +598,8 @@ async fn drive(run: &Run, resources: &Resources) {
             rate: Some(board_hubspot::ports::RateWindow {
                 max: 110,
                 remaining: 0,
-                interval_ms: 1_500,
+                // Long enough that the event, batched for a second, meets it.
+                interval_ms: 10_000,
             }),
         }),
     )
@@ -613,7 +614,7 @@ async fn drive(run: &Run, resources: &Resources) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
 
     // Poison on each queue: the worker moves it to that queue's DLQ.
     resources

@@ -184,3 +184,57 @@ async fn an_accounts_long_run_is_handed_on_instead_of_holding_the_invocation() {
     }
     run.stack.shutdown().await;
 }
+
+/// Pausing a portal pauses its work handed on for one of its accounts too.
+#[tokio::test]
+async fn pausing_a_portal_pauses_the_jobs_handed_on_for_its_accounts() {
+    let paused = format!("portal:{}", sandbox_hubspot::PORTAL_ID);
+    let run = Run::start_with(&[("PAUSED_TENANTS", paused.as_str())]).await;
+    run.connect("acct-a", None).await;
+    let services = &run.stack.services;
+    use board_hubspot::domain::hubspot_event::{ChangeOrigin, EventKind, ObjectRef};
+    let portal = board_hubspot::domain::PortalId::new(sandbox_hubspot::PORTAL_ID).unwrap();
+    let job = board_hubspot::app::jobs::QueueMessage::to_body(
+        &board_hubspot::app::jobs::Job::HubspotEvents {
+            portal_id: portal,
+            events: vec![board_hubspot::app::jobs::WebhookEvent {
+                portal_id: portal,
+                event_id: None,
+                occurred_at: None,
+                kind: EventKind::PropertyChange,
+                object: ObjectRef {
+                    object_type: board_hubspot::domain::HubSpotObjectType::Deal,
+                    id: 42,
+                },
+                property: None,
+                merged: Vec::new(),
+                new_object_id: None,
+                association: None,
+                origin: ChangeOrigin::default(),
+            }],
+            carried: true,
+            account_id: Some("acct-a".parse().unwrap()),
+        },
+    );
+    let message = board_hubspot::ports::ReceivedMessage {
+        message_id: "m-handed-on".into(),
+        receipt: "r-handed-on".into(),
+        body: job,
+        receive_count: 1,
+        attributes: Vec::new(),
+    };
+    let parsed = board_hubspot::app::jobs::QueueMessage::parse(&message.body);
+    assert!(parsed.is_ok(), "{parsed:?}");
+    // The queue it came from: a paused tenant's message is put back there.
+    let source =
+        board_hubspot::adapters::queue::memory::MemoryQueue::new(Duration::from_secs(30), 5);
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        &source,
+        std::slice::from_ref(&message),
+    )
+    .await;
+    assert_eq!(outcome.done, ["m-handed-on"], "{outcome:?}");
+    assert_eq!(source.depth(), 1, "put back for later, not run");
+    run.stack.shutdown().await;
+}

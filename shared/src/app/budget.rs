@@ -147,6 +147,12 @@ fn cache_key(services: &super::Services, portal: PortalId) -> (usize, PortalId) 
     )
 }
 
+/// How long the portal's background work is still held (HubSpot said its
+/// window is nearly spent, or answered 429), if it is.
+pub async fn held_for(services: &super::Services, portal: PortalId) -> Option<Duration> {
+    hold_in_force(services, portal).await
+}
+
 async fn hold_in_force(services: &super::Services, portal: PortalId) -> Option<Duration> {
     let cached = cache()
         .lock()

@@ -66,6 +66,10 @@ impl<'a> BudgetedHubSpot<'a> {
     }
 
     async fn turn(&self, calls: u32) -> Result<(), HubSpotError> {
+        // A hold (HubSpot's own word on its window) stops prepaid calls too.
+        if let Some(wait) = budget::held_for(self.services, self.connection.portal_id).await {
+            return Err(refused(wait));
+        }
         let mut left = calls;
         while left > 0 {
             let prepaid = self.prepaid.load(Ordering::SeqCst);

@@ -50,6 +50,11 @@ mod tests {
             tenant_of(r#"{"job":"hubspot_events","portal_id":42,"events":[]}"#),
             "portal:42"
         );
+        assert_eq!(
+            tenant_of(r#"{"job":"hubspot_events","portal_id":"42","events":[]}"#),
+            "portal:42",
+            "portal ids travel as strings"
+        );
         assert_eq!(tenant_of(r#"{"job":"poll_lifecycle"}"#), "service");
         assert_eq!(tenant_of("not json"), "unknown");
     }

@@ -249,6 +249,8 @@ pub async fn document_sent(
             }
         }
         Err(crate::ports::BoardError::NotFound) => {}
+        // Waiting for the account's budget is no failure: the note waits too, with its contact.
+        Err(e @ crate::ports::BoardError::OverBudget { .. }) => return Err(SyncFailure::from(e)),
         Err(e) if !last_attempt => return Err(SyncFailure::from(e)),
         Err(e) => warn!(error = %e, "project not read; the note goes without its contact"),
     }

@@ -62,8 +62,8 @@ pub async fn process_batch(
             .push(message.clone());
     }
     let outcomes = futures_util::future::join_all(tenants.iter().map(|(tenant, messages)| async {
-        if services.settings.paused_tenants.contains(tenant) {
-            paused(source, tenant, messages).await
+        if paused(services, tenant, messages) {
+            put_back(source, tenant, messages).await
         } else {
             process_tenant(services, source, tenant, messages).await
         }
@@ -78,9 +78,29 @@ pub async fn process_batch(
     outcome
 }
 
+/// Whether on-call paused these messages' tenant (`PAUSED_TENANTS`): the group,
+/// or for a job handed on for one account of a portal, the portal as well.
+fn paused(services: &Services, tenant: &str, messages: &[ReceivedMessage]) -> bool {
+    let paused = &services.settings.paused_tenants;
+    if paused.is_empty() {
+        return false;
+    }
+    paused.contains(tenant)
+        || messages.iter().any(|m| {
+            serde_json::from_str::<serde_json::Value>(&m.body)
+                .ok()
+                .and_then(|v| match &v["portal_id"] {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .is_some_and(|portal| paused.contains(&format!("portal:{portal}")))
+        })
+}
+
 /// A paused tenant's messages (`PAUSED_TENANTS`) wait in the queue, received
 /// again every 15 minutes, their receive counts starting over each time.
-async fn paused(
+async fn put_back(
     source: &dyn WorkQueue,
     tenant: &str,
     messages: &[ReceivedMessage],
