@@ -291,6 +291,9 @@ pub struct ReceivedMessage {
 pub trait WorkQueue: Send + Sync {
     /// Sends every body; chunked to the queue's batch limit. All or an error.
     async fn send_batch(&self, bodies: &[String]) -> StoreResult<()>;
+    /// Sends every body, each received no sooner than `delay` from now (whole
+    /// seconds, as SQS's `DelaySeconds`; at most 15 minutes).
+    async fn send_delayed(&self, bodies: &[String], delay: Duration) -> StoreResult<()>;
     /// Up to `max` (≤ 10) messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>>;
     async fn delete(&self, receipt: &str) -> StoreResult<()>;

@@ -176,6 +176,13 @@ impl Run {
     /// Connects `account` (as its admin), maps the default pipeline and sets a
     /// team rule when `team` is given.
     pub async fn connect(&self, account: &str, team: Option<&str>) {
+        self.connect_to(account, sandbox_hubspot::PORTAL_ID, team)
+            .await;
+    }
+
+    /// Connects `account` to `portal` (the admin picks it on HubSpot's
+    /// consent page) and maps the default pipeline's stages.
+    pub async fn connect_to(&self, account: &str, portal: u64, team: Option<&str>) {
         let (_, authorize) = self
             .api(
                 reqwest::Method::POST,
@@ -187,7 +194,7 @@ impl Run {
         let consent = self
             .http
             .post(authorize["authorize_url"].as_str().unwrap())
-            .form(&[("decision", "approve")])
+            .form(&[("decision", "approve"), ("portal", &portal.to_string())])
             .send()
             .await
             .unwrap();

@@ -227,6 +227,33 @@ async fn a_quiet_tenant_is_served_before_a_noisy_tenants_backlog() {
     );
 }
 
+/// The fair queues' other measure: a tenant with more than 10 % of the recent
+/// processing time is noisy even with few messages in flight (slow messages,
+/// not many): another tenant's message is delivered before the rest of its.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_taking_most_of_the_processing_time_yields_to_a_quiet_one() {
+    let queue = MemoryQueue::new(VISIBILITY, 5);
+    let event = |account: &str, n: usize| {
+        format!(r#"{{"event_id":"{account}-{n}","account_id":"{account}"}}"#)
+    };
+    let slow: Vec<String> = (0..20).map(|n| event("slow", n)).collect();
+    queue.send_batch(&slow).await.unwrap();
+    // Received and worked on for a while: all the processing time so far.
+    let worked = queue.receive(5, SHORT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for message in &worked {
+        queue.delete(&message.receipt).await.unwrap();
+    }
+    queue.send_batch(&[event("quiet", 0)]).await.unwrap();
+    let next = queue.receive(10, SHORT).await.unwrap();
+    assert!(
+        next[0].body.contains("quiet-0"),
+        "the quiet tenant first, though the slow one has nothing in flight: {:?}",
+        next.iter().map(|m| &m.body).collect::<Vec<_>>()
+    );
+    assert_eq!(next.len(), 10, "then the slow tenant's, not nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_messages_carry_their_tenant_as_message_group_id() {
     let queue = tests::sqs_queue(VISIBILITY, 5).await;

@@ -87,6 +87,47 @@ impl Board {
     }
 }
 
+/// Accounts added for many tenants get the fixed credential pattern; an
+/// account never added stays refused; bad ids are refused.
+#[tokio::test]
+async fn accounts_can_be_added_for_many_tenants() {
+    let board = Board::start(3).await;
+    let response = board
+        .request(reqwest::Method::GET, "/v1/users", "t0001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "not an account yet"
+    );
+    let response = board
+        .http
+        .post(format!("{}/_control/accounts", board.base))
+        .json(&json!({"ids": ["t0001", "t0002", "acct-a"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let added: Value = response.json().await.unwrap();
+    assert_eq!(added["added"], 2, "acct-a was there already");
+    let response = board
+        .request(reqwest::Method::GET, "/v1/users", "t0001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = board
+        .http
+        .post(format!("{}/_control/accounts", board.base))
+        .json(&json!({"ids": ["no spaces"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn credentials_are_checked_per_account() {
     let board = Board::start(100).await;

@@ -605,6 +605,66 @@ async fn search_filters_pages_and_has_its_own_limit() {
     assert_eq!(statuses[5].1["policyName"], "SECONDLY");
 }
 
+/// Many tenants in one emulator: more portals, each its own person token,
+/// objects and rate limits; an unknown portal's token is refused.
+#[tokio::test]
+async fn portals_added_for_many_tenants_keep_their_objects_and_limits_apart() {
+    let hs = Hs::start(quiet()).await;
+    let response = hs
+        .http
+        .post(hs.url("/_control/portals"))
+        .json(&json!({"count": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let added: Value = response.json().await.unwrap();
+    let portals: Vec<u64> = added["portals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert_eq!(portals, vec![1_000_003, 1_000_004]);
+    let token = |portal: u64| format!("pat-sandbox-user-{portal}");
+    let (status, created) = hs
+        .call(
+            &token(portals[0]),
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/deals",
+            Some(json!({"properties": {"dealname": "別ポータル"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/crm/objects/2026-03/deals/{id}");
+    let (status, _) = hs.get(&token(portals[0]), &path).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = hs.get(&token(portals[1]), &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another portal's deal");
+    let (status, _) = hs.get(USER, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the demo portal's person");
+    assert_eq!(
+        hs.sandbox
+            .property(portals[0], "deals", id.parse().unwrap(), "dealname")
+            .as_deref(),
+        Some("別ポータル")
+    );
+    let (status, _) = hs
+        .get("pat-sandbox-user-999", "/crm/objects/2026-03/deals?limit=1")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no such portal");
+    let (status, _) = hs
+        .call(
+            USER,
+            reqwest::Method::POST,
+            "/_control/portals",
+            Some(json!({"count": 5001})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn ten_secondly_limit_is_per_app_per_portal_with_headers() {
     let hs = Hs::start(quiet()).await;

@@ -195,6 +195,14 @@ impl board_hubspot::ports::WorkQueue for MeteredQueue {
         meter(bodies.len().div_ceil(10) as u64);
         self.inner.send_batch(bodies).await
     }
+    async fn send_delayed(
+        &self,
+        bodies: &[String],
+        delay: std::time::Duration,
+    ) -> board_hubspot::ports::StoreResult<()> {
+        meter(bodies.len().div_ceil(10) as u64);
+        self.inner.send_delayed(bodies, delay).await
+    }
     async fn receive(
         &self,
         max: usize,

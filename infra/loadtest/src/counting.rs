@@ -26,6 +26,11 @@ impl WorkQueue for CountingQueue {
             .fetch_add(bodies.len().div_ceil(10), Ordering::Relaxed);
         self.inner.send_batch(bodies).await
     }
+    async fn send_delayed(&self, bodies: &[String], delay: Duration) -> StoreResult<()> {
+        self.send_calls
+            .fetch_add(bodies.len().div_ceil(10), Ordering::Relaxed);
+        self.inner.send_delayed(bodies, delay).await
+    }
     async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>> {
         self.inner.receive(max, wait).await
     }

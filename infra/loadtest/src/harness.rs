@@ -30,6 +30,8 @@ pub struct Setup {
     pub run_worker: bool,
     /// board's limit per account, as the service is told (`BOARD_RATE_PER_SECOND`).
     pub board_per_second: u32,
+    /// Pollers per queue (the template's `MaximumConcurrency` is 5).
+    pub pollers: usize,
 }
 
 impl Default for Setup {
@@ -39,6 +41,7 @@ impl Default for Setup {
             visibility: WORK_VISIBILITY,
             run_worker: true,
             board_per_second: 3,
+            pollers: 1,
         }
     }
 }
@@ -96,6 +99,7 @@ impl Harness {
             local_stack::Options {
                 run_worker: setup.run_worker,
                 board_events_window: setup.board_window,
+                pollers: setup.pollers,
             },
         )
         .await?;
@@ -192,6 +196,18 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
+        self.hubspot_in(sandbox_hubspot::PORTAL_ID, method, path, body)
+            .await
+    }
+
+    /// HubSpot's API as a person of `portal` (its user token).
+    pub async fn hubspot_in(
+        &self,
+        portal: u64,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         for attempt in 0..50 {
             let mut request = self
                 .run
@@ -200,7 +216,7 @@ impl Harness {
                     method.clone(),
                     format!("{}/_sandbox/hubspot{path}", self.run.base),
                 )
-                .bearer_auth("pat-sandbox-user");
+                .bearer_auth(format!("pat-sandbox-user-{portal}"));
             if let Some(body) = &body {
                 request = request.json(body);
             }
@@ -223,10 +239,21 @@ impl Harness {
 
     /// Creates deals (100 per call) as a person would; their ids in order.
     pub async fn create_deals(&self, inputs: Vec<Value>) -> anyhow::Result<Vec<u64>> {
+        self.create_deals_in(sandbox_hubspot::PORTAL_ID, inputs)
+            .await
+    }
+
+    /// Creates deals in `portal`.
+    pub async fn create_deals_in(
+        &self,
+        portal: u64,
+        inputs: Vec<Value>,
+    ) -> anyhow::Result<Vec<u64>> {
         let mut ids = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(100) {
             let created = self
-                .hubspot(
+                .hubspot_in(
+                    portal,
                     reqwest::Method::POST,
                     "/crm/objects/2026-03/deals/batch/create",
                     Some(json!({"inputs": chunk})),
@@ -266,8 +293,22 @@ impl Harness {
     /// N deals in HubSpot and N projects in board, linked as registration
     /// leaves them (names equal, stage unmapped so no drafts): (deal, project) pairs.
     pub async fn linked_pairs(&self, n: usize, prefix: &str) -> anyhow::Result<Vec<(u64, u64)>> {
+        let portal = self.portal().await?;
+        self.linked_pairs_of(&self.account(), portal, n, prefix)
+            .await
+    }
+
+    /// `linked_pairs` for `account`, connected to `portal`.
+    pub async fn linked_pairs_of(
+        &self,
+        account: &AccountId,
+        portal: PortalId,
+        n: usize,
+        prefix: &str,
+    ) -> anyhow::Result<Vec<(u64, u64)>> {
         let deals = self
-            .create_deals(
+            .create_deals_in(
+                portal.get(),
                 (0..n)
                     .map(|i| {
                         json!({"properties": {"dealname": format!("{prefix}{i}"), "pipeline": "default",
@@ -282,7 +323,7 @@ impl Harness {
                 .control(
                     "board",
                     "/_control/bulk",
-                    Some(json!({"account_id": ACCOUNT, "events": false,
+                    Some(json!({"account_id": account.as_str(), "events": false,
                         "clients": [{"name": format!("{prefix}顧客"), "name_disp": format!("{prefix}顧客")}],
                         "projects": chunk.iter().map(|i| json!({"name": format!("{prefix}{i}"), "client_ref": 0,
                             "user_id": 1, "order_status": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"}))
@@ -303,11 +344,9 @@ impl Harness {
             "board created {} projects",
             projects.len()
         );
-        let account = self.account();
-        let portal = self.portal().await?;
         for (i, (deal, project)) in deals.iter().zip(&projects).enumerate() {
             let link = tests::registered_deal_link(
-                &account,
+                account,
                 portal,
                 *deal,
                 *project,

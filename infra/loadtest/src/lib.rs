@@ -8,3 +8,4 @@ pub mod counting;
 pub mod harness;
 pub mod scenarios;
 pub mod soak;
+pub mod tenants;

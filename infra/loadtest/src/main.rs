@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use loadtest::scenarios::{self, Figures};
 
-const USAGE: &str = "usage: loadtest --scenario <bulk-hubspot|bulk-board|board-ceiling|webhook|latency|soak> \
-[--n N] [--window-ms MS] [--board-per-second N] [--seed S]
+const USAGE: &str = "usage: loadtest --scenario <bulk-hubspot|bulk-board|board-ceiling|webhook|latency|soak|tenants> \
+[--n N] [--window-ms MS] [--board-per-second N] [--seed S] [--accounts N] [--portals M] [--noisy K] [--window-s S]
   bulk-hubspot   N deals created at once in HubSpot (default 1000)
   bulk-board     N linked projects changed at once in board (default 500)
   board-ceiling  60 linked deals changed 5 times each in HubSpot
   webhook        200 signed deliveries of 100 events
   latency        N single changes each way (default 50); --window-ms: board events batching window (default 1000)
-  soak           N mixed events with faults (default 10000); --board-per-second (default 30)";
+  soak           N mixed events with faults (default 10000); --board-per-second (default 30)
+  tenants        --accounts N (default 50) on --portals M (default N/2), --noisy K of them (default 1)
+                 with a backlog of --n changes each way (default 20000), measured for --window-s (default 120)";
 
 struct Args {
     scenario: String,
@@ -21,6 +23,10 @@ struct Args {
     window_ms: u64,
     board_per_second: usize,
     seed: u64,
+    accounts: usize,
+    portals: Option<usize>,
+    noisy: usize,
+    window_s: Option<u64>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -31,6 +37,10 @@ fn parse() -> Result<Args, String> {
         window_ms: 1000,
         board_per_second: 30,
         seed: 7,
+        accounts: 50,
+        portals: None,
+        noisy: 1,
+        window_s: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -46,6 +56,16 @@ fn parse() -> Result<Args, String> {
                     .map_err(|_| "--board-per-second: a number")?
             }
             "--seed" => parsed.seed = value()?.parse().map_err(|_| "--seed: a number")?,
+            "--accounts" => {
+                parsed.accounts = value()?.parse().map_err(|_| "--accounts: a number")?
+            }
+            "--portals" => {
+                parsed.portals = Some(value()?.parse().map_err(|_| "--portals: a number")?)
+            }
+            "--noisy" => parsed.noisy = value()?.parse().map_err(|_| "--noisy: a number")?,
+            "--window-s" => {
+                parsed.window_s = Some(value()?.parse().map_err(|_| "--window-s: a number")?)
+            }
             "--url" => {
                 return Err(
                     "--url: every scenario needs the in-process store (links are seeded into it); \
@@ -99,6 +119,21 @@ async fn main() -> anyhow::Result<()> {
                 ..loadtest::soak::Options::default()
             };
             loadtest::soak::run(options).await?
+        }
+        "tenants" => {
+            let mut options = loadtest::tenants::Options::for_accounts(args.accounts);
+            if let Some(portals) = args.portals {
+                options.portals = portals.clamp(1, options.accounts);
+            }
+            options.noisy = args.noisy;
+            if let Some(n) = args.n {
+                options.backlog = n;
+            }
+            if let Some(s) = args.window_s {
+                options.window = Duration::from_secs(s);
+            }
+            options.seed = args.seed;
+            loadtest::tenants::run(options).await?
         }
         other => {
             eprintln!("unknown scenario {other}\n{USAGE}");

@@ -416,6 +416,7 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
         visibility: Duration::from_secs(10),
         run_worker: false,
         board_per_second: options.board_per_second as u32,
+        pollers: 1,
     })
     .await?;
     h.control(

@@ -64,6 +64,7 @@ macro_rules! lambda_route {
 /// Both emulators, wired to the service: HubSpot delivers webhooks to our
 /// receiver, board's change events land on our board-events queue, and board's
 /// settings screen calls our config API.
+#[derive(Clone)]
 pub struct Sandboxes {
     pub hubspot: sandbox_hubspot::HubSpotSandbox,
     pub board: sandbox_board::BoardSandbox,
@@ -273,6 +274,9 @@ pub struct Options {
     pub run_worker: bool,
     /// The batching window of board's events queue (see `board_events_window`).
     pub board_events_window: Duration,
+    /// Pollers per queue: Lambda runs up to the event source's
+    /// `MaximumConcurrency` (5 in the template) at once; locally one does.
+    pub pollers: usize,
 }
 
 impl Options {
@@ -280,6 +284,7 @@ impl Options {
         Self {
             run_worker: true,
             board_events_window: board_events_window(),
+            pollers: 1,
         }
     }
 }
@@ -362,7 +367,12 @@ pub async fn start_functions(
     let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let worker_services = functions.sync_worker.clone();
     let mut workers = Vec::new();
-    if options.run_worker {
+    let pollers = if options.run_worker {
+        options.pollers.max(1)
+    } else {
+        0
+    };
+    for _ in 0..pollers {
         workers.push(spawn_poller(
             worker_services.clone(),
             false,
@@ -374,11 +384,11 @@ pub async fn start_functions(
         // queue); on a single shared queue one poller sees both.
         if !std::sync::Arc::ptr_eq(&worker_services.queue, &worker_services.board_queue) {
             workers.push(spawn_poller(
-                worker_services,
+                worker_services.clone(),
                 true,
                 sync_worker::Batching::board_events(options.board_events_window),
                 handled.clone(),
-                stopped,
+                stopped.clone(),
             ));
         }
     }

@@ -64,10 +64,17 @@ impl IntoResponse for BoardError {
 
 type BoardResult<T> = Result<T, BoardError>;
 
-fn account_of_credential(value: &str, prefix: &str) -> Option<String> {
+fn account_of_credential(sandbox: &BoardSandbox, value: &str, prefix: &str) -> Option<String> {
     value
         .strip_prefix(prefix)
-        .filter(|a| crate::ACCOUNTS.contains(a))
+        .filter(|a| {
+            sandbox
+                .inner
+                .accounts
+                .lock()
+                .expect("accounts")
+                .contains_key(*a)
+        })
         .map(str::to_owned)
 }
 
@@ -82,15 +89,15 @@ pub async fn gate(
     let key_account = headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
-        .and_then(|k| account_of_credential(k.trim(), "sandbox-key-"));
+        .and_then(|k| account_of_credential(&sandbox, k.trim(), "sandbox-key-"));
     let token_account = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .and_then(|t| {
-            account_of_credential(t, "sandbox-token-")
-                .or_else(|| account_of_credential(t, "sandbox-user-"))
+            account_of_credential(&sandbox, t, "sandbox-token-")
+                .or_else(|| account_of_credential(&sandbox, t, "sandbox-user-"))
         });
     let (Some(key_account), Some(token_account)) = (key_account, token_account) else {
         return BoardError::new(

@@ -91,6 +91,25 @@ impl BoardSandbox {
         *self.inner.sink.lock().expect("sink") = Some(sink);
     }
 
+    /// A field of a record as stored, read in process: what a load harness
+    /// watches without going through HTTP (and board's limit).
+    pub fn field(
+        &self,
+        account: &str,
+        resource: &str,
+        id: u64,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        let resource = model::Resource::parse(resource)?;
+        let accounts = self.inner.accounts.lock().expect("accounts");
+        accounts
+            .get(account)?
+            .get(resource, id)?
+            .fields
+            .get(name)
+            .cloned()
+    }
+
     pub fn set_service_url(&self, url: Option<String>) {
         self.inner.config.lock().expect("config").service_url = url;
     }
@@ -117,6 +136,7 @@ impl BoardSandbox {
             .route("/_actions/send-document", post(pages::send_document))
             .route("/_inspect/v1/{resource}/{id}", get(pages::inspect))
             .route("/_control/bulk", post(pages::bulk))
+            .route("/_control/accounts", post(pages::add_accounts))
             .route("/_control/events", get(pages::events))
             .route(
                 "/_control/requests",

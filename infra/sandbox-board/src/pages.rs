@@ -533,6 +533,43 @@ pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -
     (StatusCode::CREATED, Json(out)).into_response()
 }
 
+#[derive(Deserialize)]
+pub struct NewAccounts {
+    ids: Vec<String>,
+}
+
+/// More board accounts (many tenants in one emulator), each with the users of
+/// `acct-a`; an id already present is left as it is. Credentials follow the
+/// fixed pattern (`sandbox-key-<id>`, `sandbox-token-<id>`).
+pub async fn add_accounts(
+    State(sandbox): State<BoardSandbox>,
+    Json(body): Json<NewAccounts>,
+) -> Response {
+    let valid = |id: &String| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if body.ids.len() > 5_000 || !body.ids.iter().all(valid) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "ids: at most 5000 of [A-Za-z0-9_-]{1,64}"})),
+        )
+            .into_response();
+    }
+    let mut accounts = sandbox.inner.accounts.lock().expect("accounts");
+    let mut added = 0;
+    for id in &body.ids {
+        if !accounts.contains_key(id) {
+            accounts.insert(id.clone(), seed_account("acct-a"));
+            added += 1;
+        }
+    }
+    (StatusCode::CREATED, Json(json!({"added": added}))).into_response()
+}
+
 pub async fn events(State(sandbox): State<BoardSandbox>) -> Json<Value> {
     Json(json!({"events": *sandbox.inner.events.lock().expect("events")}))
 }

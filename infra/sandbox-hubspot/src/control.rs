@@ -123,11 +123,38 @@ async fn get_faults(State(sandbox): State<HubSpotSandbox>) -> Json<Faults> {
     Json(sandbox.inner.faults.lock().expect("faults").clone())
 }
 
-/// An object of the default portal as stored, all properties, archived too:
+#[derive(Deserialize)]
+struct PortalQuery {
+    portal: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct NewPortals {
+    count: usize,
+}
+
+/// `count` more portals like the demo one (many tenants in one emulator):
+/// their ids; `pat-sandbox-user-<id>` acts as a person in each.
+async fn add_portals(
+    State(sandbox): State<HubSpotSandbox>,
+    Json(body): Json<NewPortals>,
+) -> Response {
+    if body.count > 5_000 {
+        return (StatusCode::BAD_REQUEST, "at most 5000 portals at once").into_response();
+    }
+    let mut state = sandbox.inner.state.lock().expect("state");
+    let ids: Vec<u64> = (0..body.count)
+        .map(|_| crate::seeds::add_portal(&mut state))
+        .collect();
+    Json(json!({"portals": ids})).into_response()
+}
+
+/// An object of a portal (`?portal=`, the demo one by default) as stored, all properties, archived too:
 /// for tests and the load harness (no token, no rate limit, not logged).
 async fn inspect(
     State(sandbox): State<HubSpotSandbox>,
     axum::extract::Path((raw_type, id)): axum::extract::Path<(String, u64)>,
+    axum::extract::Query(at): axum::extract::Query<PortalQuery>,
 ) -> Response {
     let Ok(kind) = ObjectType::parse(&raw_type) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -135,7 +162,7 @@ async fn inspect(
     let state = sandbox.inner.state.lock().expect("state");
     match state
         .objects
-        .get(&(PORTAL_ID, kind))
+        .get(&(at.portal.unwrap_or(PORTAL_ID), kind))
         .and_then(|m| m.get(&id))
     {
         Some(record) => {
@@ -354,4 +381,5 @@ pub fn router() -> Router<HubSpotSandbox> {
         .route("/tokens/expire", post(expire_tokens))
         .route("/validation", post(validation))
         .route("/inspect/{object_type}/{id}", get(inspect))
+        .route("/portals", post(add_portals))
 }

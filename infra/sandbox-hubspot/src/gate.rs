@@ -17,7 +17,6 @@ use tokio::time::Instant;
 use crate::HubSpotSandbox;
 use crate::errors::{ApiError, ApiResult};
 use crate::model::{LoggedRequest, TokenKind, now_ms};
-use crate::seeds::PORTAL_ID;
 
 const TEN_SECONDS: Duration = Duration::from_secs(10);
 const ONE_SECOND: Duration = Duration::from_secs(1);
@@ -84,15 +83,17 @@ fn resolve(sandbox: &HubSpotSandbox, token: &str) -> ApiResult<Caller> {
         .expect("config")
         .user_token
         .clone();
-    if token == user_token {
+    let state = sandbox.inner.state.lock().expect("state");
+    if let Some(portal) = crate::seeds::user_token_portal(&user_token, token)
+        .filter(|portal| state.portals.contains_key(portal))
+    {
         return Ok(Caller {
-            portal: PORTAL_ID,
+            portal,
             kind: TokenKind::User,
             scopes: Vec::new(),
             user_id: 5_000_001,
         });
     }
-    let state = sandbox.inner.state.lock().expect("state");
     let Some(grant) = state.access_tokens.get(token) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -128,6 +128,20 @@ impl HubSpotSandbox {
     }
 
     /// Points webhook deliveries at the app's target URL.
+    /// A property of an object as stored (archived ones too), read in
+    /// process: what a load harness watches without going through HTTP.
+    pub fn property(&self, portal: u64, object_type: &str, id: u64, name: &str) -> Option<String> {
+        let kind = ObjectType::parse(object_type).ok()?;
+        let state = self.inner.state.lock().expect("state");
+        state
+            .objects
+            .get(&(portal, kind))?
+            .get(&id)?
+            .properties
+            .get(name)
+            .cloned()
+    }
+
     pub fn set_webhook_url(&self, url: Option<String>) {
         self.inner.config.lock().expect("config").webhook_url = url;
     }

@@ -113,6 +113,32 @@ pub fn seed(state: &mut State) {
     seed_portal(state, SECOND_PORTAL_ID);
 }
 
+/// Another portal like the demo one (same pipelines, teams, owners and
+/// properties), with the next free id: many tenants in one emulator.
+pub fn add_portal(state: &mut State) -> u64 {
+    let id = state
+        .portals
+        .keys()
+        .next_back()
+        .copied()
+        .unwrap_or(PORTAL_ID)
+        + 1;
+    seed_portal(state, id);
+    id
+}
+
+/// The person token of `portal`: `pat-sandbox-user` is the demo portal's,
+/// `pat-sandbox-user-<portal id>` any portal's.
+pub fn user_token_portal(configured: &str, token: &str) -> Option<u64> {
+    if token == configured {
+        return Some(PORTAL_ID);
+    }
+    token
+        .strip_prefix(configured)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|id| id.parse().ok())
+}
+
 fn seed_portal(state: &mut State, portal_id: u64) {
     state.portals.insert(
         portal_id,

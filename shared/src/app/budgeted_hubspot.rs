@@ -58,9 +58,14 @@ impl<'a> BudgetedHubSpot<'a> {
     /// Takes `calls` turns at once, for work that must not stop half-way for
     /// want of budget (reads whose results only make sense together).
     pub async fn reserve(&self, calls: u32) -> Result<(), HubSpotError> {
-        budget::hubspot(self.services, self.connection.portal_id, calls)
-            .await
-            .map_err(refused)?;
+        budget::hubspot(
+            self.services,
+            self.connection.portal_id,
+            &self.connection.account_id,
+            calls,
+        )
+        .await
+        .map_err(refused)?;
         self.prepaid.fetch_add(calls, Ordering::SeqCst);
         Ok(())
     }
@@ -88,9 +93,14 @@ impl<'a> BudgetedHubSpot<'a> {
         if left == 0 {
             return Ok(());
         }
-        budget::hubspot(self.services, self.connection.portal_id, left)
-            .await
-            .map_err(refused)
+        budget::hubspot(
+            self.services,
+            self.connection.portal_id,
+            &self.connection.account_id,
+            left,
+        )
+        .await
+        .map_err(refused)
     }
 
     async fn settle<T>(&self, result: Result<Metered<T>, HubSpotError>) -> Result<T, HubSpotError> {

@@ -155,6 +155,9 @@ impl From<TokenError> for SyncFailure {
     }
 }
 
+/// The longest a message can be put back for (SQS's `DelaySeconds`).
+pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_secs(900);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,12 +29,18 @@ struct Stored {
     visible_at: Instant,
     receive_count: u32,
     receipt: Option<String>,
+    /// When the current receive took it (its processing time ends with a
+    /// delete, a deferral or a new visibility).
+    received_at: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct Lane {
     messages: Mutex<Vec<Stored>>,
     arrived: Notify,
+    /// Recent processing: (ended at, tenant, how long), for the fair
+    /// queues' processing-time share.
+    processing: Mutex<std::collections::VecDeque<(Instant, String, Duration)>>,
 }
 
 impl Lane {
@@ -42,7 +48,43 @@ impl Lane {
         Self {
             messages: Mutex::new(Vec::new()),
             arrived: Notify::new(),
+            processing: Mutex::new(Default::default()),
         }
+    }
+
+    /// A receive's processing ended now (deleted, deferred, retried later).
+    fn processed(&self, message: &Stored) {
+        let Some(at) = message.received_at else {
+            return;
+        };
+        let now = Instant::now();
+        let mut recent = self.processing.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_back((now, message.group.clone(), now.duration_since(at)));
+        while recent
+            .front()
+            .is_some_and(|(t, _, _)| now.duration_since(*t) > RECENT_PROCESSING)
+        {
+            recent.pop_front();
+        }
+    }
+
+    /// Each tenant's share of the recent processing time.
+    fn processing_shares(&self, now: Instant) -> std::collections::HashMap<String, f64> {
+        let recent = self.processing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per: std::collections::HashMap<String, f64> = Default::default();
+        let mut total = 0.0;
+        for (at, group, took) in recent.iter() {
+            if now.duration_since(*at) <= RECENT_PROCESSING {
+                *per.entry(group.clone()).or_default() += took.as_secs_f64();
+                total += took.as_secs_f64();
+            }
+        }
+        if total > 0.0 {
+            for share in per.values_mut() {
+                *share /= total;
+            }
+        }
+        per
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Stored>> {
@@ -62,6 +104,7 @@ impl Lane {
             visible_at: Instant::now() + delay,
             receive_count: 0,
             receipt: None,
+            received_at: None,
         });
         self.arrived.notify_waiters();
     }
@@ -121,12 +164,14 @@ impl MemoryQueue {
                     }
                 }
             }
-            for i in fair_order(&messages, now, max) {
+            let shares = lane.processing_shares(now);
+            for i in fair_order(&messages, now, max, &shares) {
                 let m = &mut messages[i];
                 m.receive_count += 1;
                 m.visible_at = now + visibility;
                 let receipt = uuid::Uuid::new_v4().to_string();
                 m.receipt = Some(receipt.clone());
+                m.received_at = Some(now);
                 taken.push(ReceivedMessage {
                     message_id: m.id.clone(),
                     receipt,
@@ -140,6 +185,7 @@ impl MemoryQueue {
             // As SQS's redrive policy does: same body and attributes, counts restart.
             m.receive_count = 0;
             m.receipt = None;
+            m.received_at = None;
             m.visible_at = now;
             self.dead.lock().push(m);
         }
@@ -151,14 +197,24 @@ impl MemoryQueue {
         let index = messages
             .iter()
             .position(|m| m.receipt.as_deref() == Some(receipt))?;
-        Some(messages.remove(index))
+        let removed = messages.remove(index);
+        drop(messages);
+        lane.processed(&removed);
+        Some(removed)
     }
 }
 
 /// Up to `max` visible messages' indexes in delivery order: quiet tenants'
 /// first (in arrival order), then noisy tenants', the one with the fewest in
-/// flight first. One pass to count, one to choose: O(messages) per receive.
-fn fair_order(messages: &[Stored], now: Instant, max: usize) -> Vec<usize> {
+/// flight first. A tenant is noisy by its in-flight messages or by its share
+/// of the recent processing time (`shares`). One pass to count, one to
+/// choose: O(messages) per receive.
+fn fair_order(
+    messages: &[Stored],
+    now: Instant,
+    max: usize,
+    shares: &std::collections::HashMap<String, f64>,
+) -> Vec<usize> {
     let mut in_flight: std::collections::HashMap<&str, usize> = Default::default();
     for m in messages
         .iter()
@@ -169,7 +225,10 @@ fn fair_order(messages: &[Stored], now: Instant, max: usize) -> Vec<usize> {
     let total: usize = in_flight.values().sum();
     let noisy = |group: &str| {
         let own = in_flight.get(group).copied().unwrap_or(0);
-        own >= NOISY_IN_FLIGHT && own * 10 > total
+        (own >= NOISY_IN_FLIGHT && own * 10 > total)
+            || shares
+                .get(group)
+                .is_some_and(|share| *share > NOISY_PROCESSING_SHARE)
     };
     let mut quiet = Vec::new();
     let mut held: std::collections::BTreeMap<(usize, &str), Vec<usize>> = Default::default();
@@ -199,11 +258,30 @@ fn fair_order(messages: &[Stored], now: Instant, max: usize) -> Vec<usize> {
 /// In-flight messages a tenant needs (beside a 10 % share) to count as noisy.
 const NOISY_IN_FLIGHT: usize = 30;
 
+/// A tenant with more of the recent processing time than this is noisy too.
+const NOISY_PROCESSING_SHARE: f64 = 0.10;
+
+/// What "recent" processing time is: AWS does not say; a minute is a guess
+/// (README, the emulators' guesses).
+const RECENT_PROCESSING: Duration = Duration::from_secs(60);
+
 #[async_trait]
 impl WorkQueue for MemoryQueue {
     async fn send_batch(&self, bodies: &[String]) -> StoreResult<()> {
         for body in bodies {
             self.work.push(body.clone(), Vec::new());
+        }
+        Ok(())
+    }
+
+    async fn send_delayed(&self, bodies: &[String], delay: Duration) -> StoreResult<()> {
+        if delay > super::MAX_DELAY {
+            return Err(StoreError::Limit("message delay above 15 minutes".into()));
+        }
+        // Whole seconds, as SQS's `DelaySeconds` takes them.
+        let delay = Duration::from_secs(delay.as_secs());
+        for body in bodies {
+            self.work.push_after(body.clone(), Vec::new(), delay);
         }
         Ok(())
     }
@@ -245,11 +323,19 @@ impl WorkQueue for MemoryQueue {
             return Err(StoreError::Limit("visibility delay above 12 hours".into()));
         }
         let mut messages = self.work.lock();
-        if let Some(m) = messages
+        let ended = messages
             .iter_mut()
             .find(|m| m.receipt.as_deref() == Some(receipt))
-        {
-            m.visible_at = Instant::now() + delay;
+            .map(|m| {
+                // Whole seconds, as SQS's `VisibilityTimeout` takes them.
+                m.visible_at = Instant::now() + Duration::from_secs(delay.as_secs());
+                let ended = m.clone();
+                m.received_at = None;
+                ended
+            });
+        drop(messages);
+        if let Some(ended) = ended {
+            self.work.processed(&ended);
         }
         Ok(())
     }
@@ -258,8 +344,12 @@ impl WorkQueue for MemoryQueue {
         if delay > super::MAX_DELAY {
             return Err(StoreError::Limit("message delay above 15 minutes".into()));
         }
-        self.work
-            .push_after(message.body.clone(), message.attributes.clone(), delay);
+        // Whole seconds, as SQS's `DelaySeconds` takes them.
+        self.work.push_after(
+            message.body.clone(),
+            message.attributes.clone(),
+            Duration::from_secs(delay.as_secs()),
+        );
         Self::remove(&self.work, &message.receipt);
         Ok(())
     }

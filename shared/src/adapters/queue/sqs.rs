@@ -163,6 +163,19 @@ impl SqsQueue {
     }
 
     async fn send_to(&self, url: &str, bodies: &[String]) -> StoreResult<()> {
+        self.send_to_after(url, bodies, Duration::ZERO).await
+    }
+
+    async fn send_to_after(
+        &self,
+        url: &str,
+        bodies: &[String],
+        delay: Duration,
+    ) -> StoreResult<()> {
+        if delay > super::MAX_DELAY {
+            return Err(StoreError::Limit("message delay above 15 minutes".into()));
+        }
+        let delay_seconds = i32::try_from(delay.as_secs()).expect("bounded");
         for batch in batches(bodies) {
             let entries = batch
                 .iter()
@@ -172,6 +185,7 @@ impl SqsQueue {
                         .id(i.to_string())
                         .message_body(body)
                         .message_group_id(crate::ports::tenant_of(body))
+                        .set_delay_seconds((delay_seconds > 0).then_some(delay_seconds))
                         .build()
                         .map_err(|e| StoreError::Unavailable(e.into()))
                 })
@@ -233,6 +247,10 @@ impl SqsQueue {
 impl WorkQueue for SqsQueue {
     async fn send_batch(&self, bodies: &[String]) -> StoreResult<()> {
         self.send_to(&self.url, bodies).await
+    }
+
+    async fn send_delayed(&self, bodies: &[String], delay: Duration) -> StoreResult<()> {
+        self.send_to_after(&self.url, bodies, delay).await
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>> {

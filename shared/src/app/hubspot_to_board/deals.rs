@@ -2,6 +2,7 @@
 //! linked-deal sync or the draft decision; deleted deals end their drafts and links.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tracing::{debug, warn};
@@ -29,6 +30,24 @@ pub async fn sync_deals(
     last_attempt: bool,
 ) -> Result<(), SyncFailure> {
     let account = &connection.account_id;
+    let own = own_deals(services, connection, deals).await?;
+    let deals = &own;
+    if deals.is_empty() {
+        return Ok(());
+    }
+    // One invocation at a time paces an account through a large batch: a
+    // second would only sleep beside it on the same board budget. When
+    // another holds the account, this batch waits in the queue instead and
+    // the poller moves on to other tenants.
+    let mut lease = Lease::default();
+    if deals.len() > SMALL_BATCH
+        && let Err(wait) = lease.keep(services, account).await
+    {
+        let spread = deals.keys().next().copied().unwrap_or_default() % LEASE_SPREAD;
+        let after = wait + LEASE * u32::try_from(spread).unwrap_or(0);
+        debug!(account = %account, after_ms = after.as_millis() as u64, "another invocation paces this account; deferred");
+        return Err(SyncFailure::Deferred { after });
+    }
     let token = match access_token(services, account).await {
         Ok(t) => t,
         Err(TokenError::Suspended | TokenError::NotConnected) => return Ok(()),
@@ -47,8 +66,10 @@ pub async fn sync_deals(
     let token = token.expose_secret();
     let ids: Vec<u64> = deals.keys().copied().collect();
     debug!(deals = ids.len(), "reading deals with their associations");
-    // Deals, two association reads, companies and contacts: five calls per 100 deals.
-    let calls = 5 * ids.len().div_ceil(100) as u32;
+    // Deals and their two association reads belong together: three calls per
+    // 100 deals taken at once. Companies' and contacts' names (often none, or
+    // copies younger than a minute) take their own turns when they are read.
+    let calls = 3 * ids.len().div_ceil(100) as u32;
     let hubspot = BudgetedHubSpot::new(services, connection, token);
     hubspot.reserve(calls).await.map_err(SyncFailure::from)?;
     let mut read_wall = services.clock.now();
@@ -92,12 +113,29 @@ pub async fn sync_deals(
         // This account's share of the invocation is spent (board's pacing):
         // the rest of its deals go back as a job of their own, so the poller
         // moves on to other tenants instead of pacing here for minutes.
-        if started.elapsed() > ACCOUNT_SLICE && hand_on(services, connection, &found[i..]).await {
+        if started.elapsed() > ACCOUNT_SLICE
+            && hand_on(services, connection, &found[i..], Duration::ZERO).await
+        {
             break;
+        }
+        // The lease is held while the batch goes on; lost (another took it
+        // while one deal took longer than the lease), the rest waits.
+        if lease.taken.is_some()
+            && let Err(wait) = lease.keep(services, account).await
+        {
+            let spread = found[i].id % LEASE_SPREAD;
+            let after = wait + LEASE * u32::try_from(spread).unwrap_or(0);
+            if hand_on(services, connection, &found[i..], after).await {
+                break;
+            }
         }
         if read_at.elapsed() > REREAD_AFTER && i + 1 < found.len() {
             read_wall = services.clock.now();
-            refresh(&hubspot, &mut found[i..]).await;
+            if lease.taken.is_some() {
+                crate::app::budget::pacing(refresh(&hubspot, &mut found[i..])).await;
+            } else {
+                refresh(&hubspot, &mut found[i..]).await;
+            }
             read_at = std::time::Instant::now();
         }
         let deal = &found[i];
@@ -134,7 +172,7 @@ pub async fn sync_deals(
                 }
             })
             .collect();
-        decide(
+        let decided = decide(
             services,
             connection,
             &config,
@@ -146,8 +184,14 @@ pub async fn sync_deals(
                 read_at: read_wall,
                 last_attempt,
             },
-        )
-        .await?;
+        );
+        // The lease's holder paces the account (sleeps for its turns); any
+        // other batch hands a wait back and is deferred.
+        if lease.taken.is_some() {
+            crate::app::budget::pacing(decided).await?;
+        } else {
+            decided.await?;
+        }
     }
     for id in missing {
         let trigger: Vec<String> = deals
@@ -159,13 +203,98 @@ pub async fn sync_deals(
     Ok(())
 }
 
+/// In a portal shared by several accounts every account hears of every deal:
+/// the deals another account has registered (of which this one holds no
+/// draft) are that account's business, dropped here before anything is read
+/// from HubSpot, paced or leased for this one.
+async fn own_deals(
+    services: &Services,
+    connection: &Connection,
+    deals: &BTreeMap<u64, BTreeSet<String>>,
+) -> Result<BTreeMap<u64, BTreeSet<String>>, SyncFailure> {
+    if crate::app::budget::accounts_on(services, connection.portal_id).await < 2 {
+        return Ok(deals.clone());
+    }
+    let account = &connection.account_id;
+    let portal = connection.portal_id;
+    let checks = futures_util::future::join_all(deals.keys().map(|id| async move {
+        let claimed = services.links.deal_claimed_by(portal, *id).await?;
+        if claimed.as_ref().is_none_or(|a| a == account) {
+            return Ok::<_, crate::ports::StoreError>(true);
+        }
+        Ok(services.drafts.draft(account, portal, *id).await?.is_some())
+    }))
+    .await;
+    let mut own = BTreeMap::new();
+    for ((id, triggers), keep) in deals.iter().zip(checks) {
+        if keep? {
+            own.insert(*id, triggers.clone());
+        }
+    }
+    Ok(own)
+}
+
 /// How long one account's deals may take of an invocation before the rest is handed on.
 pub const ACCOUNT_SLICE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Deals board's budget writes within about a second: a batch this small
+/// runs wherever it is received, beside a running one.
+const SMALL_BATCH: usize = 2;
+
+/// How long one take of the lease holds the account: its holder takes it
+/// again once this has passed, so a holder that ends frees it this soon.
+const LEASE: Duration = Duration::from_secs(1);
+
+/// Leases a batch handed on for a running one may be spread over.
+const LEASE_SPREAD: u64 = 7;
+
+/// The account's pacing lease, as one invocation holds it (a window of one
+/// take in the shared rate budget).
+#[derive(Default)]
+struct Lease {
+    taken: Option<std::time::Instant>,
+}
+
+impl Lease {
+    /// Holds (or takes again) the lease; `Err(wait)` when another invocation holds it.
+    async fn keep(
+        &mut self,
+        services: &Services,
+        account: &crate::domain::AccountId,
+    ) -> Result<(), Duration> {
+        if self.taken.is_some_and(|at| at.elapsed() < LEASE) {
+            return Ok(());
+        }
+        match services
+            .budget
+            .take(
+                &format!("pacing#{account}"),
+                1,
+                LEASE,
+                1,
+                services.clock.now(),
+            )
+            .await
+        {
+            Ok(Some(wait)) => Err(wait),
+            // Granted, or the budget is unavailable (then as before: paced here).
+            _ => {
+                self.taken = Some(std::time::Instant::now());
+                Ok(())
+            }
+        }
+    }
+}
 
 /// Sends `rest` back to the work queue as a job for this account alone (one
 /// property-change event per deal: it is read again there); whether it was
 /// sent (when not, the caller goes on with them).
-async fn hand_on(services: &Services, connection: &Connection, rest: &[CrmObject]) -> bool {
+async fn hand_on(
+    services: &Services,
+    connection: &Connection,
+    rest: &[CrmObject],
+    after: Duration,
+) -> bool {
     use crate::domain::hubspot_event::{ChangeOrigin, EventKind, ObjectRef};
     let events: Vec<crate::app::jobs::WebhookEvent> = rest
         .iter()
@@ -191,9 +320,17 @@ async fn hand_on(services: &Services, connection: &Connection, rest: &[CrmObject
         carried: true,
         account_id: Some(connection.account_id.clone()),
     });
-    match services.queue.send_batch(&[body]).await {
+    let sent = if after.is_zero() {
+        services.queue.send_batch(&[body]).await
+    } else {
+        services
+            .queue
+            .send_delayed(&[body], after.min(crate::app::failure::MAX_DEFER))
+            .await
+    };
+    match sent {
         Ok(()) => {
-            debug!(account = %connection.account_id, deals = rest.len(), "share of the invocation spent; the rest handed on");
+            debug!(account = %connection.account_id, deals = rest.len(), after_ms = after.as_millis() as u64, "the rest handed on");
             true
         }
         Err(error) => {

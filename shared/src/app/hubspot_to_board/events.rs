@@ -178,8 +178,9 @@ pub async fn apply(
             Ok(()) => continue,
             // One account of several waits for its budget: it goes on alone,
             // so the others' work is neither redone with it nor given up.
-            Err(SyncFailure::Deferred { .. })
-                if connections.len() > 1 && hand_on_account(services, connection, events).await =>
+            Err(SyncFailure::Deferred { after })
+                if connections.len() > 1
+                    && hand_on_account(services, connection, events, after).await =>
             {
                 continue;
             }
@@ -193,11 +194,13 @@ pub async fn apply(
     outcome
 }
 
-/// The batch's events again, for one account of the portal alone; whether they were sent.
+/// The batch's events again, for one account of the portal alone, received
+/// once its wait is over; whether they were sent.
 async fn hand_on_account(
     services: &Services,
     connection: &Connection,
     events: &[WebhookEvent],
+    after: std::time::Duration,
 ) -> bool {
     let body = crate::app::jobs::QueueMessage::to_body(&crate::app::jobs::Job::HubspotEvents {
         portal_id: connection.portal_id,
@@ -205,7 +208,11 @@ async fn hand_on_account(
         carried: true,
         account_id: Some(connection.account_id.clone()),
     });
-    match services.queue.send_batch(&[body]).await {
+    let delay = after.clamp(
+        crate::app::worker::CONFLICT_RETRY,
+        crate::app::failure::MAX_DEFER,
+    );
+    match services.queue.send_delayed(&[body], delay).await {
         Ok(()) => true,
         Err(error) => {
             tracing::warn!(%error, account = %connection.account_id, "deferred account not handed on; the batch waits with it");

@@ -15,8 +15,7 @@ use crate::app::failure::SyncFailure;
 
 /// How often a paused tenant's messages come back to look whether it still is.
 pub const PAUSE_RECHECK: std::time::Duration = std::time::Duration::from_secs(900);
-/// The longest a message can be put back for (SQS's `DelaySeconds`).
-pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_secs(900);
+pub use crate::app::failure::MAX_DEFER;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
@@ -61,13 +60,21 @@ pub async fn process_batch(
             .or_default()
             .push(message.clone());
     }
-    let outcomes = futures_util::future::join_all(tenants.iter().map(|(tenant, messages)| async {
-        if paused(services, tenant, messages) {
-            put_back(source, tenant, messages).await
-        } else {
-            process_tenant(services, source, tenant, messages).await
-        }
-    }))
+    let outcomes = crate::app::budget::handing_back(futures_util::future::join_all(
+        tenants.iter().map(|(tenant, messages)| async {
+            if paused(services, tenant, messages) {
+                put_back(source, tenant, messages).await
+            } else if messages.len() > BACKLOG_SHARE {
+                // Most of a batch is one tenant's: a backlog, paced here
+                // (its waits slept) rather than deferred a message at a time
+                // only to be received again; the other tenants of the batch
+                // go on beside it.
+                crate::app::budget::pacing(process_tenant(services, source, tenant, messages)).await
+            } else {
+                process_tenant(services, source, tenant, messages).await
+            }
+        }),
+    ))
     .await;
     let mut outcome = BatchOutcome::default();
     for part in outcomes {
@@ -77,6 +84,10 @@ pub async fn process_batch(
     }
     outcome
 }
+
+/// More messages of one tenant in a batch than this (board's events come 100
+/// at a time, jobs 10) make a backlog that is paced rather than deferred.
+const BACKLOG_SHARE: usize = 10;
 
 /// Whether on-call paused these messages' tenant (`PAUSED_TENANTS`): the group,
 /// or for a job handed on for one account of a portal, the portal as well.
