@@ -598,13 +598,16 @@ async fn drive(run: &Run, resources: &Resources) {
             rate: Some(board_hubspot::ports::RateWindow {
                 max: 110,
                 remaining: 0,
-                // Long enough that the event, batched for a second, meets it.
-                interval_ms: 10_000,
+                // Long enough that the event, batched for a second, meets
+                // the hold (a quarter of the interval: 10 s).
+                interval_ms: 40_000,
             }),
         }),
     )
     .await;
     assert!(held.is_ok());
+    // Each instance reads holds from the store at most once a second.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (status, body) = run
         .board(
             reqwest::Method::PATCH,

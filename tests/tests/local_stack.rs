@@ -171,7 +171,7 @@ async fn webhooks_need_a_valid_signature_and_reach_the_queue() {
     assert_eq!(partly.status(), 200);
     assert_eq!(
         partly.json::<Value>().await.unwrap(),
-        json!({"accepted": 1, "unknown": 0, "malformed": 1, "stale": 0})
+        json!({"accepted": 1, "unknown": 0, "malformed": 1, "stale": 0, "own_writes": 0})
     );
 
     let huge = format!("[{}]", "0,".repeat(600_000) + "0");

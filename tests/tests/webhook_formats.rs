@@ -102,7 +102,7 @@ async fn generic_events_make_drafts_and_one_bad_event_does_not_sink_the_delivery
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"accepted": 1, "unknown": 1, "malformed": 1, "stale": 0}),
+        json!({"accepted": 1, "unknown": 1, "malformed": 1, "stale": 0, "own_writes": 0}),
         "what became of each event"
     );
     let draft = run.wait_for_draft("acct-a", &id.to_string(), "open").await;
@@ -192,7 +192,7 @@ async fn v1_only_deliveries_cannot_replay_old_events() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
-        json!({"accepted": 1, "unknown": 0, "malformed": 0, "stale": 1})
+        json!({"accepted": 1, "unknown": 0, "malformed": 0, "stale": 1, "own_writes": 0})
     );
     // With v3 beside it, v3 judges: its timestamp bounds the replay instead.
     let (status, received) = deliver(&run, serde_json::from_str(&body).unwrap()).await;
@@ -209,5 +209,40 @@ async fn v1_only_deliveries_cannot_replay_old_events() {
         .await
         .unwrap();
     assert_eq!(extreme.status(), 401);
+    run.stack.shutdown().await;
+}
+
+/// Our own deal writes come back as property changes stamped with our app
+/// (`changeSource` `INTEGRATION`, `sourceId` our app id): acknowledged and not
+/// queued, since the worker never applies them; a person's change of the same
+/// delivery is queued, and so is our own write of a company (it tells each
+/// instance to read the company's name again).
+#[tokio::test]
+async fn our_own_deal_writes_are_acknowledged_but_not_queued() {
+    let run = Run::start().await;
+    stop_emulator_deliveries(&run).await;
+    let own = |event: u64, object_type: &str, object: u64| {
+        json!({"eventId": event, "portalId": 1000001, "subscriptionType": "object.propertyChange",
+               "objectTypeId": object_type, "objectId": object, "propertyName": "dealname",
+               "propertyValue": "x", "occurredAt": now_ms(), "changeSource": "INTEGRATION", "sourceId": "777"})
+    };
+    let (status, received) = deliver(
+        &run,
+        json!([
+            own(1, "0-3", 5),
+            own(2, "0-3", 6),
+            own(3, "0-2", 7),
+            {"eventId": 4, "portalId": 1000001, "subscriptionType": "object.propertyChange", "objectTypeId": "0-3",
+             "objectId": 8, "propertyName": "dealname", "propertyValue": "y", "occurredAt": now_ms(),
+             "changeSource": "CRM_UI", "sourceId": "userId:5000001"}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{received}");
+    assert_eq!(received["own_writes"], 2, "{received}");
+    assert_eq!(
+        received["accepted"], 2,
+        "the company and the person's deal change"
+    );
     run.stack.shutdown().await;
 }

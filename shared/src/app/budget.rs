@@ -40,33 +40,56 @@ pub fn board_background(per_second: u32) -> (u32, Duration) {
 pub const PACE_STEP: Duration = HUBSPOT_BACKGROUND.1;
 
 tokio::task_local! {
-    /// Set while the worker runs a batch: whether a budget wait is handed back.
-    static HAND_BACK: bool;
+    /// Set while the worker runs a tenant's part of a batch: whether a budget
+    /// wait is still handed back (until the part first spends a turn).
+    static HAND_BACK: std::cell::Cell<bool>;
 }
 
-/// The longest budget wait slept inside a batch of the worker (a nap, not a
-/// pacing step): anything longer is handed back and the message deferred.
+/// The longest budget wait slept before a tenant's part of a worker batch has
+/// spent anything (a nap, not a pacing step): anything longer is handed back
+/// and the message deferred.
 pub const NAP: Duration = Duration::from_millis(100);
 
-/// Runs `work` as the worker runs a batch: a budget wait longer than a nap is
-/// handed back (the message is deferred) instead of slept, so one tenant's
-/// spent budget never holds the other tenants of the invocation.
+/// Runs a tenant's part of a worker batch: a budget wait longer than a nap,
+/// before the part has spent any turn, is handed back (the message is
+/// deferred) instead of slept, so one tenant's spent budget never holds the
+/// other tenants of the invocation. Once it has spent a turn it finishes
+/// what it started, sleeping for its turns (a pacing step at most): handing
+/// back then would waste what it read, and a unit of work needing more calls
+/// than a window allows (a read and its update on a budget of one) would
+/// start again and again without ever finishing.
 pub async fn handing_back<F: std::future::Future>(work: F) -> F::Output {
-    HAND_BACK.scope(true, work).await
+    HAND_BACK.scope(std::cell::Cell::new(true), work).await
 }
 
 /// Runs `work` as the one invocation pacing an account through a backlog (it
 /// holds the account's lease): its waits are slept, a pacing step at most.
 pub async fn pacing<F: std::future::Future>(work: F) -> F::Output {
-    HAND_BACK.scope(false, work).await
+    HAND_BACK.scope(std::cell::Cell::new(false), work).await
 }
 
 fn longest_sleep(window: Duration) -> Duration {
-    if HAND_BACK.try_with(|h| *h).unwrap_or(false) {
+    if HAND_BACK.try_with(std::cell::Cell::get).unwrap_or(false) {
         NAP
     } else {
         PACE_STEP.min(window)
     }
+}
+
+/// Runs one unit of work (a deal's read and update) inside a worker batch's
+/// part: it hands a wait back until it has spent a turn, then finishes,
+/// whatever the part around it did before. Outside a worker batch, as is.
+pub async fn unit<F: std::future::Future>(work: F) -> F::Output {
+    if HAND_BACK.try_with(|_| ()).is_ok() {
+        HAND_BACK.scope(std::cell::Cell::new(true), work).await
+    } else {
+        work.await
+    }
+}
+
+/// A turn was taken: the rest of this part of the batch paces.
+fn spent() {
+    let _ = HAND_BACK.try_with(|h| h.set(false));
 }
 
 /// Time this process's use cases slept waiting for a budget's turn (the
@@ -102,7 +125,10 @@ async fn take(
 ) -> Result<(), Duration> {
     loop {
         match budget.take(bucket, limit, window, cost, clock.now()).await {
-            Ok(None) => return Ok(()),
+            Ok(None) => {
+                spent();
+                return Ok(());
+            }
             Ok(Some(wait)) if wait <= longest_sleep(window) => {
                 tracing::debug!(
                     bucket,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use super::Services;
 use super::jobs::{Job, QueueMessage, WebhookEvent};
@@ -84,6 +84,9 @@ pub struct Received {
     /// Events of a v1-only delivery older than `V1_MAX_AGE_MS` (or without
     /// `occurredAt`): a replayed capture, since v1 has no timestamp.
     pub stale: usize,
+    /// Deal property changes made by this app (our own writes coming back):
+    /// never applied, so not queued.
+    pub own_writes: usize,
 }
 
 /// Verifies, parses each event once into its typed form and queues them. An
@@ -104,6 +107,7 @@ pub async fn receive(
         serde_json::from_slice(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     let mut outcome = Received::default();
     let mut by_portal: BTreeMap<PortalId, Vec<WebhookEvent>> = BTreeMap::new();
+    let own_app = services.settings.hubspot_app_id.to_string();
     for (index, value) in raw.iter().enumerate() {
         match WebhookEvent::parse(value) {
             Ok(event)
@@ -116,6 +120,17 @@ pub async fn receive(
                     occurred_at = event.occurred_at,
                     "v1-signed event too old to be a delivery: dropped as a replay"
                 );
+            }
+            // Our own deal writes coming back are never applied (the worker
+            // drops them); queued, a backlog of them (an import written to
+            // HubSpot) would take the queue's turns from other tenants. A
+            // company's or contact's still goes on: it tells each instance to
+            // read the name drafts show again.
+            Ok(event)
+                if event.object.object_type == crate::domain::HubSpotObjectType::Deal
+                    && event.is_own_write(&own_app) =>
+            {
+                outcome.own_writes += 1;
             }
             Ok(event) => by_portal.entry(event.portal_id).or_default().push(event),
             Err(error) => {
@@ -174,13 +189,19 @@ pub async fn receive(
         })
         .collect();
     if bodies.is_empty() {
+        debug!(own_writes = outcome.own_writes, "nothing to queue");
         return Ok(outcome);
     }
     services.queue.send_batch(&bodies).await.map_err(|e| {
         warn!(error = %e, "webhook events could not be queued; HubSpot will retry");
         WebhookError::Unavailable(e)
     })?;
-    info!(events = count, jobs = bodies.len(), "webhook events queued");
+    info!(
+        events = count,
+        jobs = bodies.len(),
+        own_writes = outcome.own_writes,
+        "webhook events queued"
+    );
     outcome.accepted = count;
     Ok(outcome)
 }

@@ -185,12 +185,14 @@ pub async fn sync_deals(
                 last_attempt,
             },
         );
-        // The lease's holder paces the account (sleeps for its turns); any
-        // other batch hands a wait back and is deferred.
+        // The lease's holder paces the account (sleeps for its turns); in
+        // any other batch each deal is a unit: a wait before it has spent a
+        // turn is handed back (the batch deferred), once it has read it
+        // finishes.
         if lease.taken.is_some() {
             crate::app::budget::pacing(decided).await?;
         } else {
-            decided.await?;
+            crate::app::budget::unit(decided).await?;
         }
     }
     for id in missing {

@@ -60,21 +60,19 @@ pub async fn process_batch(
             .or_default()
             .push(message.clone());
     }
-    let outcomes = crate::app::budget::handing_back(futures_util::future::join_all(
-        tenants.iter().map(|(tenant, messages)| async {
-            if paused(services, tenant, messages) {
-                put_back(source, tenant, messages).await
-            } else if messages.len() > BACKLOG_SHARE {
-                // Most of a batch is one tenant's: a backlog, paced here
-                // (its waits slept) rather than deferred a message at a time
-                // only to be received again; the other tenants of the batch
-                // go on beside it.
-                crate::app::budget::pacing(process_tenant(services, source, tenant, messages)).await
-            } else {
-                process_tenant(services, source, tenant, messages).await
-            }
-        }),
-    ))
+    let outcomes = futures_util::future::join_all(tenants.iter().map(|(tenant, messages)| async {
+        if paused(services, tenant, messages) {
+            put_back(source, tenant, messages).await
+        } else if messages.len() > BACKLOG_SHARE {
+            // Most of a batch is one tenant's: a backlog, paced here (its
+            // waits slept) rather than deferred a message at a time only to
+            // be received again; the other tenants of the batch go on beside it.
+            crate::app::budget::pacing(process_tenant(services, source, tenant, messages)).await
+        } else {
+            crate::app::budget::handing_back(process_tenant(services, source, tenant, messages))
+                .await
+        }
+    }))
     .await;
     let mut outcome = BatchOutcome::default();
     for part in outcomes {
