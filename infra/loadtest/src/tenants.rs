@@ -302,12 +302,15 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
     let mut by_path: std::collections::BTreeMap<String, usize> = Default::default();
     for call in &hubspot_calls {
         let path = call["path"].as_str().unwrap_or_default();
-        // Ids out of the path: /crm/objects/2026-03/deals/123 counts as …/deals/{id}.
+        // Ids out of the path: /crm/objects/2026-03/deals/123 counts as …/deals/{id},
+        // a journal offset as {offset}.
         let shape: Vec<&str> = path
             .split('/')
             .map(|part| {
                 if part.chars().all(|c| c.is_ascii_digit()) && part.len() > 4 {
                     "{id}"
+                } else if part.len() >= 32 && part.contains('-') {
+                    "{offset}"
                 } else {
                     part
                 }
