@@ -208,33 +208,7 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        for attempt in 0..50 {
-            let mut request = self
-                .run
-                .http
-                .request(
-                    method.clone(),
-                    format!("{}/_sandbox/hubspot{path}", self.run.base),
-                )
-                .bearer_auth(format!("pat-sandbox-user-{portal}"));
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let response = request.send().await?;
-            let status = response.status();
-            if status.is_success() {
-                return Ok(response.json().await.unwrap_or(Value::Null));
-            }
-            if status.as_u16() == 429 || status.is_server_error() {
-                tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
-                continue;
-            }
-            anyhow::bail!(
-                "HubSpot {path}: {status} {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
-        anyhow::bail!("HubSpot {path}: kept failing")
+        as_person(&self.run.http, &self.run.base, portal, method, path, body).await
     }
 
     /// Creates deals (100 per call) as a person would; their ids in order.
@@ -410,6 +384,40 @@ impl Harness {
     pub async fn stop(self) {
         self.run.stack.shutdown().await;
     }
+}
+
+/// HubSpot's API as a person of `portal` (its user token), retried through
+/// 429s and 5xx as a person would; the answer's JSON.
+pub async fn as_person(
+    http: &reqwest::Client,
+    base: &str,
+    portal: u64,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    for attempt in 0..50 {
+        let mut request = http
+            .request(method.clone(), format!("{base}/_sandbox/hubspot{path}"))
+            .bearer_auth(format!("pat-sandbox-user-{portal}"));
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.json().await.unwrap_or(Value::Null));
+        }
+        if status.as_u16() == 429 || status.is_server_error() {
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
+            continue;
+        }
+        anyhow::bail!(
+            "HubSpot {path}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    anyhow::bail!("HubSpot {path}: kept failing")
 }
 
 /// The process's peak resident set (the stack runs in it), in MB.

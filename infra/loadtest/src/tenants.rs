@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::harness::{Harness, Setup, percentile, round};
+use crate::harness::{Harness, Setup, as_person, percentile, round};
 use crate::scenarios::Figures;
 
 #[derive(Debug, Clone)]
@@ -369,33 +369,26 @@ async fn connect(h: &Harness, options: &Options) -> anyhow::Result<Vec<Tenant>> 
     Ok(tenants)
 }
 
-/// HubSpot as a person of `portal`, retried through 429s as a person would.
-async fn as_person(
+/// board's bulk endpoint with `updates` for `account`: changes as an import
+/// or a person in board's screens makes them (not through board's API, so
+/// not on the account's API limit), each with its change event.
+async fn board_changes(
     http: &reqwest::Client,
     base: &str,
-    portal: PortalId,
-    method: reqwest::Method,
-    path: &str,
-    body: Value,
+    account: &str,
+    updates: &[Value],
 ) -> anyhow::Result<()> {
-    for attempt in 0..100u64 {
-        let response = http
-            .request(method.clone(), format!("{base}/_sandbox/hubspot{path}"))
-            .bearer_auth(format!("pat-sandbox-user-{portal}"))
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            status.as_u16() == 429 || status.is_server_error(),
-            "HubSpot {path}: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
-    }
-    anyhow::bail!("HubSpot {path}: kept refusing")
+    let response = http
+        .post(format!("{base}/_sandbox/board/_control/bulk"))
+        .json(&json!({"account_id": account, "updates": updates}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "board bulk for {account}: {}",
+        response.status()
+    );
+    Ok(())
 }
 
 /// The noisy account's HubSpot side: its first half of deals renamed again
@@ -422,10 +415,10 @@ async fn noisy_hubspot(
             as_person(
                 &http,
                 &base,
-                tenant.portal,
+                tenant.portal.get(),
                 reqwest::Method::POST,
                 "/crm/objects/2026-03/deals/batch/update",
-                json!({"inputs": inputs}),
+                Some(json!({"inputs": inputs})),
             )
             .await?;
             sent += chunk.len();
@@ -457,16 +450,7 @@ async fn noisy_board(
         })
         .collect();
     for chunk in updates.chunks(500) {
-        let response = http
-            .post(format!("{base}/_sandbox/board/_control/bulk"))
-            .json(&json!({"account_id": tenant.account.as_str(), "updates": chunk}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "board bulk: {}",
-            response.status()
-        );
+        board_changes(&http, &base, tenant.account.as_str(), chunk).await?;
     }
     Ok(())
 }
@@ -497,10 +481,10 @@ async fn quiet_account(
         as_person(
             &http,
             &base,
-            tenant.portal,
+            tenant.portal.get(),
             reqwest::Method::PATCH,
             &format!("/crm/objects/2026-03/deals/{deal}"),
-            json!({"properties": {"dealname": name}}),
+            Some(json!({"properties": {"dealname": name}})),
         )
         .await?;
         let seen = watch(deadline, || {
@@ -512,17 +496,8 @@ async fn quiet_account(
         // A person renaming the project in board's screens (not board's
         // API: a person's edits do not spend the account's API limit).
         let name = format!("Q{i}-b{n}");
-        let response = http
-            .post(format!("{base}/_sandbox/board/_control/bulk"))
-            .json(&json!({"account_id": account, "updates": [
-                {"resource": "projects", "id": project, "fields": {"name": name}}]}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "board: project {project} not renamed: {}",
-            response.status()
-        );
+        let rename = json!({"resource": "projects", "id": project, "fields": {"name": name}});
+        board_changes(&http, &base, account, &[rename]).await?;
         let seen = watch(deadline, || {
             sandboxes
                 .hubspot

@@ -5,9 +5,11 @@
 //! than 10 % of the in-flight messages and at least 30 of its own is noisy, and
 //! every other tenant's visible messages are delivered before its own; among noisy
 //! tenants, the one with the fewest in flight first
-//! (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues-detailed.html).
-//! SQS also counts a tenant noisy by its share of recent processing time; this
-//! queue does not, so it is never fairer than SQS.
+//! (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues-detailed.html);
+//! a tenant with more than 10 % of the recent processing time is noisy too (same
+//! page; "recent" is not quantified there: a minute here, a guess listed in the
+//! README). Delays and visibility changes count in whole seconds, as SQS's
+//! `DelaySeconds` and `VisibilityTimeout` do.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

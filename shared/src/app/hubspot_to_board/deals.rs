@@ -322,15 +322,11 @@ async fn hand_on(
         carried: true,
         account_id: Some(connection.account_id.clone()),
     });
-    let sent = if after.is_zero() {
-        services.queue.send_batch(&[body]).await
-    } else {
-        services
-            .queue
-            .send_delayed(&[body], after.min(crate::app::failure::MAX_DEFER))
-            .await
-    };
-    match sent {
+    match services
+        .queue
+        .send_delayed(&[body], after.min(crate::app::failure::MAX_DEFER))
+        .await
+    {
         Ok(()) => {
             debug!(account = %connection.account_id, deals = rest.len(), after_ms = after.as_millis() as u64, "the rest handed on");
             true
