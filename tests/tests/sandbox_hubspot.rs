@@ -1514,3 +1514,87 @@ async fn injected_faults_answer_instead_of_the_api() {
     let (status, _) = hs.get(USER, "/crm/objects/2026-03/deals").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// A receiver that answers after `delay`, counting the most requests it had
+/// in flight at once.
+async fn slow_receiver(delay: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>, Received) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let received: Received = Arc::default();
+    let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (store, counter, peak) = (received.clone(), in_flight.clone(), most.clone());
+    let app = axum::Router::new().route(
+        "/hooks/hubspot",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (store, counter, peak) = (store.clone(), counter.clone(), peak.clone());
+            async move {
+                let now = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                store.lock().unwrap().push((headers, body));
+                counter.fetch_sub(1, Ordering::SeqCst);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let base = tests::serve(app).await;
+    (format!("{base}/hooks/hubspot"), most, received)
+}
+
+/// HubSpot keeps up to the project's `settings.maxConcurrentRequests` webhook
+/// requests in flight, each of up to 100 events; without the setting the
+/// emulator sends one at a time.
+#[tokio::test]
+async fn deliveries_overlap_up_to_the_projects_max_concurrent_requests() {
+    for (setting, expected) in [(Some(3), 3), (None, 1)] {
+        let dir = std::env::temp_dir().join(format!(
+            "hsmeta-concurrency-{}-{expected}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("webhooks-hsmeta.json");
+        let mut settings = json!({"targetUrl": "https://x"});
+        if let Some(n) = setting {
+            settings["maxConcurrentRequests"] = json!(n);
+        }
+        std::fs::write(
+            &file,
+            json!({"uid": "w", "type": "webhooks", "config": {"settings": settings,
+            "subscriptions": {"crmObjects": [
+                {"subscriptionType": "object.creation", "objectType": "deal", "active": true}
+            ]}}})
+            .to_string(),
+        )
+        .unwrap();
+        let (url, most, received) = slow_receiver(Duration::from_millis(400)).await;
+        let hs = Hs::start(Config {
+            webhook_url: Some(url),
+            webhooks_hsmeta: file,
+            ..quiet()
+        })
+        .await;
+        hs.connect(SCOPES, None).await;
+        for batch in 0..6 {
+            let inputs: Vec<Value> = (0..100)
+                .map(|i| json!({"properties": {"dealname": format!("D{batch}-{i}")}}))
+                .collect();
+            let (status, _) = hs
+                .post(
+                    USER,
+                    "/crm/objects/2026-03/deals/batch/create",
+                    json!({ "inputs": inputs }),
+                )
+                .await;
+            assert!(status.is_success(), "{status}");
+        }
+        hs.sandbox.spawn_webhook_delivery();
+        let events = wait_for(&received, 600).await;
+        assert_eq!(events.len(), 600);
+        let bodies = received.lock().unwrap().len();
+        assert_eq!(bodies, 6, "100 events a request");
+        assert_eq!(
+            most.load(std::sync::atomic::Ordering::SeqCst),
+            expected,
+            "requests in flight at once with maxConcurrentRequests {setting:?}"
+        );
+    }
+}

@@ -95,7 +95,26 @@ pub struct Subscription {
 /// start-up so the emulator sends what that project subscribes to, and nothing
 /// else.
 #[derive(Debug, Clone, Default)]
-pub struct Subscriptions(pub Vec<Subscription>);
+pub struct Subscriptions(pub Vec<Subscription>, pub Throttling);
+
+/// The component's `settings.maxConcurrentRequests`: how many webhook requests
+/// HubSpot has in flight to the target URL at once
+/// (https://developers.hubspot.com/docs/apps/developer-platform/add-features/configure-webhooks;
+/// the settings API calls it `throttling.maxConcurrentRequests`:
+/// https://developers.hubspot.com/docs/api-reference/latest/webhooks/subscriptions/update-webhook).
+/// Missing, the emulator sends one request at a time (harder than any setting).
+#[derive(Debug, Clone, Copy)]
+pub struct Throttling {
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Throttling {
+    fn default() -> Self {
+        Self {
+            max_concurrent_requests: 1,
+        }
+    }
+}
 
 impl Subscriptions {
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
@@ -108,6 +127,16 @@ impl Subscriptions {
         if file["type"] != "webhooks" {
             return Err("not a webhooks component (type must be \"webhooks\")".into());
         }
+        let throttling = match &file["config"]["settings"]["maxConcurrentRequests"] {
+            Value::Null => Throttling::default(),
+            n => Throttling {
+                max_concurrent_requests: n
+                    .as_u64()
+                    .filter(|n| *n >= 1)
+                    .ok_or("settings.maxConcurrentRequests must be a positive whole number")?
+                    as usize,
+            },
+        };
         let sections = file["config"]["subscriptions"]
             .as_object()
             .ok_or("config.subscriptions is missing")?;
@@ -152,7 +181,7 @@ impl Subscriptions {
                 });
             }
         }
-        Ok(Self(out))
+        Ok(Self(out, throttling))
     }
 
     /// The active subscriptions `event` falls under.
@@ -378,9 +407,15 @@ fn backoff(attempt: u32) -> Duration {
 
 const MAX_ATTEMPTS: u32 = 10;
 
+/// Delivers due events every flush: up to the project's
+/// `maxConcurrentRequests` requests at once (`Throttling`), each of up to 100
+/// events, oldest first whatever their portal (a portal's burst goes ahead of
+/// another portal's single change: how HubSpot orders an app's deliveries
+/// across portals is not documented, so the emulator takes the harder reading).
 pub fn spawn(sandbox: HubSpotSandbox) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::new();
+        let concurrent = sandbox.inner.subscriptions.1.max_concurrent_requests;
         loop {
             let flush = sandbox.inner.config.lock().expect("config").webhook_flush;
             tokio::time::sleep(flush).await;
@@ -401,83 +436,102 @@ pub fn spawn(sandbox: HubSpotSandbox) -> tokio::task::JoinHandle<()> {
                 .expect("faults")
                 .webhooks
                 .clone();
-            let mut batch: Vec<Pending> = {
+            let batches: Vec<Vec<Pending>> = {
                 let mut outbox = sandbox.inner.outbox.lock().expect("outbox");
                 let now = Instant::now();
                 let mut due = Vec::new();
                 let mut keep = Vec::new();
                 for p in outbox.queue.drain(..) {
-                    if p.due <= now && due.len() < 100 {
+                    if p.due <= now && due.len() < 100 * concurrent {
                         due.push(p)
                     } else {
                         keep.push(p)
                     }
                 }
                 outbox.queue = keep;
-                due
+                let mut batches = Vec::new();
+                while !due.is_empty() {
+                    let rest = due.split_off(due.len().min(100));
+                    batches.push(std::mem::replace(&mut due, rest));
+                }
+                batches
             };
-            if batch.is_empty() {
-                continue;
-            }
-            {
-                let mut rng = rand::rng();
-                if faults.drop_rate > 0.0 {
-                    batch.retain(|_| rand::random::<f64>() >= faults.drop_rate);
-                }
-                if faults.duplicate_rate > 0.0 {
-                    let dupes: Vec<Pending> = batch
-                        .iter()
-                        .filter(|_| rand::random::<f64>() < faults.duplicate_rate)
-                        .cloned()
-                        .collect();
-                    batch.extend(dupes);
-                }
-                if faults.shuffle {
-                    batch.shuffle(&mut rng);
-                }
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            let bodies: Vec<Value> = batch
-                .iter()
-                .map(|p| {
-                    let mut b = p.body.clone();
-                    b["attemptNumber"] = json!(p.attempt);
-                    b
-                })
-                .collect();
-            let payload = Value::Array(bodies).to_string();
-            let mut request = client
-                .post(&url)
-                .timeout(timeout)
-                .header("content-type", "application/json");
-            for (name, value) in signature_headers(&secret, "POST", &url, &payload) {
-                request = request.header(name, value);
-            }
-            let status = request
-                .body(payload)
-                .send()
-                .await
-                .ok()
-                .map(|r| r.status().as_u16());
-            let ok = status.is_some_and(|s| (200..300).contains(&s));
-            let mut outbox = sandbox.inner.outbox.lock().expect("outbox");
-            outbox.deliveries.push(Delivery {
-                events: batch.len(),
-                attempt_numbers: batch.iter().map(|p| u64::from(p.attempt)).collect(),
-                status,
-                at_ms: now_ms(),
-            });
-            if !ok {
-                for mut p in batch {
-                    if p.attempt + 1 < MAX_ATTEMPTS {
-                        p.attempt += 1;
-                        p.due = Instant::now() + backoff(p.attempt);
-                        outbox.queue.push(p);
-                    }
-                }
-            }
+            let deliveries = batches
+                .into_iter()
+                .map(|batch| deliver(&client, &sandbox, &url, &secret, timeout, &faults, batch));
+            futures_util::future::join_all(deliveries).await;
         }
     })
+}
+
+/// One request of up to 100 events (faults applied), retried with backoff
+/// unless the target answered 2xx in time.
+async fn deliver(
+    client: &reqwest::Client,
+    sandbox: &HubSpotSandbox,
+    url: &str,
+    secret: &str,
+    timeout: Duration,
+    faults: &crate::control::WebhookFaults,
+    mut batch: Vec<Pending>,
+) {
+    {
+        let mut rng = rand::rng();
+        if faults.drop_rate > 0.0 {
+            batch.retain(|_| rand::random::<f64>() >= faults.drop_rate);
+        }
+        if faults.duplicate_rate > 0.0 {
+            let dupes: Vec<Pending> = batch
+                .iter()
+                .filter(|_| rand::random::<f64>() < faults.duplicate_rate)
+                .cloned()
+                .collect();
+            batch.extend(dupes);
+        }
+        if faults.shuffle {
+            batch.shuffle(&mut rng);
+        }
+    }
+    if batch.is_empty() {
+        return;
+    }
+    let bodies: Vec<Value> = batch
+        .iter()
+        .map(|p| {
+            let mut b = p.body.clone();
+            b["attemptNumber"] = json!(p.attempt);
+            b
+        })
+        .collect();
+    let payload = Value::Array(bodies).to_string();
+    let mut request = client
+        .post(url)
+        .timeout(timeout)
+        .header("content-type", "application/json");
+    for (name, value) in signature_headers(secret, "POST", url, &payload) {
+        request = request.header(name, value);
+    }
+    let status = request
+        .body(payload)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16());
+    let ok = status.is_some_and(|s| (200..300).contains(&s));
+    let mut outbox = sandbox.inner.outbox.lock().expect("outbox");
+    outbox.deliveries.push(Delivery {
+        events: batch.len(),
+        attempt_numbers: batch.iter().map(|p| u64::from(p.attempt)).collect(),
+        status,
+        at_ms: now_ms(),
+    });
+    if !ok {
+        for mut p in batch {
+            if p.attempt + 1 < MAX_ATTEMPTS {
+                p.attempt += 1;
+                p.due = Instant::now() + backoff(p.attempt);
+                outbox.queue.push(p);
+            }
+        }
+    }
 }
