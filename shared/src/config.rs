@@ -60,6 +60,10 @@ pub struct Settings {
     /// The queue board's producer writes change events to, and its DLQ.
     pub board_events_queue_url: Option<String>,
     pub board_events_dlq_url: Option<String>,
+    /// The bulk lane (SPEC §10): where board's producer sends imports and mass
+    /// updates, read 100 at a time with a batching window; and its DLQ.
+    pub board_bulk_events_queue_url: Option<String>,
+    pub board_bulk_events_dlq_url: Option<String>,
     /// Webhook bodies above this are refused with 413.
     pub max_webhook_bytes: usize,
     /// Consecutive authentication failures (one per 10 minutes) that suspend a connection.
@@ -297,6 +301,9 @@ impl Settings {
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL").filter(|v| !v.is_empty()),
             board_events_queue_url: get("BOARD_EVENTS_QUEUE_URL").filter(|v| !v.is_empty()),
             board_events_dlq_url: get("BOARD_EVENTS_DLQ_URL").filter(|v| !v.is_empty()),
+            board_bulk_events_queue_url: get("BOARD_BULK_EVENTS_QUEUE_URL")
+                .filter(|v| !v.is_empty()),
+            board_bulk_events_dlq_url: get("BOARD_BULK_EVENTS_DLQ_URL").filter(|v| !v.is_empty()),
             max_webhook_bytes,
             public_base_url,
         };

@@ -17,7 +17,7 @@ use crate::adapters::table::Table;
 use crate::adapters::table::dynamodb::DynamoTable;
 use crate::adapters::table::memory::MemoryTable;
 use crate::app::Services;
-use crate::app::budget::BudgetedBoard;
+use crate::app::budgeted_board::BudgetedBoard;
 use crate::app::services::{MAX_RECEIVES, WORK_VISIBILITY};
 use crate::config::{Settings, StoreKind};
 use crate::ports::{Clock, WorkQueue};
@@ -73,6 +73,7 @@ impl Services {
             history: store.clone(),
             board_events: store,
             board_queue: queue.clone(),
+            board_bulk_queue: queue.clone(),
             queue,
             clock,
             directory: Arc::default(),
@@ -90,6 +91,7 @@ impl Services {
             Arc::new(SystemClock),
         );
         services.board_queue = Arc::new(MemoryQueue::new(WORK_VISIBILITY, MAX_RECEIVES));
+        services.board_bulk_queue = Arc::new(MemoryQueue::new(WORK_VISIBILITY, MAX_RECEIVES));
         (services, queue)
     }
 
@@ -105,15 +107,21 @@ impl Services {
             settings.table_name.clone(),
         );
         let sqs = aws_sdk_sqs::Client::new(config);
-        let (queue, board_queue) = if provision {
+        let (queue, board_queue, board_bulk_queue) = if provision {
             table.create_if_missing().await.context("provision table")?;
             let name = &settings.table_name;
-            let (work_name, board_name) = (format!("{name}-work"), format!("{name}-board-events"));
-            let work = SqsQueue::create(sqs.clone(), &work_name, WORK_VISIBILITY, MAX_RECEIVES);
-            let board = SqsQueue::create(sqs, &board_name, WORK_VISIBILITY, MAX_RECEIVES);
+            let create = |suffix: &str| {
+                let (sqs, queue) = (sqs.clone(), format!("{name}-{suffix}"));
+                async move { SqsQueue::create(sqs, &queue, WORK_VISIBILITY, MAX_RECEIVES).await }
+            };
             (
-                work.await.context("provision work queue")?,
-                board.await.context("provision board queue")?,
+                create("work").await.context("provision work queue")?,
+                create("board-events")
+                    .await
+                    .context("provision board queue")?,
+                create("board-bulk-events")
+                    .await
+                    .context("provision board bulk queue")?,
             )
         } else {
             let required = |value: &Option<String>, name: &str| {
@@ -126,9 +134,20 @@ impl Services {
                     required(&settings.dead_letter_queue_url, "DEAD_LETTER_QUEUE_URL")?,
                 ),
                 SqsQueue::new(
-                    sqs,
+                    sqs.clone(),
                     required(&settings.board_events_queue_url, "BOARD_EVENTS_QUEUE_URL")?,
                     required(&settings.board_events_dlq_url, "BOARD_EVENTS_DLQ_URL")?,
+                ),
+                SqsQueue::new(
+                    sqs,
+                    required(
+                        &settings.board_bulk_events_queue_url,
+                        "BOARD_BULK_EVENTS_QUEUE_URL",
+                    )?,
+                    required(
+                        &settings.board_bulk_events_dlq_url,
+                        "BOARD_BULK_EVENTS_DLQ_URL",
+                    )?,
                 ),
             )
         };
@@ -139,6 +158,7 @@ impl Services {
             Arc::new(SystemClock),
         );
         services.board_queue = Arc::new(board_queue);
+        services.board_bulk_queue = Arc::new(board_bulk_queue);
         Ok(services)
     }
 

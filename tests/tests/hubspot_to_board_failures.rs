@@ -64,6 +64,7 @@ fn rename_message(deal: &str, receive_count: u32) -> ReceivedMessage {
             events: vec![event],
             carried: false,
             account_id: None,
+            lease: None,
         }),
         receive_count,
         attributes: Vec::new(),

@@ -143,6 +143,8 @@ struct Resources {
     table: String,
     work: SqsQueue,
     board: SqsQueue,
+    /// board's bulk lane.
+    bulk: SqsQueue,
     secret: String,
     /// The webhook function's own secret (the HubSpot client secret only).
     signing_secret: String,
@@ -162,7 +164,15 @@ impl Resources {
         )
         .await
         .unwrap();
-        let board = SqsQueue::create(sqs, &tests::unique("board"), WORK_VISIBILITY, MAX_RECEIVES)
+        let board = SqsQueue::create(
+            sqs.clone(),
+            &tests::unique("board"),
+            WORK_VISIBILITY,
+            MAX_RECEIVES,
+        )
+        .await
+        .unwrap();
+        let bulk = SqsQueue::create(sqs, &tests::unique("bulk"), WORK_VISIBILITY, MAX_RECEIVES)
             .await
             .unwrap();
         let kms = aws_sdk_kms::Client::new(&sdk);
@@ -205,6 +215,7 @@ impl Resources {
             table,
             work,
             board,
+            bulk,
             secret,
             signing_secret,
             key,
@@ -216,6 +227,10 @@ impl Resources {
             (self.table.clone(), "Table".to_owned()),
             (self.work.url().to_owned(), "WorkQueue".to_owned()),
             (self.board.url().to_owned(), "BoardEventsQueue".to_owned()),
+            (
+                self.bulk.url().to_owned(),
+                "BoardBulkEventsQueue".to_owned(),
+            ),
             (self.secret.clone(), "Secrets".to_owned()),
             (self.signing_secret.clone(), "SigningSecret".to_owned()),
             (self.key.clone(), "TokenKey".to_owned()),
@@ -227,6 +242,10 @@ impl Resources {
         names.insert(
             self.board.dead_letter_url().to_owned(),
             "BoardEventsDeadLetterQueue".to_owned(),
+        );
+        names.insert(
+            self.bulk.dead_letter_url().to_owned(),
+            "BoardBulkEventsDeadLetterQueue".to_owned(),
         );
         names
     }
@@ -287,9 +306,14 @@ impl Resources {
             Arc::new(SystemClock),
         );
         services.board_queue = Arc::new(SqsQueue::new(
-            sqs,
+            sqs.clone(),
             self.board.url(),
             self.board.dead_letter_url(),
+        ));
+        services.board_bulk_queue = Arc::new(SqsQueue::new(
+            sqs,
+            self.bulk.url(),
+            self.bulk.dead_letter_url(),
         ));
         services
     }
@@ -397,6 +421,20 @@ fn granted(template: &Yaml, function: &str) -> BTreeSet<Grant> {
 
 /// Every route of every function, and the worker's paths: both directions,
 /// a registration, the card, a dead letter on each queue, a disconnect.
+/// A project renamed by an import in board: its event goes to the bulk lane.
+async fn bulk_change(run: &Run, project: u64, name: &str) {
+    let response = run
+        .http
+        .post(format!("{}/_sandbox/board/_control/bulk", run.base))
+        .json(&json!({"account_id": "acct-a", "updates": [
+            {"resource": "projects", "id": project, "fields": {"name": name}}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
 async fn drive(run: &Run, resources: &Resources) {
     run.connect("acct-a", None).await;
     for path in [
@@ -565,6 +603,11 @@ async fn drive(run: &Run, resources: &Resources) {
         .is_success()
     );
     run.update_deal(&deal, json!({"amount": "990000"})).await;
+    // An import's change on board's bulk lane, then a person's newer one on
+    // the ordinary lane (the other way round, the older would be ignored,
+    // not retried): each goes back to its own lane.
+    bulk_change(run, project, "監査案件(一括・障害中)").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, body) = run
         .board(
             reqwest::Method::PATCH,
@@ -608,6 +651,8 @@ async fn drive(run: &Run, resources: &Resources) {
     assert!(held.is_ok());
     // Each instance reads holds from the store at most once a second.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
+    bulk_change(run, project, "監査案件(一括・順番待ち)").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, body) = run
         .board(
             reqwest::Method::PATCH,
@@ -630,10 +675,16 @@ async fn drive(run: &Run, resources: &Resources) {
         .send_batch(&["{\"not\": \"an event\"}".to_owned()])
         .await
         .unwrap();
+    resources
+        .bulk
+        .send_batch(&["{\"not\": \"an event either\"}".to_owned()])
+        .await
+        .unwrap();
     for _ in 0..100 {
         let work = resources.work.receive_dead_letters(10).await.unwrap();
         let board = resources.board.receive_dead_letters(10).await.unwrap();
-        if !work.is_empty() && !board.is_empty() {
+        let bulk = resources.bulk.receive_dead_letters(10).await.unwrap();
+        if !work.is_empty() && !board.is_empty() && !bulk.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -654,6 +705,10 @@ async fn drive(run: &Run, resources: &Resources) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_function_is_granted_exactly_the_aws_calls_it_makes() {
+    // `RUST_LOG=debug cargo test --test iam` shows the stack's logs.
+    if std::env::var_os("RUST_LOG").is_some() {
+        board_hubspot::telemetry::init();
+    }
     let resources = Resources::create().await;
     let names = Arc::new(resources.names());
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -708,7 +763,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_it_makes() {
 
     let template: Yaml = serde_yaml::from_str(include_str!("../../template.yaml")).unwrap();
     // Lambda's SQS event source polls and deletes with the worker's role.
-    let event_source: BTreeSet<Grant> = ["WorkQueue", "BoardEventsQueue"]
+    let event_source: BTreeSet<Grant> = ["WorkQueue", "BoardEventsQueue", "BoardBulkEventsQueue"]
         .into_iter()
         .flat_map(|queue| {
             [

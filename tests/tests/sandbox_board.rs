@@ -13,6 +13,7 @@ struct Board {
     base: String,
     http: reqwest::Client,
     sink: Arc<Mutex<Vec<String>>>,
+    sandbox: BoardSandbox,
 }
 
 impl Board {
@@ -29,6 +30,7 @@ impl Board {
             base,
             http: reqwest::Client::new(),
             sink,
+            sandbox,
         }
     }
 
@@ -529,4 +531,76 @@ async fn inspect_bulk_and_the_settings_screen() {
         confirm_page.contains("name=\"confirmation\" value=\"abc\"")
             && confirm_page.contains("連携を確定")
     );
+}
+
+/// board's two lanes (SPEC §10): an import's changes (`/_control/bulk`) go to
+/// the bulk lane's sink, a person's edits (`/_control/edits`) and API changes
+/// to the ordinary one; with no bulk sink, everything goes to the ordinary one.
+#[tokio::test]
+async fn imports_go_to_the_bulk_lane_and_peoples_edits_to_the_ordinary_one() {
+    let board = Board::start(100).await;
+    let (status, client) = board
+        .post("/v1/clients", json!({"name": "Lane", "name_disp": "Lane"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    let client = client["id"].as_u64().unwrap();
+    let control = |route: &str, name: &str| {
+        board
+            .http
+            .post(format!("{}/_control/{route}", board.base))
+            .json(&json!({"account_id": "acct-a", "updates": [
+                {"resource": "clients", "id": client, "fields": {"name": name}}
+            ]}))
+            .send()
+    };
+    // No bulk sink yet: the import's event takes the ordinary lane.
+    assert_eq!(
+        control("bulk", "A").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(board.events().len(), 2);
+
+    let sandbox_bulk: Arc<Mutex<Vec<String>>> = Arc::default();
+    let store = sandbox_bulk.clone();
+    // The router was built from a clone of the same sandbox: set its bulk sink.
+    board
+        .sandbox
+        .set_bulk_event_sink(Arc::new(move |bodies| store.lock().unwrap().extend(bodies)));
+    assert_eq!(
+        control("bulk", "B").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        control("edits", "C").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let (status, _) = board
+        .patch(&format!("/v1/clients/{client}"), json!({"name": "D"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let names = |bodies: Vec<Value>| -> Vec<String> {
+        bodies
+            .iter()
+            .map(|e| e["object"]["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let bulk: Vec<Value> = sandbox_bulk
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(names(bulk), ["B"], "the import, on the bulk lane");
+    assert_eq!(
+        names(board.events())[1..],
+        ["A", "C", "D"],
+        "the rest on the ordinary lane"
+    );
+    // The same event contract on both lanes: versions go on across them.
+    let versions: Vec<u64> = board
+        .events()
+        .iter()
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
 }

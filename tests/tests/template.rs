@@ -92,13 +92,16 @@ fn the_local_pollers_batch_as_the_templates_event_sources() {
             .map(|(_, size, window)| (*size, *window))
             .unwrap_or_else(|| panic!("event source {name}"))
     };
-    assert_eq!(declared.len(), 2, "{declared:?}");
+    assert_eq!(declared.len(), 3, "{declared:?}");
     assert_eq!(of("Work"), as_declared(Batching::WORK));
-    // board's events: 1 s in AWS (its minimum for batches over 10); the local
-    // stack's window is `BOARD_EVENTS_WINDOW_MS`.
+    // board's ordinary lane: a person's change goes at once, no window.
+    assert_eq!(of("BoardEvents"), as_declared(Batching::BOARD));
+    assert_eq!(Batching::BOARD.window, std::time::Duration::ZERO);
+    // board's bulk lane: 1 s in AWS (its minimum for batches over 10); the
+    // local stack's window is `BOARD_EVENTS_WINDOW_MS`.
     assert_eq!(
-        of("BoardEvents"),
-        as_declared(Batching::board_events(std::time::Duration::from_secs(1)))
+        of("BoardBulkEvents"),
+        as_declared(Batching::board_bulk(std::time::Duration::from_secs(1)))
     );
 }
 
@@ -130,16 +133,23 @@ fn alarms_can_be_delivered_to_the_encrypted_topic() {
     assert!(actions.contains(&"kms:Decrypt") && actions.contains(&"kms:GenerateDataKey*"));
 }
 
-/// Only board's producer role may send to the board-events queue, not any
+/// Only board's producer role may send to either board-events lane, not any
 /// principal of board's account.
 #[test]
 fn only_the_producer_role_sends_to_the_board_events_queue() {
     let template: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
-    let statements = template["Resources"]["BoardEventsQueuePolicy"]["Properties"]
-        ["PolicyDocument"]["Statement"]
-        .as_sequence()
-        .unwrap();
-    for statement in statements {
+    let statements: Vec<serde_yaml::Value> =
+        ["BoardEventsQueuePolicy", "BoardBulkEventsQueuePolicy"]
+            .iter()
+            .flat_map(|policy| {
+                template["Resources"][*policy]["Properties"]["PolicyDocument"]["Statement"]
+                    .as_sequence()
+                    .unwrap_or_else(|| panic!("{policy}"))
+                    .clone()
+            })
+            .collect();
+    assert_eq!(statements.len(), 2);
+    for statement in &statements {
         let condition = &statement["Condition"]["ArnLike"]["aws:PrincipalArn"];
         let serde_yaml::Value::Tagged(tagged) = condition else {
             panic!("each statement names the producer role: {statement:?}");

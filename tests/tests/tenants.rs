@@ -214,6 +214,7 @@ async fn pausing_a_portal_pauses_the_jobs_handed_on_for_its_accounts() {
             }],
             carried: true,
             account_id: Some("acct-a".parse().unwrap()),
+            lease: None,
         },
     );
     let message = board_hubspot::ports::ReceivedMessage {

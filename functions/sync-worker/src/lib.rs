@@ -30,40 +30,58 @@ fn received(message: SqsMessage) -> Option<ReceivedMessage> {
     })
 }
 
-/// The queue named by an event source ARN (`arn:aws:sqs:region:account:name`).
-fn from_board_queue(services: &Services, source_arn: Option<&str>) -> bool {
+/// Which of the worker's event sources a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Work,
+    /// board's ordinary lane: a person's changes, 10 at most per invocation, no window.
+    Board,
+    /// board's bulk lane: imports and mass updates, 100 per invocation.
+    BoardBulk,
+}
+
+/// The queue named by an event source ARN (`arn:aws:sqs:region:account:name`):
+/// one of board's lanes by its URL's last part, else our work queue.
+fn source_of(services: &Services, source_arn: Option<&str>) -> Source {
     let name = source_arn
         .and_then(|arn| arn.rsplit(':').next())
         .unwrap_or_default();
-    let board_url = services
-        .settings
-        .board_events_queue_url
-        .as_deref()
-        .unwrap_or_default();
-    !name.is_empty() && board_url.rsplit('/').next() == Some(name)
+    let named = |url: &Option<String>| {
+        !name.is_empty() && url.as_deref().and_then(|u| u.rsplit('/').next()) == Some(name)
+    };
+    if named(&services.settings.board_events_queue_url) {
+        Source::Board
+    } else if named(&services.settings.board_bulk_events_queue_url) {
+        Source::BoardBulk
+    } else {
+        Source::Work
+    }
 }
 
-/// Lambda's SQS event sources (our work queue and board's events queue):
+/// Lambda's SQS event sources (our work queue and board's two lanes):
 /// handled messages are deleted by Lambda, the ones we return are retried after
 /// the visibility we set; poison ones go to their own queue's DLQ.
 pub async fn handle(
     services: &Services,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let mut work = Vec::new();
-    let mut board = Vec::new();
+    let (mut work, mut board, mut bulk) = (Vec::new(), Vec::new(), Vec::new());
     for record in event.payload.records {
-        let is_board = from_board_queue(services, record.event_source_arn.as_deref());
+        let source = source_of(services, record.event_source_arn.as_deref());
         if let Some(message) = received(record) {
-            if is_board {
-                board.push(message)
-            } else {
-                work.push(message)
+            match source {
+                Source::Work => work.push(message),
+                Source::Board => board.push(message),
+                Source::BoardBulk => bulk.push(message),
             }
         }
     }
     let mut response = SqsBatchResponse::default();
-    for (queue, messages) in [(&services.queue, work), (&services.board_queue, board)] {
+    for (queue, messages) in [
+        (&services.queue, work),
+        (&services.board_queue, board),
+        (&services.board_bulk_queue, bulk),
+    ] {
         if messages.is_empty() {
             continue;
         }
@@ -91,10 +109,18 @@ impl Batching {
         window: Duration::ZERO,
     };
 
-    /// board's events queue: 100 per invocation, so their deal writes share a
-    /// call. AWS requires a window of at least 1 s for batches over 10; the
-    /// local stack defaults to none (`BOARD_EVENTS_WINDOW_MS`) to stay snappy.
-    pub fn board_events(window: Duration) -> Self {
+    /// board's ordinary lane (`BoardEvents` in the template): a person's
+    /// changes, at once: 10 at most, no window.
+    pub const BOARD: Self = Self {
+        size: 10,
+        window: Duration::ZERO,
+    };
+
+    /// board's bulk lane (`BoardBulkEvents`): 100 per invocation, so their
+    /// HubSpot writes share a call. AWS requires a window of at least 1 s for
+    /// batches over 10; the local stack defaults to none
+    /// (`BOARD_EVENTS_WINDOW_MS`) to stay snappy.
+    pub fn board_bulk(window: Duration) -> Self {
         Self { size: 100, window }
     }
 }

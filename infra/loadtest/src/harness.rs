@@ -50,6 +50,8 @@ pub struct Harness {
     pub run: Run,
     pub work: MemoryQueue,
     pub board: MemoryQueue,
+    /// board's bulk lane (imports and mass updates).
+    pub bulk: MemoryQueue,
     /// SQS calls the webhook function's sends would make.
     pub webhook_sends: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -71,6 +73,7 @@ impl Harness {
         )?;
         let work = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
         let board = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
+        let bulk = MemoryQueue::new(setup.visibility, MAX_RECEIVES);
         // Metered: what the scenario's work would cost on AWS (`cost.rs`).
         let mut services = Services::with_store(
             settings,
@@ -84,6 +87,9 @@ impl Harness {
         );
         services.board_queue = Arc::new(crate::cost::MeteredQueue {
             inner: Arc::new(board.clone()),
+        });
+        services.board_bulk_queue = Arc::new(crate::cost::MeteredQueue {
+            inner: Arc::new(bulk.clone()),
         });
         let mut functions = local_stack::Functions::shared(&services);
         let webhook_sends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -108,6 +114,7 @@ impl Harness {
             run,
             work,
             board,
+            bulk,
             webhook_sends,
         })
     }
@@ -366,15 +373,26 @@ impl Harness {
         self.drain(Duration::from_secs(180)).await
     }
 
-    /// Waits until both queues are empty (nothing visible or in flight).
+    /// Messages in the three queues (visible or in flight).
+    pub fn depth(&self) -> usize {
+        self.work.depth() + self.board.depth() + self.bulk.depth()
+    }
+
+    /// Messages in the three queues' DLQs.
+    pub fn dead_depth(&self) -> usize {
+        self.work.dead_depth() + self.board.dead_depth() + self.bulk.dead_depth()
+    }
+
+    /// Waits until the queues are empty (nothing visible or in flight).
     pub async fn drain(&self, limit: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.work.depth() + self.board.depth() > 0 {
+        while self.depth() > 0 {
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
-                "queues not drained: {} work, {} board",
+                "queues not drained: {} work, {} board, {} bulk",
                 self.work.depth(),
-                self.board.depth()
+                self.board.depth(),
+                self.bulk.depth()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -157,8 +157,10 @@ fn script(options: &Options, pairs: usize) -> (Vec<Change>, Expected) {
     (changes, expected)
 }
 
-/// board's change events on their way to the queue: some duplicated, some
-/// held back and sent after later ones.
+/// board's change events on their way to its two lanes (SPEC §10: a
+/// person's changes on the ordinary lane, an import's on the bulk lane): some
+/// duplicated, some held back and sent after later ones, on either lane, so
+/// an older change may arrive through the other lane after a newer one.
 fn unreliable_sink(
     h: &Harness,
     rng: Arc<Mutex<StdRng>>,
@@ -166,40 +168,51 @@ fn unreliable_sink(
     reorders: f64,
 ) -> Arc<Mutex<Vec<String>>> {
     let held: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let queue = h.services().board_queue.clone();
-    let held_in = held.clone();
-    h.run
-        .stack
-        .sandboxes
-        .board
-        .set_event_sink(Arc::new(move |bodies: Vec<String>| {
-            let mut out = Vec::new();
+    let lanes = [
+        h.services().board_queue.clone(),
+        h.services().board_bulk_queue.clone(),
+    ];
+    let sink = |lane: usize| {
+        let (rng, held, lanes) = (rng.clone(), held.clone(), lanes.clone());
+        Arc::new(move |bodies: Vec<String>| {
+            let mut out: [Vec<String>; 2] = [Vec::new(), Vec::new()];
             {
                 let mut rng = rng.lock().expect("rng");
-                let mut held = held_in.lock().expect("held");
+                let mut held = held.lock().expect("held");
                 for body in bodies {
                     if rng.random_bool(duplicates) {
-                        out.push(body.clone());
+                        out[lane].push(body.clone());
                     }
                     if rng.random_bool(reorders) {
                         held.push(body);
                     } else {
-                        out.push(body);
+                        out[lane].push(body);
                     }
                 }
-                // Held events go out after later ones, shuffled.
+                // Held events go out after later ones, shuffled, each on either lane.
                 if held.len() >= 5 || rng.random_bool(0.2) {
                     held.shuffle(&mut *rng);
-                    out.append(&mut held);
+                    for body in held.drain(..) {
+                        out[usize::from(rng.random_bool(0.5))].push(body);
+                    }
                 }
             }
-            let queue = queue.clone();
-            tokio::spawn(async move {
-                if let Err(error) = queue.send_batch(&out).await {
-                    tracing::error!(%error, "soak: board events not queued");
+            for (queue, bodies) in lanes.iter().zip(out) {
+                if bodies.is_empty() {
+                    continue;
                 }
-            });
-        }));
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = queue.send_batch(&bodies).await {
+                        tracing::error!(%error, "soak: board events not queued");
+                    }
+                });
+            }
+        }) as Arc<dyn Fn(Vec<String>) + Send + Sync>
+    };
+    let board = &h.run.stack.sandboxes.board;
+    board.set_event_sink(sink(0));
+    board.set_bulk_event_sink(sink(1));
     held
 }
 
@@ -211,6 +224,15 @@ struct Worker {
 }
 
 impl Worker {
+    /// One batch from each queue as its event source hands it over: board's
+    /// ordinary lane 10, its bulk lane 100, the work queue 10.
+    async fn lanes(&mut self, h: &Harness) -> anyhow::Result<usize> {
+        let board = self.step(h, &h.board, 10).await?;
+        let bulk = self.step(h, &h.bulk, 100).await?;
+        let work = self.step(h, &h.work, 10).await?;
+        Ok(board + bulk + work)
+    }
+
     /// One batch from `queue`, as the event source hands it over; every
     /// `every` messages the batch is cut off mid-way (a crashed invocation:
     /// nothing deleted, SQS redelivers after the visibility timeout).
@@ -331,11 +353,18 @@ async fn apply(
         )
         .await?;
     }
-    if !board_updates.is_empty() {
+    // In order, by runs of ten: one run as an import (the bulk lane), the
+    // next as people's edits (the ordinary lane).
+    for (run, updates) in board_updates.chunks(10).enumerate() {
+        let route = if run % 2 == 0 {
+            "/_control/bulk"
+        } else {
+            "/_control/edits"
+        };
         h.control(
             "board",
-            "/_control/bulk",
-            Some(json!({"account_id": ACCOUNT, "updates": board_updates})),
+            route,
+            Some(json!({"account_id": ACCOUNT, "updates": updates})),
         )
         .await?;
     }
@@ -444,7 +473,7 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
         }
     }
     let pairs = h.linked_pairs(pairs_n, "耐久").await?;
-    while worker.step(&h, &h.board, 100).await? + worker.step(&h, &h.work, 10).await? > 0 {}
+    while worker.lanes(&h).await? > 0 {}
     let (changes, expected) = script(&options, pairs_n);
     worker.received = 0;
     worker.next_abort = options.abort_every;
@@ -477,11 +506,7 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
         loop {
             tokio::select! {
                 done = &mut drive => { done?; break; }
-                polled = async {
-                    let a = worker.step(&h, &h.board, 100).await?;
-                    let b = worker.step(&h, &h.work, 10).await?;
-                    anyhow::Ok(a + b)
-                } => { polled?; }
+                polled = worker.lanes(&h) => { polled?; }
             }
         }
     }
@@ -500,8 +525,8 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
     let mut quiet_since = Instant::now();
     worker.next_abort = usize::MAX;
     loop {
-        let n = worker.step(&h, &h.board, 100).await? + worker.step(&h, &h.work, 10).await?;
-        if n > 0 || h.work.depth() + h.board.depth() > 0 {
+        let n = worker.lanes(&h).await?;
+        if n > 0 || h.depth() > 0 {
             quiet_since = Instant::now();
         }
         // Quiet for 3 s: retries (visibility delays) and webhooks have landed.
@@ -529,10 +554,7 @@ pub async fn run(options: Options) -> anyhow::Result<Figures> {
     f.insert("errors_in_history".into(), json!(verdict.errors));
     f.insert("unexplained_errors".into(), json!(verdict.unexplained));
     f.insert("error_codes".into(), json!(verdict.error_codes));
-    f.insert(
-        "dead_letters".into(),
-        json!(h.work.dead_depth() + h.board.dead_depth()),
-    );
+    f.insert("dead_letters".into(), json!(h.dead_depth()));
     f.insert(
         "seconds".into(),
         json!(round(started.elapsed().as_secs_f64(), 1)),
@@ -748,6 +770,6 @@ async fn check(
             None => break,
         }
     }
-    verdict.lost += h.work.dead_depth() + h.board.dead_depth();
+    verdict.lost += h.dead_depth();
     Ok(verdict)
 }

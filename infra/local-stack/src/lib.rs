@@ -85,15 +85,21 @@ impl Sandboxes {
             service_url: Some(base),
             ..sandbox_board::Config::default()
         });
-        let queue = services.board_queue.clone();
-        board.set_event_sink(std::sync::Arc::new(move |bodies: Vec<String>| {
-            let queue = queue.clone();
-            tokio::spawn(async move {
-                if let Err(error) = queue.send_batch(&bodies).await {
-                    tracing::error!(%error, "board sandbox could not queue change events");
-                }
-            });
-        }));
+        // board's producer (SPEC §10): a person's changes to the ordinary
+        // lane, imports and mass updates (the emulator's bulk endpoint) to the
+        // bulk lane.
+        let sink = |queue: std::sync::Arc<dyn board_hubspot::ports::WorkQueue>| {
+            std::sync::Arc::new(move |bodies: Vec<String>| {
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = queue.send_batch(&bodies).await {
+                        tracing::error!(%error, "board sandbox could not queue change events");
+                    }
+                });
+            }) as sandbox_board::EventSink
+        };
+        board.set_event_sink(sink(services.board_queue.clone()));
+        board.set_bulk_event_sink(sink(services.board_bulk_queue.clone()));
         Self { hubspot, board }
     }
 }
@@ -217,20 +223,28 @@ pub fn board_events_window() -> Duration {
     )
 }
 
+/// The worker's event sources.
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    Work,
+    Board,
+    BoardBulk,
+}
+
 /// One event source: polls `queue` with `batching` until stopped, as Lambda
 /// does with one poller per queue; adds what it handled to `handled`.
 fn spawn_poller(
     services: Services,
-    board_queue: bool,
+    lane: Lane,
     batching: sync_worker::Batching,
     handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let queue = if board_queue {
-            services.board_queue.clone()
-        } else {
-            services.queue.clone()
+        let queue = match lane {
+            Lane::Work => services.queue.clone(),
+            Lane::Board => services.board_queue.clone(),
+            Lane::BoardBulk => services.board_bulk_queue.clone(),
         };
         loop {
             tokio::select! {
@@ -375,7 +389,7 @@ pub async fn start_functions(
     for _ in 0..pollers {
         workers.push(spawn_poller(
             worker_services.clone(),
-            false,
+            Lane::Work,
             sync_worker::Batching::WORK,
             handled.clone(),
             stopped.clone(),
@@ -385,8 +399,17 @@ pub async fn start_functions(
         if !std::sync::Arc::ptr_eq(&worker_services.queue, &worker_services.board_queue) {
             workers.push(spawn_poller(
                 worker_services.clone(),
-                true,
-                sync_worker::Batching::board_events(options.board_events_window),
+                Lane::Board,
+                sync_worker::Batching::BOARD,
+                handled.clone(),
+                stopped.clone(),
+            ));
+        }
+        if !std::sync::Arc::ptr_eq(&worker_services.queue, &worker_services.board_bulk_queue) {
+            workers.push(spawn_poller(
+                worker_services.clone(),
+                Lane::BoardBulk,
+                sync_worker::Batching::board_bulk(options.board_events_window),
                 handled.clone(),
                 stopped.clone(),
             ));

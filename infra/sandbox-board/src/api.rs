@@ -474,6 +474,12 @@ pub(crate) fn event(
 }
 
 pub(crate) fn publish(sandbox: &BoardSandbox, events: Vec<ChangeEvent>) {
+    publish_to(sandbox, events, false)
+}
+
+/// Keeps `events` and hands them to the sink of their lane: the bulk lane's
+/// for an import or mass update (`bulk`), when one is set.
+pub(crate) fn publish_to(sandbox: &BoardSandbox, events: Vec<ChangeEvent>, bulk: bool) {
     if events.is_empty() {
         return;
     }
@@ -482,7 +488,12 @@ pub(crate) fn publish(sandbox: &BoardSandbox, events: Vec<ChangeEvent>) {
         .map(|e| serde_json::to_string(e).expect("serializes"))
         .collect();
     sandbox.inner.events.lock().expect("events").extend(events);
-    let sink = sandbox.inner.sink.lock().expect("sink").clone();
+    let bulk_sink = if bulk {
+        sandbox.inner.bulk_sink.lock().expect("sink").clone()
+    } else {
+        None
+    };
+    let sink = bulk_sink.or_else(|| sandbox.inner.sink.lock().expect("sink").clone());
     if let Some(sink) = sink {
         sink(bodies);
     }

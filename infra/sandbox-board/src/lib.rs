@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub windows: Mutex<HashMap<String, (VecDeque<tokio::time::Instant>, usize)>>,
     pub events: Mutex<Vec<ChangeEvent>>,
     pub sink: Mutex<Option<EventSink>>,
+    /// Where imports and mass updates go (the bulk lane, SPEC §10); `sink` when unset.
+    pub bulk_sink: Mutex<Option<EventSink>>,
     pub requests: Mutex<Vec<api::LoggedRequest>>,
 }
 
@@ -81,6 +83,7 @@ impl BoardSandbox {
                 windows: Mutex::new(HashMap::new()),
                 events: Mutex::new(Vec::new()),
                 sink: Mutex::new(None),
+                bulk_sink: Mutex::new(None),
                 requests: Mutex::new(Vec::new()),
             }),
         }
@@ -89,6 +92,12 @@ impl BoardSandbox {
     /// Sends every change event to `sink` (besides keeping them for `/_control/events`).
     pub fn set_event_sink(&self, sink: EventSink) {
         *self.inner.sink.lock().expect("sink") = Some(sink);
+    }
+
+    /// Sends the change events of imports and mass updates (`/_control/bulk`)
+    /// to `sink`, board's bulk lane, instead of the ordinary one.
+    pub fn set_bulk_event_sink(&self, sink: EventSink) {
+        *self.inner.bulk_sink.lock().expect("sink") = Some(sink);
     }
 
     /// A field of a record as stored, read in process: what a load harness
@@ -136,6 +145,7 @@ impl BoardSandbox {
             .route("/_actions/send-document", post(pages::send_document))
             .route("/_inspect/v1/{resource}/{id}", get(pages::inspect))
             .route("/_control/bulk", post(pages::bulk))
+            .route("/_control/edits", post(pages::edits))
             .route("/_control/accounts", post(pages::add_accounts))
             .route("/_control/events", get(pages::events))
             .route(

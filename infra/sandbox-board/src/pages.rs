@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
 use crate::BoardSandbox;
-use crate::api::{event, publish, validate, write, write_record};
+use crate::api::{event, publish, publish_to, validate, write, write_record};
 use crate::model::{Account, Resource, User, today_jst};
 
 pub fn seed_account(account: &str) -> Account {
@@ -420,10 +420,22 @@ pub struct BulkUpdate {
     fields: Value,
 }
 
-/// Unthrottled bulk creation for load tests; validated like the API, each
-/// record emitting its event. Contacts and projects may refer to a client of
-/// this batch by `"client_ref": <index in clients>`.
+/// Unthrottled bulk creation for load tests, as an import or a mass update
+/// makes it: validated like the API, each record emitting its event to board's
+/// bulk lane (SPEC §10). Contacts and projects may refer to a client of this
+/// batch by `"client_ref": <index in clients>`.
 pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -> Response {
+    changes(sandbox, body, true)
+}
+
+/// Changes people make in board's screens (same body as `bulk`): not through
+/// board's API (so not on the account's API limit), each event on board's
+/// ordinary lane.
+pub async fn edits(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -> Response {
+    changes(sandbox, body, false)
+}
+
+fn changes(sandbox: BoardSandbox, body: Bulk, bulk: bool) -> Response {
     if !sandbox
         .inner
         .accounts
@@ -476,7 +488,7 @@ pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -
             };
             let (value, event) = write_record(&sandbox, &body.account_id, resource, None, changes);
             if body.events {
-                publish(&sandbox, vec![event]);
+                publish_to(&sandbox, vec![event], bulk);
             }
             created
                 .entry(key)
@@ -524,7 +536,7 @@ pub async fn bulk(State(sandbox): State<BoardSandbox>, Json(body): Json<Bulk>) -
             changes,
         );
         if body.events {
-            publish(&sandbox, vec![event]);
+            publish_to(&sandbox, vec![event], bulk);
         }
         updated += 1;
     }

@@ -11,14 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use serde_json::{Map, Value};
 use tracing::warn;
 
 use crate::domain::{AccountId, PortalId};
-use crate::ports::{
-    BoardApi, BoardError, BoardRecord, BoardResource, BoardUser, Clock, RateBudget,
-};
+use crate::ports::{Clock, RateBudget};
 
 /// HubSpot: 80 % of 110 per 10 s for background work, as 22 calls in any
 /// 2.5 s. Any 10 s is four such windows, so the background never takes more
@@ -43,6 +39,31 @@ tokio::task_local! {
     /// Set while the worker runs a tenant's part of a batch: whether a budget
     /// wait is still handed back (until the part first spends a turn).
     static HAND_BACK: std::cell::Cell<bool>;
+    /// Set while the worker writes a tenant's backlog of board changes to
+    /// HubSpot (`bulk`): it leaves `BULK_MARGIN` of each HubSpot window to
+    /// everything else.
+    static BULK: ();
+}
+
+/// HubSpot turns a backlog of board changes leaves free in every window (of
+/// its account's share and of the portal's): the reads that keep the
+/// account's HubSpot → board work going and the other accounts' single
+/// changes find a turn at once instead of waiting for the import's calls to
+/// age out of the window.
+pub const BULK_MARGIN: u32 = 3;
+
+/// Runs `work` as a backlog of board changes written to HubSpot: paced (its
+/// waits slept, a pacing step at most) and within the window less `BULK_MARGIN`.
+pub async fn bulk<F: std::future::Future>(work: F) -> F::Output {
+    BULK.scope((), pacing(work)).await
+}
+
+fn margin() -> u32 {
+    if BULK.try_with(|_| ()).is_ok() {
+        BULK_MARGIN
+    } else {
+        0
+    }
 }
 
 /// The longest budget wait slept before a tenant's part of a worker batch has
@@ -302,8 +323,9 @@ pub async fn metered<T>(
 }
 
 /// What each other account of a shared portal is always left of the
-/// background window (4 of 22 per 2.5 s: 16 calls per 10 s).
-pub const HUBSPOT_SHARE_RESERVE: u32 = 4;
+/// background window (2 of 22 per 2.5 s: 8 calls per 10 s), besides what a
+/// backlog leaves (`BULK_MARGIN`).
+pub const HUBSPOT_SHARE_RESERVE: u32 = 2;
 
 /// One account's part of its portal's background window when `accounts`
 /// share the portal: the window less a reserve for each other account,
@@ -374,12 +396,19 @@ pub async fn hubspot(
         return Err(wait);
     }
     let accounts = accounts_on(services, portal).await;
+    let margin = margin();
+    let (limit, window) = HUBSPOT_BACKGROUND;
     if accounts > 1 {
         acquire(
             services.budget.as_ref(),
             services.clock.as_ref(),
             &format!("hubspot#{portal}#{account}"),
-            (hubspot_account_share(accounts), HUBSPOT_BACKGROUND.1),
+            (
+                hubspot_account_share(accounts)
+                    .saturating_sub(margin)
+                    .max(1),
+                window,
+            ),
             cost,
         )
         .await?;
@@ -388,97 +417,10 @@ pub async fn hubspot(
         services.budget.as_ref(),
         services.clock.as_ref(),
         &format!("hubspot#{portal}"),
-        HUBSPOT_BACKGROUND,
+        (limit - margin, window),
         cost,
     )
     .await
-}
-
-/// board's API behind the account's shared budget.
-pub struct BudgetedBoard {
-    pub inner: Arc<dyn BoardApi>,
-    pub budget: Arc<dyn RateBudget>,
-    pub clock: Arc<dyn Clock>,
-    /// board's requests per second per account (`BOARD_RATE_PER_SECOND`).
-    pub per_second: u32,
-}
-
-impl BudgetedBoard {
-    async fn turn(&self, account: &AccountId) -> Result<(), BoardError> {
-        acquire(
-            self.budget.as_ref(),
-            self.clock.as_ref(),
-            &format!("board#{account}"),
-            board_background(self.per_second),
-            1,
-        )
-        .await
-        .map_err(|wait| BoardError::OverBudget {
-            retry_after_ms: wait.as_millis() as u64,
-        })
-    }
-}
-
-#[async_trait]
-impl BoardApi for BudgetedBoard {
-    async fn users(&self, account: &AccountId) -> Result<Vec<BoardUser>, BoardError> {
-        self.turn(account).await?;
-        self.inner.users(account).await
-    }
-
-    async fn get(
-        &self,
-        account: &AccountId,
-        resource: BoardResource,
-        id: u64,
-    ) -> Result<BoardRecord, BoardError> {
-        self.turn(account).await?;
-        self.inner.get(account, resource, id).await
-    }
-
-    async fn find(
-        &self,
-        account: &AccountId,
-        resource: BoardResource,
-        filters: &[(&str, String)],
-    ) -> Result<Vec<BoardRecord>, BoardError> {
-        self.turn(account).await?;
-        self.inner.find(account, resource, filters).await
-    }
-
-    async fn create(
-        &self,
-        account: &AccountId,
-        resource: BoardResource,
-        fields: Map<String, Value>,
-    ) -> Result<BoardRecord, BoardError> {
-        self.turn(account).await?;
-        self.inner.create(account, resource, fields).await
-    }
-
-    async fn update(
-        &self,
-        account: &AccountId,
-        resource: BoardResource,
-        id: u64,
-        fields: Map<String, Value>,
-    ) -> Result<BoardRecord, BoardError> {
-        self.turn(account).await?;
-        self.inner.update(account, resource, id, fields).await
-    }
-
-    async fn set_order_status(
-        &self,
-        account: &AccountId,
-        project: u64,
-        status: u8,
-        order_date: Option<String>,
-    ) -> Result<BoardRecord, BoardError> {
-        self.turn(account).await?;
-        self.inner
-            .set_order_status(account, project, status, order_date)
-            .await
-    }
 }
 
 #[cfg(test)]
@@ -488,11 +430,11 @@ mod tests {
     #[test]
     fn an_account_alone_has_the_whole_window_and_shares_leave_each_other_a_reserve() {
         assert_eq!(hubspot_account_share(1), 22);
-        assert_eq!(hubspot_account_share(2), 18, "one other: 4 left to it");
-        assert_eq!(hubspot_account_share(3), 14);
+        assert_eq!(hubspot_account_share(2), 20, "one other: 2 left to it");
+        assert_eq!(hubspot_account_share(3), 18);
         assert_eq!(
-            hubspot_account_share(6),
-            3,
+            hubspot_account_share(12),
+            1,
             "never less than an equal share"
         );
         assert_eq!(hubspot_account_share(500), 1, "always at least one call");

@@ -135,6 +135,11 @@ pub enum Job {
         /// (`hubspot_to_board::deals`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account_id: Option<AccountId>,
+        /// The account's pacing lease, handed on with the rest of its deals by
+        /// the invocation that held it: the job goes on pacing at once instead
+        /// of waiting for the lease to lapse.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<String>,
     },
     /// Read HubSpot's webhooks journal for app uninstalls (sent on a schedule).
     PollLifecycle,
@@ -282,6 +287,7 @@ mod tests {
             events: vec![],
             carried: true,
             account_id: None,
+            lease: None,
         };
         assert!(
             matches!(QueueMessage::parse(&QueueMessage::to_body(&job)), Ok(QueueMessage::Job(j)) if j == job)

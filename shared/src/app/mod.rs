@@ -2,6 +2,7 @@
 
 pub mod board_to_hubspot;
 pub mod budget;
+pub mod budgeted_board;
 pub mod budgeted_hubspot;
 pub mod card;
 pub mod catch_up;

@@ -45,6 +45,11 @@ pub struct Services {
     /// The queue board's producer writes change events to. Locally the same
     /// embedded queue as `queue`; in AWS its own queue and DLQ.
     pub board_queue: Arc<dyn WorkQueue>,
+    /// board's bulk lane (imports and mass updates, same event contract):
+    /// read 100 at a time with a batching window, so a change made by a person
+    /// never waits for a window or behind an import. Locally its own embedded
+    /// queue; in AWS its own queue and DLQ.
+    pub board_bulk_queue: Arc<dyn WorkQueue>,
     pub clock: Arc<dyn Clock>,
     /// Short-lived copies of board's users and HubSpot's owners.
     pub directory: Arc<super::directory::Directory>,

@@ -183,6 +183,7 @@ pub async fn receive(
                         events: chunk.to_vec(),
                         carried: false,
                         account_id: None,
+                        lease: None,
                     })
                 })
                 .collect::<Vec<_>>()

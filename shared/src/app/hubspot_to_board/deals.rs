@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 use tracing::{debug, warn};
 
 use super::decisions::*;
+use super::lease::{LEASE_SPREAD, LEASE_STEP, Lease};
 use crate::app::Services;
 use crate::app::budgeted_hubspot::BudgetedHubSpot;
 use crate::app::failure::SyncFailure;
@@ -30,24 +31,44 @@ pub async fn sync_deals(
     last_attempt: bool,
 ) -> Result<(), SyncFailure> {
     let account = &connection.account_id;
-    let own = own_deals(services, connection, deals).await?;
-    let deals = &own;
-    if deals.is_empty() {
-        return Ok(());
-    }
     // One invocation at a time paces an account through a large batch: a
     // second would only sleep beside it on the same board budget. When
     // another holds the account, this batch waits in the queue instead and
-    // the poller moves on to other tenants.
-    let mut lease = Lease::default();
-    if deals.len() > SMALL_BATCH
+    // the poller moves on to other tenants. Asked before anything is read, so
+    // a batch waiting its turn costs one conditional write each time it comes.
+    let mut lease = Lease::new();
+    if (deals.len() > SMALL_BATCH || lease.inherited)
         && let Err(wait) = lease.keep(services, account).await
     {
         let spread = deals.keys().next().copied().unwrap_or_default() % LEASE_SPREAD;
-        let after = wait + LEASE * u32::try_from(spread).unwrap_or(0);
+        let after = wait + LEASE_STEP * u32::try_from(spread).unwrap_or(0);
         debug!(account = %account, after_ms = after.as_millis() as u64, "another invocation paces this account; deferred");
         return Err(SyncFailure::Deferred { after });
     }
+    let own = own_deals(services, connection, deals).await?;
+    let deals = &own;
+    if deals.len() <= SMALL_BATCH {
+        lease.release(services, account).await;
+    }
+    if deals.is_empty() {
+        return Ok(());
+    }
+    let result = paced_deals(services, connection, deals, last_attempt, &mut lease).await;
+    if !lease.handed_on {
+        lease.release(services, account).await;
+    }
+    result
+}
+
+/// `sync_deals` once the deals are the account's own and, for a large batch, the lease is held.
+async fn paced_deals(
+    services: &Services,
+    connection: &Connection,
+    deals: &BTreeMap<u64, BTreeSet<String>>,
+    last_attempt: bool,
+    lease: &mut Lease,
+) -> Result<(), SyncFailure> {
+    let account = &connection.account_id;
     let token = match access_token(services, account).await {
         Ok(t) => t,
         Err(TokenError::Suspended | TokenError::NotConnected) => return Ok(()),
@@ -114,8 +135,16 @@ pub async fn sync_deals(
         // the rest of its deals go back as a job of their own, so the poller
         // moves on to other tenants instead of pacing here for minutes.
         if started.elapsed() > ACCOUNT_SLICE
-            && hand_on(services, connection, &found[i..], Duration::ZERO).await
+            && hand_on(
+                services,
+                connection,
+                &found[i..],
+                Duration::ZERO,
+                lease.held(),
+            )
+            .await
         {
+            lease.handed_on = true;
             break;
         }
         // The lease is held while the batch goes on; lost (another took it
@@ -124,19 +153,25 @@ pub async fn sync_deals(
             && let Err(wait) = lease.keep(services, account).await
         {
             let spread = found[i].id % LEASE_SPREAD;
-            let after = wait + LEASE * u32::try_from(spread).unwrap_or(0);
-            if hand_on(services, connection, &found[i..], after).await {
+            let after = wait + LEASE_STEP * u32::try_from(spread).unwrap_or(0);
+            lease.taken = None;
+            if hand_on(services, connection, &found[i..], after, None).await {
+                lease.handed_on = true;
                 break;
             }
         }
+        // Read again only on a turn free now: a wait for HubSpot's budget
+        // (a portal busy with board's changes) would leave board's idle, and
+        // the earlier read is still a read (its time goes with it).
         if read_at.elapsed() > REREAD_AFTER && i + 1 < found.len() {
-            read_wall = services.clock.now();
-            if lease.taken.is_some() {
-                crate::app::budget::pacing(refresh(&hubspot, &mut found[i..])).await;
-            } else {
-                refresh(&hubspot, &mut found[i..]).await;
+            let wall = services.clock.now();
+            if crate::app::budget::handing_back(refresh(&hubspot, &mut found[i..]))
+                .await
+                .is_ok()
+            {
+                read_wall = wall;
+                read_at = std::time::Instant::now();
             }
-            read_at = std::time::Instant::now();
         }
         let deal = &found[i];
         let trigger: Vec<String> = deals
@@ -243,51 +278,6 @@ pub const ACCOUNT_SLICE: std::time::Duration = std::time::Duration::from_secs(5)
 /// runs wherever it is received, beside a running one.
 const SMALL_BATCH: usize = 2;
 
-/// How long one take of the lease holds the account: its holder takes it
-/// again once this has passed, so a holder that ends frees it this soon.
-const LEASE: Duration = Duration::from_secs(1);
-
-/// Leases a batch handed on for a running one may be spread over.
-const LEASE_SPREAD: u64 = 7;
-
-/// The account's pacing lease, as one invocation holds it (a window of one
-/// take in the shared rate budget).
-#[derive(Default)]
-struct Lease {
-    taken: Option<std::time::Instant>,
-}
-
-impl Lease {
-    /// Holds (or takes again) the lease; `Err(wait)` when another invocation holds it.
-    async fn keep(
-        &mut self,
-        services: &Services,
-        account: &crate::domain::AccountId,
-    ) -> Result<(), Duration> {
-        if self.taken.is_some_and(|at| at.elapsed() < LEASE) {
-            return Ok(());
-        }
-        match services
-            .budget
-            .take(
-                &format!("pacing#{account}"),
-                1,
-                LEASE,
-                1,
-                services.clock.now(),
-            )
-            .await
-        {
-            Ok(Some(wait)) => Err(wait),
-            // Granted, or the budget is unavailable (then as before: paced here).
-            _ => {
-                self.taken = Some(std::time::Instant::now());
-                Ok(())
-            }
-        }
-    }
-}
-
 /// Sends `rest` back to the work queue as a job for this account alone (one
 /// property-change event per deal: it is read again there); whether it was
 /// sent (when not, the caller goes on with them).
@@ -296,6 +286,7 @@ async fn hand_on(
     connection: &Connection,
     rest: &[CrmObject],
     after: Duration,
+    lease: Option<String>,
 ) -> bool {
     use crate::domain::hubspot_event::{ChangeOrigin, EventKind, ObjectRef};
     let events: Vec<crate::app::jobs::WebhookEvent> = rest
@@ -321,6 +312,7 @@ async fn hand_on(
         events,
         carried: true,
         account_id: Some(connection.account_id.clone()),
+        lease,
     });
     match services
         .queue

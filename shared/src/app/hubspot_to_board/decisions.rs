@@ -57,7 +57,11 @@ pub const DEAL_PROPERTIES: [&str; 11] = [
 ];
 
 /// Reads `deals` again (within the budget; on any failure they stay as read).
-pub(super) async fn refresh(hubspot: &BudgetedHubSpot<'_>, deals: &mut [CrmObject]) {
+/// Reads `deals` again in place; on an error they stay as they were read.
+pub(super) async fn refresh(
+    hubspot: &BudgetedHubSpot<'_>,
+    deals: &mut [CrmObject],
+) -> Result<(), crate::ports::HubSpotError> {
     let ids: Vec<u64> = deals.iter().map(|d| d.id).collect();
     match hubspot
         .batch_read(HubSpotObjectType::Deal, &ids, &DEAL_PROPERTIES)
@@ -71,8 +75,12 @@ pub(super) async fn refresh(hubspot: &BudgetedHubSpot<'_>, deals: &mut [CrmObjec
                     *deal = now;
                 }
             }
+            Ok(())
         }
-        Err(error) => debug!(%error, "deals not read again; going on with the earlier read"),
+        Err(error) => {
+            debug!(%error, "deals not read again");
+            Err(error)
+        }
     }
 }
 
@@ -130,14 +138,18 @@ pub(super) async fn decide(
             if link.last_synced_at.is_some_and(|saved| saved >= read_at)
                 && let Ok(token) = crate::app::tokens::access_token(services, account).await
             {
-                read_at = services.clock.now();
+                let reading = services.clock.now();
                 let mut fresh = [deal_now.clone()];
                 let token = secrecy::ExposeSecret::expose_secret(&token);
+                // Not read again, the earlier values would pass for changes
+                // made after the link was saved: this waits instead.
                 refresh(
                     &BudgetedHubSpot::new(services, connection, token),
                     &mut fresh,
                 )
-                .await;
+                .await
+                .map_err(SyncFailure::from)?;
+                read_at = reading;
                 let [fresh] = fresh;
                 deal_now = fresh;
             }

@@ -207,6 +207,7 @@ async fn hand_on_account(
         events: events.to_vec(),
         carried: true,
         account_id: Some(connection.account_id.clone()),
+        lease: None,
     });
     let delay = after.clamp(
         crate::app::worker::CONFLICT_RETRY,

@@ -6,6 +6,7 @@
 pub mod deals;
 pub mod decisions;
 pub mod events;
+pub mod lease;
 pub mod linked_deals;
 pub mod linked_others;
 pub mod others;
@@ -14,4 +15,5 @@ pub use crate::app::failure::SyncFailure;
 pub use deals::sync_deals;
 pub use decisions::{DEAL_PROPERTIES, facts_of};
 pub use events::{apply, carry_over, coalesce};
+pub use lease::inheriting;
 pub use others::sync_others;

@@ -26,7 +26,7 @@ pub struct BatchOutcome {
     pub dead_lettered: usize,
 }
 
-/// Whether `source` is the services' board-events queue (the very instance:
+/// Whether `source` is one of the services' board-events lanes (the very instance:
 /// the Lambda handler and the local pollers pass the services' own queues),
 /// and a queue of its own (services built on one queue for both carry jobs).
 pub(super) fn is_board_queue(services: &Services, source: &dyn WorkQueue) -> bool {
@@ -36,7 +36,7 @@ pub(super) fn is_board_queue(services: &Services, source: &dyn WorkQueue) -> boo
             std::sync::Arc::as_ptr(queue),
         )
     };
-    same(&services.board_queue) && !same(&services.queue)
+    (same(&services.board_queue) || same(&services.board_bulk_queue)) && !same(&services.queue)
 }
 
 /// Processes messages received from `source`, the queue that dead letters and
@@ -67,7 +67,7 @@ pub async fn process_batch(
             // Most of a batch is one tenant's: a backlog, paced here (its
             // waits slept) rather than deferred a message at a time only to
             // be received again; the other tenants of the batch go on beside it.
-            crate::app::budget::pacing(process_tenant(services, source, tenant, messages)).await
+            crate::app::budget::bulk(process_tenant(services, source, tenant, messages)).await
         } else {
             crate::app::budget::handing_back(process_tenant(services, source, tenant, messages))
                 .await
@@ -172,6 +172,7 @@ async fn process_tenant(
                 events,
                 carried,
                 account_id: None,
+                lease: None,
             })) => {
                 let (from, before, fresh) = webhooks.entry(portal_id).or_default();
                 from.push(message);
@@ -217,6 +218,7 @@ async fn process_tenant(
                 events,
                 carried: false,
                 account_id: None,
+                lease: None,
             },
             last_attempt,
         )

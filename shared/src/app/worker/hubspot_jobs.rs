@@ -30,6 +30,7 @@ pub(super) async fn carry_over(
         events: later.clone(),
         carried: true,
         account_id: None,
+        lease: None,
     });
     match queue.send_batch(std::slice::from_ref(&body)).await {
         Ok(()) => {
@@ -58,6 +59,7 @@ pub(super) async fn run_job(
             portal_id,
             events,
             account_id,
+            lease,
             ..
         } => {
             let mut connections = services
@@ -71,9 +73,9 @@ pub(super) async fn run_job(
                 warn_unknown_portal_once(portal_id);
                 return Ok(());
             }
-            match crate::app::hubspot_to_board::apply(services, &connections, &events, last_attempt)
-                .await
-            {
+            let applied =
+                crate::app::hubspot_to_board::apply(services, &connections, &events, last_attempt);
+            match crate::app::hubspot_to_board::inheriting(lease, applied).await {
                 Err(failure)
                     if last_attempt
                         && !matches!(
