@@ -297,6 +297,14 @@ pub trait WorkQueue: Send + Sync {
     /// Up to `max` (≤ 10) messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<ReceivedMessage>>;
     async fn delete(&self, receipt: &str) -> StoreResult<()>;
+    /// Deletes handled messages, as many per request as the queue takes (SQS:
+    /// 10, as Lambda's event source deletes them).
+    async fn delete_batch(&self, receipts: &[&str]) -> StoreResult<()> {
+        for receipt in receipts {
+            self.delete(receipt).await?;
+        }
+        Ok(())
+    }
     /// Makes the message visible again after `delay` (retry later, without sleeping).
     async fn retry_after(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
     /// Puts a message back to be received again after `delay` (at most 15

@@ -40,6 +40,30 @@ mod cases {
         );
     }
 
+    /// Handled messages deleted together (more than one request's worth) stay
+    /// gone; the ones left out come back after their visibility.
+    pub async fn a_batch_delete_removes_exactly_the_handled_messages(queue: &dyn WorkQueue) {
+        let bodies: Vec<String> = (0..13).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
+        queue.send_batch(&bodies).await.unwrap();
+        let mut received = Vec::new();
+        for _ in 0..10 {
+            received.extend(queue.receive(10, SHORT).await.unwrap());
+            if received.len() == 13 {
+                break;
+            }
+        }
+        assert_eq!(received.len(), 13);
+        let (kept, handled) = received.split_at(1);
+        let receipts: Vec<&str> = handled.iter().map(|m| m.receipt.as_str()).collect();
+        queue.delete_batch(&receipts).await.unwrap();
+        queue
+            .retry_after(&kept[0].receipt, Duration::ZERO)
+            .await
+            .unwrap();
+        let again = drain(queue).await;
+        assert_eq!(again, [kept[0].body.clone()], "only the one not deleted");
+    }
+
     pub async fn received_messages_hide_until_retried(queue: &dyn WorkQueue) {
         queue.send_batch(&["one".to_owned()]).await.unwrap();
         let first = queue.receive(10, Duration::from_secs(2)).await.unwrap();
@@ -316,6 +340,7 @@ macro_rules! contract_suite {
 
 contract_suite!(
     batches_arrive_once_and_deleted_messages_stay_gone => VISIBILITY, 5;
+    a_batch_delete_removes_exactly_the_handled_messages => VISIBILITY, 5;
     received_messages_hide_until_retried => VISIBILITY, 5;
     a_deferred_message_comes_back_later_with_its_count_started_over => VISIBILITY, 5;
     poison_messages_go_to_the_dlq_with_their_reason => VISIBILITY, 5;

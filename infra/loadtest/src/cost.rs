@@ -215,6 +215,10 @@ impl board_hubspot::ports::WorkQueue for MeteredQueue {
         meter(1);
         self.inner.delete(receipt).await
     }
+    async fn delete_batch(&self, receipts: &[&str]) -> board_hubspot::ports::StoreResult<()> {
+        meter(receipts.len().div_ceil(10) as u64);
+        self.inner.delete_batch(receipts).await
+    }
     async fn retry_after(
         &self,
         receipt: &str,

@@ -106,6 +106,9 @@ impl Harness {
                 run_worker: setup.run_worker,
                 board_events_window: setup.board_window,
                 pollers: setup.pollers,
+                // As Lambda's event source: an idle poller's receive is one
+                // request per 20 s, not per 500 ms (the cost figures count them).
+                poll_wait: Duration::from_secs(20),
             },
         )
         .await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use loadtest::scenarios::{self, Figures};
 
-const USAGE: &str = "usage: loadtest --scenario <bulk-hubspot|bulk-board|board-ceiling|webhook|latency|soak|tenants> \
+const USAGE: &str = "usage: loadtest --scenario <bulk-hubspot|bulk-board|board-ceiling|webhook|latency|soak|tenants|cold-start> \
 [--n N] [--window-ms MS] [--board-per-second N] [--seed S] [--accounts N] [--portals M] [--noisy K] [--window-s S]
   bulk-hubspot   N deals created at once in HubSpot (default 1000)
   bulk-board     N linked projects changed at once in board (default 500)
@@ -15,7 +15,9 @@ const USAGE: &str = "usage: loadtest --scenario <bulk-hubspot|bulk-board|board-c
   latency        N single changes each way (default 50); --window-ms: board events batching window (default 1000)
   soak           N mixed events with faults (default 10000); --board-per-second (default 30)
   tenants        --accounts N (default 50) on --portals M (default N/2), --noisy K of them (default 1)
-                 with a backlog of --n changes each way (default 20000), measured for --window-s (default 120)";
+                 with a backlog of --n changes each way (default 20000), measured for --window-s (default 120)
+  cold-start     each function's release binary started --n times (default 3) as Lambda starts it
+                 (run `cargo build --release` first)";
 
 struct Args {
     scenario: String,
@@ -135,12 +137,18 @@ async fn main() -> anyhow::Result<()> {
             options.seed = args.seed;
             loadtest::tenants::run(options).await?
         }
+        "cold-start" => loadtest::cold_start::run(args.n.unwrap_or(3)).await?,
         other => {
             eprintln!("unknown scenario {other}\n{USAGE}");
             std::process::exit(2);
         }
     };
-    let figures = scenarios::finish(figures);
+    // Cold start measures other processes: this one's RSS and cost are not its figures.
+    let figures = if args.scenario == "cold-start" {
+        figures
+    } else {
+        scenarios::finish(figures)
+    };
     println!(
         "scenario {} finished in {:.1} s",
         args.scenario,

@@ -237,6 +237,7 @@ fn spawn_poller(
     services: Services,
     lane: Lane,
     batching: sync_worker::Batching,
+    wait: Duration,
     handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -249,7 +250,7 @@ fn spawn_poller(
         loop {
             tokio::select! {
                 _ = stopped_signal(&mut stop) => break,
-                polled = sync_worker::poll_batch(&services, queue.as_ref(), batching, Duration::from_millis(500)) => {
+                polled = sync_worker::poll_batch(&services, queue.as_ref(), batching, wait) => {
                     match polled {
                         Ok(outcome) => {
                             handled.fetch_add(outcome.done.len(), std::sync::atomic::Ordering::Relaxed);
@@ -291,6 +292,10 @@ pub struct Options {
     /// Pollers per queue: Lambda runs up to the event source's
     /// `MaximumConcurrency` (5 in the template) at once; locally one does.
     pub pollers: usize,
+    /// How long a poller's receive waits for a first message (Lambda's event
+    /// source long-polls 20 s; locally 500 ms, so a stop is noticed at once
+    /// against any queue).
+    pub poll_wait: Duration,
 }
 
 impl Options {
@@ -299,6 +304,7 @@ impl Options {
             run_worker: true,
             board_events_window: board_events_window(),
             pollers: 1,
+            poll_wait: Duration::from_millis(500),
         }
     }
 }
@@ -391,6 +397,7 @@ pub async fn start_functions(
             worker_services.clone(),
             Lane::Work,
             sync_worker::Batching::WORK,
+            options.poll_wait,
             handled.clone(),
             stopped.clone(),
         ));
@@ -401,6 +408,7 @@ pub async fn start_functions(
                 worker_services.clone(),
                 Lane::Board,
                 sync_worker::Batching::BOARD,
+                options.poll_wait,
                 handled.clone(),
                 stopped.clone(),
             ));
@@ -410,6 +418,7 @@ pub async fn start_functions(
                 worker_services.clone(),
                 Lane::BoardBulk,
                 sync_worker::Batching::board_bulk(options.board_events_window),
+                options.poll_wait,
                 handled.clone(),
                 stopped.clone(),
             ));

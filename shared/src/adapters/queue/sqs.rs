@@ -262,6 +262,10 @@ impl WorkQueue for SqsQueue {
         self.receive_from(&self.url, max, wait).await
     }
 
+    async fn delete_batch(&self, receipts: &[&str]) -> StoreResult<()> {
+        self.delete_from(&self.url, receipts).await
+    }
+
     async fn delete(&self, receipt: &str) -> StoreResult<()> {
         self.client
             .delete_message()
