@@ -359,3 +359,101 @@ async fn customer_changes_of_one_batch_go_to_hubspot_in_batches_with_later_wins(
     run.webhooks(true).await;
     run.stack.shutdown().await;
 }
+
+/// HubSpot took a write whose answer was lost (so no baseline was saved),
+/// and board had already changed the project again: that later board change
+/// finds HubSpot holding our own earlier value, which is our echo (saved on
+/// the link before the write), not a HubSpot change made after it. Before,
+/// the later board change lost to "HubSpot's" change and the sides stayed
+/// apart (the 10,000-event soak found it).
+#[tokio::test]
+async fn a_write_hubspot_took_without_answering_does_not_outrank_a_later_board_change() {
+    let run = Run::connected("acct-a").await;
+    let tests::stack::Linked { deal, project, .. } = run.linked_deal("acct-a", "応答消失").await;
+    run.settle().await;
+    // board's events are kept by the emulator but not queued: this test hands
+    // them to the worker itself, in the order it needs.
+    run.stack
+        .sandboxes
+        .board
+        .set_event_sink(std::sync::Arc::new(|_| {}));
+    let edit = |name: &'static str| {
+        let run = &run;
+        async move {
+            let response = run
+                .http
+                .post(format!("{}/_sandbox/board/_control/edits", run.base))
+                .json(&json!({"account_id": "acct-a", "updates": [
+                    {"resource": "projects", "id": project, "fields": {"name": name}}
+                ]}))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+        }
+    };
+    edit("応答消失A").await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    edit("応答消失B").await;
+    let events: Vec<Value> = run
+        .board_events()
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "project.updated" && e["object"]["id"] == project)
+        .collect();
+    let (a, b) = (&events[events.len() - 2], &events[events.len() - 1]);
+    assert_eq!(b["object"]["name"], "応答消失B");
+    let message = |event: &Value, n: u32| ReceivedMessage {
+        message_id: format!("m-lost-{n}"),
+        receipt: format!("r-lost-{n}"),
+        body: event.to_string(),
+        receive_count: 1,
+        attributes: Vec::new(),
+    };
+    let services = &run.stack.services;
+    let name_in_hubspot = || async {
+        run.hubspot(
+            reqwest::Method::GET,
+            &format!("/crm/objects/2026-03/deals/{deal}?properties=dealname"),
+            None,
+        )
+        .await["properties"]["dealname"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    // A's write: HubSpot takes it, the answer never comes.
+    run.hubspot_faults(json!({"lost_answer_rate": 1.0, "timeout_ms": 50,
+        "path_prefix": "/crm/objects/2026-03/deals/batch/update"}))
+        .await;
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        &[message(a, 1)],
+    )
+    .await;
+    assert_eq!(outcome.retry.len(), 1, "A is retried later: {outcome:?}");
+    assert_eq!(name_in_hubspot().await, "応答消失A", "yet HubSpot took it");
+    run.hubspot_faults(json!({})).await;
+
+    // B, made in board before A reached HubSpot, comes next.
+    let outcome = board_hubspot::app::worker::process_batch(
+        services,
+        services.board_queue.as_ref(),
+        &[message(b, 2)],
+    )
+    .await;
+    assert_eq!(outcome.done.len(), 1, "{outcome:?}");
+    assert_eq!(
+        name_in_hubspot().await,
+        "応答消失B",
+        "board's later change reaches HubSpot"
+    );
+    let history = run.history("acct-a").await;
+    assert!(
+        !history.iter().any(|h| h["code"] == "conflict_overwritten"
+            && h["detail"].as_str().unwrap_or_default().contains("HubSpot")),
+        "no conflict with our own write: {history:?}"
+    );
+}

@@ -36,6 +36,12 @@ pub struct Faults {
     pub timeout_rate: f64,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Probability of doing what was asked and then not answering before
+    /// `timeout_ms` (the answer lost on the way: the caller cannot tell the
+    /// write happened). Harder than a timeout that changes nothing, and what
+    /// a caller must survive: HubSpot documents no idempotency for writes.
+    #[serde(default)]
+    pub lost_answer_rate: f64,
     /// Added to every API request.
     #[serde(default)]
     pub latency_ms: u64,
@@ -60,6 +66,22 @@ pub struct Faults {
 
 fn default_timeout() -> u64 {
     6_000
+}
+
+/// After the request was handled: whether its answer is lost (`lost_answer_rate`);
+/// then the caller gets a 504 after `timeout_ms` instead.
+pub async fn lost_answer(sandbox: &HubSpotSandbox, path: &str) -> Option<Response> {
+    let faults = sandbox.inner.faults.lock().expect("faults").clone();
+    if !path.starts_with(&faults.path_prefix)
+        || faults.lost_answer_rate <= 0.0
+        || rand::random::<f64>() >= faults.lost_answer_rate
+    {
+        return None;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(faults.timeout_ms)).await;
+    Some(
+        ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TIMEOUT", "upstream timed out").into_response(),
+    )
 }
 
 /// Applies latency and maybe answers with an injected failure instead.

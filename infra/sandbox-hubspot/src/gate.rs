@@ -282,6 +282,9 @@ pub async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next:
                     let remaining = other.and_then(Result::ok);
                     let request = Request::from_parts(parts, Body::from(bytes));
                     let mut response = next.run(request).await;
+                    if let Some(lost) = control::lost_answer(&sandbox, &path).await {
+                        response = lost;
+                    }
                     if let Some(remaining) = remaining {
                         let headers = response.headers_mut();
                         headers.insert(

@@ -102,6 +102,12 @@ pub struct Baseline {
     /// write's baseline is saved, is still known as our echo (SPEC §11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub board_sent: Option<String>,
+    /// A value being written to HubSpot and not yet in `hubspot`: saved
+    /// before the write, so HubSpot holding it after a write whose answer (or
+    /// whose baseline's save) was lost is still known as ours, not as a change
+    /// made in HubSpot that a later board change would lose to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubspot_sent: Option<String>,
 }
 
 impl Baseline {
@@ -111,6 +117,7 @@ impl Baseline {
             hubspot: value.clone(),
             board: value,
             board_sent: None,
+            hubspot_sent: None,
         }
     }
 }
@@ -177,7 +184,32 @@ impl Link {
     /// from us; like `board_moved`, a field without a baseline counts as moved
     /// when HubSpot holds a value.
     pub fn hubspot_moved(&self, key: &str, now: Option<&String>) -> bool {
-        now.is_some() && self.baseline.get(key).and_then(|b| b.hubspot.as_ref()) != now
+        now.is_some() && !self.is_hubspot_echo(key, now)
+    }
+
+    /// Whether HubSpot's `value` for `key` is what it last had from us, or
+    /// what we were writing there when the answer (or our record of it) was
+    /// lost: our echo, not a change made in HubSpot.
+    pub fn is_hubspot_echo(&self, key: &str, value: Option<&String>) -> bool {
+        self.baseline.get(key).is_some_and(|b| {
+            b.hubspot.as_ref() == value || (value.is_some() && b.hubspot_sent.as_ref() == value)
+        })
+    }
+
+    /// HubSpot refused the write (it holds none of it): nothing is in flight.
+    pub fn sent_to_hubspot(&mut self) {
+        for baseline in self.baseline.values_mut() {
+            baseline.hubspot_sent = None;
+        }
+    }
+
+    /// Notes that `value` is about to be written to HubSpot for `key` (saved
+    /// before the write; see `Baseline::hubspot_sent`).
+    pub fn sending_to_hubspot(&mut self, key: &str, value: String) {
+        self.baseline
+            .entry(key.to_owned())
+            .or_default()
+            .hubspot_sent = Some(value);
     }
 
     /// Notes that `value` is about to be written to board for `key` (saved

@@ -249,6 +249,47 @@ pub async fn write_batch(
                     outcomes[*i] = Some(Ok(()));
                 }
             }
+            // What is about to be sent is saved on each link first: if HubSpot
+            // takes the write and its answer or our baselines' save is lost, the
+            // value HubSpot then holds is still known as ours, not as a HubSpot
+            // change a later board change would lose to.
+            let mut marked = Vec::new();
+            for i in chunk {
+                if outcomes[*i].is_some() {
+                    continue;
+                }
+                let w = &mut writes[*i].0;
+                let sending: Vec<(&'static str, String)> = w
+                    .baselines
+                    .iter()
+                    .filter_map(|(key, _, hubspot)| hubspot.clone().map(|v| (*key, v)))
+                    .filter(|(key, v)| {
+                        w.link
+                            .baseline
+                            .get(*key)
+                            .is_none_or(|b| b.hubspot.as_ref() != Some(v))
+                    })
+                    .collect();
+                if sending.is_empty() {
+                    continue;
+                }
+                for (key, value) in sending {
+                    w.link.sending_to_hubspot(key, value);
+                }
+                marked.push(*i);
+            }
+            let saved = futures_util::future::join_all(
+                marked
+                    .iter()
+                    .map(|i| services.links.update_link(&writes[*i].0.link)),
+            )
+            .await;
+            for (i, saved) in marked.into_iter().zip(saved) {
+                match saved {
+                    Ok(revision) => writes[i].0.link.revision = revision,
+                    Err(error) => outcomes[i] = Some(Err(WriteError::Store(error))),
+                }
+            }
             let items: Vec<(usize, u64, BTreeMap<String, String>)> = chunk
                 .iter()
                 .filter(|i| outcomes[**i].is_none())
@@ -375,6 +416,7 @@ pub(super) fn apply_baselines(
         entry.board = board;
         if hubspot.is_some() {
             entry.hubspot = hubspot;
+            entry.hubspot_sent = None;
         }
     }
 }

@@ -77,6 +77,9 @@ pub(super) async fn bearer(
 pub(super) enum WriteError {
     HubSpot(HubSpotError),
     Token(crate::app::tokens::TokenError),
+    /// The link could not be saved before the write (another worker saved it
+    /// first: the event is redone shortly).
+    Store(crate::ports::StoreError),
 }
 
 pub(super) async fn write(
@@ -109,6 +112,7 @@ pub(super) async fn failure(
     config_version: u64,
 ) -> Result<Applied, SyncFailure> {
     let (code, detail) = match error {
+        WriteError::Store(e) => return Err(SyncFailure::from(e)),
         WriteError::Token(e) => match e.code() {
             code @ (Code::HubspotAuthInvalid | Code::IntegrationSuspended) => (code, None),
             _ if !last_attempt => return Err(SyncFailure::from(e)),
@@ -125,6 +129,9 @@ pub(super) async fn failure(
             (code, None)
         }
         WriteError::HubSpot(HubSpotError::Rejected { message, .. }) => {
+            // HubSpot took none of it: nothing of ours is in flight there.
+            link.sent_to_hubspot();
+            save(services, &link).await?;
             (Code::HubspotApiError, Some(message))
         }
         // Counted toward suspension by the budgeted port that made the call.

@@ -135,9 +135,11 @@ pub(super) async fn decide(
             // The link was saved after this deal was read (board → HubSpot wrote
             // it meanwhile): the read may predate that write, and its values
             // would pass for HubSpot changes. Read the deal again first.
-            if link.last_synced_at.is_some_and(|saved| saved >= read_at)
-                && let Ok(token) = crate::app::tokens::access_token(services, account).await
-            {
+            if link.last_synced_at.is_some_and(|saved| saved >= read_at) {
+                // Without a token the deal cannot be read again either: it waits.
+                let token = crate::app::tokens::access_token(services, account)
+                    .await
+                    .map_err(SyncFailure::from)?;
                 let reading = services.clock.now();
                 let mut fresh = [deal_now.clone()];
                 let token = secrecy::ExposeSecret::expose_secret(&token);

@@ -56,10 +56,6 @@ impl Lease {
         }
     }
 
-    pub fn held(&self) -> Option<String> {
-        self.taken.map(|_| self.holder.clone())
-    }
-
     /// Holds (or takes again) the lease; `Err(wait)` when another invocation holds it.
     pub async fn keep(
         &mut self,
@@ -85,6 +81,33 @@ impl Lease {
                 self.taken = Some(std::time::Instant::now());
                 Ok(())
             }
+        }
+    }
+
+    /// The lease for the job that takes over the rest of the deals, under a
+    /// new holder: this invocation (or a redelivery of its message) can then
+    /// no longer take it as its own beside that job. `None` when another
+    /// batch took it in between (the rest then waits its turn).
+    pub async fn hand_over(
+        &mut self,
+        services: &Services,
+        account: &crate::domain::AccountId,
+    ) -> Option<String> {
+        self.taken?;
+        self.release(services, account).await;
+        let next = uuid::Uuid::new_v4().to_string();
+        match services
+            .leases
+            .try_acquire(
+                &format!("pacing#{account}"),
+                &next,
+                services.clock.now(),
+                LEASE_TTL,
+            )
+            .await
+        {
+            Ok(true) => Some(next),
+            _ => None,
         }
     }
 

@@ -159,9 +159,7 @@ pub async fn apply(
     );
     let changed: Vec<(&str, Option<String>)> = values
         .into_iter()
-        .filter(|(field, value)| {
-            force || link.baseline.get(*field).map(|b| &b.hubspot) != Some(value)
-        })
+        .filter(|(field, value)| force || !link.is_hubspot_echo(field, value.as_ref()))
         .collect();
     if changed.is_empty() {
         return Ok(outcome(
@@ -350,6 +348,7 @@ pub async fn apply(
     for (field, value) in changed {
         let entry = link.baseline.entry(field.to_owned()).or_default();
         entry.hubspot = value.clone();
+        entry.hubspot_sent = None;
         if !kept_in_board.contains(&field) {
             entry.board = value;
         }

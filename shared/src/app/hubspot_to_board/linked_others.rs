@@ -168,7 +168,7 @@ pub async fn apply(
     let (values, warnings) = wanted(&link, object, config);
     let changed: Vec<FromHubSpot> = values
         .into_iter()
-        .filter(|(key, _, v)| link.baseline.get(*key).map(|b| &b.hubspot) != Some(v))
+        .filter(|(key, _, v)| !link.is_hubspot_echo(key, v.as_ref()))
         .collect();
     if changed.is_empty() {
         return Ok(outcome(
@@ -267,6 +267,7 @@ pub async fn apply(
     for (key, _, value) in changed {
         let b = link.baseline.entry(key.to_owned()).or_default();
         b.hubspot = value.clone();
+        b.hubspot_sent = None;
         if !kept_in_board.contains(key) {
             b.board = value;
         }

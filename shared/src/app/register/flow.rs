@@ -249,6 +249,7 @@ async fn create_and_link(
             hubspot: None,
             board: Some(draft.content.order_status.code().to_string()),
             board_sent: None,
+            hubspot_sent: None,
         },
     );
     link.baseline.insert(
@@ -257,6 +258,7 @@ async fn create_and_link(
             hubspot: draft.content.owner_id.clone(),
             board: Some(body.user_id.to_string()),
             board_sent: None,
+            hubspot_sent: None,
         },
     );
     match services.links.claim_deal(&link).await {
