@@ -39,6 +39,18 @@ pub(super) fn is_board_queue(services: &Services, source: &dyn WorkQueue) -> boo
     (same(&services.board_queue) || same(&services.board_bulk_queue)) && !same(&services.queue)
 }
 
+/// Whether `source` is board's bulk lane (imports and mass updates: every
+/// tenant's part of its batches is a backlog), a queue of its own.
+fn is_bulk_lane(services: &Services, source: &dyn WorkQueue) -> bool {
+    let same = |queue: &std::sync::Arc<dyn WorkQueue>| {
+        std::ptr::addr_eq(
+            source as *const dyn WorkQueue,
+            std::sync::Arc::as_ptr(queue),
+        )
+    };
+    same(&services.board_bulk_queue) && !same(&services.queue) && !same(&services.board_queue)
+}
+
 /// Processes messages received from `source`, the queue that dead letters and
 /// delayed retries go back through. Messages from board's events queue must be
 /// board change events: a job there is poison.
@@ -60,13 +72,15 @@ pub async fn process_batch(
             .or_default()
             .push(message.clone());
     }
+    let bulk_lane = is_bulk_lane(services, source);
     let outcomes = futures_util::future::join_all(tenants.iter().map(|(tenant, messages)| async {
         if paused(services, tenant, messages) {
             put_back(source, tenant, messages).await
-        } else if messages.len() > BACKLOG_SHARE {
-            // Most of a batch is one tenant's: a backlog, paced here (its
-            // waits slept) rather than deferred a message at a time only to
-            // be received again; the other tenants of the batch go on beside it.
+        } else if bulk_lane || messages.len() > BACKLOG_SHARE {
+            // board's bulk lane, or most of a batch one tenant's: a backlog,
+            // paced here (its waits slept) within the window less the margin
+            // it leaves others, rather than deferred a message at a time only
+            // to be received again; the other tenants of the batch go on beside it.
             crate::app::budget::bulk(process_tenant(services, source, tenant, messages)).await
         } else {
             crate::app::budget::handing_back(process_tenant(services, source, tenant, messages))
