@@ -486,6 +486,20 @@ impl Run {
         }
     }
 
+    /// `updates` made in board outside its API (not on the account's limit),
+    /// each with its change event: as an import makes them (`bulk`: board's
+    /// bulk lane) or a person in board's screens (`edits`: the ordinary lane).
+    pub async fn board_changes(&self, route: &str, account: &str, updates: Value) {
+        let response = self
+            .http
+            .post(format!("{}/_sandbox/board/_control/{route}", self.base))
+            .json(&json!({"account_id": account, "updates": updates}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
     pub async fn settle(&self) {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }

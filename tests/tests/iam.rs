@@ -423,16 +423,8 @@ fn granted(template: &Yaml, function: &str) -> BTreeSet<Grant> {
 /// a registration, the card, a dead letter on each queue, a disconnect.
 /// A project renamed by an import in board: its event goes to the bulk lane.
 async fn bulk_change(run: &Run, project: u64, name: &str) {
-    let response = run
-        .http
-        .post(format!("{}/_sandbox/board/_control/bulk", run.base))
-        .json(&json!({"account_id": "acct-a", "updates": [
-            {"resource": "projects", "id": project, "fields": {"name": name}}
-        ]}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
+    let rename = json!([{"resource": "projects", "id": project, "fields": {"name": name}}]);
+    run.board_changes("bulk", "acct-a", rename).await;
 }
 
 async fn drive(run: &Run, resources: &Resources) {

@@ -378,19 +378,8 @@ async fn a_write_hubspot_took_without_answering_does_not_outrank_a_later_board_c
         .board
         .set_event_sink(std::sync::Arc::new(|_| {}));
     let edit = |name: &'static str| {
-        let run = &run;
-        async move {
-            let response = run
-                .http
-                .post(format!("{}/_sandbox/board/_control/edits", run.base))
-                .json(&json!({"account_id": "acct-a", "updates": [
-                    {"resource": "projects", "id": project, "fields": {"name": name}}
-                ]}))
-                .send()
-                .await
-                .unwrap();
-            assert!(response.status().is_success());
-        }
+        let rename = json!([{"resource": "projects", "id": project, "fields": {"name": name}}]);
+        run.board_changes("edits", "acct-a", rename)
     };
     edit("応答消失A").await;
     tokio::time::sleep(Duration::from_millis(30)).await;

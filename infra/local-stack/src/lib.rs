@@ -223,30 +223,17 @@ pub fn board_events_window() -> Duration {
     )
 }
 
-/// The worker's event sources.
-#[derive(Debug, Clone, Copy)]
-enum Lane {
-    Work,
-    Board,
-    BoardBulk,
-}
-
 /// One event source: polls `queue` with `batching` until stopped, as Lambda
 /// does with one poller per queue; adds what it handled to `handled`.
 fn spawn_poller(
     services: Services,
-    lane: Lane,
+    queue: std::sync::Arc<dyn board_hubspot::ports::WorkQueue>,
     batching: sync_worker::Batching,
     wait: Duration,
     handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let queue = match lane {
-            Lane::Work => services.queue.clone(),
-            Lane::Board => services.board_queue.clone(),
-            Lane::BoardBulk => services.board_bulk_queue.clone(),
-        };
         loop {
             tokio::select! {
                 _ = stopped_signal(&mut stop) => break,
@@ -392,32 +379,29 @@ pub async fn start_functions(
     } else {
         0
     };
+    // The work queue, board's ordinary lane and its bulk lane, each as its
+    // event source batches. board's lanes have their own queues in AWS (and
+    // embedded); on a single shared queue the work queue's poller sees them.
+    let lanes = [
+        (worker_services.queue.clone(), sync_worker::Batching::WORK),
+        (
+            worker_services.board_queue.clone(),
+            sync_worker::Batching::BOARD,
+        ),
+        (
+            worker_services.board_bulk_queue.clone(),
+            sync_worker::Batching::board_bulk(options.board_events_window),
+        ),
+    ];
     for _ in 0..pollers {
-        workers.push(spawn_poller(
-            worker_services.clone(),
-            Lane::Work,
-            sync_worker::Batching::WORK,
-            options.poll_wait,
-            handled.clone(),
-            stopped.clone(),
-        ));
-        // board's events have their own queue in AWS (and with the in-memory
-        // queue); on a single shared queue one poller sees both.
-        if !std::sync::Arc::ptr_eq(&worker_services.queue, &worker_services.board_queue) {
+        for (i, (queue, batching)) in lanes.iter().enumerate() {
+            if i > 0 && std::sync::Arc::ptr_eq(queue, &worker_services.queue) {
+                continue;
+            }
             workers.push(spawn_poller(
                 worker_services.clone(),
-                Lane::Board,
-                sync_worker::Batching::BOARD,
-                options.poll_wait,
-                handled.clone(),
-                stopped.clone(),
-            ));
-        }
-        if !std::sync::Arc::ptr_eq(&worker_services.queue, &worker_services.board_bulk_queue) {
-            workers.push(spawn_poller(
-                worker_services.clone(),
-                Lane::BoardBulk,
-                sync_worker::Batching::board_bulk(options.board_events_window),
+                queue.clone(),
+                *batching,
                 options.poll_wait,
                 handled.clone(),
                 stopped.clone(),

@@ -30,24 +30,22 @@ pub struct BatchOutcome {
 /// the Lambda handler and the local pollers pass the services' own queues),
 /// and a queue of its own (services built on one queue for both carry jobs).
 pub(super) fn is_board_queue(services: &Services, source: &dyn WorkQueue) -> bool {
-    let same = |queue: &std::sync::Arc<dyn WorkQueue>| {
-        std::ptr::addr_eq(
-            source as *const dyn WorkQueue,
-            std::sync::Arc::as_ptr(queue),
-        )
-    };
+    let same = |queue| is(source, queue);
     (same(&services.board_queue) || same(&services.board_bulk_queue)) && !same(&services.queue)
+}
+
+/// Whether `source` is that very queue instance.
+fn is(source: &dyn WorkQueue, queue: &std::sync::Arc<dyn WorkQueue>) -> bool {
+    std::ptr::addr_eq(
+        source as *const dyn WorkQueue,
+        std::sync::Arc::as_ptr(queue),
+    )
 }
 
 /// Whether `source` is board's bulk lane (imports and mass updates: every
 /// tenant's part of its batches is a backlog), a queue of its own.
 fn is_bulk_lane(services: &Services, source: &dyn WorkQueue) -> bool {
-    let same = |queue: &std::sync::Arc<dyn WorkQueue>| {
-        std::ptr::addr_eq(
-            source as *const dyn WorkQueue,
-            std::sync::Arc::as_ptr(queue),
-        )
-    };
+    let same = |queue| is(source, queue);
     same(&services.board_bulk_queue) && !same(&services.queue) && !same(&services.board_queue)
 }
 
