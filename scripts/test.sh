@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The one test command: provisions the Python tools, lints the SAM template, starts
+# The one test command: provisions the Python tools and the browser (Chromium and
+# its WebDriver, for the console's tests), lints the SAM template, starts
 # one moto server for the whole run, parses the HubSpot project with HubSpot's own
 # parser, type-checks and tests the HubSpot app card (npm), and runs every Rust
-# test (unit, contract suite on memory and on DynamoDB/SQS, end to end). Fails if
-# moto cannot start.
+# test (unit, contract suite on memory and on DynamoDB/SQS, end to end, the
+# console in headless Chromium). Fails if moto cannot start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/dev-tools.sh
+scripts/browser.sh
 
 echo "== cfn-lint template.yaml"
 .venv/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml

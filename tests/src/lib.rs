@@ -110,6 +110,7 @@ pub async fn serve(router: axum::Router) -> String {
     });
     format!("http://{addr}")
 }
+pub mod browser;
 pub mod stack;
 
 /// Evaluates `$fetch` every 50 ms until `$done` holds of it (5 s at most) and

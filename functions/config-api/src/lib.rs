@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod routes;
 
 use board_hubspot::app::connect::{self, ConfirmError, Starter};
@@ -41,6 +42,9 @@ pub async fn handle(
     let method = request.method().as_str().to_owned();
     if path == "/openapi.json" && method == "GET" {
         return Ok(edge::json(StatusCode::OK, &routes::openapi_json()));
+    }
+    if console::owns(&path) {
+        return Ok(console::serve(&method, &path));
     }
     let matched = match routes::find(&method, &path) {
         Ok(found) => found,

@@ -1,6 +1,8 @@
 //! The local stack: the five Lambda handlers mounted on one HTTP router, the
 //! sync worker draining the queue, and both sandboxes, in one process.
 
+pub mod dev_sign_in;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -137,7 +139,26 @@ pub fn router(functions: &Functions, sandboxes: &Sandboxes) -> Router {
         crm_card,
         ..
     } = functions;
-    Router::new()
+    let mut router = Router::new();
+    // The admin console (served by the config API function, as in AWS), and
+    // locally its dev sign-in while the dev JWT secret is in use.
+    if dev_sign_in::enabled(&config_api.settings) {
+        router = router.route(
+            "/console/dev/sign-in",
+            get(dev_sign_in::offer)
+                .post(dev_sign_in::mint)
+                .with_state(dev_sign_in::DevSignIn {
+                    board: sandboxes.board.clone(),
+                }),
+        );
+    }
+    router
+        .route("/console", lambda_route!(config_api, config_api::handle))
+        .route("/console/", lambda_route!(config_api, config_api::handle))
+        .route(
+            "/console/{*rest}",
+            lambda_route!(config_api, config_api::handle),
+        )
         .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),

@@ -119,6 +119,14 @@ impl BoardSandbox {
             .cloned()
     }
 
+    /// The accounts the emulator holds, sorted (the console's dev sign-in offers them).
+    pub fn account_ids(&self) -> Vec<String> {
+        let accounts = self.inner.accounts.lock().expect("accounts");
+        let mut ids: Vec<String> = accounts.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     pub fn set_service_url(&self, url: Option<String>) {
         self.inner.config.lock().expect("config").service_url = url;
     }

@@ -94,7 +94,31 @@ fn page(body: &str) -> Html<String> {
     ))
 }
 
-pub async fn settings_screen(Query(params): Query<HashMap<String, String>>) -> Html<String> {
+/// The admin console's address for the query `query` (already encoded), when
+/// the emulator knows the service: board's settings screen hands the OAuth
+/// flow's outcome on to it, as board's own page does in production.
+fn console_link(sandbox: &BoardSandbox, query: &str, label: &str) -> String {
+    let service = sandbox
+        .inner
+        .config
+        .lock()
+        .expect("config")
+        .service_url
+        .clone();
+    match service {
+        Some(service) => format!(
+            r#"<p><a id="to-console" href="{}/console/index.html?{}">{label}</a></p>"#,
+            escape(&service),
+            escape(query)
+        ),
+        None => String::new(),
+    }
+}
+
+pub async fn settings_screen(
+    State(sandbox): State<BoardSandbox>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Html<String> {
     let account = escape(
         params
             .get("account_id")
@@ -109,15 +133,38 @@ pub async fn settings_screen(Query(params): Query<HashMap<String, String>>) -> H
 <form method="post" action="integrations/confirm">
 <input type="hidden" name="confirmation" value="{confirmation}">
 <input type="hidden" name="account_id" value="{account}">
-<button type="submit">連携を確定</button></form>"#
+<button type="submit">連携を確定</button></form>{}"#,
+                console_link(
+                    &sandbox,
+                    &format!(
+                        "confirmation={}",
+                        url::form_urlencoded::byte_serialize(
+                            params
+                                .get("confirmation")
+                                .map(String::as_str)
+                                .unwrap_or("")
+                                .as_bytes()
+                        )
+                        .collect::<String>()
+                    ),
+                    "管理コンソールで確定する"
+                )
             )
         }
         Some("error") => {
             let code = params.get("code").map(String::as_str).unwrap_or("");
             format!(
-                r#"<p id="outcome" data-outcome="error" data-code="{}">{}</p>"#,
+                r#"<p id="outcome" data-outcome="error" data-code="{}">{}</p>{}"#,
                 escape(code),
-                outcome_message(code)
+                outcome_message(code),
+                console_link(
+                    &sandbox,
+                    &format!(
+                        "hubspot_error={}",
+                        url::form_urlencoded::byte_serialize(code.as_bytes()).collect::<String>()
+                    ),
+                    "管理コンソールに戻る"
+                )
             )
         }
         _ => format!(
