@@ -890,4 +890,41 @@ pub trait RateBudget: Send + Sync {
         cost: u32,
         now: OffsetDateTime,
     ) -> StoreResult<Option<Duration>>;
+    /// Counts `count` events of `kind` (`rate_limited`, …) against `bucket`'s
+    /// current minute, without taking a turn (the budget view shows them).
+    async fn note(
+        &self,
+        bucket: &str,
+        kind: &str,
+        count: u32,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// What `bucket` granted: calls in the last `window`, and per minute over
+    /// the last `USAGE_MINUTES` minutes (with the events noted).
+    async fn usage(
+        &self,
+        bucket: &str,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<BudgetUsage>;
+}
+
+/// How many minutes of per-minute counts a budget keeps.
+pub const USAGE_MINUTES: i64 = 15;
+
+/// One budget's use, as the budget view shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BudgetUsage {
+    /// Calls granted in the window ending now.
+    pub in_window: u32,
+    /// Per minute (start, epoch ms), oldest first, only minutes with a count:
+    /// calls granted and events noted, by kind.
+    pub minutes: Vec<MinuteUsage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MinuteUsage {
+    pub minute_ms: i64,
+    pub granted: u32,
+    pub noted: std::collections::BTreeMap<String, u32>,
 }

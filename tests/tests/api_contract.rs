@@ -160,6 +160,11 @@ fn sample_body(operation: &str) -> Option<Value> {
             json!({"client_id": null, "user_id": 1, "invoice_timing_kbn": 1, "invoice_date": "2026-12-31"}),
         ),
         "SetLink" => Some(json!({"sync_enabled": false})),
+        "BulkRetry" => Some(json!({"code": "hubspot_api_error"})),
+        "Preview" => Some(
+            json!({"status_mapping": {"pipeline_id": "default", "stages": {"closedwon": 5}},
+                   "filter_rules": {"rules": []}}),
+        ),
         _ => None,
     }
 }

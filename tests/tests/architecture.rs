@@ -208,6 +208,7 @@ fn background_use_cases_call_hubspot_only_through_the_budgeted_port() {
         "connection_status",
         "settings::pipelines",
         "settings::common",
+        "settings::preview",
         "directory",
         "tokens",
         "services",

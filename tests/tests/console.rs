@@ -380,3 +380,138 @@ async fn the_console_is_static_same_origin_and_its_dev_sign_in_refuses_what_boar
         .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
 }
+
+#[tokio::test]
+async fn an_administrator_retries_errors_exports_csv_previews_a_mapping_and_reads_the_budget() {
+    let run = Run::connected("acct-a").await;
+    let linked = run.linked_deal("acct-a", "ダッシュボード").await;
+    // HubSpot refuses board's long name (a portal rule): hubspot_api_error.
+    let rule = |max: Option<usize>| {
+        let run = &run;
+        async move {
+            let r = run
+                .http
+                .post(format!("{}/_sandbox/hubspot/_control/validation", run.base))
+                .json(&json!({"objectType": "deals", "property": "dealname", "maxCharacters": max}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204);
+        }
+    };
+    rule(Some(20)).await;
+    let long = format!("ダッシュボードの長い案件名{}", "あ".repeat(20));
+    run.board(
+        Method::PATCH,
+        &format!("/projects/{}", linked.project),
+        "acct-a",
+        Some(json!({"name": long})),
+    )
+    .await;
+    let refused = tests::eventually!(
+        run.entries("acct-a", "code", "hubspot_api_error").await,
+        |r| !r.is_empty()
+    );
+    assert_eq!(refused.len(), 1);
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &run, "acct-a", "admin", 1).await;
+
+    // 5. The errors dashboard counts it by code and object.
+    browser.screen("#/errors").await;
+    browser
+        .wait_for_text_in("#by-code tr[data-code=hubspot_api_error]", "1")
+        .await;
+    browser
+        .wait_for_text_in("#recent-errors", "ダッシュボード")
+        .await;
+    browser.screenshot("06-errors").await;
+    // Its CSV: the bytes the API gives for the same rows.
+    let csv = run
+        .http
+        .get(format!("{}/v1/hubspot/history/export?format=csv", run.base))
+        .bearer_auth(tests::stack::jwt("acct-a", "admin", 1))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&csv[..3], b"\xEF\xBB\xBF");
+    browser.click("#errors-export").await;
+    browser
+        .wait_for_text_in("#errors-result", &format!("({}バイト)", csv.len()))
+        .await;
+    // The cause removed, one click retries every entry of the code.
+    rule(None).await;
+    browser
+        .click("#by-code tr[data-code=hubspot_api_error] button.retry-code")
+        .await;
+    browser
+        .wait_for_text_in("#errors-result", "1件の再実行を受け付けました")
+        .await;
+    let name = tests::eventually!(
+        run.hubspot(
+            Method::GET,
+            &format!(
+                "/crm/objects/2026-03/deals/{}?properties=dealname",
+                linked.deal
+            ),
+            None
+        )
+        .await["properties"]["dealname"]
+            .clone(),
+        |n| n == long.as_str()
+    );
+    assert_eq!(name, long.as_str());
+
+    // 7. Preview before saving: contract sent → 見積中(中) would change the
+    // linked deal's status; nothing is saved.
+    let (_, before) = run
+        .api(Method::GET, "/v1/hubspot/filter-rules", "acct-a", None)
+        .await;
+    browser.screen("#/mapping").await;
+    let pipeline = "section[data-pipeline=default]";
+    browser
+        .choose(&format!("{pipeline} select[data-stage=contractsent]"), "2")
+        .await;
+    browser
+        .click(&format!("{pipeline} button.preview-mapping"))
+        .await;
+    browser
+        .wait_for_text_in(
+            &format!("{pipeline} .preview-items tr[data-deal='{}']", linked.deal),
+            "受注ステータスが変わる",
+        )
+        .await;
+    browser
+        .wait_for_text_in(&format!("{pipeline} .preview-items"), "見積中(中)")
+        .await;
+    browser.screenshot("07-preview").await;
+    let (_, after) = run
+        .api(Method::GET, "/v1/hubspot/filter-rules", "acct-a", None)
+        .await;
+    assert_eq!(after["config_version"], before["config_version"]);
+
+    // The rules' preview: keeping team 2 only leaves the linked deal alone.
+    browser.screen("#/rules").await;
+    browser.click("#add-rule").await;
+    browser.choose(".rule select.condition-field", "team").await;
+    browser
+        .click(".rule input[type=checkbox][value='8000002']")
+        .await;
+    browser.click("#preview-rules").await;
+    browser.wait_for_text("影響を受ける取引はありません").await;
+
+    // 6. The API budget: the last minutes' calls of each share.
+    browser.screen("#/budget").await;
+    browser
+        .wait_for_text_in("#budget-hubspot", "問題なし")
+        .await;
+    browser
+        .wait_for_text_in("tr[data-share=background]", "/ 22")
+        .await;
+    browser.find("#budget-minutes tbody tr").await;
+    browser.screenshot("07-budget").await;
+    browser.close().await;
+}

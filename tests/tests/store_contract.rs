@@ -617,6 +617,71 @@ mod cases {
         assert_eq!(moved, 1);
     }
 
+    pub async fn rate_budgets_count_grants_and_noted_429s_per_minute<T: Table>(
+        store: TableStore<T>,
+    ) {
+        let window = Duration::from_millis(2_500);
+        // NOW's minute, then calls in the next two minutes.
+        let minute = |n: i64| {
+            let ms = (NOW.unix_timestamp_nanos() / 1_000_000) as i64;
+            ms - ms.rem_euclid(60_000) + n * 60_000
+        };
+        let at = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
+        };
+        assert_eq!(
+            store
+                .take("hubspot#9", 22, window, 3, at(minute(0) + 10))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .take("hubspot#9", 22, window, 2, at(minute(1) + 10))
+                .await
+                .unwrap(),
+            None
+        );
+        store
+            .note("hubspot#9", "rate_limited", 1, at(minute(1) + 20))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .take("hubspot#9", 22, window, 1, at(minute(1) + 30))
+                .await
+                .unwrap(),
+            None,
+            "a noted 429 leaves the window's calls as they were"
+        );
+        let usage = store
+            .usage("hubspot#9", window, at(minute(1) + 40))
+            .await
+            .unwrap();
+        assert_eq!(usage.in_window, 3, "the calls of the last 2.5 s");
+        assert_eq!(usage.minutes.len(), 2);
+        assert_eq!(
+            (usage.minutes[0].minute_ms, usage.minutes[0].granted),
+            (minute(0), 3)
+        );
+        assert_eq!(
+            (usage.minutes[1].minute_ms, usage.minutes[1].granted),
+            (minute(1), 3)
+        );
+        assert_eq!(usage.minutes[1].noted.get("rate_limited"), Some(&1));
+        // Fifteen minutes on, the first minute is gone; an unknown bucket is empty.
+        let later = store
+            .usage("hubspot#9", window, at(minute(15) + 1))
+            .await
+            .unwrap();
+        assert_eq!(later.in_window, 0);
+        assert_eq!(later.minutes.len(), 1);
+        assert_eq!(later.minutes[0].minute_ms, minute(1));
+        let none = store.usage("hubspot#404", window, NOW).await.unwrap();
+        assert_eq!(none, board_hubspot::ports::BudgetUsage::default());
+    }
+
     pub async fn rate_budgets_never_hand_out_more_than_their_capacity<T: Table>(
         store: TableStore<T>,
     ) {
@@ -844,6 +909,7 @@ contract_suite!(
     board_events_once_and_versions_forward,
     table_limits_transactions_and_pagination,
     rate_budgets_never_hand_out_more_than_their_capacity,
+    rate_budgets_count_grants_and_noted_429s_per_minute,
 );
 
 /// A table whose `n`-th write fails after the write took effect (the answer

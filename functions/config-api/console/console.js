@@ -200,6 +200,61 @@
       turnOn: '同期を再開',
       resync: '今すぐ同期',
       done: '完了しました',
+      // errors dashboard
+      errorsLead: '期間内の同期の結果を、エラーコードと対象ごとに数えます。まとめて再実行したり、CSVに書き出したりできます。',
+      period: '期間',
+      'period.1': '24時間',
+      'period.7': '7日間',
+      'period.30': '30日間',
+      total: '合計',
+      byCode: 'コード別',
+      count: '件数',
+      retryable: '再実行できる件数',
+      retryCode: 'このコードをすべて再実行',
+      retrySelected: '選択した項目を再実行',
+      select: '選択',
+      queued: '{0}件の再実行を受け付けました(スキップ {1}件)',
+      trend: '推移',
+      recentErrors: '最近のエラー',
+      exportCsv: 'CSVに書き出す',
+      exported: 'CSVを書き出しました({0}バイト)',
+      incomplete: '期間内の件数が多いため、新しい方の一部だけを数えています。',
+      noErrors: 'この期間にエラーやスキップはありません',
+      // budget
+      budgetLead: 'HubSpotとboardのAPIの使用状況です。バックグラウンドの同期は各APIの上限の80%まで、残りは画面からの操作に使います。',
+      share: '枠',
+      inWindow: '使用中',
+      limit: '上限',
+      windowMs: '期間(ミリ秒)',
+      'share.background': 'バックグラウンド(ポータル全体)',
+      'share.account': 'このboardアカウントの分',
+      'share.interactive': '画面からの操作',
+      'share.board': 'boardへのバックグラウンド',
+      minute: '分',
+      background: 'バックグラウンド',
+      accountCalls: 'このアカウント',
+      interactive: '画面から',
+      rateLimited: '429の回数',
+      daily: '1日の上限',
+      'daily.ok': '問題なし',
+      'daily.limit_reached': '上限に達したため一時停止中',
+      heldUntil: 'バックグラウンド処理の停止: {0}まで({1})',
+      accountsOnPortal: '同じHubSpotアカウントを使うboardアカウント数',
+      notConnectedBudget: 'HubSpotと連携していないため、HubSpotの使用状況はありません。',
+      // preview
+      preview: '保存前に影響を確認',
+      previewLead: '次にHubSpotで取引が変わったときの扱いが変わる取引です(保存するまで何も変わりません)。',
+      'effect.newly_qualifying': '新たに連携対象',
+      'effect.no_longer_qualifying': '連携対象外になる',
+      'effect.status_changed': '受注ステータスが変わる',
+      unchanged: '変わらない',
+      notInHubspotCount: 'HubSpotにない取引',
+      checked: '確認した取引',
+      before: '変更前',
+      after: '変更後',
+      'kind.draft': '下書き',
+      'kind.linked': '連携済み',
+      noEffect: '影響を受ける取引はありません',
     },
     en: {
       title: 'HubSpot integration console',
@@ -384,6 +439,58 @@
       turnOn: 'Resume syncing',
       resync: 'Sync now',
       done: 'Done',
+      errorsLead: 'Sync results over a period, by error code and object. Retry many at once, or export as CSV.',
+      period: 'Period',
+      'period.1': '24 hours',
+      'period.7': '7 days',
+      'period.30': '30 days',
+      total: 'Total',
+      byCode: 'By code',
+      count: 'Count',
+      retryable: 'Retryable',
+      retryCode: 'Retry all of this code',
+      retrySelected: 'Retry the selected entries',
+      select: 'Select',
+      queued: '{0} retries queued ({1} skipped)',
+      trend: 'Trend',
+      recentErrors: 'Recent errors',
+      exportCsv: 'Export CSV',
+      exported: 'CSV exported ({0} bytes)',
+      incomplete: 'The period holds too many entries: the counts are of the newest part.',
+      noErrors: 'No errors or skips in this period',
+      budgetLead: 'How HubSpot\'s and board\'s APIs are used. Background sync takes up to 80 % of each limit; the rest is for people on the screens.',
+      share: 'Share',
+      inWindow: 'In use',
+      limit: 'Limit',
+      windowMs: 'Window (ms)',
+      'share.background': 'Background (whole portal)',
+      'share.account': 'This board account\'s part',
+      'share.interactive': 'People on the screens',
+      'share.board': 'Background to board',
+      minute: 'Minute',
+      background: 'Background',
+      accountCalls: 'This account',
+      interactive: 'People',
+      rateLimited: '429s',
+      daily: 'Daily limit',
+      'daily.ok': 'OK',
+      'daily.limit_reached': 'Reached: background work paused',
+      heldUntil: 'Background work paused until {0} ({1})',
+      accountsOnPortal: 'board accounts on this HubSpot account',
+      notConnectedBudget: 'Not connected to HubSpot: no HubSpot usage.',
+      preview: 'Preview before saving',
+      previewLead: 'Deals treated differently on their next HubSpot change (nothing changes until you save).',
+      'effect.newly_qualifying': 'Newly qualifying',
+      'effect.no_longer_qualifying': 'No longer qualifying',
+      'effect.status_changed': 'Different order status',
+      unchanged: 'Unchanged',
+      notInHubspotCount: 'Deals HubSpot no longer has',
+      checked: 'Deals checked',
+      before: 'Before',
+      after: 'After',
+      'kind.draft': 'Draft',
+      'kind.linked': 'Linked',
+      noEffect: 'No deal is affected',
     },
   };
 
@@ -527,6 +634,8 @@
     { id: 'rules', settings: true, render: rulesScreen },
     { id: 'drafts', settings: false, render: draftsScreen },
     { id: 'history', settings: true, render: historyScreen },
+    { id: 'errors', settings: true, render: errorsScreen },
+    { id: 'budget', settings: true, render: budgetScreen },
     { id: 'diagnosis', settings: true, render: diagnosisScreen },
     { id: 'links', settings: false, render: linksScreen },
   ];
@@ -799,8 +908,16 @@
       h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('stage')), h('th', { scope: 'col' }, t('orderStatus')))), h('tbody', {}, rows)),
       h('div', { class: 'actions' }, buttons, extra), out);
   }
-  // Hook for screens added later (the preview before saving).
-  let mappingExtras = () => null;
+  // The preview before saving: what the pipeline's edited mapping would change.
+  function mappingExtras(pipeline, current, out) {
+    const button = h('button', { type: 'button', class: 'secondary preview-mapping' }, t('preview'));
+    button.addEventListener('click', () => act(button, out, async () => {
+      const result = await api('POST', '/v1/hubspot/preview', { status_mapping: { pipeline_id: pipeline.id, stages: current() } });
+      out.replaceChildren(previewView(result));
+      out.scrollIntoView({ block: 'start' });
+    }));
+    return button;
+  }
 
   // Filter rules and account label ------------------------------------------
   async function rulesScreen(body) {
@@ -846,7 +963,33 @@
     append(body, h('h2', {}, t('accountLabel')), h('p', { class: 'small' }, t('accountLabelLead')),
       field(t('accountLabel'), labelInput), h('div', { class: 'actions' }, labelSave), labelOut);
   }
-  let rulesExtras = () => null;
+  function rulesExtras(rules, out) {
+    const button = h('button', { type: 'button', class: 'secondary', id: 'preview-rules' }, t('preview'));
+    button.addEventListener('click', () => act(button, out, async () => {
+      const result = await api('POST', '/v1/hubspot/preview', { filter_rules: { rules: rules() } });
+      out.replaceChildren(previewView(result));
+      out.scrollIntoView({ block: 'start' });
+    }));
+    return button;
+  }
+
+  function previewView(p) {
+    const c = p.counts;
+    const summary = h('ul', { class: 'preview-counts' },
+      ['newly_qualifying', 'no_longer_qualifying', 'status_changed'].map((k) => h('li', { 'data-effect': k }, `${t(`effect.${k}`)}: ${c[k]}`)),
+      h('li', {}, `${t('unchanged')}: ${c.unchanged}`),
+      c.not_in_hubspot ? h('li', {}, `${t('notInHubspotCount')}: ${c.not_in_hubspot}`) : null,
+      h('li', {}, `${t('checked')}: ${p.checked}`));
+    const table = p.items.length ? h('table', { class: 'preview-items' }, h('thead', {}, h('tr', {},
+      [t('dealName'), t('kind'), t('status'), t('before'), t('after'), t('reason')].map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, p.items.map((i) => h('tr', { 'data-deal': i.deal_id, 'data-effect': i.effect },
+      h('td', {}, i.name || i.deal_id), h('td', {}, t(`kind.${i.kind}`)), h('td', {}, t(`effect.${i.effect}`)),
+      h('td', {}, i.order_status_before ? statusLabel(i.order_status_before) : '—'),
+      h('td', {}, i.order_status_after ? statusLabel(i.order_status_after) : '—'),
+      h('td', { class: 'small' }, lang === 'en' ? i.reason_en : i.reason))))) : h('p', { class: 'muted' }, t('noEffect'));
+    return h('section', { class: 'panel preview' }, h('h3', {}, t('preview')), h('p', { class: 'small' }, t('previewLead')),
+      p.complete ? null : messageBox('warn', t('incomplete')), summary, table);
+  }
 
   function ruleEditor(rule, index, choices, remove, redraw) {
     const conditions = rule.conditions.map((condition, ci) => {
@@ -1042,7 +1185,145 @@
     append(body, h('p', {}, t('historyLead')), form, historyExtras(form, out), out,
       h('table', { id: 'history' }, h('thead', {}, h('tr', {}, [t('occurredAt'), t('direction'), t('dealName'), t('status'), t('code'), t('message')].map((x) => h('th', { scope: 'col' }, x)))), tbody), more);
   }
-  let historyExtras = () => null;
+  // CSV of the filtered history: fetched with the token, saved as a file.
+  function historyExtras(form, out) {
+    const button = h('button', { type: 'button', class: 'secondary', id: 'export-csv' }, t('exportCsv'));
+    button.addEventListener('click', () => act(button, out, () => exportCsv(historyQuery(form), out)));
+    return h('div', { class: 'actions' }, button);
+  }
+
+  async function exportCsv(query, out) {
+    query.set('format', 'csv');
+    const response = await fetch(`/v1/hubspot/history/export?${query}`, { headers: { Authorization: `Bearer ${session.token}` } });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}));
+      throw new ApiError(response.status, problem);
+    }
+    const blob = await response.blob();
+    const link = h('a', { href: URL.createObjectURL(blob), download: 'hubspot-history.csv', hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    out.replaceChildren(messageBox('ok', t('exported', blob.size)));
+  }
+
+  // 5. Errors dashboard -------------------------------------------------------
+  async function errorsScreen(body) {
+    const days = new URLSearchParams(location.hash.split('?')[1] || '').get('days') || '7';
+    const out = h('div', { id: 'errors-result' });
+    const periods = h('div', { class: 'tabs', role: 'tablist', 'aria-label': t('period') }, ['1', '7', '30'].map((d) => h('button', {
+      type: 'button', role: 'tab', 'aria-selected': d === days ? 'true' : 'false', 'data-days': d,
+      onclick: () => { location.hash = `#/errors?days=${d}`; },
+    }, t(`period.${d}`))));
+    const now = new Date();
+    const query = new URLSearchParams({ from: new Date(now.getTime() - Number(days) * 86400000).toISOString(), to: now.toISOString() });
+    const [summary, recent] = await Promise.all([
+      api('GET', `/v1/hubspot/history/summary?${query}`),
+      api('GET', `/v1/hubspot/history?status=error&limit=50&${query}`),
+    ]);
+    const exportButton = h('button', { type: 'button', class: 'secondary', id: 'errors-export' }, t('exportCsv'));
+    exportButton.addEventListener('click', () => act(exportButton, out, () => exportCsv(new URLSearchParams(query), out)));
+    append(body, h('p', {}, t('errorsLead')), periods,
+      summary.complete ? null : messageBox('warn', t('incomplete')),
+      h('dl', { class: 'facts', id: 'errors-totals' }, [
+        [t('total'), summary.total], [t('status.success'), summary.success], [t('status.skip'), summary.skip], [t('status.error'), summary.error],
+      ].map(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))])),
+      h('div', { class: 'actions' }, exportButton), out,
+      h('h2', {}, t('byCode')), codeTable(summary, out),
+      h('h2', {}, t('trend')), trendChart(summary),
+      h('h2', {}, t('recentErrors')), recentErrors(recent.items, out));
+  }
+
+  function codeTable(summary, out) {
+    if (!summary.by_code.length) return h('p', { class: 'muted', id: 'by-code' }, t('noErrors'));
+    const max = Math.max(...summary.by_code.map((r) => r.count));
+    return h('table', { id: 'by-code' }, h('thead', {}, h('tr', {},
+      [t('code'), t('objectType'), t('count'), t('retryable'), t('message'), ''].map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, summary.by_code.map((row) => {
+      const retry = row.retryable ? h('button', { type: 'button', class: 'secondary retry-code', 'data-code': row.code }, t('retryCode')) : null;
+      retry?.addEventListener('click', () => act(retry, out, async () => {
+        const done = await api('POST', '/v1/hubspot/history/retry', { code: row.code });
+        out.replaceChildren(messageBox('ok', t('queued', done.queued, done.skipped)));
+      }));
+      const bar = h('span', { class: 'bar error' });
+      bar.style.width = `${Math.round((row.count / max) * 120)}px`;
+      return h('tr', { 'data-code': row.code, 'data-object': row.object_type || '' },
+        h('td', {}, row.code), h('td', {}, row.object_type ? t(`object.${row.object_type}`) : '—'),
+        h('td', {}, bar, ' ', String(row.count)),
+        h('td', {}, String(row.retryable)), h('td', {}, lang === 'en' ? row.message_en : row.message), h('td', {}, retry));
+    })));
+  }
+
+  // Bars as elements with widths set from script (the CSP allows no inline styles in markup).
+  function trendChart(summary) {
+    const max = Math.max(1, ...summary.trend.map((p) => p.error + p.skip));
+    const chart = h('div', { class: 'trend', id: 'trend', role: 'img', 'aria-label': `${t('trend')}: ${summary.trend.map((p) => p.error + p.skip).join(', ')}` },
+      summary.trend.map((p) => {
+        const bar = h('span', { title: `${when(p.start)} ${t('status.error')} ${p.error} / ${t('status.skip')} ${p.skip}` });
+        bar.style.height = `${Math.round(((p.error + p.skip) / max) * 100)}%`;
+        return bar;
+      }));
+    return chart;
+  }
+
+  function recentErrors(items, out) {
+    if (!items.length) return h('p', { class: 'muted' }, t('noErrors'));
+    const boxes = [];
+    const retry = h('button', { type: 'button', id: 'retry-selected' }, t('retrySelected'));
+    retry.addEventListener('click', () => act(retry, out, async () => {
+      const ids = boxes.filter((b) => b.checked).map((b) => b.value);
+      if (!ids.length) return;
+      const done = await api('POST', '/v1/hubspot/history/retry', { ids });
+      out.replaceChildren(messageBox('ok', t('queued', done.queued, done.skipped)));
+    }));
+    const rows = items.map((e) => {
+      const box = h('input', { type: 'checkbox', value: e.id, 'aria-label': `${t('select')} ${e.name || e.id}` });
+      boxes.push(box);
+      const row = historyRow(e);
+      row.prepend(h('td', {}, box));
+      return row;
+    });
+    return h('div', {}, h('table', { id: 'recent-errors' }, h('thead', {}, h('tr', {},
+      ['', t('occurredAt'), t('direction'), t('dealName'), t('status'), t('code'), t('message')].map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, rows)), h('div', { class: 'actions' }, retry));
+  }
+
+  // 6. API budget ---------------------------------------------------------------
+  async function budgetScreen(body) {
+    const b = await api('GET', '/v1/hubspot/budget');
+    const refresh = h('button', { type: 'button', class: 'secondary', id: 'budget-refresh', onclick: () => render() }, t('refresh'));
+    const windowRow = (key, w) => {
+      const bar = h('span', { class: 'bar' });
+      bar.style.width = `${Math.round((Math.min(w.in_window, w.limit) / Math.max(1, w.limit)) * 120)}px`;
+      return h('tr', { 'data-share': key }, h('th', { scope: 'row' }, t(`share.${key}`)), h('td', {}, bar, ` ${w.in_window} / ${w.limit}`), h('td', {}, String(w.window_ms)));
+    };
+    const windows = (rows) => h('table', { class: 'windows' }, h('thead', {}, h('tr', {},
+      [t('share'), `${t('inWindow')} / ${t('limit')}`, t('windowMs')].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, rows));
+    append(body, h('p', {}, t('budgetLead')), h('div', { class: 'actions' }, refresh));
+    if (b.hubspot) {
+      const hs = b.hubspot;
+      append(body, h('h2', {}, `HubSpot (${hs.portal_id})`),
+        h('dl', { class: 'facts', id: 'budget-hubspot' }, [
+          [t('daily'), t(`daily.${hs.daily}`)],
+          [t('accountsOnPortal'), String(hs.accounts_on_portal)],
+        ].map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+        hs.held ? messageBox('warn', t('heldUntil', when(hs.held.until), hs.held.reason)) : null,
+        windows([windowRow('background', hs.background), windowRow('account', hs.account_share), windowRow('interactive', hs.interactive)]),
+        h('table', { id: 'budget-minutes' }, h('thead', {}, h('tr', {},
+          [t('minute'), t('background'), t('accountCalls'), t('interactive'), t('rateLimited')].map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', {}, hs.minutes.slice().reverse().map((m) => h('tr', { class: m.rate_limited ? 'fail' : null },
+          h('td', {}, when(m.start)), h('td', {}, String(m.background)), h('td', {}, String(m.account)),
+          h('td', {}, String(m.interactive)), h('td', {}, String(m.rate_limited)))))));
+    } else {
+      append(body, messageBox('warn', t('notConnectedBudget')));
+    }
+    append(body, h('h2', {}, 'board'), windows([windowRow('board', b.board.background)]),
+      h('table', { id: 'budget-board-minutes' }, h('thead', {}, h('tr', {},
+        [t('minute'), t('background'), t('rateLimited')].map((x) => h('th', { scope: 'col' }, x)))),
+      h('tbody', {}, b.board.minutes.slice().reverse().map((m) => h('tr', {},
+        h('td', {}, when(m.start)), h('td', {}, String(m.background)), h('td', {}, String(m.rate_limited)))))));
+  }
 
   function historyRow(e) {
     const kind = e.status === 'error' ? 'error' : e.status === 'success' ? 'ok' : 'warn';

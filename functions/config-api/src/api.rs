@@ -146,3 +146,20 @@ pub struct SetLinkBody {
 
 /// What the pipelines screen reads; named here so the route table can point at it.
 pub type Pipelines = PipelinesView;
+
+/// `POST /history/retry`: the entries named, or every retryable entry of a
+/// catalog code (one of the two).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRetryBody {
+    /// History ids (at most 500).
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    /// A catalog code, e.g. `hubspot_api_error`.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// The filtered history as CSV (UTF-8 with a BOM, Japanese headers, CRLF).
+#[derive(Debug, ToSchema)]
+pub struct HistoryCsv(pub String);

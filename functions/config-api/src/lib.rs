@@ -13,6 +13,7 @@ use board_hubspot::app::links::{self, LinkError};
 use board_hubspot::app::register::{self, RegisterError, Registration};
 use board_hubspot::app::settings::{self, SettingsError};
 use board_hubspot::app::{Services, connection_status};
+use board_hubspot::app::{budget, budget_view, history_tools};
 use board_hubspot::app::{catch_up, diagnosis, history};
 use board_hubspot::domain::Code;
 use board_hubspot::domain::HistoryId;
@@ -88,7 +89,37 @@ pub async fn handle(
             ),
         ));
     }
+    people_turn(services, &caller, route.op).await;
     Ok(dispatch(services, &caller, route.op, &matched.params, &request).await)
+}
+
+/// HubSpot calls a person's request makes, about (the people's share of the
+/// portal's window counts them; SPEC §11 leaves people 20 %).
+fn hubspot_calls(op: Op) -> u32 {
+    match op {
+        Op::Pipelines | Op::SetStatusMapping | Op::Draft => 1,
+        Op::Diagnosis | Op::ResyncLink | Op::RetryHistory => 2,
+        Op::FilterOptions | Op::SetFilterRules => 3,
+        Op::RegisterDraft => 4,
+        _ => 0,
+    }
+}
+
+/// Counts the request's HubSpot calls on people's share of the portal (the
+/// budget view shows it; nobody is refused for it).
+async fn people_turn(services: &Services, caller: &Caller, op: Op) {
+    let calls = hubspot_calls(op);
+    if calls == 0 {
+        return;
+    }
+    if let Ok(Some(c)) = services
+        .connections
+        .get_connection(&caller.account_id)
+        .await
+        && c.state == ConnectionState::Active
+    {
+        budget::people(services, c.portal_id, calls).await;
+    }
 }
 
 /// 401 with a short reason of ours; the library's own words (which name its
@@ -303,6 +334,92 @@ async fn dispatch(
                 Err(e) => unavailable(e, caller),
             }
         }
+        Op::HistorySummary => {
+            let filter = match history_filter(request) {
+                Ok(f) => f,
+                Err(response) => return *response,
+            };
+            match history_tools::summary(services, account, filter).await {
+                Ok(summary) => edge::json(StatusCode::OK, &summary),
+                Err(e) => unavailable(e, caller),
+            }
+        }
+        Op::HistoryExport => {
+            if edge::query_param(request, "format").is_some_and(|f| f != "csv") {
+                return invalid_query("format", "csv");
+            }
+            let filter = match history_filter(request) {
+                Ok(f) => f,
+                Err(response) => return *response,
+            };
+            match history_tools::csv(services, account, &filter).await {
+                Ok((text, complete)) => csv_response(text, complete),
+                Err(e) => unavailable(e, caller),
+            }
+        }
+        Op::BulkRetry => {
+            let request: api::BulkRetryBody = match body(request) {
+                Ok(b) => b,
+                Err(response) => return *response,
+            };
+            let selection = match (request.ids, request.code) {
+                (Some(ids), None) => {
+                    if ids.is_empty() || ids.len() > history_tools::MAX_RETRY_IDS {
+                        return invalid_field(
+                            "ids",
+                            &format!("1 to {} history ids", history_tools::MAX_RETRY_IDS),
+                        );
+                    }
+                    let mut parsed = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        match HistoryId::new(id.as_str()) {
+                            Ok(id) => parsed.push(id),
+                            Err(_) => {
+                                return invalid_field("ids", &format!("{id} is not a history id"));
+                            }
+                        }
+                    }
+                    history_tools::Selection::Ids(parsed)
+                }
+                (None, Some(code)) => match code.parse::<Code>() {
+                    Ok(code) => history_tools::Selection::Code(code),
+                    Err(_) => {
+                        return invalid_field("code", &format!("{code} is not a catalog code"));
+                    }
+                },
+                _ => return invalid_field("body", "either ids or code"),
+            };
+            match services.connections.get_connection(account).await {
+                Ok(Some(c)) if c.state == ConnectionState::Active => {}
+                Ok(Some(c)) if c.state == ConnectionState::Suspended => {
+                    let entry = Code::IntegrationSuspended.entry();
+                    return edge::problem(StatusCode::CONFLICT, entry.code, entry.message_ja);
+                }
+                Ok(_) => {
+                    return edge::problem(
+                        StatusCode::CONFLICT,
+                        "not_connected",
+                        "HubSpotと連携していません。",
+                    );
+                }
+                Err(e) => return unavailable(e, caller),
+            }
+            match history_tools::queue_retries(services, account, selection).await {
+                Ok(queued) => edge::json(StatusCode::ACCEPTED, &queued),
+                Err(e) => unavailable(e, caller),
+            }
+        }
+        Op::Budget => match budget_view::view(services, account).await {
+            Ok(view) => edge::json(StatusCode::OK, &view),
+            Err(e) => unavailable(e, caller),
+        },
+        Op::Preview => match body::<Value>(request) {
+            Ok(b) => settings_result(
+                board_hubspot::app::settings::preview::preview(services, account, &b).await,
+                caller,
+            ),
+            Err(response) => *response,
+        },
         Op::Diagnosis => settings_result(
             diagnosis::deal(services, account, param("deal_id")).await,
             caller,
@@ -487,6 +604,22 @@ async fn dispatch(
     }
 }
 
+/// The CSV export: a download for Excel.
+fn csv_response(text: String, complete: bool) -> HttpResponse {
+    use lambda_http::http::header;
+    lambda_http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
+        .header(
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"hubspot-history.csv\"",
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("x-export-complete", if complete { "true" } else { "false" })
+        .body(lambda_http::Body::from(text))
+        .expect("static headers")
+}
+
 fn label_view(
     label: Option<board_hubspot::domain::AccountLabel>,
     config_version: u64,
@@ -615,9 +748,17 @@ fn history_filter(request: &Request) -> Result<history::Filter, Box<HttpResponse
             )));
         }
     };
+    let code = match edge::query_param(request, "code") {
+        None => None,
+        Some(raw) => match raw.parse::<Code>() {
+            Ok(code) => Some(code),
+            Err(_) => return Err(Box::new(invalid_query("code", "a catalog code"))),
+        },
+    };
     Ok(history::Filter {
         status,
         direction,
+        code,
         object_type: edge::query_param(request, "object_type"),
         q: edge::query_param(request, "q").filter(|q| !q.trim().is_empty()),
         from: time("from")?,

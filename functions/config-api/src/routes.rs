@@ -6,12 +6,15 @@
 
 use std::borrow::Cow;
 
+use board_hubspot::app::budget_view::BudgetView;
 use board_hubspot::app::connection_status::ConnectionStatus;
 use board_hubspot::app::diagnosis::Diagnosis;
 use board_hubspot::app::drafts::{DraftDetail, DraftView};
 use board_hubspot::app::history::EntryView;
+use board_hubspot::app::history_tools::{RetriesQueued, Summary};
 use board_hubspot::app::links::LinkView;
 use board_hubspot::app::register::Registration;
+use board_hubspot::app::settings::preview::{Preview, PreviewBody};
 use board_hubspot::app::settings::{FilterOptions, OwnerMapping, RulesBody};
 use board_hubspot::edge::Problem;
 use serde_json::Value;
@@ -28,9 +31,9 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::api::{
-    AccountLabelBody, AccountLabelView, AuthorizeUrl, ConfirmBody, Disconnected, DraftsPage,
-    FilterRulesView, HistoryPage, Notifications, OptionsBody, OptionsView, OwnerMappingBody,
-    Pipelines, Queued, Registered, Retried, SetLinkBody, StatusMappingBody,
+    AccountLabelBody, AccountLabelView, AuthorizeUrl, BulkRetryBody, ConfirmBody, Disconnected,
+    DraftsPage, FilterRulesView, HistoryCsv, HistoryPage, Notifications, OptionsBody, OptionsView,
+    OwnerMappingBody, Pipelines, Queued, Registered, Retried, SetLinkBody, StatusMappingBody,
 };
 use crate::auth::Access;
 
@@ -52,6 +55,7 @@ pub const fn body<T: ToSchema>() -> Body {
 }
 
 /// A query parameter a route reads.
+#[derive(Clone, Copy)]
 pub struct Query {
     pub name: &'static str,
     pub schema: fn() -> Schema,
@@ -94,6 +98,11 @@ pub enum Op {
     ResyncAll,
     History,
     HistoryEntry,
+    HistorySummary,
+    HistoryExport,
+    BulkRetry,
+    Budget,
+    Preview,
     Diagnosis,
 }
 
@@ -356,6 +365,61 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/v1/hubspot/history/summary",
+        op: Op::HistorySummary,
+        access: Access::Settings,
+        summary: "The errors dashboard: entries by result, skips and errors by catalog code and object type, and a trend (hourly up to two days, else daily), over ?from=&to= (default the last 7 days) with the history filters.",
+        success: 200,
+        response: body::<Summary>(),
+        request: None,
+        query: SUMMARY_QUERY,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/history/export",
+        op: Op::HistoryExport,
+        access: Access::Settings,
+        summary: "The filtered history as CSV for Excel: UTF-8 with a BOM, Japanese headers, cells starting with = + - @ neutralised, newest first, at most 10,000 rows (X-Export-Complete: false when cut).",
+        success: 200,
+        response: body::<HistoryCsv>(),
+        request: None,
+        query: EXPORT_QUERY,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/history/retry",
+        op: Op::BulkRetry,
+        access: Access::Settings,
+        summary: "Queues retries of the entries named ({\"ids\": [...]}, at most 500) or of every retryable entry of a catalog code ({\"code\": \"...\"}), one per object, skipping objects that synced since; answers how many were queued.",
+        success: 202,
+        response: body::<RetriesQueued>(),
+        request: Some(body::<BulkRetryBody>()),
+        query: &[],
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/budget",
+        op: Op::Budget,
+        access: Access::Settings,
+        summary: "The API budgets of the account and its HubSpot portal: each share's room now (background, this account's part, people's), calls and 429s per minute over the last 15 minutes, and whether HubSpot's daily limit holds background work.",
+        success: 200,
+        response: body::<BudgetView>(),
+        request: None,
+        query: &[],
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/preview",
+        op: Op::Preview,
+        access: Access::Settings,
+        summary: "What a stage-mapping ({\"status_mapping\": {\"pipeline_id\", \"stages\"}}) and/or filter-rule ({\"filter_rules\": {\"rules\"}}) change would do to open and withdrawn drafts and linked deals on their next HubSpot change; writes nothing (the configuration version stays).",
+        success: 200,
+        response: body::<Preview>(),
+        request: Some(body::<PreviewBody>()),
+        query: &[],
+    },
+    Route {
+        method: "GET",
         path: "/v1/hubspot/history/{id}",
         op: Op::HistoryEntry,
         access: Access::Settings,
@@ -534,6 +598,41 @@ const LIMIT: Query = Query {
     description: "Items per page, 1 to 200.",
 };
 
+const CODE: Query = Query {
+    name: "code",
+    schema: code,
+    description: "Only entries with this catalog code.",
+};
+
+fn code() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            board_hubspot::domain::Code::ALL.iter().map(|c| c.as_str()),
+        ))
+        .build()
+        .into()
+}
+
+/// The history filters without paging (the summary and the export read the
+/// whole period).
+const SUMMARY_QUERY: &[Query] = HISTORY_QUERY.split_at(HISTORY_QUERY.len() - 2).0;
+
+const EXPORT_QUERY: &[Query] = &[
+    Query {
+        name: "format",
+        schema: || string_enum(&["csv"]),
+        description: "`csv` (the default and only format).",
+    },
+    HISTORY_QUERY[0],
+    HISTORY_QUERY[1],
+    HISTORY_QUERY[2],
+    HISTORY_QUERY[3],
+    HISTORY_QUERY[4],
+    HISTORY_QUERY[5],
+    HISTORY_QUERY[6],
+];
+
 const UNINSTALL: &[Query] = &[Query {
     name: "uninstall",
     schema: || string_enum(&["true", "false"]),
@@ -566,6 +665,7 @@ const HISTORY_QUERY: &[Query] = &[
         schema: text,
         description: "Only entries about this object type (`deal`, `company`, `contact`, …).",
     },
+    CODE,
     Query {
         name: "q",
         schema: text,
@@ -683,7 +783,14 @@ pub fn openapi() -> OpenApi {
                     } else {
                         "OK"
                     })
-                    .content("application/json", content(&route.response)),
+                    .content(
+                        if route.op == Op::HistoryExport {
+                            "text/csv"
+                        } else {
+                            "application/json"
+                        },
+                        content(&route.response),
+                    ),
             );
         if let Some(request) = &route.request {
             operation = operation.request_body(Some(

@@ -172,6 +172,64 @@ async fn take(
     }
 }
 
+/// What the budget view counts besides grants: answers 429 from HubSpot or board.
+pub const RATE_LIMITED: &str = "rate_limited";
+
+/// People's share of HubSpot's rolling window (the 20 % the background
+/// leaves: 22 of 110 per 10 s per portal): settings screens, diagnosis,
+/// registration, a record's resync, the preview.
+pub const HUBSPOT_PEOPLE: (u32, Duration) = (22, Duration::from_secs(10));
+
+pub fn hubspot_bucket(portal: PortalId) -> String {
+    format!("hubspot#{portal}")
+}
+
+pub fn hubspot_account_bucket(portal: PortalId, account: &AccountId) -> String {
+    format!("hubspot#{portal}#{account}")
+}
+
+pub fn hubspot_people_bucket(portal: PortalId) -> String {
+    format!("hubspot-people#{portal}")
+}
+
+pub fn board_bucket(account: &AccountId) -> String {
+    format!("board#{account}")
+}
+
+/// Counts a 429 against `bucket`'s current minute (the budget view's "429s
+/// seen"); a failure to count is only logged.
+pub async fn note_rate_limited(services: &super::Services, bucket: &str) {
+    if let Err(error) = services
+        .budget
+        .note(bucket, RATE_LIMITED, 1, services.clock.now())
+        .await
+    {
+        warn!(%error, bucket, "429 not counted");
+    }
+}
+
+/// Counts `cost` of people's HubSpot calls on the portal against their share
+/// (the budget view shows its use). Counted, never refused or slowed: a
+/// person waits for the answer, the background already leaves the share
+/// free, and HubSpot's own 429 stays the backstop (shown as such).
+pub async fn people(services: &super::Services, portal: PortalId, cost: u32) {
+    // A window no count reaches: the take always grants and records.
+    let unbounded = (u32::MAX / 2, HUBSPOT_PEOPLE.1);
+    if let Err(error) = services
+        .budget
+        .take(
+            &hubspot_people_bucket(portal),
+            unbounded.0,
+            unbounded.1,
+            cost,
+            services.clock.now(),
+        )
+        .await
+    {
+        warn!(%error, "people's HubSpot calls not counted");
+    }
+}
+
 /// How long a 429 of HubSpot's rolling windows holds background work.
 const SHORT_HOLD_MS: u64 = 2_000;
 
@@ -315,6 +373,7 @@ pub async fn metered<T>(
                 } else {
                     HELD_RATE_LIMIT
                 };
+                note_rate_limited(services, &hubspot_bucket(portal)).await;
                 hold(services, portal, until, reason).await;
             }
             Err(error)
@@ -402,7 +461,7 @@ pub async fn hubspot(
         acquire(
             services.budget.as_ref(),
             services.clock.as_ref(),
-            &format!("hubspot#{portal}#{account}"),
+            &hubspot_account_bucket(portal, account),
             (
                 hubspot_account_share(accounts)
                     .saturating_sub(margin)
@@ -416,7 +475,7 @@ pub async fn hubspot(
     acquire(
         services.budget.as_ref(),
         services.clock.as_ref(),
-        &format!("hubspot#{portal}"),
+        &hubspot_bucket(portal),
         (limit - margin, window),
         cost,
     )

@@ -26,7 +26,7 @@ impl BudgetedBoard {
         acquire(
             self.budget.as_ref(),
             self.clock.as_ref(),
-            &format!("board#{account}"),
+            &super::budget::board_bucket(account),
             board_background(self.per_second),
             1,
         )
@@ -35,13 +35,36 @@ impl BudgetedBoard {
             retry_after_ms: wait.as_millis() as u64,
         })
     }
+
+    /// board's answer, its 429s counted for the budget view.
+    async fn seen<T>(
+        &self,
+        account: &AccountId,
+        result: Result<T, BoardError>,
+    ) -> Result<T, BoardError> {
+        if matches!(result, Err(BoardError::RateLimited { .. }))
+            && let Err(error) = self
+                .budget
+                .note(
+                    &super::budget::board_bucket(account),
+                    super::budget::RATE_LIMITED,
+                    1,
+                    self.clock.now(),
+                )
+                .await
+        {
+            tracing::warn!(%error, "board 429 not counted");
+        }
+        result
+    }
 }
 
 #[async_trait]
 impl BoardApi for BudgetedBoard {
     async fn users(&self, account: &AccountId) -> Result<Vec<BoardUser>, BoardError> {
         self.turn(account).await?;
-        self.inner.users(account).await
+        let result = self.inner.users(account).await;
+        self.seen(account, result).await
     }
 
     async fn get(
@@ -51,7 +74,8 @@ impl BoardApi for BudgetedBoard {
         id: u64,
     ) -> Result<BoardRecord, BoardError> {
         self.turn(account).await?;
-        self.inner.get(account, resource, id).await
+        let result = self.inner.get(account, resource, id).await;
+        self.seen(account, result).await
     }
 
     async fn find(
@@ -61,7 +85,8 @@ impl BoardApi for BudgetedBoard {
         filters: &[(&str, String)],
     ) -> Result<Vec<BoardRecord>, BoardError> {
         self.turn(account).await?;
-        self.inner.find(account, resource, filters).await
+        let result = self.inner.find(account, resource, filters).await;
+        self.seen(account, result).await
     }
 
     async fn create(
@@ -71,7 +96,8 @@ impl BoardApi for BudgetedBoard {
         fields: Map<String, Value>,
     ) -> Result<BoardRecord, BoardError> {
         self.turn(account).await?;
-        self.inner.create(account, resource, fields).await
+        let result = self.inner.create(account, resource, fields).await;
+        self.seen(account, result).await
     }
 
     async fn update(
@@ -82,7 +108,8 @@ impl BoardApi for BudgetedBoard {
         fields: Map<String, Value>,
     ) -> Result<BoardRecord, BoardError> {
         self.turn(account).await?;
-        self.inner.update(account, resource, id, fields).await
+        let result = self.inner.update(account, resource, id, fields).await;
+        self.seen(account, result).await
     }
 
     async fn set_order_status(
@@ -93,8 +120,10 @@ impl BoardApi for BudgetedBoard {
         order_date: Option<String>,
     ) -> Result<BoardRecord, BoardError> {
         self.turn(account).await?;
-        self.inner
+        let result = self
+            .inner
             .set_order_status(account, project, status, order_date)
-            .await
+            .await;
+        self.seen(account, result).await
     }
 }

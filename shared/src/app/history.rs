@@ -172,6 +172,8 @@ pub struct Filter {
     pub status: Option<Status>,
     pub direction: Option<Direction>,
     pub object_type: Option<String>,
+    /// A catalog code.
+    pub code: Option<Code>,
     /// Name, HubSpot id, board id or history id.
     pub q: Option<String>,
     pub from: Option<OffsetDateTime>,
@@ -179,8 +181,9 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, e: &HistoryEntry) -> bool {
+    pub(crate) fn matches(&self, e: &HistoryEntry) -> bool {
         self.status.is_none_or(|s| s == e.status)
+            && self.code.is_none_or(|c| e.code == Some(c))
             && self.direction.is_none_or(|d| d == e.direction)
             && self.object_type.as_deref().is_none_or(|t| {
                 e.hubspot.is_some_and(|h| h.object_type.as_str() == t)

@@ -147,6 +147,12 @@ pub enum Job {
     CatchUp { account_id: AccountId },
     /// Queue a catch-up for every active connection (sent on a schedule).
     CatchUpAll,
+    /// Retry these history entries of the account (the errors dashboard's
+    /// bulk retry, `history_tools::queue_retries`).
+    Retry {
+        account_id: AccountId,
+        ids: Vec<String>,
+    },
 }
 
 /// Events of a job: typed, or as HubSpot sent them when a receiver deployed

@@ -2,6 +2,7 @@
 
 pub mod board_to_hubspot;
 pub mod budget;
+pub mod budget_view;
 pub mod budgeted_board;
 pub mod budgeted_hubspot;
 pub mod card;
@@ -14,6 +15,7 @@ pub mod disconnect;
 pub mod drafts;
 pub mod failure;
 pub mod history;
+pub mod history_tools;
 pub mod hubspot_to_board;
 pub mod jobs;
 pub mod lifecycle;

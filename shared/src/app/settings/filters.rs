@@ -32,6 +32,20 @@ pub async fn set_filter_rules(
     account: &AccountId,
     body: &Value,
 ) -> Result<u64, SettingsError> {
+    let rules = checked_rules(services, account, body).await?;
+    update(services, account, |config| {
+        config.filter_rules = rules.clone()
+    })
+    .await
+}
+
+/// Rules checked against HubSpot's live options (teams, owners, the filter
+/// key's values): saved by `set_filter_rules`, tried on a copy by the preview.
+pub(super) async fn checked_rules(
+    services: &Services,
+    account: &AccountId,
+    body: &Value,
+) -> Result<Vec<crate::domain::config::FilterRule>, SettingsError> {
     let rules: RulesBody =
         serde_json::from_value(body.clone()).map_err(|e| invalid("rules", e.to_string()))?;
     if rules.rules.len() > MAX_RULES {
@@ -78,10 +92,7 @@ pub async fn set_filter_rules(
             }
         }
     }
-    update(services, account, |config| {
-        config.filter_rules = rules.rules.clone()
-    })
-    .await
+    Ok(rules.rules)
 }
 
 #[derive(Debug, Serialize)]

@@ -6,6 +6,7 @@ pub mod account;
 pub mod common;
 pub mod filters;
 pub mod pipelines;
+pub mod preview;
 
 pub use account::{
     Options, OwnerMapping, OwnerMappingRow, account_label, options, owner_mapping,

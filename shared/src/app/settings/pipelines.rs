@@ -139,6 +139,19 @@ pub async fn set_status_mapping(
     pipeline: &str,
     body: &Value,
 ) -> Result<u64, SettingsError> {
+    let change = mapping_change(services, account, pipeline, body).await?;
+    update(services, account, change).await
+}
+
+/// A mapping change checked against HubSpot's live pipeline (the stage ids,
+/// board's codes), as a change to apply to a configuration: saved by
+/// `set_status_mapping`, tried on a copy by the preview.
+pub(super) async fn mapping_change(
+    services: &Services,
+    account: &AccountId,
+    pipeline: &str,
+    body: &Value,
+) -> Result<impl Fn(&mut crate::domain::config::AccountConfig) + use<>, SettingsError> {
     let stages = body
         .get("stages")
         .and_then(Value::as_object)
@@ -188,7 +201,7 @@ pub async fn set_status_mapping(
         ));
     }
     let pipeline_id = pipeline.id.clone();
-    update(services, account, |config| {
+    Ok(move |config: &mut crate::domain::config::AccountConfig| {
         let mapping = config
             .status_mapping
             .entry(pipeline_id.clone())
@@ -203,5 +216,4 @@ pub async fn set_status_mapping(
             config.status_mapping.remove(&pipeline_id);
         }
     })
-    .await
 }

@@ -99,6 +99,9 @@ pub(super) async fn run_job(
         Job::CatchUp { account_id } => crate::app::catch_up::sweep(services, &account_id)
             .await
             .map(|_| ()),
+        Job::Retry { account_id, ids } => {
+            crate::app::history_tools::run_retries(services, &account_id, &ids).await
+        }
         Job::CatchUpAll => crate::app::catch_up::request_all(services)
             .await
             .map(|_| ())
