@@ -746,6 +746,15 @@ pub trait HubSpotBatch: Send + Sync {
         ids: &[u64],
         properties: &[&str],
     ) -> Result<Metered<(Vec<CrmObject>, Vec<u64>)>, HubSpotError>;
+    /// One page (100) of every object of a type, oldest id first, with the
+    /// `after` of the next page (HubSpot's list endpoint, `paging.next.after`).
+    async fn list_page(
+        &self,
+        token: &str,
+        object_type: crate::domain::HubSpotObjectType,
+        properties: &[&str],
+        after: Option<&str>,
+    ) -> Result<Metered<(Vec<CrmObject>, Option<String>)>, HubSpotError>;
     /// For each `from` id, its associated objects of `to` (ids without any are absent).
     async fn batch_associations(
         &self,

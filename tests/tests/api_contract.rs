@@ -161,6 +161,7 @@ fn sample_body(operation: &str) -> Option<Value> {
         ),
         "SetLink" => Some(json!({"sync_enabled": false})),
         "BulkRetry" => Some(json!({"code": "hubspot_api_error"})),
+        "MatchingApprove" => Some(json!({"group": "sure"})),
         "Preview" => Some(
             json!({"status_mapping": {"pipeline_id": "default", "stages": {"closedwon": 5}},
                    "filter_rules": {"rules": []}}),
@@ -287,7 +288,8 @@ async fn no_route_reads_writes_or_reveals_another_accounts_records() {
                         || template.ends_with("/retry")
                         || template.ends_with("/redraft")
                         || template.ends_with("/authorize")
-                        || template.ends_with("/resync-all") =>
+                        || template.ends_with("/resync-all")
+                        || template.ends_with("/matching") =>
                     {
                         None
                     }

@@ -187,6 +187,13 @@ async fn an_administrator_connects_maps_filters_registers_and_diagnoses_on_the_s
         .find(|d| d["id"] == deal.as_str())
         .and_then(|d| d["project_id"].as_u64())
         .expect("the draft is registered with its project");
+    // The state tabs: the registered draft is under 登録済み.
+    browser.screen("#/drafts").await;
+    browser.click("a[data-state=registered]").await;
+    browser
+        .wait_for_text_in("a[aria-current=page][data-state=registered]", "登録済み")
+        .await;
+    browser.wait_for_text_in("#drafts", "コンソール案件").await;
     let board_project = run.inspect_project(project).await;
     assert_eq!(board_project["name"], "コンソール案件");
     assert_eq!(board_project["user_id"], 2);
@@ -319,12 +326,6 @@ async fn the_console_is_static_same_origin_and_its_dev_sign_in_refuses_what_boar
             "{path}"
         );
     }
-    let missing = http
-        .get(format!("{}/console/../v1/hubspot/connection", run.base))
-        .send()
-        .await
-        .unwrap();
-    assert_ne!(missing.status(), 200);
     let unknown = http
         .get(format!("{}/console/secret.txt", run.base))
         .send()
@@ -419,13 +420,36 @@ async fn an_administrator_retries_errors_exports_csv_previews_a_mapping_and_read
 
     // 5. The errors dashboard counts it by code and object.
     browser.screen("#/errors").await;
-    browser
-        .wait_for_text_in("#by-code tr[data-code=hubspot_api_error]", "1")
-        .await;
+    let count = browser
+        .find("#by-code tr[data-code=hubspot_api_error] td.count")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count.trim(), "1", "the row counts the one refusal");
     browser
         .wait_for_text_in("#recent-errors", "ダッシュボード")
         .await;
     browser.screenshot("06-errors").await;
+    // The period tabs are links of the route: 24 hours still holds it.
+    browser.click("a[data-days='1']").await;
+    browser
+        .wait_for_text_in("a[aria-current=page][data-days='1']", "24時間")
+        .await;
+    browser
+        .wait_for_text_in(
+            "#by-code tr[data-code=hubspot_api_error]",
+            "hubspot_api_error",
+        )
+        .await;
+    assert!(
+        browser
+            .url()
+            .await
+            .fragment()
+            .unwrap_or_default()
+            .contains("days=1")
+    );
     // Its CSV: the bytes the API gives for the same rows.
     let csv = run
         .http
@@ -513,5 +537,54 @@ async fn an_administrator_retries_errors_exports_csv_previews_a_mapping_and_read
         .await;
     browser.find("#budget-minutes tbody tr").await;
     browser.screenshot("07-budget").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_administrator_matches_existing_customers_and_approves_the_sure_ones() {
+    let run = Run::connected("acct-a").await;
+    let company = run
+        .create_company(json!({"name": "株式会社テスト商事"}))
+        .await;
+    let (status, customer) = run
+        .board(
+            Method::POST,
+            "/clients",
+            "acct-a",
+            Some(json!({"name": "(株)テスト商事", "name_disp": "テスト商事"})),
+        )
+        .await;
+    assert!(status < 300, "{customer}");
+    let customer = customer["id"].as_u64().unwrap();
+    let browser = Browser::start().await;
+    sign_in(&browser, &run, "acct-a", "admin", 1).await;
+    browser.screen("#/matching").await;
+    browser.wait_for_text("まだ照合していません").await;
+    browser.click("#start-matching").await;
+    // The screen reloads itself while the job runs.
+    browser.wait_for_text_in("#matching-state", "完了").await;
+    browser
+        .wait_for_text_in(
+            &format!("#proposals tr[data-proposal='c-{customer}']"),
+            "株式会社テスト商事",
+        )
+        .await;
+    browser
+        .wait_for_text_in("#proposals", "名前が正規化後に一致")
+        .await;
+    browser.screenshot("10-matching").await;
+    browser.click("#approve-sure").await;
+    browser
+        .wait_for_text_in("#matching-result", "1件を連携しました")
+        .await;
+    let (_, link) = run
+        .api(
+            Method::GET,
+            &format!("/v1/hubspot/links/customer/{customer}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(link["hubspot_id"], company.as_str());
     browser.close().await;
 }

@@ -193,6 +193,8 @@ async fn a_refused_board_change_is_counted_exported_and_brought_to_hubspot_by_a_
         json!({"ids": vec!["A"; 501]}),
         json!({"code": "no_such_code"}),
         json!({"code": "hubspot_api_error", "extra": 1}),
+        json!({"ids": ["A"], "from": "2026-01-01T00:00:00Z"}),
+        json!({"code": "hubspot_api_error", "from": "yesterday"}),
     ] {
         let (status, body) = run
             .api(
@@ -215,6 +217,21 @@ async fn a_refused_board_change_is_counted_exported_and_brought_to_hubspot_by_a_
         .await;
     assert_eq!(status, 409, "acct-b is not connected: {body}");
 
+    // A code's retry keeps to the period asked: none of its entries is in the next hour.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, none) = run
+        .api(
+            Method::POST,
+            "/v1/hubspot/history/retry",
+            "acct-a",
+            Some(json!({"code": "hubspot_api_error", "from": later})),
+        )
+        .await;
+    assert_eq!(status, 202, "{none}");
+    assert_eq!(none["queued"], 0, "{none}");
+
     // The cause removed, a retry of the code brings board's value to HubSpot.
     max_deal_name(&run, None).await;
     let (status, queued) = run
@@ -227,6 +244,7 @@ async fn a_refused_board_change_is_counted_exported_and_brought_to_hubspot_by_a_
         .await;
     assert_eq!(status, 202, "{queued}");
     assert_eq!(queued["queued"], 1);
+    assert_eq!(queued["complete"], true);
     let name = tests::eventually!(deal_name(&run, &linked.deal).await, |n| n == long.as_str());
     assert_eq!(name, long.as_str());
     // Synced since: a second retry of the code has nothing to do.

@@ -34,6 +34,28 @@
       'nav.budget': 'API使用量',
       'nav.diagnosis': '取引の診断',
       'nav.links': 'レコードの連携',
+      'nav.matching': '既存データの照合',
+      matchingLead: '連携を始める前からあるboardの顧客・顧客担当者と、HubSpotの会社・コンタクトを照合し、対応の候補を示します。照合も承認もboardとHubSpotのデータは書き換えません(承認で連携が作られ、違う項目は次の変更で同期されます)。',
+      startMatching: '照合を開始',
+      matchingState: '照合の状態',
+      'mstate.running': '実行中',
+      'mstate.done': '完了',
+      'mstate.failed': '失敗',
+      phase: '段階',
+      read: '読み込んだ件数',
+      timeLeft: '残り時間(目安)',
+      seconds: '{0}秒',
+      'group.sure': '確実',
+      'group.ambiguous': '候補が複数',
+      'group.none': '候補なし',
+      boardRecord: 'boardのレコード',
+      candidates: 'HubSpotの候補',
+      confidence: '確からしさ',
+      approveSure: '確実な候補をすべて承認',
+      approveSelected: '選択した候補を承認',
+      approvedResult: '{0}件を連携しました(連携済み {1}件、対象外 {2}件)',
+      approved: '承認済み',
+      noMatching: 'まだ照合していません。',
       settingsAbsent: '連携設定・ステージ対応・連携条件・連携履歴などの設定画面は、HubSpot連携の設定権限を持つ利用者(マスター・管理者、または権限を付与されたカスタム権限)だけが利用できます。',
       forbidden: 'この操作を行う権限がありません。',
       save: '保存',
@@ -212,6 +234,7 @@
       retryable: '再実行できる件数',
       retryCode: 'このコードをすべて再実行',
       retrySelected: '選択した項目を再実行',
+      selectFirst: '再実行する項目を選んでください',
       select: '選択',
       queued: '{0}件の再実行を受け付けました(スキップ {1}件)',
       trend: '推移',
@@ -280,6 +303,28 @@
       'nav.budget': 'API usage',
       'nav.diagnosis': 'Deal diagnosis',
       'nav.links': 'Record links',
+      'nav.matching': 'Match existing data',
+      matchingLead: 'Matches the board customers and contacts that existed before connecting with HubSpot\'s companies and contacts, and proposes links. Neither matching nor approving changes board or HubSpot data (approval creates the links; differing fields sync on the next change).',
+      startMatching: 'Start matching',
+      matchingState: 'Matching',
+      'mstate.running': 'Running',
+      'mstate.done': 'Done',
+      'mstate.failed': 'Failed',
+      phase: 'Phase',
+      read: 'Records read',
+      timeLeft: 'Time left (estimate)',
+      seconds: '{0} s',
+      'group.sure': 'Sure',
+      'group.ambiguous': 'Several candidates',
+      'group.none': 'No candidate',
+      boardRecord: 'board record',
+      candidates: 'HubSpot candidates',
+      confidence: 'Confidence',
+      approveSure: 'Approve every sure match',
+      approveSelected: 'Approve the selected candidates',
+      approvedResult: '{0} linked ({1} already, {2} not linked)',
+      approved: 'Approved',
+      noMatching: 'No matching has run yet.',
       settingsAbsent: 'The settings screens (connection, stage mapping, conditions, history…) are for users with HubSpot integration settings access (master, admin, or a custom role granted it).',
       forbidden: 'You are not allowed to do this.',
       save: 'Save',
@@ -450,6 +495,7 @@
       retryable: 'Retryable',
       retryCode: 'Retry all of this code',
       retrySelected: 'Retry the selected entries',
+      selectFirst: 'Select the entries to retry first',
       select: 'Select',
       queued: '{0} retries queued ({1} skipped)',
       trend: 'Trend',
@@ -636,15 +682,21 @@
     { id: 'history', settings: true, render: historyScreen },
     { id: 'errors', settings: true, render: errorsScreen },
     { id: 'budget', settings: true, render: budgetScreen },
+    { id: 'matching', settings: true, render: matchingScreen },
     { id: 'diagnosis', settings: true, render: diagnosisScreen },
     { id: 'links', settings: false, render: linksScreen },
   ];
 
+  // `#/<screen>/<part>…?<query>`: the screen, its path parts and its query.
   function route() {
     const hash = location.hash.replace(/^#\/?/, '');
-    const [id, ...rest] = hash.split('/');
-    return { id: id || '', rest: rest.map(decodeURIComponent) };
+    const [path, qs = ''] = hash.split('?');
+    const [id, ...rest] = path.split('/');
+    const decode = (x) => { try { return decodeURIComponent(x); } catch { return x; } };
+    return { id: id || '', rest: rest.map(decode), query: new URLSearchParams(qs) };
   }
+  // A query value of the route or of the page's URL (the OAuth flow's hand-over).
+  const param = (name) => route().query.get(name) ?? new URLSearchParams(location.search).get(name);
 
   function renderChrome() {
     document.documentElement.lang = lang;
@@ -677,6 +729,8 @@
     const root = main();
     if (!session.token) { await signInScreen(root); return; }
     let { id, rest } = route();
+    const changed = render.last !== location.hash;
+    render.last = location.hash;
     const allowed = SCREENS.filter((s) => !s.settings || session.settings);
     let screen = allowed.find((s) => s.id === id);
     if (!screen) {
@@ -698,7 +752,8 @@
     } catch (error) {
       root.replaceChildren(h('h1', { id: 'screen-title' }, t(`nav.${screen.id}`)), errorBox(error));
     }
-    root.focus({ preventScroll: true });
+    // Focus moves to the screen when the screen changed, not after a save.
+    if (changed) root.focus({ preventScroll: true });
   }
 
   // Sign-in: locally the stack mints a dev JWT; in AWS board hands the token over.
@@ -734,26 +789,30 @@
     } else {
       parts.push(h('p', {}, t('signInProd')));
     }
-    const token = h('textarea', { rows: 3, cols: 60, name: 'token' });
-    const use = h('button', { type: 'submit', class: 'secondary' }, t('useToken'));
-    parts.push(h('details', {}, h('summary', {}, t('tokenLabel')),
-      h('form', { onsubmit: (event) => {
-        event.preventDefault();
-        if (claimsOf(token.value.trim())) { session.token = token.value.trim(); render(); }
-      } }, field(t('tokenLabel'), token), use)));
+    // Pasting a token is for development only (board hands it over in production).
+    if (dev) {
+      const token = h('textarea', { rows: 3, cols: 60, name: 'token' });
+      const use = h('button', { type: 'submit', class: 'secondary' }, t('useToken'));
+      parts.push(h('details', {}, h('summary', {}, t('tokenLabel')),
+        h('form', { onsubmit: (event) => {
+          event.preventDefault();
+          if (claimsOf(token.value.trim())) { session.token = token.value.trim(); render(); }
+        } }, field(t('tokenLabel'), token), use)));
+    }
     parts.push(out);
     root.replaceChildren(...parts);
   }
 
   // 1. Connection ------------------------------------------------------------
   async function connectionScreen(body) {
-    const params = new URLSearchParams(location.search);
     const out = h('div', { id: 'connection-result' });
     append(body, out);
-    if (params.get('hubspot_error')) {
-      out.append(messageBox('error', `${t('oauthError')}: ${params.get('hubspot_message') || params.get('hubspot_error')}`));
+    const failed = param('hubspot_error');
+    if (failed) {
+      // Only the code is taken from the URL (a crafted link cannot put words on this page).
+      out.append(messageBox('error', `${t('oauthError')} (${/^[a-z_]{1,40}$/.test(failed) ? failed : '?'})`));
     }
-    const confirmation = params.get('confirmation');
+    const confirmation = param('confirmation');
     if (confirmation) append(body, confirmPanel(confirmation, out));
     const status = await api('GET', '/v1/hubspot/connection');
     append(body, statusView(status));
@@ -801,6 +860,7 @@
         throw error;
       }
       history.replaceState(null, '', `${location.pathname}#/connection`);
+      render.last = null;
       await render();
       toast(t('state.active'));
     }));
@@ -1020,10 +1080,9 @@
   // 3. Drafts -----------------------------------------------------------------
   async function draftsScreen(body, rest) {
     if (rest[0]) return draftDetail(body, rest[0]);
-    const state = new URLSearchParams(location.hash.split('?')[1] || '').get('state') || 'open';
-    const tabs = h('div', { class: 'tabs', role: 'tablist' }, ['open', 'withdrawn', 'discarded', 'registered'].map((s) => h('button', {
-      type: 'button', role: 'tab', 'aria-selected': s === state ? 'true' : 'false', 'data-state': s,
-      onclick: () => { location.hash = `#/drafts?state=${s}`; },
+    const state = route().query.get('state') || 'open';
+    const tabs = h('nav', { class: 'tabs', 'aria-label': t('state') }, ['open', 'withdrawn', 'discarded', 'registered'].map((s) => h('a', {
+      class: 'button secondary', href: `#/drafts?state=${s}`, 'aria-current': s === state ? 'page' : null, 'data-state': s,
     }, t(`draft.${s}`))));
     const items = [];
     let cursor = null;
@@ -1143,7 +1202,7 @@
     for (const [key, value] of new FormData(form)) {
       if (!value) continue;
       if (key === 'from' || key === 'to') {
-        q.set(key, `${value}T${key === 'from' ? '00:00:00' : '23:59:59'}+09:00`);
+        q.set(key, `${value}T${key === 'from' ? '00:00:00' : '23:59:59.999'}+09:00`);
       } else q.set(key, value);
     }
     return q;
@@ -1210,11 +1269,10 @@
 
   // 5. Errors dashboard -------------------------------------------------------
   async function errorsScreen(body) {
-    const days = new URLSearchParams(location.hash.split('?')[1] || '').get('days') || '7';
+    const days = ['1', '7', '30'].includes(route().query.get('days')) ? route().query.get('days') : '7';
     const out = h('div', { id: 'errors-result' });
-    const periods = h('div', { class: 'tabs', role: 'tablist', 'aria-label': t('period') }, ['1', '7', '30'].map((d) => h('button', {
-      type: 'button', role: 'tab', 'aria-selected': d === days ? 'true' : 'false', 'data-days': d,
-      onclick: () => { location.hash = `#/errors?days=${d}`; },
+    const periods = h('nav', { class: 'tabs', 'aria-label': t('period') }, ['1', '7', '30'].map((d) => h('a', {
+      class: 'button secondary', href: `#/errors?days=${d}`, 'aria-current': d === days ? 'page' : null, 'data-days': d,
     }, t(`period.${d}`))));
     const now = new Date();
     const query = new URLSearchParams({ from: new Date(now.getTime() - Number(days) * 86400000).toISOString(), to: now.toISOString() });
@@ -1230,27 +1288,31 @@
         [t('total'), summary.total], [t('status.success'), summary.success], [t('status.skip'), summary.skip], [t('status.error'), summary.error],
       ].map(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))])),
       h('div', { class: 'actions' }, exportButton), out,
-      h('h2', {}, t('byCode')), codeTable(summary, out),
+      h('h2', {}, t('byCode')), codeTable(summary, query, out),
       h('h2', {}, t('trend')), trendChart(summary),
       h('h2', {}, t('recentErrors')), recentErrors(recent.items, out));
   }
 
-  function codeTable(summary, out) {
+  function codeTable(summary, query, out) {
     if (!summary.by_code.length) return h('p', { class: 'muted', id: 'by-code' }, t('noErrors'));
     const max = Math.max(...summary.by_code.map((r) => r.count));
     return h('table', { id: 'by-code' }, h('thead', {}, h('tr', {},
-      [t('code'), t('objectType'), t('count'), t('retryable'), t('message'), ''].map((x) => h('th', { scope: 'col' }, x)))),
+      [t('code'), t('objectType'), t('count'), t('retryable'), t('message')].map((x) => h('th', { scope: 'col' }, x)),
+      h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, t('retry'))))),
     h('tbody', {}, summary.by_code.map((row) => {
       const retry = row.retryable ? h('button', { type: 'button', class: 'secondary retry-code', 'data-code': row.code }, t('retryCode')) : null;
       retry?.addEventListener('click', () => act(retry, out, async () => {
-        const done = await api('POST', '/v1/hubspot/history/retry', { code: row.code });
+        // The row's code, object type and period: what the row counts.
+        const done = await api('POST', '/v1/hubspot/history/retry', {
+          code: row.code, object_type: row.object_type || undefined, from: query.get('from'), to: query.get('to'),
+        });
         out.replaceChildren(messageBox('ok', t('queued', done.queued, done.skipped)));
       }));
       const bar = h('span', { class: 'bar error' });
       bar.style.width = `${Math.round((row.count / max) * 120)}px`;
       return h('tr', { 'data-code': row.code, 'data-object': row.object_type || '' },
         h('td', {}, row.code), h('td', {}, row.object_type ? t(`object.${row.object_type}`) : '—'),
-        h('td', {}, bar, ' ', String(row.count)),
+        h('td', { class: 'count' }, bar, ' ', String(row.count)),
         h('td', {}, String(row.retryable)), h('td', {}, lang === 'en' ? row.message_en : row.message), h('td', {}, retry));
     })));
   }
@@ -1273,7 +1335,7 @@
     const retry = h('button', { type: 'button', id: 'retry-selected' }, t('retrySelected'));
     retry.addEventListener('click', () => act(retry, out, async () => {
       const ids = boxes.filter((b) => b.checked).map((b) => b.value);
-      if (!ids.length) return;
+      if (!ids.length) { out.replaceChildren(messageBox('warn', t('selectFirst'))); return; }
       const done = await api('POST', '/v1/hubspot/history/retry', { ids });
       out.replaceChildren(messageBox('ok', t('queued', done.queued, done.skipped)));
     }));
@@ -1285,7 +1347,8 @@
       return row;
     });
     return h('div', {}, h('table', { id: 'recent-errors' }, h('thead', {}, h('tr', {},
-      ['', t('occurredAt'), t('direction'), t('dealName'), t('status'), t('code'), t('message')].map((x) => h('th', { scope: 'col' }, x)))),
+      h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, t('select'))),
+      [t('occurredAt'), t('direction'), t('dealName'), t('status'), t('code'), t('message')].map((x) => h('th', { scope: 'col' }, x)))),
     h('tbody', {}, rows)), h('div', { class: 'actions' }, retry));
   }
 
@@ -1405,6 +1468,70 @@
     return h('section', {}, parts);
   }
 
+  // First-connection matching -------------------------------------------------
+  async function matchingScreen(body) {
+    const out = h('div', { id: 'matching-result' });
+    let state = null;
+    try { state = await api('GET', '/v1/hubspot/matching'); } catch (error) { if (error.status !== 404) throw error; }
+    const start = h('button', { type: 'button', id: 'start-matching', disabled: state?.state === 'running' }, t('startMatching'));
+    start.addEventListener('click', () => act(start, out, async () => {
+      await api('POST', '/v1/hubspot/matching');
+      render.last = null;
+      await render();
+    }));
+    append(body, h('p', {}, t('matchingLead')), h('div', { class: 'actions' }, start), out);
+    if (!state) { append(body, h('p', { class: 'muted' }, t('noMatching'))); return; }
+    const r = state.read;
+    append(body, h('dl', { class: 'facts', id: 'matching-state', 'data-state': state.state }, [
+      [t('matchingState'), badge(state.state === 'done' ? 'ok' : state.state === 'failed' ? 'error' : 'warn', t(`mstate.${state.state}`))],
+      [t('phase'), state.phase], [t('reason'), state.reason || '—'],
+      [t('read'), `board ${r.board_customers} / ${r.board_contacts} · HubSpot ${r.hubspot_companies} / ${r.hubspot_contacts}`],
+      [t('timeLeft'), state.estimated_seconds_left == null ? '—' : t('seconds', state.estimated_seconds_left)],
+      ...['sure', 'ambiguous', 'none'].map((g) => [t(`group.${g}`), String(state.groups[g])]),
+    ].map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
+    if (state.state === 'running') {
+      // Reload while it runs, as long as this screen is shown.
+      const hash = location.hash;
+      setTimeout(() => { if (location.hash === hash) render(); }, 2000);
+      return;
+    }
+    if (state.state !== 'done') return;
+    const group = ['sure', 'ambiguous', 'none'].includes(route().query.get('group')) ? route().query.get('group') : 'sure';
+    const tabs = h('nav', { class: 'tabs', 'aria-label': t('candidates') }, ['sure', 'ambiguous', 'none'].map((g) => h('a', {
+      class: 'button secondary', href: `#/matching?group=${g}`, 'aria-current': g === group ? 'page' : null, 'data-group': g,
+    }, `${t(`group.${g}`)} (${state.groups[g]})`)));
+    const page = await api('GET', `/v1/hubspot/matching/proposals?group=${group}&limit=200`);
+    const picks = new Map();
+    const rows = page.items.map((p) => {
+      const name = `pick-${p.id}`;
+      const choices = p.candidates.map((c) => {
+        const radio = h('input', { type: 'radio', name, value: c.hubspot_id, checked: false, disabled: Boolean(p.approved), 'aria-label': `${p.board.name} → ${c.name}` });
+        radio.addEventListener('change', () => picks.set(p.id, c.hubspot_id));
+        return h('div', { class: 'candidate' }, h('label', {}, radio, ' ', c.name, ` (${Math.round(c.confidence * 100)}%)`),
+          h('div', { class: 'small muted' }, c.reasons.join('・')));
+      });
+      return h('tr', { 'data-proposal': p.id, 'data-group': p.group },
+        h('td', {}, p.board.name, h('div', { class: 'small muted' }, `${t(`object.${p.board.kind === 'contact' ? 'customer_contact' : 'customer'}`)} ${p.board.id}`)),
+        h('td', {}, choices.length ? choices : t('none')),
+        h('td', {}, p.approved ? badge('ok', t('approved')) : ''));
+    });
+    const approveSure = h('button', { type: 'button', id: 'approve-sure' }, t('approveSure'));
+    approveSure.addEventListener('click', () => act(approveSure, out, async () => {
+      const done = await api('POST', '/v1/hubspot/matching/approve', { group: 'sure' });
+      out.replaceChildren(messageBox('ok', t('approvedResult', done.linked, done.already, done.refused)));
+    }));
+    const approveSelected = h('button', { type: 'button', class: 'secondary', id: 'approve-selected' }, t('approveSelected'));
+    approveSelected.addEventListener('click', () => act(approveSelected, out, async () => {
+      const choices = [...picks].map(([proposal_id, hubspot_id]) => ({ proposal_id, hubspot_id }));
+      if (!choices.length) { out.replaceChildren(messageBox('warn', t('selectFirst'))); return; }
+      const done = await api('POST', '/v1/hubspot/matching/approve', { choices });
+      out.replaceChildren(messageBox('ok', t('approvedResult', done.linked, done.already, done.refused)));
+    }));
+    append(body, tabs, h('div', { class: 'actions' }, group === 'sure' ? approveSure : null, group !== 'none' ? approveSelected : null),
+      h('table', { id: 'proposals' }, h('thead', {}, h('tr', {},
+        [t('boardRecord'), t('candidates'), t('status')].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, rows)));
+  }
+
   // Record links (business access) ---------------------------------------------
   async function linksScreen(body) {
     const kind = select([['project', t('object.project')], ['customer', t('object.customer')], ['contact', t('object.customer_contact')]], 'project', { id: 'link-kind' });
@@ -1433,7 +1560,7 @@
   function takeTokenFromFragment() {
     const match = location.hash.match(/(?:^#|&)token=([^&]+)/);
     if (match) {
-      session.token = decodeURIComponent(match[1]);
+      try { session.token = decodeURIComponent(match[1]); } catch { session.token = null; }
       history.replaceState(null, '', `${location.pathname}${location.search}#/`);
     }
   }
@@ -1444,13 +1571,18 @@
     if (new URLSearchParams(location.search).has('confirmation') || new URLSearchParams(location.search).has('hubspot_error')) {
       if (!location.hash.startsWith('#/connection')) history.replaceState(null, '', `${location.pathname}${location.search}#/connection`);
     }
+    // The skip link moves focus without changing the route.
+    document.querySelector('.skip').addEventListener('click', (event) => {
+      event.preventDefault();
+      main().focus();
+    });
     document.getElementById('lang').addEventListener('click', () => {
       lang = lang === 'ja' ? 'en' : 'ja';
       localStorage.setItem(LANG_KEY, lang);
       render();
     });
     document.getElementById('signout').addEventListener('click', () => { session.token = null; location.hash = '#/'; render(); });
-    window.addEventListener('hashchange', render);
+    window.addEventListener('hashchange', () => { if (location.hash.startsWith('#/') || !location.hash) render(); });
     render();
   });
 

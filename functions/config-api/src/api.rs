@@ -158,8 +158,77 @@ pub struct BulkRetryBody {
     /// A catalog code, e.g. `hubspot_api_error`.
     #[serde(default)]
     pub code: Option<String>,
+    /// With `code`: only entries about this object type (`deal`, `company`, …).
+    #[serde(default)]
+    pub object_type: Option<String>,
+    /// With `code`: only entries at or after this RFC 3339 time.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// With `code`: only entries at or before this RFC 3339 time.
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 /// The filtered history as CSV (UTF-8 with a BOM, Japanese headers, CRLF).
 #[derive(Debug, ToSchema)]
 pub struct HistoryCsv(pub String);
+
+/// `POST /matching/approve`: one of `proposal_ids` (each its best candidate),
+/// `group` (`sure`: every sure proposal), or `choices`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    #[serde(default)]
+    pub proposal_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub group: Option<board_hubspot::domain::matching::Group>,
+    #[serde(default)]
+    pub choices: Option<Vec<Choice>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub proposal_id: String,
+    /// The chosen candidate's HubSpot id.
+    pub hubspot_id: String,
+}
+
+/// A proposal as listed: the board record and its candidates, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalView {
+    pub id: String,
+    /// `sure`, `ambiguous` or `none`.
+    pub group: board_hubspot::domain::matching::Group,
+    pub board: BoardSide,
+    pub candidates: Vec<CandidateView>,
+    /// The HubSpot id approved, once approved.
+    pub approved: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BoardSide {
+    /// `customer` or `contact` (a customer contact), as `/links/{kind}/{id}` names them.
+    pub kind: &'static str,
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateView {
+    pub hubspot_id: String,
+    pub name: String,
+    /// 0 to 1.
+    pub confidence: f64,
+    /// In words (Japanese), e.g. 「名前が正規化後に一致」.
+    pub reasons: Vec<String>,
+    /// The same as codes (`name_equal`, `same_domain`, …).
+    pub reason_codes: Vec<board_hubspot::domain::matching::Reason>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalsPage {
+    pub items: Vec<ProposalView>,
+    pub next_cursor: Option<String>,
+    pub total: usize,
+}

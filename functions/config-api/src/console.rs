@@ -19,9 +19,10 @@ const INDEX: &str = include_str!("../console/index.html");
 const SCRIPT: &str = include_str!("../console/console.js");
 const STYLE: &str = include_str!("../console/console.css");
 
-/// Same-origin scripts and styles only, no framing by other sites except
-/// board's (set by the deployment), no inline code: deal names shown on these
-/// screens come from any HubSpot user.
+/// Same-origin scripts and styles only, no framing by other sites, no inline
+/// code: deal names shown on these screens come from any HubSpot user. (A
+/// deployment that embeds the console in board's pages adds board's origin
+/// to `frame-ancestors` here.)
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
 
 /// Whether `path` is the console's.

@@ -10,6 +10,7 @@ use board_hubspot::app::connect::{self, ConfirmError, Starter};
 use board_hubspot::app::disconnect::{self, DisconnectError};
 use board_hubspot::app::drafts::{self, DraftError};
 use board_hubspot::app::links::{self, LinkError};
+use board_hubspot::app::matching::{self, MatchingError};
 use board_hubspot::app::register::{self, RegisterError, Registration};
 use board_hubspot::app::settings::{self, SettingsError};
 use board_hubspot::app::{Services, connection_status};
@@ -98,7 +99,9 @@ pub async fn handle(
 fn hubspot_calls(op: Op) -> u32 {
     match op {
         Op::Pipelines | Op::SetStatusMapping | Op::Draft => 1,
-        Op::Diagnosis | Op::ResyncLink | Op::RetryHistory => 2,
+        // A record's resync and a retry go through the background's
+        // budgeted port: counted there, not twice.
+        Op::Diagnosis => 2,
         Op::FilterOptions | Op::SetFilterRules => 3,
         Op::RegisterDraft => 4,
         _ => 0,
@@ -362,6 +365,11 @@ async fn dispatch(
                 Ok(b) => b,
                 Err(response) => return *response,
             };
+            if request.ids.is_some()
+                && (request.from.is_some() || request.to.is_some() || request.object_type.is_some())
+            {
+                return invalid_field("body", "from, to and object_type go with code");
+            }
             let selection = match (request.ids, request.code) {
                 (Some(ids), None) => {
                     if ids.is_empty() || ids.len() > history_tools::MAX_RETRY_IDS {
@@ -381,12 +389,36 @@ async fn dispatch(
                     }
                     history_tools::Selection::Ids(parsed)
                 }
-                (None, Some(code)) => match code.parse::<Code>() {
-                    Ok(code) => history_tools::Selection::Code(code),
-                    Err(_) => {
+                (None, Some(code)) => {
+                    let Ok(code) = code.parse::<Code>() else {
                         return invalid_field("code", &format!("{code} is not a catalog code"));
-                    }
-                },
+                    };
+                    let time = |raw: &Option<String>| {
+                        raw.as_deref()
+                            .map(|v| {
+                                time::OffsetDateTime::parse(
+                                    v,
+                                    &time::format_description::well_known::Rfc3339,
+                                )
+                            })
+                            .transpose()
+                    };
+                    let Ok(from) = time(&request.from) else {
+                        return invalid_field("from", "an RFC 3339 time with offset");
+                    };
+                    let Ok(to) = time(&request.to) else {
+                        return invalid_field("to", "an RFC 3339 time with offset");
+                    };
+                    history_tools::Selection::Code(
+                        code,
+                        history::Filter {
+                            object_type: request.object_type,
+                            from,
+                            to,
+                            ..history::Filter::default()
+                        },
+                    )
+                }
                 _ => return invalid_field("body", "either ids or code"),
             };
             match services.connections.get_connection(account).await {
@@ -420,6 +452,102 @@ async fn dispatch(
             ),
             Err(response) => *response,
         },
+        Op::MatchingStart => match matching::start(services, account).await {
+            Ok(state) => edge::json(StatusCode::ACCEPTED, &state),
+            Err(e) => matching_error(e, caller),
+        },
+        Op::MatchingStatus => match matching::state(services, account).await {
+            Ok(Some(state)) => edge::json(StatusCode::OK, &state),
+            Ok(None) => edge::problem(StatusCode::NOT_FOUND, "not_found", "no matching has run"),
+            Err(e) => unavailable(e, caller),
+        },
+        Op::MatchingProposals => {
+            let group = match edge::query_param(request, "group").as_deref() {
+                None => None,
+                Some("sure") => Some(board_hubspot::domain::matching::Group::Sure),
+                Some("ambiguous") => Some(board_hubspot::domain::matching::Group::Ambiguous),
+                Some("none") => Some(board_hubspot::domain::matching::Group::None),
+                Some(_) => return invalid_query("group", "sure, ambiguous or none"),
+            };
+            let kind = match edge::query_param(request, "kind").as_deref() {
+                None => None,
+                Some("customer") => Some(board_hubspot::domain::BoardObjectKind::Customer),
+                Some("contact") => Some(board_hubspot::domain::BoardObjectKind::CustomerContact),
+                Some(_) => return invalid_query("kind", "customer or contact"),
+            };
+            let limit = match limit_param(request) {
+                Ok(l) => l,
+                Err(response) => return *response,
+            };
+            let offset = match edge::query_param(request, "cursor") {
+                None => 0,
+                Some(c) => match c.parse::<usize>() {
+                    Ok(n) => n,
+                    Err(_) => return invalid_query("cursor", "the next_cursor given"),
+                },
+            };
+            match matching::proposals(services, account).await {
+                Ok((_, all)) => {
+                    let matching: Vec<_> = all
+                        .into_iter()
+                        .map(|(_, p)| p)
+                        .filter(|p| group.is_none_or(|g| p.matched.group == g))
+                        .filter(|p| kind.is_none_or(|k| p.kind == k))
+                        .collect();
+                    let total = matching.len();
+                    let items: Vec<api::ProposalView> = matching
+                        .into_iter()
+                        .skip(offset)
+                        .take(limit)
+                        .map(proposal_view)
+                        .collect();
+                    let next = offset + items.len();
+                    edge::json(
+                        StatusCode::OK,
+                        &api::ProposalsPage {
+                            items,
+                            next_cursor: (next < total).then(|| next.to_string()),
+                            total,
+                        },
+                    )
+                }
+                Err(e) => matching_error(e, caller),
+            }
+        }
+        Op::MatchingApprove => {
+            let b: api::ApproveBody = match body(request) {
+                Ok(b) => b,
+                Err(response) => return *response,
+            };
+            let approval = match (b.proposal_ids, b.group, b.choices) {
+                (Some(ids), None, None) if !ids.is_empty() && ids.len() <= 5000 => {
+                    matching::Approval::Ids(ids)
+                }
+                (None, Some(group), None) => matching::Approval::Group(group),
+                (None, None, Some(choices)) if !choices.is_empty() && choices.len() <= 5000 => {
+                    let mut parsed = Vec::with_capacity(choices.len());
+                    for c in choices {
+                        match c.hubspot_id.parse::<u64>() {
+                            Ok(id) => parsed.push((c.proposal_id, id)),
+                            Err(_) => {
+                                return invalid_field("choices.hubspot_id", "a HubSpot id");
+                            }
+                        }
+                    }
+                    matching::Approval::Choices(parsed)
+                }
+                _ => {
+                    return invalid_field(
+                        "body",
+                        "one of proposal_ids (1 to 5000), group, or choices (1 to 5000)",
+                    );
+                }
+            };
+            match matching::approve(services, account, approval).await {
+                Ok(done) => edge::json(StatusCode::OK, &done),
+                Err(e) => matching_error(e, caller),
+            }
+        }
         Op::Diagnosis => settings_result(
             diagnosis::deal(services, account, param("deal_id")).await,
             caller,
@@ -601,6 +729,51 @@ async fn dispatch(
             Ok(items) => edge::json(StatusCode::OK, &api::Notifications { items }),
             Err(e) => unavailable(e, caller),
         },
+    }
+}
+
+fn proposal_view(p: matching::Proposal) -> api::ProposalView {
+    api::ProposalView {
+        id: p.id,
+        group: p.matched.group,
+        board: api::BoardSide {
+            kind: p.kind.as_str(),
+            id: p.matched.board_id,
+            name: p.matched.board_name,
+        },
+        candidates: p
+            .matched
+            .candidates
+            .into_iter()
+            .map(|c| api::CandidateView {
+                hubspot_id: c.hubspot_id.to_string(),
+                name: c.name,
+                confidence: c.confidence,
+                reasons: c.reasons.iter().map(|r| r.words_ja().to_owned()).collect(),
+                reason_codes: c.reasons,
+            })
+            .collect(),
+        approved: p.approved.map(|h| h.to_string()),
+    }
+}
+
+fn matching_error(error: MatchingError, caller: &Caller) -> HttpResponse {
+    match error {
+        MatchingError::NotConnected => edge::problem(
+            StatusCode::CONFLICT,
+            "not_connected",
+            "HubSpotと連携していません。",
+        ),
+        MatchingError::Running => edge::problem(
+            StatusCode::CONFLICT,
+            "matching_running",
+            "照合を実行中です。終わってからもう一度お試しください。",
+        ),
+        MatchingError::NotStarted => {
+            edge::problem(StatusCode::NOT_FOUND, "not_found", "no matching has run")
+        }
+        MatchingError::Invalid(m) => edge::problem(StatusCode::CONFLICT, "matching_not_done", m),
+        MatchingError::Store(e) => unavailable(e, caller),
     }
 }
 

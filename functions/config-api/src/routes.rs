@@ -13,6 +13,7 @@ use board_hubspot::app::drafts::{DraftDetail, DraftView};
 use board_hubspot::app::history::EntryView;
 use board_hubspot::app::history_tools::{RetriesQueued, Summary};
 use board_hubspot::app::links::LinkView;
+use board_hubspot::app::matching::{Approved, MatchingState};
 use board_hubspot::app::register::Registration;
 use board_hubspot::app::settings::preview::{Preview, PreviewBody};
 use board_hubspot::app::settings::{FilterOptions, OwnerMapping, RulesBody};
@@ -31,9 +32,10 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::api::{
-    AccountLabelBody, AccountLabelView, AuthorizeUrl, BulkRetryBody, ConfirmBody, Disconnected,
-    DraftsPage, FilterRulesView, HistoryCsv, HistoryPage, Notifications, OptionsBody, OptionsView,
-    OwnerMappingBody, Pipelines, Queued, Registered, Retried, SetLinkBody, StatusMappingBody,
+    AccountLabelBody, AccountLabelView, ApproveBody, AuthorizeUrl, BulkRetryBody, ConfirmBody,
+    Disconnected, DraftsPage, FilterRulesView, HistoryCsv, HistoryPage, Notifications, OptionsBody,
+    OptionsView, OwnerMappingBody, Pipelines, ProposalsPage, Queued, Registered, Retried,
+    SetLinkBody, StatusMappingBody,
 };
 use crate::auth::Access;
 
@@ -103,6 +105,10 @@ pub enum Op {
     BulkRetry,
     Budget,
     Preview,
+    MatchingStart,
+    MatchingStatus,
+    MatchingProposals,
+    MatchingApprove,
     Diagnosis,
 }
 
@@ -419,6 +425,50 @@ pub const ROUTES: &[Route] = &[
         query: &[],
     },
     Route {
+        method: "POST",
+        path: "/v1/hubspot/matching",
+        op: Op::MatchingStart,
+        access: Access::Settings,
+        summary: "Starts first-connection matching: reads every board customer and customer contact and every HubSpot company and contact (paged, in the budgets, resumable) and proposes links. Writes nothing to board or HubSpot. 409 while a run is going.",
+        success: 202,
+        response: body::<MatchingState>(),
+        request: None,
+        query: &[],
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/matching",
+        op: Op::MatchingStatus,
+        access: Access::Settings,
+        summary: "The last matching run: state (running, done, failed with a reason), phase, records read per source, proposals per group, seconds left (estimated).",
+        success: 200,
+        response: body::<MatchingState>(),
+        request: None,
+        query: &[],
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/matching/proposals",
+        op: Op::MatchingProposals,
+        access: Access::Settings,
+        summary: "The last run's proposals: the board record, its HubSpot candidates (best first) with confidence and reasons, grouped sure / ambiguous / none; ?group=&kind=customer|contact&limit=&cursor=.",
+        success: 200,
+        response: body::<ProposalsPage>(),
+        request: None,
+        query: PROPOSALS_QUERY,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/matching/approve",
+        op: Op::MatchingApprove,
+        access: Access::Settings,
+        summary: "Creates the links of the approved proposals in one step, idempotently: {\"proposal_ids\": [...]} (each its best candidate), {\"group\": \"sure\"}, or {\"choices\": [{\"proposal_id\", \"hubspot_id\"}]}. Writes nothing to board or HubSpot.",
+        success: 200,
+        response: body::<Approved>(),
+        request: Some(body::<ApproveBody>()),
+        query: &[],
+    },
+    Route {
         method: "GET",
         path: "/v1/hubspot/history/{id}",
         op: Op::HistoryEntry,
@@ -633,6 +683,21 @@ const EXPORT_QUERY: &[Query] = &[
     HISTORY_QUERY[6],
 ];
 
+const PROPOSALS_QUERY: &[Query] = &[
+    Query {
+        name: "group",
+        schema: || string_enum(&["sure", "ambiguous", "none"]),
+        description: "Only proposals of this group.",
+    },
+    Query {
+        name: "kind",
+        schema: || string_enum(&["customer", "contact"]),
+        description: "Only proposals for board customers or customer contacts.",
+    },
+    LIMIT,
+    CURSOR,
+];
+
 const UNINSTALL: &[Query] = &[Query {
     name: "uninstall",
     schema: || string_enum(&["true", "false"]),
@@ -679,7 +744,7 @@ const HISTORY_QUERY: &[Query] = &[
     Query {
         name: "to",
         schema: date_time,
-        description: "Entries before this RFC 3339 time.",
+        description: "Entries at or before this RFC 3339 time.",
     },
     LIMIT,
     CURSOR,

@@ -3,6 +3,7 @@
 //! queues, with the sandboxes' real limits, and returns its figures; the
 //! binary prints a summary and the figures as one JSON line.
 
+pub mod backfill;
 pub mod cold_start;
 pub mod cost;
 pub mod counting;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use loadtest::scenarios::{self, Figures};
 
-const USAGE: &str = "usage: loadtest --scenario <bulk-hubspot|bulk-board|board-ceiling|webhook|latency|soak|tenants|cold-start> \
+const USAGE: &str = "usage: loadtest --scenario <bulk-hubspot|bulk-board|board-ceiling|webhook|latency|soak|tenants|cold-start|backfill> \
 [--n N] [--window-ms MS] [--board-per-second N] [--seed S] [--accounts N] [--portals M] [--noisy K] [--window-s S]
   bulk-hubspot   N deals created at once in HubSpot (default 1000)
   bulk-board     N linked projects changed at once in board (default 500)
@@ -138,6 +138,11 @@ async fn main() -> anyhow::Result<()> {
             loadtest::tenants::run(options).await?
         }
         "cold-start" => loadtest::cold_start::run(args.n.unwrap_or(3)).await?,
+        "backfill" => {
+            let mut options = loadtest::backfill::Options::scaled(args.n.unwrap_or(20_000));
+            options.seed = args.seed;
+            loadtest::backfill::run(options).await?
+        }
         other => {
             eprintln!("unknown scenario {other}\n{USAGE}");
             std::process::exit(2);

@@ -107,7 +107,7 @@ fn console_link(sandbox: &BoardSandbox, query: &str, label: &str) -> String {
         .clone();
     match service {
         Some(service) => format!(
-            r#"<p><a id="to-console" href="{}/console/index.html?{}">{label}</a></p>"#,
+            r#"<p><a id="to-console" href="{}/console/index.html#/connection?{}">{label}</a></p>"#,
             escape(&service),
             escape(query)
         ),

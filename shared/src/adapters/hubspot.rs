@@ -899,6 +899,57 @@ impl HubSpotBatch for HubSpotClient {
         })
     }
 
+    async fn list_page(
+        &self,
+        token: &str,
+        object_type: crate::domain::HubSpotObjectType,
+        properties: &[&str],
+        after: Option<&str>,
+    ) -> Result<Metered<(Vec<CrmObject>, Option<String>)>, HubSpotError> {
+        // GET /crm/objects/{version}/{objectType}?limit=100&after=&properties=
+        // (https://developers.hubspot.com/docs/api-reference/2026-03/crm/objects/list).
+        let query = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("limit", &BATCH_LIMIT.to_string());
+            query.append_pair("properties", &properties.join(","));
+            query.append_pair("archived", "false");
+            if let Some(after) = after {
+                query.append_pair("after", after);
+            }
+            query.finish()
+        };
+        let path = format!("/crm/objects/2026-03/{}?{query}", plural(object_type));
+        let (body, rate) = self
+            .idempotent_metered(|| self.http.get(self.url(&path)).bearer_auth(token))
+            .await?;
+        let objects = body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|object| {
+                let id = text(&object["id"]).parse::<u64>().ok()?;
+                let properties = object["properties"]
+                    .as_object()
+                    .map(|p| {
+                        p.iter()
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(k, v)| (k.clone(), text(v)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some(CrmObject { id, properties })
+            })
+            .collect();
+        let next = body["paging"]["next"]["after"]
+            .as_str()
+            .filter(|next| Some(*next) != after)
+            .map(str::to_owned);
+        Ok(Metered {
+            value: (objects, next),
+            rate,
+        })
+    }
+
     async fn batch_associations(
         &self,
         token: &str,

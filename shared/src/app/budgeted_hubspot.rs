@@ -124,6 +124,22 @@ impl<'a> BudgetedHubSpot<'a> {
         self.settle(read).await
     }
 
+    /// One page (100) of every object of a type, and the next page's `after`.
+    pub async fn list_page(
+        &self,
+        object_type: HubSpotObjectType,
+        properties: &[&str],
+        after: Option<&str>,
+    ) -> Result<(Vec<CrmObject>, Option<String>), HubSpotError> {
+        self.turn(1).await?;
+        let read = self
+            .services
+            .batch
+            .list_page(self.token, object_type, properties, after)
+            .await;
+        self.settle(read).await
+    }
+
     /// For each `from` id, its associated objects of `to`.
     pub async fn batch_associations(
         &self,

@@ -31,6 +31,9 @@ pub const MAX_RETRY_IDS: usize = 500;
 const RETRIES_PER_JOB: usize = 20;
 /// The dashboard's default period.
 pub const DEFAULT_PERIOD: time::Duration = time::Duration::days(7);
+/// How long one request reads the history at most (an API Gateway request
+/// has 29 s): past it, the answer says it saw only the newest part.
+const SCAN_TIME: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Reads the account's entries matching `filter`, newest first, until the
 /// filter's `from`, `limit` matches or `SCAN_LIMIT` reads; `visit` sees each
@@ -45,6 +48,7 @@ async fn scan(
     let mut cursor: Option<Cursor> = None;
     let mut read = 0;
     let mut matched = 0;
+    let began = std::time::Instant::now();
     loop {
         let page = services
             .history
@@ -68,7 +72,7 @@ async fn scan(
         if last {
             return Ok(true);
         }
-        if read >= SCAN_LIMIT {
+        if read >= SCAN_LIMIT || began.elapsed() > SCAN_TIME {
             return Ok(false);
         }
     }
@@ -262,11 +266,15 @@ const HEADERS: [&str; 13] = [
 ];
 
 /// A cell as Excel must not run it: text starting with `=`, `+`, `-`, `@`
-/// (or a tab or carriage return, which Excel also reads as a formula's start)
-/// gets a leading apostrophe; every cell is quoted, quotes doubled.
+/// (or a tab or carriage return, which Excel also reads as a formula's start,
+/// or their full-width forms, which Japanese input produces and Japanese
+/// Excel may read alike) gets a leading apostrophe; every cell is quoted,
+/// quotes doubled.
 pub fn csv_cell(value: &str) -> String {
     let neutral = match value.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}"),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '＝' | '＋' | '－' | '＠') => {
+            format!("'{value}")
+        }
         _ => value.to_owned(),
     };
     format!("\"{}\"", neutral.replace('"', "\"\""))
@@ -334,8 +342,9 @@ pub async fn csv(
 /// Which entries to retry.
 pub enum Selection {
     Ids(Vec<HistoryId>),
-    /// Every retryable entry of the code within the history's retention.
-    Code(Code),
+    /// Every retryable entry of the code matching the filter (its period and
+    /// object type: what the dashboard's row counted).
+    Code(Code, Filter),
 }
 
 #[derive(Debug, Serialize)]
@@ -346,6 +355,9 @@ pub struct RetriesQueued {
     /// Named or matching entries not queued: successes, unknown ids, another
     /// entry of the same object, or an object that synced since.
     pub skipped: usize,
+    /// False when a code's entries were more than one request reads: the
+    /// newest part was queued; ask again for the rest.
+    pub complete: bool,
 }
 
 /// Queues retries of the selected entries (jobs of `RETRIES_PER_JOB`); the
@@ -358,6 +370,7 @@ pub async fn queue_retries(
     let mut chosen: Vec<HistoryId> = Vec::new();
     let mut skipped = 0;
     let mut objects = HashSet::new();
+    let mut complete = true;
     match selection {
         Selection::Ids(ids) => {
             for id in ids {
@@ -369,11 +382,16 @@ pub async fn queue_retries(
                 }
             }
         }
-        Selection::Code(code) => {
+        Selection::Code(code, filter) => {
             // Newest first: an object's newest entry decides; one that synced
             // since its failure needs no retry.
             let mut settled = HashSet::new();
-            scan(services, account, &Filter::default(), usize::MAX, |entry| {
+            let filter = Filter {
+                code: None,
+                status: None,
+                ..filter
+            };
+            complete = scan(services, account, &filter, usize::MAX, |entry| {
                 let key = object_key(&entry);
                 if entry.status == Status::Success {
                     settled.insert(key);
@@ -407,27 +425,38 @@ pub async fn queue_retries(
     Ok(RetriesQueued {
         queued: chosen.len(),
         skipped,
+        complete,
     })
 }
 
-/// The worker's side: retries each entry in turn. HubSpot or board being
-/// unavailable retries the job (the entries already retried re-read their
-/// objects again: harmless); anything else is the entry's own answer and is
-/// recorded by the retry itself.
+/// The worker's side: retries each entry in turn. When HubSpot or board is
+/// unavailable (or the budget spent), the entries not yet retried go back
+/// on the queue as a job of their own if some were done, else the job is
+/// retried with the queue's backoff; anything else is the entry's own answer
+/// and is recorded by the retry itself.
 pub async fn run_retries(
     services: &Services,
     account: &AccountId,
     ids: &[String],
 ) -> Result<(), SyncFailure> {
-    for raw in ids {
+    for (done, raw) in ids.iter().enumerate() {
         let Ok(id) = HistoryId::new(raw.as_str()) else {
             warn!(id = %raw, "retry of an unreadable history id dropped");
             continue;
         };
         match super::links::retry(services, account, &id).await {
             Ok(()) => {}
-            Err(LinkError::Unavailable(m)) => {
+            Err(LinkError::Unavailable(m)) if done == 0 => {
                 return Err(SyncFailure::retry(Code::HubspotUnavailable, m));
+            }
+            Err(LinkError::Unavailable(m)) => {
+                info!(history_id = %id, reason = %m, left = ids.len() - done, "retries handed on");
+                let rest = QueueMessage::to_body(&Job::Retry {
+                    account_id: account.clone(),
+                    ids: ids[done..].to_vec(),
+                });
+                services.queue.send_batch(&[rest]).await?;
+                return Ok(());
             }
             Err(LinkError::Store(e)) => return Err(SyncFailure::Store(e)),
             Err(other) => info!(history_id = %id, outcome = %other, "history entry not retried"),
@@ -447,6 +476,7 @@ mod tests {
         assert_eq!(csv_cell("-1"), "\"'-1\"");
         assert_eq!(csv_cell("@SUM(A1)"), "\"'@SUM(A1)\"");
         assert_eq!(csv_cell("\tx"), "\"'\tx\"");
+        assert_eq!(csv_cell("＝SUM(A1)"), "\"'＝SUM(A1)\"");
         assert_eq!(csv_cell("株式会社テスト"), "\"株式会社テスト\"");
         assert_eq!(csv_cell(""), "\"\"");
     }

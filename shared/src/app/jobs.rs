@@ -153,6 +153,9 @@ pub enum Job {
         account_id: AccountId,
         ids: Vec<String>,
     },
+    /// The next slice of the account's first-connection matching run
+    /// (`matching::run_slice`).
+    Matching { account_id: AccountId, run: String },
 }
 
 /// Events of a job: typed, or as HubSpot sent them when a receiver deployed

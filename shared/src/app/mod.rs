@@ -20,6 +20,7 @@ pub mod hubspot_to_board;
 pub mod jobs;
 pub mod lifecycle;
 pub mod links;
+pub mod matching;
 pub mod register;
 pub mod services;
 pub mod settings;

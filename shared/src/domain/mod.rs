@@ -15,6 +15,7 @@ pub mod ids;
 pub mod later_wins;
 pub mod link;
 pub mod mapping;
+pub mod matching;
 pub mod normalize;
 pub mod order_status;
 pub mod signature;

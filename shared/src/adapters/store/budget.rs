@@ -1,9 +1,10 @@
 //! Rate budgets as sliding windows: the item holds when each call of the last
 //! window was granted, so "at most `limit` in any `window`" holds exactly,
 //! across every instance (conditional writes on the item's revision). The
-//! same item keeps per-minute counts of the last `USAGE_MINUTES` minutes
-//! (grants, and events such as 429s noted by callers), written with the grant
-//! itself, so the budget view costs no write of its own.
+//! same item keeps per-minute counts of its grants over the last
+//! `USAGE_MINUTES` minutes, written with the grant itself (no write of its
+//! own); events callers note (429s) go to a sibling item, so a burst of them
+//! never contends with the grants' conditional writes.
 
 use std::time::Duration;
 
@@ -148,19 +149,16 @@ impl<T: Table> RateBudget for TableStore<T> {
         count: u32,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let key = Key::new(format!("BUDGET#{bucket}"), "BUDGET");
+        let key = Key::new(format!("BUDGET#{bucket}"), "NOTES");
         let now_ms = epoch_ms(now);
         for _ in 0..8 {
             let item = self.table.get(&key).await?;
             let revision = item.as_ref().map(revision_of).unwrap_or(0);
             let mut minutes = minutes_of(item.as_ref(), now_ms);
             add_minute(&mut minutes, now_ms, kind, count);
-            let mut next = Item::new(key.clone())
+            let next = Item::new(key.clone())
                 .with_s(MINUTES, minutes_text(&minutes))
                 .with_n(attr::REVISION, revision as i64 + 1);
-            if let Some(calls) = item.as_ref().and_then(|i| i.s(CALLS)) {
-                next = next.with_s(CALLS, calls.to_owned());
-            }
             match self.table.put(next, same_revision(revision)).await {
                 Ok(()) => return Ok(()),
                 Err(TableError::ConditionFailed) => continue,
@@ -179,8 +177,16 @@ impl<T: Table> RateBudget for TableStore<T> {
         let key = Key::new(format!("BUDGET#{bucket}"), "BUDGET");
         let now_ms = epoch_ms(now);
         let item = self.table.get(&key).await?;
+        let notes = self
+            .table
+            .get(&Key::new(format!("BUDGET#{bucket}"), "NOTES"))
+            .await?;
         let in_window = calls_of(item.as_ref(), now_ms, window_ms(window)).len();
-        let minutes = minutes_of(item.as_ref(), now_ms)
+        let mut minutes = minutes_of(item.as_ref(), now_ms);
+        for (minute, counts) in minutes_of(notes.as_ref(), now_ms) {
+            minutes.entry(minute).or_default().extend(counts);
+        }
+        let minutes = minutes
             .into_iter()
             .map(|(minute_ms, mut counts)| MinuteUsage {
                 minute_ms,

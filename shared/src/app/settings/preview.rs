@@ -27,8 +27,9 @@ use crate::domain::gates::evaluate_gates;
 use crate::domain::{AccountId, HubSpotObjectType};
 use crate::ports::{Cursor, HUBSPOT_BATCH_LIMIT};
 
-/// Deals one preview looks at, at most (drafts first, then links).
-pub const PREVIEW_LIMIT: usize = 2_000;
+/// Deals one preview looks at, at most (drafts first, then links): 10 batch
+/// reads, half of people's HubSpot share for 10 s.
+pub const PREVIEW_LIMIT: usize = 1_000;
 
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -155,7 +156,12 @@ pub async fn preview(
     let token = access_token(services, account).await?;
     let token = token.expose_secret();
     let ids: Vec<u64> = candidates.iter().map(|c| c.deal).collect();
-    let calls = u32::try_from(ids.len().div_ceil(HUBSPOT_BATCH_LIMIT) + 1).unwrap_or(u32::MAX);
+    // The reads, the pipelines, and the validation's (pipelines; teams, owners
+    // and the filter key's property).
+    let validation =
+        u32::from(body.status_mapping.is_some()) + 3 * u32::from(body.filter_rules.is_some());
+    let calls =
+        u32::try_from(ids.len().div_ceil(HUBSPOT_BATCH_LIMIT) + 1).unwrap_or(u32::MAX) + validation;
     budget::people(services, connection.portal_id, calls).await;
     let pipelines = services.crm.pipelines(token).await?;
     let mut deals = HashMap::new();
@@ -177,7 +183,15 @@ pub async fn preview(
             counts.not_in_hubspot += 1;
             continue;
         };
-        let facts = facts_of(object);
+        let mut facts = facts_of(object);
+        // Another account of the portal linking it keeps it out (gate 4).
+        if candidate.project_id.is_none() {
+            facts.claimed_by = services
+                .links
+                .deal_claimed_by(connection.portal_id, candidate.deal)
+                .await?
+                .filter(|a| a != account);
+        }
         let label = |stage: &crate::domain::StageId| {
             facts
                 .pipeline

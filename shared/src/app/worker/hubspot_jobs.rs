@@ -99,6 +99,9 @@ pub(super) async fn run_job(
         Job::CatchUp { account_id } => crate::app::catch_up::sweep(services, &account_id)
             .await
             .map(|_| ()),
+        Job::Matching { account_id, run } => {
+            crate::app::matching::run_slice(services, &account_id, &run).await
+        }
         Job::Retry { account_id, ids } => {
             crate::app::history_tools::run_retries(services, &account_id, &ids).await
         }
