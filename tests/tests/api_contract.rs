@@ -162,6 +162,7 @@ fn sample_body(operation: &str) -> Option<Value> {
         "SetLink" => Some(json!({"sync_enabled": false})),
         "BulkRetry" => Some(json!({"code": "hubspot_api_error"})),
         "MatchingApprove" => Some(json!({"group": "sure"})),
+        "BackfillStart" => Some(json!({"mode": "preview"})),
         "Preview" => Some(
             json!({"status_mapping": {"pipeline_id": "default", "stages": {"closedwon": 5}},
                    "filter_rules": {"rules": []}}),

@@ -572,7 +572,21 @@ async fn an_administrator_matches_existing_customers_and_approves_the_sure_ones(
     browser
         .wait_for_text_in("#proposals", "名前が正規化後に一致")
         .await;
+    browser
+        .client
+        .execute(
+            "document.getElementById('matching-state').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
     browser.screenshot("10-matching").await;
+    // Existing deals: the count first (nothing written).
+    browser.click("#backfill-preview").await;
+    browser
+        .wait_for_text_in("#backfill-state", "件数の確認: 完了")
+        .await;
+    browser.find("#backfill-state dd[data-count=read]").await;
     browser.click("#approve-sure").await;
     browser
         .wait_for_text_in("#matching-result", "1件を連携しました")

@@ -206,7 +206,8 @@ async fn a_refused_board_change_is_counted_exported_and_brought_to_hubspot_by_a_
             .await;
         assert_eq!(status, 400, "{bad} → {body}");
     }
-    // Another account's entry is not retried through this one.
+    // Another account's entry is not retried through this one (acct-b
+    // connected to a portal of its own: its lookup of acct-a's id finds nothing).
     let (status, body) = run
         .api(
             Method::POST,
@@ -216,6 +217,32 @@ async fn a_refused_board_change_is_counted_exported_and_brought_to_hubspot_by_a_
         )
         .await;
     assert_eq!(status, 409, "acct-b is not connected: {body}");
+    let portals: Value = run
+        .http
+        .post(format!("{}/_sandbox/hubspot/_control/portals", run.base))
+        .json(&json!({"count": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    run.connect_to("acct-b", portals["portals"][0].as_u64().unwrap(), None)
+        .await;
+    let (status, body) = run
+        .api(
+            Method::POST,
+            "/v1/hubspot/history/retry",
+            "acct-b",
+            Some(json!({"ids": [refused[0]["id"]]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        (body["queued"].as_u64(), body["skipped"].as_u64()),
+        (Some(0), Some(1)),
+        "{body}"
+    );
 
     // A code's retry keeps to the period asked: none of its entries is in the next hour.
     let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))

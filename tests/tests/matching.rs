@@ -303,3 +303,108 @@ async fn matching_proposes_sure_ambiguous_and_unmatched_with_reasons_and_approva
     assert!(ids.contains(&c_alone));
     run.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn existing_deals_are_counted_first_then_the_qualifying_ones_become_drafts() {
+    let run = Run::start().await;
+    // Deals made before the connection: no webhook reaches the service for them.
+    let mut qualifying = Vec::new();
+    for i in 0..3 {
+        qualifying.push(
+            run.create_deal(
+                json!({"dealname": format!("既存の取引{i}"), "dealstage": "contractsent"}),
+                &[],
+                &[],
+            )
+            .await,
+        );
+    }
+    let unmapped = run
+        .create_deal(
+            json!({"dealname": "未設定ステージの取引", "dealstage": "appointmentscheduled"}),
+            &[],
+            &[],
+        )
+        .await;
+    run.connect("acct-a", None).await;
+    run.settle().await;
+    assert!(run.drafts("acct-a", "open").await.is_empty(), "nothing yet");
+
+    let wait = |path: &'static str| {
+        let run = &run;
+        async move {
+            for _ in 0..300 {
+                let (_, state) = run.api(Method::GET, path, "acct-a", None).await;
+                if state["state"] != "running" {
+                    return state;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("{path} never finished");
+        }
+    };
+    // The count preview writes nothing.
+    let (status, started) = run
+        .api(
+            Method::POST,
+            "/v1/hubspot/backfill",
+            "acct-a",
+            Some(json!({"mode": "preview"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let preview = wait("/v1/hubspot/backfill").await;
+    assert_eq!(preview["state"], "done", "{preview}");
+    assert_eq!(preview["counts"]["qualifying"], 3, "{preview}");
+    assert_eq!(preview["counts"]["not_qualifying"], 1, "{preview}");
+    assert!(run.drafts("acct-a", "open").await.is_empty());
+    // Only deals modified since a time to come: none.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    run.api(
+        Method::POST,
+        "/v1/hubspot/backfill",
+        "acct-a",
+        Some(json!({"mode": "preview", "modified_since": later})),
+    )
+    .await;
+    let none = wait("/v1/hubspot/backfill").await;
+    assert_eq!(none["counts"]["qualifying"], 0, "{none}");
+    assert_eq!(none["counts"]["older"], 4, "{none}");
+    for bad in [
+        json!({"mode": "later"}),
+        json!({"mode": "run", "modified_since": "yesterday"}),
+        json!({}),
+    ] {
+        let (status, body) = run
+            .api(
+                Method::POST,
+                "/v1/hubspot/backfill",
+                "acct-a",
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad} → {body}");
+    }
+
+    // The run: the qualifying deals become drafts, the other does not.
+    let (status, _) = run
+        .api(
+            Method::POST,
+            "/v1/hubspot/backfill",
+            "acct-a",
+            Some(json!({"mode": "run"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let done = wait("/v1/hubspot/backfill").await;
+    assert_eq!(done["state"], "done", "{done}");
+    for deal in &qualifying {
+        run.wait_for_draft("acct-a", deal, "open").await;
+    }
+    let open = run.drafts("acct-a", "open").await;
+    assert_eq!(open.len(), 3, "{open:?}");
+    assert!(open.iter().all(|d| d["id"] != unmapped.as_str()));
+    run.stack.shutdown().await;
+}

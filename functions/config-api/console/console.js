@@ -56,6 +56,19 @@
       approvedResult: '{0}件を連携しました(連携済み {1}件、対象外 {2}件)',
       approved: '承認済み',
       noMatching: 'まだ照合していません。',
+      dealsTitle: '既存の取引',
+      dealsLead: '連携前からあるHubSpotの取引のうち、連携条件を満たすものを下書きにします。まず件数を確認してから実行してください(受注ステータスの対応を先に設定します)。',
+      modifiedSince: 'この日以降に更新された取引だけ(任意)',
+      previewDeals: '件数を確認',
+      runDeals: '下書きを作成',
+      'counts.read': '読み込んだ取引',
+      'counts.older': '指定日より前',
+      'counts.linked': '連携済み',
+      'counts.qualifying': '条件を満たす',
+      'counts.already_drafts': 'うち下書きあり',
+      'counts.not_qualifying': '条件を満たさない',
+      'bmode.preview': '件数の確認',
+      'bmode.run': '下書きの作成',
       settingsAbsent: '連携設定・ステージ対応・連携条件・連携履歴などの設定画面は、HubSpot連携の設定権限を持つ利用者(マスター・管理者、または権限を付与されたカスタム権限)だけが利用できます。',
       forbidden: 'この操作を行う権限がありません。',
       save: '保存',
@@ -325,6 +338,19 @@
       approvedResult: '{0} linked ({1} already, {2} not linked)',
       approved: 'Approved',
       noMatching: 'No matching has run yet.',
+      dealsTitle: 'Existing deals',
+      dealsLead: 'Makes drafts of the HubSpot deals from before the connection that meet the conditions. Check the counts first, then run (set the stage mapping first).',
+      modifiedSince: 'Only deals modified since (optional)',
+      previewDeals: 'Count',
+      runDeals: 'Create drafts',
+      'counts.read': 'Deals read',
+      'counts.older': 'Before the date',
+      'counts.linked': 'Linked',
+      'counts.qualifying': 'Meeting the conditions',
+      'counts.already_drafts': 'of which drafts already',
+      'counts.not_qualifying': 'Not meeting them',
+      'bmode.preview': 'Count',
+      'bmode.run': 'Create drafts',
       settingsAbsent: 'The settings screens (connection, stage mapping, conditions, history…) are for users with HubSpot integration settings access (master, admin, or a custom role granted it).',
       forbidden: 'You are not allowed to do this.',
       save: 'Save',
@@ -1470,6 +1496,7 @@
 
   // First-connection matching -------------------------------------------------
   async function matchingScreen(body) {
+    await dealsBackfill(body);
     const out = h('div', { id: 'matching-result' });
     let state = null;
     try { state = await api('GET', '/v1/hubspot/matching'); } catch (error) { if (error.status !== 404) throw error; }
@@ -1530,6 +1557,39 @@
     append(body, tabs, h('div', { class: 'actions' }, group === 'sure' ? approveSure : null, group !== 'none' ? approveSelected : null),
       h('table', { id: 'proposals' }, h('thead', {}, h('tr', {},
         [t('boardRecord'), t('candidates'), t('status')].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, rows)));
+  }
+
+  // Existing deals: a count first, then drafts (SPEC §4: explicit).
+  async function dealsBackfill(body) {
+    const out = h('div', { id: 'backfill-result' });
+    let state = null;
+    try { state = await api('GET', '/v1/hubspot/backfill'); } catch (error) { if (error.status !== 404) throw error; }
+    const since = h('input', { type: 'date', id: 'backfill-since' });
+    const start = (mode) => {
+      const button = h('button', { type: 'button', id: `backfill-${mode}`, class: mode === 'run' ? null : 'secondary', disabled: state?.state === 'running' },
+        mode === 'run' ? t('runDeals') : t('previewDeals'));
+      button.addEventListener('click', () => act(button, out, async () => {
+        const request = { mode };
+        if (since.value) request.modified_since = `${since.value}T00:00:00+09:00`;
+        await api('POST', '/v1/hubspot/backfill', request);
+        render.last = null;
+        await render();
+      }));
+      return button;
+    };
+    const parts = [h('h2', {}, t('dealsTitle')), h('p', {}, t('dealsLead')), field(t('modifiedSince'), since),
+      h('div', { class: 'actions' }, start('preview'), start('run')), out];
+    if (state) {
+      parts.push(h('dl', { class: 'facts', id: 'backfill-state', 'data-state': state.state, 'data-mode': state.mode },
+        h('dt', {}, t('matchingState')), h('dd', {}, `${t(`bmode.${state.mode}`)}: ${t(`mstate.${state.state}`)}`),
+        ['read', 'older', 'linked', 'qualifying', 'already_drafts', 'not_qualifying'].map((k) => [
+          h('dt', {}, t(`counts.${k}`)), h('dd', { 'data-count': k }, String(state.counts[k]))])));
+      if (state.state === 'running') {
+        const hash = location.hash;
+        setTimeout(() => { if (location.hash === hash) render(); }, 2000);
+      }
+    }
+    append(body, h('section', { class: 'panel' }, parts), h('h2', {}, t('nav.matching')));
   }
 
   // Record links (business access) ---------------------------------------------

@@ -194,6 +194,16 @@ pub struct Choice {
     pub hubspot_id: String,
 }
 
+/// `POST /backfill`: a preview (counts, nothing written) or a run (drafts).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillBody {
+    pub mode: board_hubspot::app::backfill::Mode,
+    /// Only deals HubSpot modified at or after this RFC 3339 time.
+    #[serde(default)]
+    pub modified_since: Option<String>,
+}
+
 /// A proposal as listed: the board record and its candidates, best first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProposalView {

@@ -452,6 +452,30 @@ async fn dispatch(
             ),
             Err(response) => *response,
         },
+        Op::BackfillStart => {
+            let b: api::BackfillBody = match body(request) {
+                Ok(b) => b,
+                Err(response) => return *response,
+            };
+            let since = match b.modified_since.as_deref().map(|v| {
+                time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+            }) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(_)) => {
+                    return invalid_field("modified_since", "an RFC 3339 time with offset");
+                }
+            };
+            match board_hubspot::app::backfill::start(services, account, b.mode, since).await {
+                Ok(state) => edge::json(StatusCode::ACCEPTED, &state),
+                Err(e) => matching_error(e, caller),
+            }
+        }
+        Op::BackfillStatus => match board_hubspot::app::backfill::state(services, account).await {
+            Ok(Some(state)) => edge::json(StatusCode::OK, &state),
+            Ok(None) => edge::problem(StatusCode::NOT_FOUND, "not_found", "no backfill has run"),
+            Err(e) => unavailable(e, caller),
+        },
         Op::MatchingStart => match matching::start(services, account).await {
             Ok(state) => edge::json(StatusCode::ACCEPTED, &state),
             Err(e) => matching_error(e, caller),

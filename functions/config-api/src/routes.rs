@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use board_hubspot::app::backfill::BackfillState;
 use board_hubspot::app::budget_view::BudgetView;
 use board_hubspot::app::connection_status::ConnectionStatus;
 use board_hubspot::app::diagnosis::Diagnosis;
@@ -32,10 +33,10 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::api::{
-    AccountLabelBody, AccountLabelView, ApproveBody, AuthorizeUrl, BulkRetryBody, ConfirmBody,
-    Disconnected, DraftsPage, FilterRulesView, HistoryCsv, HistoryPage, Notifications, OptionsBody,
-    OptionsView, OwnerMappingBody, Pipelines, ProposalsPage, Queued, Registered, Retried,
-    SetLinkBody, StatusMappingBody,
+    AccountLabelBody, AccountLabelView, ApproveBody, AuthorizeUrl, BackfillBody, BulkRetryBody,
+    ConfirmBody, Disconnected, DraftsPage, FilterRulesView, HistoryCsv, HistoryPage, Notifications,
+    OptionsBody, OptionsView, OwnerMappingBody, Pipelines, ProposalsPage, Queued, Registered,
+    Retried, SetLinkBody, StatusMappingBody,
 };
 use crate::auth::Access;
 
@@ -109,6 +110,8 @@ pub enum Op {
     MatchingStatus,
     MatchingProposals,
     MatchingApprove,
+    BackfillStart,
+    BackfillStatus,
     Diagnosis,
 }
 
@@ -466,6 +469,28 @@ pub const ROUTES: &[Route] = &[
         success: 200,
         response: body::<Approved>(),
         request: Some(body::<ApproveBody>()),
+        query: &[],
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/backfill",
+        op: Op::BackfillStart,
+        access: Access::Settings,
+        summary: "Existing deals (SPEC §4: explicit, after the mapping is set): {\"mode\": \"preview\"} counts HubSpot's deals by what the entry gates say (nothing written); {\"mode\": \"run\"} makes the qualifying ones drafts as new deals become, in the budgets; optional \"modified_since\". 409 while one runs or before a mapping exists.",
+        success: 202,
+        response: body::<BackfillState>(),
+        request: Some(body::<BackfillBody>()),
+        query: &[],
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hubspot/backfill",
+        op: Op::BackfillStatus,
+        access: Access::Settings,
+        summary: "The last backfill of existing deals: mode, state, counts (read, older, linked, qualifying, already drafts, not qualifying).",
+        success: 200,
+        response: body::<BackfillState>(),
+        request: None,
         query: &[],
     },
     Route {

@@ -156,6 +156,9 @@ pub enum Job {
     /// The next slice of the account's first-connection matching run
     /// (`matching::run_slice`).
     Matching { account_id: AccountId, run: String },
+    /// The next slice of the account's backfill of existing deals
+    /// (`backfill::run_slice`).
+    Backfill { account_id: AccountId, run: String },
 }
 
 /// Events of a job: typed, or as HubSpot sent them when a receiver deployed

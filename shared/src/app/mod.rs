@@ -1,5 +1,6 @@
 //! Use cases: what each function does, written against the ports.
 
+pub mod backfill;
 pub mod board_to_hubspot;
 pub mod budget;
 pub mod budget_view;

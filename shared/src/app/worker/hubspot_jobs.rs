@@ -99,6 +99,9 @@ pub(super) async fn run_job(
         Job::CatchUp { account_id } => crate::app::catch_up::sweep(services, &account_id)
             .await
             .map(|_| ()),
+        Job::Backfill { account_id, run } => {
+            crate::app::backfill::run_slice(services, &account_id, &run).await
+        }
         Job::Matching { account_id, run } => {
             crate::app::matching::run_slice(services, &account_id, &run).await
         }
