@@ -137,6 +137,7 @@ async fn matching_proposes_sure_ambiguous_and_unmatched_with_reasons_and_approva
             .contains(&json!("名前が正規化後に一致")),
         "{p}"
     );
+    assert_eq!(p["candidates"][0]["differs"], json!(["name"]), "{p}");
     let p = of("customer", c_sample);
     assert_eq!(p["group"], "sure", "{p}");
     assert_eq!(p["candidates"][0]["hubspot_id"], sample.as_str());

@@ -55,6 +55,12 @@
       approveSelected: '選択した候補を承認',
       approvedResult: '{0}件を連携しました(連携済み {1}件、対象外 {2}件)',
       approved: '承認済み',
+      differs: '値が違う項目(承認後の次の変更で同期)',
+      'field.name': '名前',
+      'field.email': 'メールアドレス',
+      'field.domain': 'ドメイン',
+      'field.phone': '電話番号',
+      'field.address': '住所',
       noMatching: 'まだ照合していません。',
       dealsTitle: '既存の取引',
       dealsLead: '連携前からあるHubSpotの取引のうち、連携条件を満たすものを下書きにします。まず件数を確認してから実行してください(受注ステータスの対応を先に設定します)。',
@@ -337,6 +343,12 @@
       approveSelected: 'Approve the selected candidates',
       approvedResult: '{0} linked ({1} already, {2} not linked)',
       approved: 'Approved',
+      differs: 'Differing fields (sync on the next change after approval)',
+      'field.name': 'Name',
+      'field.email': 'E-mail',
+      'field.domain': 'Domain',
+      'field.phone': 'Phone',
+      'field.address': 'Address',
       noMatching: 'No matching has run yet.',
       dealsTitle: 'Existing deals',
       dealsLead: 'Makes drafts of the HubSpot deals from before the connection that meet the conditions. Check the counts first, then run (set the stage mapping first).',
@@ -1535,7 +1547,8 @@
         const radio = h('input', { type: 'radio', name, value: c.hubspot_id, checked: false, disabled: Boolean(p.approved), 'aria-label': `${p.board.name} → ${c.name}` });
         radio.addEventListener('change', () => picks.set(p.id, c.hubspot_id));
         return h('div', { class: 'candidate' }, h('label', {}, radio, ' ', c.name, ` (${Math.round(c.confidence * 100)}%)`),
-          h('div', { class: 'small muted' }, c.reasons.join('・')));
+          h('div', { class: 'small muted' }, c.reasons.join('・')),
+          c.differs.length ? h('div', { class: 'small warn' }, `${t('differs')}: ${c.differs.map((f) => t(`field.${f}`)).join('・')}`) : null);
       });
       return h('tr', { 'data-proposal': p.id, 'data-group': p.group },
         h('td', {}, p.board.name, h('div', { class: 'small muted' }, `${t(`object.${p.board.kind === 'contact' ? 'customer_contact' : 'customer'}`)} ${p.board.id}`)),

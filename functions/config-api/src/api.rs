@@ -234,6 +234,9 @@ pub struct CandidateView {
     pub reasons: Vec<String>,
     /// The same as codes (`name_equal`, `same_domain`, …).
     pub reason_codes: Vec<board_hubspot::domain::matching::Reason>,
+    /// Fields both sides hold with different values (`name`, `email`, `domain`,
+    /// `phone`, `address`): they sync on the next change after approval.
+    pub differs: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

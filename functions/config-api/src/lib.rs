@@ -775,6 +775,7 @@ fn proposal_view(p: matching::Proposal) -> api::ProposalView {
                 confidence: c.confidence,
                 reasons: c.reasons.iter().map(|r| r.words_ja().to_owned()).collect(),
                 reason_codes: c.reasons,
+                differs: c.differs,
             })
             .collect(),
         approved: p.approved.map(|h| h.to_string()),

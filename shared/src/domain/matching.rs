@@ -106,6 +106,11 @@ pub struct Candidate {
     /// 0 to 1.
     pub confidence: f64,
     pub reasons: Vec<Reason>,
+    /// Fields both sides hold with different values (`name`, `email`,
+    /// `domain`, `phone`, `address`): they sync on the next change after
+    /// approval (later-wins); a link does not change them by itself.
+    #[serde(default)]
+    pub differs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +225,29 @@ fn reasons(board: &Party, hubspot: &Party, company_pairs: &HashSet<(u64, u64)>) 
     out
 }
 
+/// Fields both hold and spell differently (after NFKC; phones and addresses
+/// as normalised).
+fn differs(board: &Party, hubspot: &Party) -> Vec<String> {
+    let mut out = Vec::new();
+    if normalize::nfkc(&board.name) != normalize::nfkc(&hubspot.name) {
+        out.push("name".to_owned());
+    }
+    let pairs: [(&'static str, &Option<String>, &Option<String>); 4] = [
+        ("email", &board.email, &hubspot.email),
+        ("domain", &board.domain, &hubspot.domain),
+        ("phone", &board.phone, &hubspot.phone),
+        ("address", &board.address, &hubspot.address),
+    ];
+    for (field, a, b) in pairs {
+        if let (Some(a), Some(b)) = (a, b)
+            && a != b
+        {
+            out.push(field.to_owned());
+        }
+    }
+    out
+}
+
 fn confidence(reasons: &[Reason]) -> f64 {
     // Independent evidence: 1 - Π(1 - w).
     let miss: f64 = reasons.iter().map(|r| 1.0 - r.weight()).product();
@@ -287,6 +315,7 @@ pub fn propose(
                         name: h.name.clone(),
                         confidence,
                         reasons,
+                        differs: differs(b, h),
                     })
                 })
                 .collect();
@@ -397,6 +426,11 @@ mod tests {
         assert_eq!(m[0].group, Group::Sure);
         assert_eq!(m[0].candidates[0].hubspot_id, 1);
         assert_eq!(m[0].candidates[0].reasons, vec![Reason::NameEqual]);
+        assert_eq!(
+            m[0].candidates[0].differs,
+            vec!["name"],
+            "spelled differently"
+        );
         assert_eq!(m[1].group, Group::Ambiguous);
         assert_eq!(m[1].candidates.len(), 2);
         assert_eq!(m[2].group, Group::None);
