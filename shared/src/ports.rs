@@ -139,6 +139,9 @@ pub trait LinkStore: Send + Sync {
     async fn deal_claimed_by(&self, portal: PortalId, deal: u64) -> StoreResult<Option<AccountId>>;
     /// Creates a company or contact link (several accounts may link one).
     async fn create_link(&self, link: &Link) -> StoreResult<()>;
+    /// Removes a company or contact link (an approval undone), both of its
+    /// items, only if unchanged since `link` was read: `Conflict` otherwise.
+    async fn delete_link(&self, link: &Link) -> StoreResult<()>;
     /// Updates a link if its revision is unchanged; returns the new revision.
     async fn update_link(&self, link: &Link) -> StoreResult<u64>;
     /// HubSpot ids are unique within a portal only, so lookups name the portal.

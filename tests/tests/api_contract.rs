@@ -163,6 +163,7 @@ fn sample_body(operation: &str) -> Option<Value> {
         "BulkRetry" => Some(json!({"code": "hubspot_api_error"})),
         "MatchingApprove" => Some(json!({"group": "sure"})),
         "BackfillStart" => Some(json!({"mode": "preview"})),
+        "MatchingUndo" => Some(json!({"batch": "0123456789ab"})),
         "Preview" => Some(
             json!({"status_mapping": {"pipeline_id": "default", "stages": {"closedwon": 5}},
                    "filter_rules": {"rules": []}}),

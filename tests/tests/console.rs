@@ -591,6 +591,15 @@ async fn an_administrator_matches_existing_customers_and_approves_the_sure_ones(
     browser
         .wait_for_text_in("#matching-result", "1件を連携しました")
         .await;
+    // Undone, then approved again.
+    browser.click("#undo-approval").await;
+    browser
+        .wait_for_text_in("#matching-result", "1件の連携を取り消しました")
+        .await;
+    browser.click("#approve-sure").await;
+    browser
+        .wait_for_text_in("#matching-result", "1件を連携しました")
+        .await;
     let (_, link) = run
         .api(
             Method::GET,

@@ -215,6 +215,8 @@ async fn matching_proposes_sure_ambiguous_and_unmatched_with_reasons_and_approva
         .await;
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["linked"], 4, "{approved}");
+    let batch = approved["batch"].clone();
+    assert!(batch.is_string(), "{approved}");
     let (_, again) = run
         .api(
             Method::POST,
@@ -225,6 +227,45 @@ async fn matching_proposes_sure_ambiguous_and_unmatched_with_reasons_and_approva
         .await;
     assert_eq!(again["linked"], 0, "{again}");
     assert_eq!(again["already"], 4, "{again}");
+    assert!(again["batch"].is_null(), "{again}");
+    // The approval undone: its links are gone; approving again brings them back.
+    let (status, undone) = run
+        .api(
+            Method::POST,
+            "/v1/hubspot/matching/undo",
+            "acct-a",
+            Some(json!({"batch": batch})),
+        )
+        .await;
+    assert_eq!(status, 200, "{undone}");
+    assert_eq!(undone["removed"], 4, "{undone}");
+    let (status, _) = run
+        .api(
+            Method::GET,
+            &format!("/v1/hubspot/links/customer/{c_test}"),
+            "acct-a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "unlinked");
+    let (status, _) = run
+        .api(
+            Method::POST,
+            "/v1/hubspot/matching/undo",
+            "acct-a",
+            Some(json!({"batch": "nosuchbatch"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (_, relinked) = run
+        .api(
+            Method::POST,
+            "/v1/hubspot/matching/approve",
+            "acct-a",
+            Some(json!({"group": "sure"})),
+        )
+        .await;
+    assert_eq!(relinked["linked"], 4, "{relinked}");
     let (status, link) = run
         .api(
             Method::GET,

@@ -355,6 +355,57 @@ mod cases {
         assert_eq!(store.deal_claimed_by(p, 77).await.unwrap(), Some(b));
     }
 
+    pub async fn a_link_is_deleted_whole_and_only_unchanged<T: Table>(store: TableStore<T>) {
+        let link = Link {
+            hubspot: HubSpotRef {
+                object_type: HubSpotObjectType::Company,
+                id: 910,
+            },
+            board: BoardRef {
+                kind: BoardObjectKind::Customer,
+                id: 31,
+            },
+            ..deal_link("acct-a", 1000001, 1, 1)
+        };
+        store.create_link(&link).await.unwrap();
+        let account = AccountId::new("acct-a").unwrap();
+        let read = store
+            .link_by_board(&account, portal(1000001), link.board)
+            .await
+            .unwrap()
+            .unwrap();
+        // Changed since it was read (a sync saved baselines): not deleted.
+        let mut synced = read.clone();
+        synced.last_synced_at = Some(NOW);
+        store.update_link(&synced).await.unwrap();
+        assert!(matches!(
+            store.delete_link(&read).await,
+            Err(StoreError::Conflict)
+        ));
+        let current = store
+            .link_by_board(&account, portal(1000001), link.board)
+            .await
+            .unwrap()
+            .unwrap();
+        store.delete_link(&current).await.unwrap();
+        assert!(
+            store
+                .link_by_board(&account, portal(1000001), link.board)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .link_by_hubspot(&account, portal(1000001), link.hubspot)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Both items gone: the same pair links again.
+        store.create_link(&link).await.unwrap();
+    }
+
     pub async fn links_are_found_from_both_sides<T: Table>(store: TableStore<T>) {
         let company = |acct: &str, customer: u64| Link {
             hubspot: HubSpotRef {
@@ -910,6 +961,7 @@ contract_suite!(
     table_limits_transactions_and_pagination,
     rate_budgets_never_hand_out_more_than_their_capacity,
     rate_budgets_count_grants_and_noted_429s_per_minute,
+    a_link_is_deleted_whole_and_only_unchanged,
 );
 
 /// A table whose `n`-th write fails after the write took effect (the answer

@@ -55,6 +55,8 @@
       approveSelected: '選択した候補を承認',
       approvedResult: '{0}件を連携しました(連携済み {1}件、対象外 {2}件)',
       approved: '承認済み',
+      undoApproval: 'この承認を取り消す',
+      undoneResult: '{0}件の連携を取り消しました(同期済みのため残した連携 {1}件)',
       differs: '値が違う項目(承認後の次の変更で同期)',
       'field.name': '名前',
       'field.email': 'メールアドレス',
@@ -343,6 +345,8 @@
       approveSelected: 'Approve the selected candidates',
       approvedResult: '{0} linked ({1} already, {2} not linked)',
       approved: 'Approved',
+      undoApproval: 'Undo this approval',
+      undoneResult: '{0} links removed ({1} kept: synced since)',
       differs: 'Differing fields (sync on the next change after approval)',
       'field.name': 'Name',
       'field.email': 'E-mail',
@@ -1558,18 +1562,29 @@
     const approveSure = h('button', { type: 'button', id: 'approve-sure' }, t('approveSure'));
     approveSure.addEventListener('click', () => act(approveSure, out, async () => {
       const done = await api('POST', '/v1/hubspot/matching/approve', { group: 'sure' });
-      out.replaceChildren(messageBox('ok', t('approvedResult', done.linked, done.already, done.refused)));
+      out.replaceChildren(approvedBox(done, out));
     }));
     const approveSelected = h('button', { type: 'button', class: 'secondary', id: 'approve-selected' }, t('approveSelected'));
     approveSelected.addEventListener('click', () => act(approveSelected, out, async () => {
       const choices = [...picks].map(([proposal_id, hubspot_id]) => ({ proposal_id, hubspot_id }));
       if (!choices.length) { out.replaceChildren(messageBox('warn', t('selectFirst'))); return; }
       const done = await api('POST', '/v1/hubspot/matching/approve', { choices });
-      out.replaceChildren(messageBox('ok', t('approvedResult', done.linked, done.already, done.refused)));
+      out.replaceChildren(approvedBox(done, out));
     }));
     append(body, tabs, h('div', { class: 'actions' }, group === 'sure' ? approveSure : null, group !== 'none' ? approveSelected : null),
       h('table', { id: 'proposals' }, h('thead', {}, h('tr', {},
         [t('boardRecord'), t('candidates'), t('status')].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, rows)));
+  }
+
+  // An approval's result, with its undo while nothing has synced through its links.
+  function approvedBox(done, out) {
+    if (!done.batch) return messageBox('ok', t('approvedResult', done.linked, done.already, done.refused));
+    const undo = h('button', { type: 'button', class: 'secondary', id: 'undo-approval' }, t('undoApproval'));
+    undo.addEventListener('click', () => act(undo, out, async () => {
+      const undone = await api('POST', '/v1/hubspot/matching/undo', { batch: done.batch });
+      out.replaceChildren(messageBox('ok', t('undoneResult', undone.removed, undone.kept)));
+    }));
+    return messageBox('ok', t('approvedResult', done.linked, done.already, done.refused), h('div', { class: 'actions' }, undo));
   }
 
   // Existing deals: a count first, then drafts (SPEC §4: explicit).

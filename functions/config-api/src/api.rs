@@ -194,6 +194,13 @@ pub struct Choice {
     pub hubspot_id: String,
 }
 
+/// `POST /matching/undo`: the `batch` an approval answered.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UndoBody {
+    pub batch: String,
+}
+
 /// `POST /backfill`: a preview (counts, nothing written) or a run (drafts).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -452,6 +452,16 @@ async fn dispatch(
             ),
             Err(response) => *response,
         },
+        Op::MatchingUndo => {
+            let b: api::UndoBody = match body(request) {
+                Ok(b) => b,
+                Err(response) => return *response,
+            };
+            match matching::undo(services, account, &b.batch).await {
+                Ok(done) => edge::json(StatusCode::OK, &done),
+                Err(e) => matching_error(e, caller),
+            }
+        }
         Op::BackfillStart => {
             let b: api::BackfillBody = match body(request) {
                 Ok(b) => b,

@@ -14,7 +14,7 @@ use board_hubspot::app::drafts::{DraftDetail, DraftView};
 use board_hubspot::app::history::EntryView;
 use board_hubspot::app::history_tools::{RetriesQueued, Summary};
 use board_hubspot::app::links::LinkView;
-use board_hubspot::app::matching::{Approved, MatchingState};
+use board_hubspot::app::matching::{Approved, MatchingState, Undone};
 use board_hubspot::app::register::Registration;
 use board_hubspot::app::settings::preview::{Preview, PreviewBody};
 use board_hubspot::app::settings::{FilterOptions, OwnerMapping, RulesBody};
@@ -36,7 +36,7 @@ use crate::api::{
     AccountLabelBody, AccountLabelView, ApproveBody, AuthorizeUrl, BackfillBody, BulkRetryBody,
     ConfirmBody, Disconnected, DraftsPage, FilterRulesView, HistoryCsv, HistoryPage, Notifications,
     OptionsBody, OptionsView, OwnerMappingBody, Pipelines, ProposalsPage, Queued, Registered,
-    Retried, SetLinkBody, StatusMappingBody,
+    Retried, SetLinkBody, StatusMappingBody, UndoBody,
 };
 use crate::auth::Access;
 
@@ -110,6 +110,7 @@ pub enum Op {
     MatchingStatus,
     MatchingProposals,
     MatchingApprove,
+    MatchingUndo,
     BackfillStart,
     BackfillStatus,
     Diagnosis,
@@ -469,6 +470,17 @@ pub const ROUTES: &[Route] = &[
         success: 200,
         response: body::<Approved>(),
         request: Some(body::<ApproveBody>()),
+        query: &[],
+    },
+    Route {
+        method: "POST",
+        path: "/v1/hubspot/matching/undo",
+        op: Op::MatchingUndo,
+        access: Access::Settings,
+        summary: "Undoes an approval ({\"batch\": \"<the approval's batch>\"}): removes the links it created that nothing has synced through since; writes nothing to board or HubSpot.",
+        success: 200,
+        response: body::<Undone>(),
+        request: Some(body::<UndoBody>()),
         query: &[],
     },
     Route {

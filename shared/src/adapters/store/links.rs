@@ -204,6 +204,24 @@ impl<T: Table> LinkStore for TableStore<T> {
         Ok(self.table.transact(ops).await?)
     }
 
+    async fn delete_link(&self, link: &Link) -> StoreResult<()> {
+        let ops = vec![
+            TxOp::Delete(
+                link_key(&link.account_id, link.portal_id, link.hubspot),
+                same_revision(link.revision),
+            ),
+            TxOp::Delete(
+                board_key(&link.account_id, link.portal_id, link.board),
+                Cond::Exists,
+            ),
+        ];
+        match self.table.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(TableError::TransactionCanceled(_)) => Err(StoreError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn update_link(&self, link: &Link) -> StoreResult<u64> {
         let next = link.revision + 1;
         let revision_kept = Cond::And(vec![Cond::Exists, same_revision(link.revision)]);

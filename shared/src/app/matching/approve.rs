@@ -59,6 +59,102 @@ pub struct Approved {
     /// Not linked: the board record or the HubSpot object is linked to
     /// something else, or the proposal has no such candidate.
     pub refused: usize,
+    /// The approval's id, to undo it (`POST /matching/undo`); null when it
+    /// created no link.
+    pub batch: Option<String>,
+}
+
+/// One link an approval created, as its batch records it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct Created {
+    proposal: String,
+    board: BoardRef,
+    hubspot: HubSpotRef,
+}
+
+fn batch_key(account: &AccountId, run: &str, batch: &str) -> String {
+    format!("matching#{account}#{run}#batch#{batch}")
+}
+
+#[derive(Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Undone {
+    /// Links removed.
+    pub removed: usize,
+    /// Links kept: synced since the approval (their values moved), or gone.
+    pub kept: usize,
+}
+
+/// Undoes an approval: removes the links it created that nothing has synced
+/// through since (a link that synced keeps its history and stays). Writes
+/// nothing to board or HubSpot.
+pub async fn undo(
+    services: &Services,
+    account: &AccountId,
+    batch: &str,
+) -> Result<Undone, MatchingError> {
+    let connection = active(services, account).await?;
+    let state = state(services, account)
+        .await?
+        .ok_or(MatchingError::NotStarted)?;
+    let key = batch_key(account, &state.run, batch);
+    let raw = services
+        .watermarks
+        .watermark(&key)
+        .await?
+        .ok_or_else(|| MatchingError::Invalid("no such approval in the last run".into()))?;
+    let created: Vec<Created> = serde_json::from_str(&raw).unwrap_or_default();
+    let mut result = Undone::default();
+    let mut undone = Vec::new();
+    for c in &created {
+        let link = services
+            .links
+            .link_by_board(account, connection.portal_id, c.board)
+            .await?;
+        match link {
+            Some(link)
+                if link.hubspot == c.hubspot
+                    && link.last_synced_at.is_none()
+                    && link.baseline.is_empty() =>
+            {
+                match services.links.delete_link(&link).await {
+                    Ok(()) => {
+                        result.removed += 1;
+                        undone.push(c.proposal.clone());
+                    }
+                    Err(StoreError::Conflict) => result.kept += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => result.kept += 1,
+        }
+    }
+    // The batch is spent; its proposals show as not approved again.
+    services.watermarks.set_watermark(&key, "[]").await?;
+    for n in 1..=state.proposal_chunks {
+        let chunk_key = page_key(account, &state.run, "proposals", n);
+        if let Some(raw) = services.watermarks.watermark(&chunk_key).await? {
+            let mut chunk: Vec<Proposal> = serde_json::from_str(&raw).unwrap_or_default();
+            let mut changed = false;
+            for p in &mut chunk {
+                if undone.contains(&p.id) {
+                    p.approved = None;
+                    changed = true;
+                }
+            }
+            if changed {
+                services
+                    .watermarks
+                    .set_watermark(
+                        &chunk_key,
+                        &serde_json::to_string(&chunk).expect("serializes"),
+                    )
+                    .await?;
+            }
+        }
+    }
+    info!(account = %account, batch, removed = result.removed, kept = result.kept, "matching approval undone");
+    Ok(result)
 }
 
 /// Creates the approved links, idempotently; writes nothing to board or HubSpot.
@@ -115,6 +211,7 @@ pub async fn approve(
         ..Approved::default()
     };
     let mut approved: BTreeMap<u32, Vec<(String, u64)>> = BTreeMap::new();
+    let mut created: Vec<Created> = Vec::new();
     for (n, id, hubspot_id) in chosen {
         let Some((_, proposal)) = all.iter().find(|(_, p)| p.id == id) else {
             continue;
@@ -165,7 +262,14 @@ pub async fn approve(
             revision: 0,
         };
         match services.links.create_link(&link).await {
-            Ok(()) => result.linked += 1,
+            Ok(()) => {
+                result.linked += 1;
+                created.push(Created {
+                    proposal: id.clone(),
+                    board,
+                    hubspot,
+                });
+            }
             Err(StoreError::Conflict) => result.already += 1,
             Err(e) => return Err(e.into()),
         }
@@ -187,7 +291,18 @@ pub async fn approve(
                 .await?;
         }
     }
+    if !created.is_empty() {
+        let batch = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        services
+            .watermarks
+            .set_watermark(
+                &batch_key(account, &state.run, &batch),
+                &serde_json::to_string(&created).expect("serializes"),
+            )
+            .await?;
+        result.batch = Some(batch);
+    }
     info!(account = %account, linked = result.linked, already = result.already,
-          refused = result.refused, "matching approved");
+          refused = result.refused, batch = ?result.batch, "matching approved");
     Ok(result)
 }

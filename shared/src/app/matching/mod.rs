@@ -29,7 +29,7 @@ use crate::ports::{BoardResource, StoreError};
 
 mod approve;
 mod propose;
-pub use approve::{Approval, Approved, approve, proposals};
+pub use approve::{Approval, Approved, Undone, approve, proposals, undo};
 use propose::{COMPANY_PROPERTIES, CONTACT_PROPERTIES, board_party, hubspot_party};
 
 /// How long one worker invocation reads before handing on.
