@@ -19,7 +19,7 @@ use tracing::info;
 use super::Services;
 use super::budgeted_hubspot::BudgetedHubSpot;
 use super::failure::SyncFailure;
-use super::hubspot_to_board::{DEAL_PROPERTIES, facts_of, sync_deals};
+use super::hubspot_to_board::{DEAL_PROPERTIES, facts_of, stage_label, sync_deals};
 use super::jobs::{Job, QueueMessage};
 use super::matching::MatchingError;
 use super::tokens::access_token;
@@ -226,16 +226,7 @@ pub async fn run_slice(
                 .deal_claimed_by(connection.portal_id, deal.id)
                 .await?
                 .filter(|a| a != account);
-            let label = |stage: &crate::domain::StageId| {
-                facts
-                    .pipeline
-                    .as_ref()
-                    .and_then(|p| pipelines.iter().find(|x| x.id == *p))
-                    .and_then(|p| p.stages.iter().find(|s| s.id == *stage))
-                    .map(|s| s.label.clone())
-                    .unwrap_or_else(|| stage.to_string())
-            };
-            if !evaluate_gates(&config, &facts, label).passed() {
+            if !evaluate_gates(&config, &facts, stage_label(&pipelines, &facts)).passed() {
                 state.counts.not_qualifying += 1;
                 continue;
             }

@@ -327,6 +327,23 @@ pub(super) async fn save(services: &Services, draft: &Draft) -> Result<(), SyncF
     }
 }
 
+/// A stage's label in the deal's pipeline (its id when HubSpot does not have
+/// it): what the gates' explanations name.
+pub fn stage_label<'a>(
+    pipelines: &'a [crate::ports::HsPipeline],
+    facts: &'a DealFacts,
+) -> impl Fn(&StageId) -> String + Copy + 'a {
+    move |stage: &StageId| {
+        facts
+            .pipeline
+            .as_ref()
+            .and_then(|p| pipelines.iter().find(|x| x.id == *p))
+            .and_then(|p| p.stages.iter().find(|s| s.id == *stage))
+            .map(|s| s.label.clone())
+            .unwrap_or_else(|| stage.to_string())
+    }
+}
+
 pub fn facts_of(deal: &CrmObject) -> DealFacts {
     let text = |name: &str| deal.get(name).map(str::to_owned);
     DealFacts {

@@ -13,7 +13,7 @@ pub mod others;
 
 pub use crate::app::failure::SyncFailure;
 pub use deals::sync_deals;
-pub use decisions::{DEAL_PROPERTIES, facts_of};
+pub use decisions::{DEAL_PROPERTIES, facts_of, stage_label};
 pub use events::{apply, carry_over, coalesce};
 pub use lease::inheriting;
 pub use others::sync_others;

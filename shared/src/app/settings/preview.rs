@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::common::{SettingsError, invalid};
 use crate::app::Services;
 use crate::app::budget;
-use crate::app::hubspot_to_board::{DEAL_PROPERTIES, facts_of};
+use crate::app::hubspot_to_board::{DEAL_PROPERTIES, facts_of, stage_label};
 use crate::app::tokens::access_token;
 use crate::domain::OrderStatus;
 use crate::domain::connection::ConnectionState;
@@ -192,15 +192,7 @@ pub async fn preview(
                 .await?
                 .filter(|a| a != account);
         }
-        let label = |stage: &crate::domain::StageId| {
-            facts
-                .pipeline
-                .as_ref()
-                .and_then(|p| pipelines.iter().find(|x| x.id == *p))
-                .and_then(|p| p.stages.iter().find(|s| s.id == *stage))
-                .map(|s| s.label.clone())
-                .unwrap_or_else(|| stage.to_string())
-        };
+        let label = stage_label(&pipelines, &facts);
         let before = evaluate_gates(&current, &facts, label);
         let after = evaluate_gates(&proposed, &facts, label);
         let name = object
