@@ -849,6 +849,21 @@ impl HubSpotWrite for HubSpotClient {
     }
 }
 
+/// An object of HubSpot's answers (`{"id", "properties"}`), null properties left out.
+fn crm_object(object: &Value) -> Option<CrmObject> {
+    let id = text(&object["id"]).parse::<u64>().ok()?;
+    let properties = object["properties"]
+        .as_object()
+        .map(|p| {
+            p.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), text(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(CrmObject { id, properties })
+}
+
 #[async_trait]
 impl HubSpotBatch for HubSpotClient {
     async fn batch_read(
@@ -870,21 +885,13 @@ impl HubSpotBatch for HubSpotClient {
             // 207: some ids were not found; the rest are in `results`.
             let (body, window) = self.post_metered(token, &path, &body).await?;
             rate = window.or(rate);
-            for object in body["results"].as_array().into_iter().flatten() {
-                let Ok(id) = text(&object["id"]).parse::<u64>() else {
-                    continue;
-                };
-                let properties = object["properties"]
-                    .as_object()
-                    .map(|p| {
-                        p.iter()
-                            .filter(|(_, v)| !v.is_null())
-                            .map(|(k, v)| (k.clone(), text(v)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                found.push(CrmObject { id, properties });
-            }
+            found.extend(
+                body["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(crm_object),
+            );
             for error in body["errors"].as_array().into_iter().flatten() {
                 for id in error["context"]["ids"].as_array().into_iter().flatten() {
                     if let Ok(id) = text(id).parse::<u64>() {
@@ -926,19 +933,7 @@ impl HubSpotBatch for HubSpotClient {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|object| {
-                let id = text(&object["id"]).parse::<u64>().ok()?;
-                let properties = object["properties"]
-                    .as_object()
-                    .map(|p| {
-                        p.iter()
-                            .filter(|(_, v)| !v.is_null())
-                            .map(|(k, v)| (k.clone(), text(v)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Some(CrmObject { id, properties })
-            })
+            .filter_map(crm_object)
             .collect();
         let next = body["paging"]["next"]["after"]
             .as_str()
